@@ -1,0 +1,3 @@
+module github.com/tapline/tapline
+
+go 1.26.0

@@ -1,0 +1,154 @@
+package schemas
+
+import (
+	"encoding/json"
+	"math"
+	"testing"
+	"time"
+)
+
+// reference decodes with encoding/json and applies the documented contract.
+// It is the slow, obviously right version the Decoder must agree with.
+func reference(data []byte, refMs int64) (dev string, ts int64, seq int64, metrics map[string]float64, ok bool) {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(data, &top) != nil || top == nil {
+		return
+	}
+	metrics = map[string]float64{}
+	seq = -1
+	num := func(raw json.RawMessage) (float64, bool) {
+		if len(raw) == 0 || !(raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9') {
+			return 0, false
+		}
+		var v float64
+		if json.Unmarshal(raw, &v) != nil || math.IsInf(v, 0) || math.IsNaN(v) {
+			return 0, false
+		}
+		return v, true
+	}
+	for k, raw := range top {
+		switch k {
+		case "device_id":
+			if json.Unmarshal(raw, &dev) != nil || !ValidDeviceID(dev) {
+				return
+			}
+		case "ts":
+			var s string
+			if json.Unmarshal(raw, &s) == nil {
+				t, err := time.Parse(time.RFC3339Nano, s)
+				if err != nil {
+					return
+				}
+				ts = t.UnixMilli()
+			} else if v, good := num(raw); good && v == math.Trunc(v) {
+				ts = int64(v)
+			} else {
+				return
+			}
+		case "seq":
+			v, good := num(raw)
+			if !good || v != math.Trunc(v) || v < 0 || v > 1<<53 {
+				return
+			}
+			seq = int64(v)
+		case "metrics":
+			var m map[string]json.RawMessage
+			if json.Unmarshal(raw, &m) != nil || m == nil {
+				return
+			}
+			for name, raw := range m {
+				v, good := num(raw)
+				if !good || !ValidMetricName(name) {
+					return
+				}
+				if _, dup := metrics[name]; dup {
+					return
+				}
+				metrics[name] = v
+			}
+		default:
+			if v, good := num(raw); good {
+				if !ValidMetricName(k) {
+					return
+				}
+				if _, dup := metrics[k]; dup {
+					return
+				}
+				metrics[k] = v
+			}
+		}
+	}
+	if _, has := top["ts"]; !has || dev == "" || len(metrics) == 0 || ts < 0 || ts > maxTime {
+		return
+	}
+	if refMs > 0 && ts > refMs+DefaultMaxFutureSkew.Milliseconds() {
+		return
+	}
+	return dev, ts, seq, metrics, true
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, s := range []string{
+		`{"device_id":"keg-0042","ts":1732712345123,"metrics":{"flow_lpm":3.2,"temp_c":4.1}}`,
+		`{"device_id":"k","ts":"2024-11-27T12:59:05.123+01:00","seq":3,"v":-1.5e-7,"tag":"x","o":{"a":[true,null]}}`,
+		`{"device_id":"k\u002d1","ts":1732712345123,"metrics":{"a\u002eb":1e-3,"c":12345678901234567890}}`,
+		`{"device_id":"k","ts":1732712345123,"v":NaN}`,
+		`{"device_id":"k","ts":1732712345123,"v":1e400,"w":0.000000000000000000000001}`,
+		`{"device_id":"../x","ts":1,"v":1}`,
+		`{"device_id":"k","ts":1,"v":1,"v":"s"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d := NewDecoder(Options{})
+		r, err := d.Decode(data, ref)
+		if err != nil {
+			if r != nil {
+				t.Fatal("record returned with an error")
+			}
+			return
+		}
+		if !ValidDeviceID(r.DeviceID) {
+			t.Fatalf("accepted invalid device id %q", r.DeviceID)
+		}
+		for _, m := range r.Metrics {
+			if math.IsNaN(m.Value) || math.IsInf(m.Value, 0) || !ValidMetricName(m.Name) {
+				t.Fatalf("accepted metric %q=%v", m.Name, m.Value)
+			}
+		}
+		dev, ts, seq, metrics, ok := reference(data, ref)
+		if !ok {
+			t.Fatalf("Decoder accepted what encoding/json rejects: %q", data)
+		}
+		if string(r.DeviceID) != dev || r.Time != ts || r.Seq != seq || len(r.Metrics) != len(metrics) {
+			t.Fatalf("disagree on %q:\ndecoder   %s %d %d %d metrics\nreference %s %d %d %v", data, r.DeviceID, r.Time, r.Seq, len(r.Metrics), dev, ts, seq, metrics)
+		}
+		for _, m := range r.Metrics {
+			if v, has := metrics[string(m.Name)]; !has || v != m.Value {
+				t.Fatalf("metric %s = %v, reference %v (%v) in %q", m.Name, m.Value, v, has, data)
+			}
+		}
+	})
+}
+
+func FuzzRFC3339(f *testing.F) {
+	for _, s := range []string{"2024-11-27T12:59:05.123Z", "2024-02-29T23:59:59.999999999-07:30", "1970-01-01T00:00:00+00:00", "0001-01-01T00:00:00Z"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ms, ok := parseRFC3339([]byte(s))
+		if !ok {
+			return
+		}
+		want, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Fatalf("accepted %q, time.Parse: %v", s, err)
+		}
+		// Truncate toward minus infinity like our parser, not toward zero
+		// like UnixMilli.
+		w := want.Unix()*1000 + int64(want.Nanosecond()/1e6)
+		if ms != w {
+			t.Fatalf("%q = %d, time.Parse %d", s, ms, w)
+		}
+	})
+}
