@@ -6,23 +6,23 @@
 //
 // One Kinesis record holds one JSON object:
 //
-//	{"device_id":"keg-0042","ts":1732712345123,"metrics":{"flow_lpm":3.2,"temp_c":4.1}}
+//		{"device_id":"keg-0042","ts":1732712345123,"metrics":{"flow_lpm":3.2,"temp_c":4.1}}
 //
-//   - device_id (required): an AWS IoT thing name, 1-128 characters of
-//     [a-zA-Z0-9:_-]. It is untrusted input that later becomes part of S3
-//     keys and MQTT topics, so nothing else is accepted.
-//   - ts (required): event time, either an integer number of milliseconds
-//     since the Unix epoch or an RFC 3339 string ("2024-11-27T12:59:05.123Z").
-//     Sub-millisecond digits are truncated. It may be at most
-//     Options.MaxFutureSkew ahead of the reference time the caller passes
-//     (the Kinesis arrival time, so that a replay classifies a record exactly
-//     as the first pass did).
-//   - seq (optional): a non-negative integer the device increments per
-//     message; kept in the raw dataset so duplicates can be found.
-//   - metrics (optional object): metric name to JSON number.
-//   - any other top-level field whose value is a number is a metric too;
-//     other top-level fields (strings, booleans, null, objects, arrays) are
-//     ignored. This accepts the flat payloads IoT rules often forward.
+//	  - device_id (required): an AWS IoT thing name, 1-128 characters of
+//	    [a-zA-Z0-9:_-]. It is untrusted input that later becomes part of S3
+//	    keys and MQTT topics, so nothing else is accepted.
+//	  - ts (required): event time, either an integer number of milliseconds
+//	    since the Unix epoch or an RFC 3339 string ("2024-11-27T12:59:05.123Z").
+//	    Sub-millisecond digits are truncated. It may be at most
+//	    Options.MaxFutureSkew ahead of the reference time the caller passes
+//	    (the Kinesis arrival time, so that a replay classifies a record exactly
+//	    as the first pass did).
+//	  - seq (optional): a non-negative integer the device increments per
+//	    message; kept in the raw dataset so duplicates can be found.
+//	  - metrics (optional object): metric name to JSON number.
+//	  - any other top-level field whose value is a number is a metric too;
+//	    other top-level fields (strings, booleans, null, objects, arrays) are
+//	    ignored. This accepts the flat payloads IoT rules often forward.
 //
 // Metric names are 1-128 characters of [a-zA-Z0-9_.:-]. A record needs at
 // least one metric. Keys are case-sensitive and may not repeat (a metric may
