@@ -7,7 +7,8 @@ import "fmt"
 type Reason uint8
 
 // Reasons a record can be rejected for. The windows and pipeline packages
-// add the reasons that are decided after decoding (late, panic).
+// add the reasons that are decided after decoding (late,
+// series_limit, panic).
 const (
 	ReasonNone            Reason = iota
 	ReasonMalformedJSON          // not a single valid JSON object
@@ -24,6 +25,7 @@ const (
 	ReasonTooManyMetrics         // more than Options.MaxMetrics metrics
 	ReasonInvalidSeq             // seq not a non-negative integer
 	ReasonLate                   // event time behind the watermark (windows)
+	ReasonSeriesLimit            // would exceed the live series limit (windows)
 	ReasonPanic                  // processing panicked on this record (pipeline)
 	NumReasons
 )
@@ -44,6 +46,7 @@ var reasonNames = [NumReasons]string{
 	ReasonTooManyMetrics:  "too_many_metrics",
 	ReasonInvalidSeq:      "invalid_seq",
 	ReasonLate:            "late",
+	ReasonSeriesLimit:     "series_limit",
 	ReasonPanic:           "panic",
 }
 

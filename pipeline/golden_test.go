@@ -1,0 +1,244 @@
+package pipeline
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/tapline/tapline/schemas"
+	"github.com/tapline/tapline/windows"
+	"github.com/tapline/tapline/windows/rules"
+)
+
+var update = flag.Bool("update", false, "rewrite the expected output of golden files")
+
+// base is event time 0:00 in golden files.
+var base = time.Date(2024, 11, 27, 0, 0, 0, 0, time.UTC)
+
+// TestGolden runs every testdata/*.txt file: a YAML header configuring the
+// processor, a list of events, and the expected output. See
+// testdata/README.md for the format. Run with -update to rewrite the
+// expected output after a deliberate change, then review the diff.
+func TestGolden(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.txt")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no golden files: %v", err)
+	}
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
+			raw, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			parts := strings.SplitN(string(raw), "\n---\n", 3)
+			if len(parts) < 2 {
+				t.Fatalf("%s: want header, '---', events, '---', output", file)
+			}
+			got := runGolden(t, file, parts[0], parts[1])
+			want := ""
+			if len(parts) == 3 {
+				want = parts[2]
+			}
+			if *update {
+				out := parts[0] + "\n---\n" + parts[1] + "\n---\n" + got
+				if err := os.WriteFile(file, []byte(out), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if got != want {
+				t.Errorf("%s: output differs (run go test ./pipeline -run TestGolden -update and review the diff)\n--- got\n%s--- want\n%s", file, got, want)
+			}
+		})
+	}
+}
+
+type goldenHeader struct {
+	Windows     []string       `yaml:"windows"`
+	Lateness    time.Duration  `yaml:"lateness"`
+	IdleTimeout time.Duration  `yaml:"idle_timeout"`
+	SeriesTTL   time.Duration  `yaml:"series_ttl"`
+	Quantiles   bool           `yaml:"quantiles"`
+	Skew        time.Duration  `yaml:"max_future_skew"`
+	Rules       []map[string]any `yaml:"rules"`
+}
+
+type recorder struct{ lines []string }
+
+func (r *recorder) Write(d *schemas.DeadLetter) error {
+	r.lines = append(r.lines, fmt.Sprintf("dead %s seq=%s: %s", d.Reason, d.Sequence, d.Error))
+	return nil
+}
+
+func runGolden(t *testing.T, file, header, events string) string {
+	var h goldenHeader
+	dec := yaml.NewDecoder(strings.NewReader(header))
+	dec.KnownFields(true)
+	if err := dec.Decode(&h); err != nil {
+		t.Fatalf("%s: header: %v", file, err)
+	}
+	var specs []windows.Spec
+	for _, s := range h.Windows {
+		sp, err := windows.ParseSpec(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		specs = append(specs, sp)
+	}
+	var cfg *rules.Config
+	if len(h.Rules) > 0 {
+		doc, _ := yaml.Marshal(map[string]any{"rules": h.Rules})
+		var err error
+		if cfg, err = rules.Parse(file, doc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := &recorder{}
+	p, err := NewProcessor(Options{
+		Shard:       "shardId-000000000000",
+		Decode:      schemas.Options{MaxFutureSkew: h.Skew},
+		Windows:     windows.Options{Specs: specs, AllowedLateness: h.Lateness, IdleTimeout: h.IdleTimeout, SeriesTTL: h.SeriesTTL, Quantiles: h.Quantiles},
+		Rules:       cfg,
+		DeadLetters: rec,
+		OnWindow:    func(w *windows.Window) { rec.lines = append(rec.lines, fmtWindow(w, h.Quantiles)) },
+		OnAlert:     func(a *rules.Alert) { rec.lines = append(rec.lines, fmtAlert(a)) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wall := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	p.Tick(wall)
+	seq := 0
+	var arrival int64
+	feed := func(data []byte, ts int64) {
+		seq++
+		arrival = max(arrival, ts)
+		if err := p.Process(data, strconv.Itoa(seq), arrival); err != nil {
+			t.Fatal(err)
+		}
+		p.Tick(wall)
+	}
+	sc := bufio.NewScanner(strings.NewReader(events))
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		if i := strings.Index(line, "#"); i >= 0 && !strings.HasPrefix(line, "raw ") {
+			line = line[:i]
+		}
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		fail := func(format string, args ...any) {
+			t.Fatalf("%s: events line %d: %s", file, n, fmt.Sprintf(format, args...))
+		}
+		switch f[0] {
+		case "raw": // raw JSON, arriving at the current arrival time
+			feed([]byte(strings.TrimSpace(strings.TrimPrefix(sc.Text(), "raw"))), arrival)
+		case "tick": // the wall clock moves on with no records
+			d, err := time.ParseDuration(f[1])
+			if err != nil {
+				fail("%v", err)
+			}
+			wall = wall.Add(d)
+			rec.lines = append(rec.lines, "# tick "+f[1])
+			p.Tick(wall)
+		case "flush":
+			rec.lines = append(rec.lines, "# flush")
+			p.Flush()
+		case "every": // every STEP from T1 to T2 DEVICE[,DEVICE...] metric=v1,v2,...
+			if len(f) < 8 || f[2] != "from" || f[4] != "to" {
+				fail("want: every STEP from T1 to T2 DEVICE metric=v1,v2...")
+			}
+			step, err := time.ParseDuration(f[1])
+			if err != nil {
+				fail("%v", err)
+			}
+			from, to := parseOffset(t, f[3]), parseOffset(t, f[5])
+			for i, ts := 0, from; ts <= to; i, ts = i+1, ts+step.Milliseconds() {
+				for _, dev := range strings.Split(f[6], ",") {
+					feed(record(t, dev, ts, f[7:], i), base.UnixMilli()+ts)
+				}
+			}
+		default: // T DEVICE metric=v ...
+			if len(f) < 3 {
+				fail("want: TIME DEVICE metric=value...")
+			}
+			ts := parseOffset(t, f[0])
+			feed(record(t, f[1], ts, f[2:], 0), base.UnixMilli()+ts)
+		}
+	}
+	st := p.Stats()
+	rec.lines = append(rec.lines, fmt.Sprintf("# stats: records=%d accepted=%d in_order=%d out_of_order=%d late=%d windows=%d fired=%d resolved=%d evicted=%d live_series=%d",
+		st.Records, st.Accepted, st.Windows.InOrder, st.Windows.OutOfOrder, st.Windows.Late, st.Windows.Windows, st.Fired, st.Resolved, st.Windows.Evicted, p.LiveSeries()))
+	return strings.Join(rec.lines, "\n") + "\n"
+}
+
+// record builds the JSON of one record; a metric value list v1,v2,...
+// is cycled through by i.
+func record(t *testing.T, device string, ts int64, metrics []string, i int) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, `{"device_id":%q,"ts":%d,"metrics":{`, device, base.UnixMilli()+ts)
+	for k, m := range metrics {
+		name, vals, ok := strings.Cut(m, "=")
+		if !ok {
+			t.Fatalf("metric %q: want name=value", m)
+		}
+		list := strings.Split(vals, ",")
+		if k > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%q:%s", name, list[i%len(list)])
+	}
+	b.WriteString("}}")
+	return []byte(b.String())
+}
+
+// parseOffset reads M:SS or H:MM:SS (optionally .mmm) after base, in ms.
+func parseOffset(t *testing.T, s string) int64 {
+	parts := strings.Split(s, ":")
+	var ms float64
+	for _, p := range parts {
+		v, err := strconv.ParseFloat(p, 64)
+		if err != nil {
+			t.Fatalf("time %q: %v", s, err)
+		}
+		ms = ms*60 + v
+	}
+	return int64(math.Round(ms * 1000))
+}
+
+func fmtOffset(ms int64) string {
+	ms -= base.UnixMilli()
+	neg := ""
+	if ms < 0 {
+		neg, ms = "-", -ms
+	}
+	s := fmt.Sprintf("%s%d:%02d:%02d", neg, ms/3600000, ms/60000%60, ms/1000%60)
+	if ms%1000 != 0 {
+		s += fmt.Sprintf(".%03d", ms%1000)
+	}
+	return s
+}
+
+func fmtWindow(w *windows.Window, quantiles bool) string {
+	s := fmt.Sprintf("window %s [%s %s) %s %s n=%d sum=%.6g min=%.6g max=%.6g mean=%.6g sd=%.6g first=%.6g last=%.6g",
+		w.Spec.Name, fmtOffset(w.Start), fmtOffset(w.End), w.DeviceID, w.Metric, w.Count, w.Sum, w.Min, w.Max, w.Mean, w.Stddev(), w.First, w.Last)
+	if quantiles {
+		s += fmt.Sprintf(" p50=%.3g p90=%.3g p99=%.3g", w.Quantile(0.5), w.Quantile(0.9), w.Quantile(0.99))
+	}
+	return s
+}
+
+func fmtAlert(a *rules.Alert) string {
+	return fmt.Sprintf("alert %s %s %s %s value=%.4g threshold=%.4g at=%s id=%s incident=%s | %s",
+		a.State, a.Rule, a.Device, a.Metric, a.Value, a.Threshold, fmtOffset(a.At), a.ID, a.Incident, a.Message)
+}

@@ -1,0 +1,163 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/tapline/tapline/schemas"
+	"github.com/tapline/tapline/windows"
+	"github.com/tapline/tapline/windows/rules"
+)
+
+// DeadLetters stores records that could not be used.
+type DeadLetters interface {
+	Write(*schemas.DeadLetter) error
+}
+
+// WindowFunc receives each closed window. The window is reused after the
+// call returns.
+type WindowFunc func(*windows.Window)
+
+// Options configure a Processor.
+type Options struct {
+	Shard       string
+	Decode      schemas.Options
+	Windows     windows.Options
+	Rules       *rules.Config // nil: no rules
+	DeadLetters DeadLetters   // required
+	OnWindow    WindowFunc    // optional
+	OnAlert     rules.AlertFunc
+}
+
+// Stats count a Processor's records. Read them on the owning goroutine.
+type Stats struct {
+	Records  uint64                     // records given to Process
+	Bytes    uint64                     // their payload bytes
+	Accepted uint64                     // decoded and aggregated
+	Rejected [schemas.NumReasons]uint64 // by reason, dead-lettered
+	Windows  windows.Stats
+	Fired    uint64
+	Resolved uint64
+}
+
+// Processor runs decode → windows → rules for one shard. Create it with
+// NewProcessor; it starts nothing.
+type Processor struct {
+	opts    Options
+	dec     *schemas.Decoder
+	agg     *windows.Aggregator
+	eng     *rules.Engine
+	stats   Stats
+	letter  schemas.DeadLetter
+	dlErr   error // first dead-letter failure, sticky
+	onAlert rules.AlertFunc
+}
+
+// NewProcessor validates opts and builds the shard's state.
+func NewProcessor(opts Options) (*Processor, error) {
+	if opts.DeadLetters == nil {
+		return nil, errors.New("pipeline: a dead-letter store is required")
+	}
+	p := &Processor{opts: opts, dec: schemas.NewDecoder(opts.Decode), onAlert: opts.OnAlert}
+	if p.onAlert == nil {
+		p.onAlert = func(*rules.Alert) {}
+	}
+	agg, err := windows.New(opts.Windows, (*output)(p))
+	if err != nil {
+		return nil, err
+	}
+	p.agg = agg
+	cfg := opts.Rules
+	if cfg == nil {
+		cfg = &rules.Config{}
+	}
+	if p.eng, err = rules.NewEngine(cfg, opts.Windows.Specs, opts.Windows.Quantiles, p.onAlert); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Process handles one record. seq is its sequence number and arrival its
+// arrival time (Unix ms), both only recorded with dead letters and used for
+// the future-skew check. A bad record is dead-lettered and counted; the
+// error is non-nil only if the dead-letter store failed.
+func (p *Processor) Process(data []byte, seq string, arrival int64) (err error) {
+	p.stats.Records++
+	p.stats.Bytes += uint64(len(data))
+	defer func() {
+		// A panic is a tapline bug, not the record's fault; the record is
+		// dead-lettered with the stack so the shard keeps going.
+		if r := recover(); r != nil {
+			err = p.reject(data, seq, arrival, schemas.ReasonPanic, fmt.Sprintf("panic: %v; stack: %q", r, debug.Stack()))
+		}
+	}()
+	rec, derr := p.dec.Decode(data, arrival)
+	if derr != nil {
+		var se *schemas.Error
+		reason := schemas.ReasonMalformedJSON
+		if errors.As(derr, &se) {
+			reason = se.Reason
+		}
+		return p.reject(data, seq, arrival, reason, derr.Error())
+	}
+	switch p.agg.Add(rec.DeviceID, rec.Time, rec.Metrics) {
+	case windows.Late:
+		return p.reject(data, seq, arrival, schemas.ReasonLate,
+			fmt.Sprintf("late: event time %s is behind watermark %s", fmtMs(rec.Time), fmtMs(p.agg.Watermark())))
+	case windows.SeriesLimit:
+		return p.reject(data, seq, arrival, schemas.ReasonSeriesLimit, "series limit reached: record would create a new series")
+	}
+	p.stats.Accepted++
+	return p.dlErr
+}
+
+func (p *Processor) reject(data []byte, seq string, arrival int64, reason schemas.Reason, msg string) error {
+	p.stats.Rejected[reason]++
+	p.letter = schemas.DeadLetter{Reason: reason, Error: msg, Shard: p.opts.Shard, Sequence: seq, Arrival: arrival, Data: data}
+	if err := p.opts.DeadLetters.Write(&p.letter); err != nil && p.dlErr == nil {
+		p.dlErr = fmt.Errorf("pipeline: shard %s: dead letter for %s: %w", p.opts.Shard, seq, err)
+	}
+	return p.dlErr
+}
+
+// Tick passes the wall clock to the windows, so an idle shard still closes
+// windows. Call it after each batch and periodically when idle.
+func (p *Processor) Tick(now time.Time) { p.agg.Tick(now) }
+
+// Flush closes every open window, at the end of a shard.
+func (p *Processor) Flush() { p.agg.Flush() }
+
+// Watermark returns the event-time watermark, Unix ms.
+func (p *Processor) Watermark() int64 { return p.agg.Watermark() }
+
+// LiveSeries returns the number of live (device, metric) series.
+func (p *Processor) LiveSeries() int { return p.agg.LiveSeries() }
+
+// Stats returns the counters.
+func (p *Processor) Stats() Stats {
+	s := p.stats
+	s.Windows = p.agg.Stats()
+	s.Fired, s.Resolved = p.eng.Counts()
+	return s
+}
+
+// output adapts the Processor to windows.Output without exporting the
+// methods on Processor itself.
+type output Processor
+
+func (o *output) Window(w *windows.Window) {
+	if o.opts.OnWindow != nil {
+		o.opts.OnWindow(w)
+	}
+	o.eng.Window(w)
+}
+
+func (o *output) Watermark(wm int64) { o.eng.Watermark(wm, o.agg) }
+
+func (o *output) Retain(h windows.Handle) bool { return o.eng.Active(h) }
+
+func fmtMs(ms int64) string {
+	return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z")
+}

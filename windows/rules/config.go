@@ -1,0 +1,381 @@
+package rules
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path"
+	"regexp"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Kind is the kind of a rule.
+type Kind uint8
+
+// Rule kinds.
+const (
+	Threshold Kind = iota + 1
+	ZScore
+	Rate
+	Missing
+)
+
+var kindNames = map[string]Kind{"threshold": Threshold, "zscore": ZScore, "rate": Rate, "missing": Missing}
+
+func (k Kind) String() string {
+	for n, v := range kindNames {
+		if v == k {
+			return n
+		}
+	}
+	return "unknown"
+}
+
+// Aggregates a rule can test.
+var aggregates = []string{"count", "sum", "min", "max", "mean", "stddev", "first", "last", "p50", "p90", "p99"}
+
+// Rule is one validated rule. Pointers are nil when the field was not set.
+type Rule struct {
+	Name      string
+	Kind      Kind
+	Severity  string // info, warning or critical
+	Devices   string // glob on the device id (path.Match), "*" by default
+	Metric    string // glob on the metric name; empty for a device-level missing rule
+	Window    string // window spec name the rule reads (not for missing)
+	Aggregate string // one of count, sum, min, max, mean, stddev, first, last, p50, p90, p99
+
+	Above, Below *float64 // threshold and rate
+	Clear        *float64 // hysteresis level; defaults to the threshold
+	M, N         int      // fire when M of the last N windows are bad (for: N means N of N)
+	KeepFiringFor int     // windows a firing alert stays after the condition clears
+
+	Z, ClearZ float64 // zscore: fire above |z| > Z, clear below ClearZ
+	Alpha     float64 // zscore: EWMA weight of a new window
+	Warmup    int     // zscore: windows learnt before evaluating
+
+	Per   time.Duration // rate: the change is expressed per this duration
+	After time.Duration // missing: silence that fires
+
+	File string // where the rule was defined, for messages
+	Line int
+}
+
+// Config is a validated rules file.
+type Config struct {
+	Rules []*Rule
+}
+
+// Load reads and validates a rules file.
+func Load(file string) (*Config, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	return Parse(file, data)
+}
+
+var nameRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,64}$`)
+
+// Parse validates a rules document. Errors name the file, line and field.
+func Parse(file string, data []byte) (*Config, error) {
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if len(doc.Content) == 0 {
+		return nil, fmt.Errorf("%s: empty rules file", file)
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%s:%d: expected a mapping with key \"rules\"", file, root.Line)
+	}
+	cfg := &Config{}
+	var rulesNode *yaml.Node
+	for i := 0; i < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		if k.Value != "rules" {
+			return nil, fmt.Errorf("%s:%d: unknown key %q (want \"rules\")", file, k.Line, k.Value)
+		}
+		rulesNode = v
+	}
+	if rulesNode == nil || rulesNode.Kind != yaml.SequenceNode {
+		return nil, fmt.Errorf("%s:%d: \"rules\" must be a list", file, root.Line)
+	}
+	names := map[string]int{}
+	for _, n := range rulesNode.Content {
+		r, err := parseRule(file, n)
+		if err != nil {
+			return nil, err
+		}
+		if line, dup := names[r.Name]; dup {
+			return nil, fmt.Errorf("%s:%d: rule %q: name already used at line %d", file, r.Line, r.Name, line)
+		}
+		names[r.Name] = r.Line
+		cfg.Rules = append(cfg.Rules, r)
+	}
+	return cfg, nil
+}
+
+// fieldError is a validation error located at a field.
+type fieldError struct {
+	file  string
+	line  int
+	rule  string
+	field string
+	msg   string
+}
+
+func (e *fieldError) Error() string {
+	if e.field == "" {
+		return fmt.Sprintf("%s:%d: rule %q: %s", e.file, e.line, e.rule, e.msg)
+	}
+	return fmt.Sprintf("%s:%d: rule %q: field %q: %s", e.file, e.line, e.rule, e.field, e.msg)
+}
+
+func parseRule(file string, n *yaml.Node) (*Rule, error) {
+	if n.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%s:%d: a rule must be a mapping", file, n.Line)
+	}
+	r := &Rule{File: file, Line: n.Line, Devices: "*", Severity: "warning"}
+	lines := map[string]int{}
+	var kind, forStr string
+	var forN *int
+	var mofn *struct {
+		M int `yaml:"m"`
+		N int `yaml:"n"`
+	}
+	var alpha, clearZ *float64
+	var warmup *int
+	var per, after string
+	fail := func(field, format string, args ...any) error {
+		line := r.Line
+		if l, ok := lines[field]; ok {
+			line = l
+		}
+		return &fieldError{file, line, r.Name, field, fmt.Sprintf(format, args...)}
+	}
+	for i := 0; i < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if _, dup := lines[k.Value]; dup {
+			return nil, &fieldError{file, k.Line, r.Name, k.Value, "set twice"}
+		}
+		lines[k.Value] = k.Line
+		var target any
+		switch k.Value {
+		case "name":
+			target = &r.Name
+		case "kind":
+			target = &kind
+		case "severity":
+			target = &r.Severity
+		case "devices":
+			target = &r.Devices
+		case "metric":
+			target = &r.Metric
+		case "window":
+			target = &r.Window
+		case "aggregate":
+			target = &r.Aggregate
+		case "above":
+			target = &r.Above
+		case "below":
+			target = &r.Below
+		case "clear":
+			target = &r.Clear
+		case "for":
+			if v.Tag == "!!int" {
+				target = &forN
+			} else {
+				target = &forStr
+			}
+		case "m_of_n":
+			target = &mofn
+		case "keep_firing_for":
+			target = &r.KeepFiringFor
+		case "z":
+			target = &r.Z
+		case "clear_z":
+			target = &clearZ
+		case "alpha":
+			target = &alpha
+		case "warmup":
+			target = &warmup
+		case "per":
+			target = &per
+		case "after":
+			target = &after
+		default:
+			return nil, &fieldError{file, k.Line, r.Name, k.Value, "unknown field"}
+		}
+		if err := v.Decode(target); err != nil {
+			var te *yaml.TypeError
+			msg := err.Error()
+			if errors.As(err, &te) && len(te.Errors) > 0 {
+				msg = te.Errors[0]
+			}
+			return nil, &fieldError{file, v.Line, r.Name, k.Value, msg}
+		}
+	}
+	if !nameRE.MatchString(r.Name) {
+		return nil, fail("name", "must be 1-64 characters of [a-zA-Z0-9_.-]")
+	}
+	var ok bool
+	if r.Kind, ok = kindNames[kind]; !ok {
+		return nil, fail("kind", "must be threshold, zscore, rate or missing, not %q", kind)
+	}
+	switch r.Severity {
+	case "info", "warning", "critical":
+	default:
+		return nil, fail("severity", "must be info, warning or critical, not %q", r.Severity)
+	}
+	if _, err := path.Match(r.Devices, "x"); err != nil {
+		return nil, fail("devices", "bad glob %q: %v", r.Devices, err)
+	}
+	if _, err := path.Match(r.Metric, "x"); err != nil {
+		return nil, fail("metric", "bad glob %q: %v", r.Metric, err)
+	}
+	for _, f := range []struct {
+		name string
+		v    *float64
+	}{{"above", r.Above}, {"below", r.Below}, {"clear", r.Clear}} {
+		if f.v != nil && (math.IsNaN(*f.v) || math.IsInf(*f.v, 0)) {
+			return nil, fail(f.name, "must be a finite number")
+		}
+	}
+
+	if r.Kind == Missing {
+		for _, f := range []string{"window", "aggregate", "above", "below", "clear", "for", "m_of_n", "keep_firing_for", "z", "clear_z", "alpha", "warmup", "per"} {
+			if _, set := lines[f]; set {
+				return nil, fail(f, "not used by kind missing")
+			}
+		}
+		d, err := time.ParseDuration(after)
+		if err != nil || d <= 0 {
+			return nil, fail("after", "must be a positive duration like 5m, not %q", after)
+		}
+		r.After = d
+		return r, nil
+	}
+	if _, set := lines["after"]; set {
+		return nil, fail("after", "only used by kind missing")
+	}
+	if r.Metric == "" {
+		return nil, fail("metric", "required for kind %s", r.Kind)
+	}
+	if r.Window == "" {
+		return nil, fail("window", "required for kind %s (the name of a window spec)", r.Kind)
+	}
+	if r.Aggregate == "" {
+		r.Aggregate = "mean"
+	}
+	if !contains(aggregates, r.Aggregate) {
+		return nil, fail("aggregate", "must be one of %v, not %q", aggregates, r.Aggregate)
+	}
+
+	// Firing condition: for: N, or m_of_n: {m, n}.
+	r.M, r.N = 1, 1
+	switch {
+	case forN != nil && mofn != nil:
+		return nil, fail("m_of_n", "use either for or m_of_n")
+	case forStr != "":
+		return nil, fail("for", "is a number of consecutive windows, not %q", forStr)
+	case forN != nil:
+		r.M, r.N = *forN, *forN
+		if r.N < 1 || r.N > 64 {
+			return nil, fail("for", "must be 1..64 windows")
+		}
+	case mofn != nil:
+		r.M, r.N = mofn.M, mofn.N
+		if r.M < 1 || r.N > 64 || r.M > r.N {
+			return nil, fail("m_of_n", "need 1 <= m <= n <= 64, got m=%d n=%d", r.M, r.N)
+		}
+	}
+	if r.KeepFiringFor < 0 {
+		return nil, fail("keep_firing_for", "must not be negative")
+	}
+
+	switch r.Kind {
+	case Threshold, Rate:
+		for _, f := range []string{"z", "clear_z", "alpha", "warmup"} {
+			if _, set := lines[f]; set {
+				return nil, fail(f, "only used by kind zscore")
+			}
+		}
+		if err := r.checkLevels(fail); err != nil {
+			return nil, err
+		}
+		if r.Kind == Rate {
+			r.Per = time.Minute
+			if per != "" {
+				d, err := time.ParseDuration(per)
+				if err != nil || d <= 0 {
+					return nil, fail("per", "must be a positive duration, not %q", per)
+				}
+				r.Per = d
+			}
+		} else if per != "" {
+			return nil, fail("per", "only used by kind rate")
+		}
+	case ZScore:
+		for _, f := range []string{"above", "below", "clear", "per"} {
+			if _, set := lines[f]; set {
+				return nil, fail(f, "not used by kind zscore (use z and clear_z)")
+			}
+		}
+		if !(r.Z > 0) || math.IsInf(r.Z, 0) {
+			return nil, fail("z", "must be a positive number of standard deviations")
+		}
+		r.ClearZ = r.Z
+		if clearZ != nil {
+			if !(*clearZ > 0 && *clearZ <= r.Z) {
+				return nil, fail("clear_z", "must be in (0, z]")
+			}
+			r.ClearZ = *clearZ
+		}
+		r.Alpha = 0.1
+		if alpha != nil {
+			if !(*alpha > 0 && *alpha <= 1) {
+				return nil, fail("alpha", "must be in (0, 1]")
+			}
+			r.Alpha = *alpha
+		}
+		r.Warmup = 10
+		if warmup != nil {
+			if *warmup < 2 {
+				return nil, fail("warmup", "must be at least 2 windows")
+			}
+			r.Warmup = *warmup
+		}
+	}
+	return r, nil
+}
+
+func (r *Rule) checkLevels(fail func(string, string, ...any) error) error {
+	switch {
+	case r.Above == nil && r.Below == nil:
+		return fail("above", "one of above or below is required")
+	case r.Above != nil && r.Below != nil && r.Clear != nil:
+		return fail("clear", "cannot be combined with both above and below")
+	case r.Above != nil && r.Below != nil && *r.Below >= *r.Above:
+		return fail("below", "must be less than above (bad outside [below, above])")
+	case r.Clear != nil && r.Above != nil && *r.Clear > *r.Above:
+		return fail("clear", "must not exceed above (%g): it is the level the value must fall to", *r.Above)
+	case r.Clear != nil && r.Below != nil && *r.Clear < *r.Below:
+		return fail("clear", "must not be below below (%g): it is the level the value must rise to", *r.Below)
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

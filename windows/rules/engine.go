@@ -1,0 +1,457 @@
+package rules
+
+import (
+	"fmt"
+	"hash/fnv"
+	"math"
+	"math/bits"
+	"path"
+	"strconv"
+	"time"
+
+	"github.com/tapline/tapline/windows"
+)
+
+// State of an alert as delivered.
+type State string
+
+// Alert states. PENDING is internal and never delivered.
+const (
+	Firing   State = "FIRING"
+	Resolved State = "RESOLVED"
+)
+
+// Alert is one state change of a (rule, series) pair.
+type Alert struct {
+	ID        string // unique per notification: hash of Incident and State
+	Incident  string // shared by a FIRING alert and its RESOLVED
+	Rule      string
+	Kind      string
+	Severity  string
+	Device    string
+	Metric    string // empty for a device-level missing rule
+	Window    string // window spec name; empty for missing
+	State     State
+	Value     float64 // the aggregate, rate, z-score or silence in seconds
+	Threshold float64 // the level crossed (for RESOLVED: the clear level)
+	Start     int64   // event-time range the decision was made on, Unix ms
+	End       int64
+	At        int64 // event time of the transition (window end or watermark)
+	Message   string
+}
+
+// AlertFunc receives alerts on the engine's goroutine; it may keep them.
+type AlertFunc func(*Alert)
+
+// SeriesSource lists live series; *windows.Aggregator is one.
+type SeriesSource interface {
+	EachSeries(fn func(*windows.SeriesInfo))
+}
+
+type phase uint8
+
+const (
+	ok phase = iota
+	pending
+	firing
+)
+
+// ruleState is the state of one rule on one series (or device).
+type ruleState struct {
+	rule      *Rule
+	spec      int // index of the rule's window spec; -1 for missing
+	phase     phase
+	hist      uint64 // bit i: window i back was bad
+	clearRun  int    // windows in a row below M bad while firing
+	hasPrev   bool
+	prevStart int64
+	prevVal   float64
+	seen      int     // zscore: windows learnt
+	mean, vr  float64 // zscore: EWMA baseline
+	incident  string
+}
+
+type seriesRules struct {
+	handle windows.Handle
+	device windows.Handle
+	states []ruleState
+}
+
+// Engine evaluates rules. Create it with NewEngine.
+type Engine struct {
+	rules   []*Rule
+	specs   []windows.Spec
+	missing bool // any missing rule: Watermark has work
+	emit    AlertFunc
+	series  []seriesRules // by series handle index
+	devices []seriesRules // device-level missing rules, by device handle index
+	fired   uint64
+	resolved uint64
+}
+
+// NewEngine checks that every rule's window and aggregate exist among
+// specs (quantiles must be enabled for p50/p90/p99) and returns an engine
+// delivering to emit.
+func NewEngine(cfg *Config, specs []windows.Spec, quantiles bool, emit AlertFunc) (*Engine, error) {
+	e := &Engine{specs: specs, emit: emit}
+	for _, r := range cfg.Rules {
+		if r.Kind == Missing {
+			e.missing = true
+		} else {
+			if specIndex(specs, r.Window) < 0 {
+				return nil, &fieldError{r.File, r.Line, r.Name, "window", fmt.Sprintf("no window spec named %q is configured", r.Window)}
+			}
+			if r.Aggregate[0] == 'p' && !quantiles {
+				return nil, &fieldError{r.File, r.Line, r.Name, "aggregate", r.Aggregate + " needs quantiles enabled in the window options"}
+			}
+		}
+		e.rules = append(e.rules, r)
+	}
+	return e, nil
+}
+
+func specIndex(specs []windows.Spec, name string) int {
+	for i, s := range specs {
+		if s.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// Counts returns how many alerts fired and resolved.
+func (e *Engine) Counts() (fired, resolved uint64) { return e.fired, e.resolved }
+
+// bind returns the rule states of a series, (re)creating them when the
+// handle is new: a series evicted and reused starts from OK.
+func (e *Engine) bind(list *[]seriesRules, h, dev windows.Handle, deviceID, metric string, deviceLevel bool) *seriesRules {
+	i := int(h.Index())
+	for len(*list) <= i {
+		*list = append(*list, seriesRules{})
+	}
+	sr := &(*list)[i]
+	if sr.handle == h && sr.states != nil {
+		return sr
+	}
+	sr.handle, sr.device = h, dev
+	sr.states = sr.states[:0]
+	for _, r := range e.rules {
+		if deviceLevel != (r.Kind == Missing && r.Metric == "") {
+			continue
+		}
+		if m, _ := path.Match(r.Devices, deviceID); !m {
+			continue
+		}
+		if !deviceLevel {
+			if m, _ := path.Match(r.Metric, metric); !m {
+				continue
+			}
+		}
+		sr.states = append(sr.states, ruleState{rule: r, spec: specIndex(e.specs, r.Window)})
+	}
+	if sr.states == nil {
+		sr.states = []ruleState{} // bound, with no rules
+	}
+	return sr
+}
+
+// Window evaluates the threshold, zscore and rate rules that read w's spec.
+func (e *Engine) Window(w *windows.Window) {
+	sr := e.bind(&e.series, w.Series, w.Device, w.DeviceID, w.Metric, false)
+	for i := range sr.states {
+		st := &sr.states[i]
+		if st.spec != w.SpecIndex {
+			continue
+		}
+		e.evalWindow(st, w)
+	}
+}
+
+func (e *Engine) evalWindow(st *ruleState, w *windows.Window) {
+	r := st.rule
+	v := aggregate(w, r.Aggregate)
+	if math.IsNaN(v) {
+		return
+	}
+	slide := w.Spec.Slide.Milliseconds()
+	gap := st.hasPrev && w.Start != st.prevStart+slide
+	prevStart, prevVal, hadPrev := st.prevStart, st.prevVal, st.hasPrev
+	st.hasPrev, st.prevStart, st.prevVal = true, w.Start, v
+	if gap {
+		st.hist = 0 // consecutive means consecutive in time
+	}
+
+	var bad bool
+	var level float64
+	value := v
+	switch r.Kind {
+	case Threshold:
+		bad, level = r.levelBad(v, st.phase == firing)
+	case Rate:
+		if !hadPrev {
+			return
+		}
+		value = (v - prevVal) / float64(w.Start-prevStart) * float64(r.Per.Milliseconds())
+		bad, level = r.levelBad(value, st.phase == firing)
+	case ZScore:
+		if st.seen < r.Warmup {
+			st.learn(v, r.Alpha)
+			return
+		}
+		sd := math.Sqrt(st.vr)
+		z := 0.0
+		if d := v - st.mean; sd > 1e-9*math.Max(1, math.Abs(st.mean)) {
+			z = d / sd
+		} else if math.Abs(d) > 1e-9*math.Max(1, math.Abs(st.mean)) {
+			z = math.Copysign(math.Inf(1), d)
+		}
+		level = r.Z
+		if st.phase == firing {
+			level = r.ClearZ
+		}
+		bad = math.Abs(z) > level
+		if !bad {
+			st.learn(v, r.Alpha) // the baseline learns from normal windows only
+		}
+		value = z
+	}
+	e.step(st, bad, value, level, w.Start, w.End, w.DeviceID, w.Metric, w.Spec.Name, func(s State) string {
+		return windowMessage(r, s, w, v, value, level, st)
+	})
+}
+
+// learn updates the EWMA mean and variance (West's incremental form).
+func (st *ruleState) learn(v, alpha float64) {
+	st.seen++
+	if st.seen == 1 {
+		st.mean, st.vr = v, 0
+		return
+	}
+	d := v - st.mean
+	inc := alpha * d
+	st.mean += inc
+	st.vr = (1 - alpha) * (st.vr + d*inc)
+}
+
+// levelBad tests a value against above/below, using the clear level while
+// firing so the alert does not flap around a single threshold.
+func (r *Rule) levelBad(v float64, isFiring bool) (bool, float64) {
+	if r.Above != nil && r.Below != nil {
+		return v > *r.Above || v < *r.Below, *r.Above
+	}
+	if r.Above != nil {
+		level := *r.Above
+		if isFiring && r.Clear != nil {
+			level = *r.Clear
+		}
+		return v > level, level
+	}
+	level := *r.Below
+	if isFiring && r.Clear != nil {
+		level = *r.Clear
+	}
+	return v < level, level
+}
+
+// step advances the state machine by one evaluation and emits on FIRING
+// and on resolution.
+func (e *Engine) step(st *ruleState, bad bool, value, level float64, start, end int64, device, metric, window string, msg func(State) string) {
+	r := st.rule
+	st.hist <<= 1
+	if bad {
+		st.hist |= 1
+	}
+	mask := uint64(1)<<r.N - 1
+	if r.N == 64 {
+		mask = math.MaxUint64
+	}
+	met := bits.OnesCount64(st.hist&mask) >= r.M
+	switch st.phase {
+	case ok, pending:
+		switch {
+		case met:
+			st.phase, st.clearRun = firing, 0
+			st.incident = hashID(r.Name, device, metric, window, strconv.FormatInt(end, 10))
+			e.fired++
+			e.send(st, Firing, value, level, start, end, device, metric, window, msg(Firing))
+		case bad:
+			st.phase = pending
+		default:
+			st.phase = ok
+		}
+	case firing:
+		if met {
+			st.clearRun = 0
+			return
+		}
+		st.clearRun++
+		if st.clearRun > r.KeepFiringFor {
+			st.phase, st.hist = ok, 0
+			e.resolved++
+			e.send(st, Resolved, value, level, start, end, device, metric, window, msg(Resolved))
+		}
+	}
+}
+
+func (e *Engine) send(st *ruleState, s State, value, level float64, start, end int64, device, metric, window, msg string) {
+	r := st.rule
+	e.emit(&Alert{
+		ID:        hashID(st.incident, string(s)),
+		Incident:  st.incident,
+		Rule:      r.Name,
+		Kind:      r.Kind.String(),
+		Severity:  r.Severity,
+		Device:    device,
+		Metric:    metric,
+		Window:    window,
+		State:     s,
+		Value:     value,
+		Threshold: level,
+		Start:     start,
+		End:       end,
+		At:        end,
+		Message:   msg,
+	})
+}
+
+// Watermark evaluates missing-data rules at watermark wm.
+func (e *Engine) Watermark(wm int64, src SeriesSource) {
+	if !e.missing {
+		return
+	}
+	var lastDevice windows.Handle
+	first := true
+	src.EachSeries(func(info *windows.SeriesInfo) {
+		if first || info.Device != lastDevice {
+			first, lastDevice = false, info.Device
+			dr := e.bind(&e.devices, info.Device, info.Device, info.DeviceID, "", true)
+			for i := range dr.states {
+				e.evalMissing(&dr.states[i], wm, info.DeviceLast, info.DeviceID, "")
+			}
+		}
+		sr := e.bind(&e.series, info.Series, info.Device, info.DeviceID, info.Metric, false)
+		for i := range sr.states {
+			if sr.states[i].rule.Kind == Missing {
+				e.evalMissing(&sr.states[i], wm, info.Last, info.DeviceID, info.Metric)
+			}
+		}
+	})
+}
+
+func (e *Engine) evalMissing(st *ruleState, wm, last int64, device, metric string) {
+	r := st.rule
+	after := r.After.Milliseconds()
+	silent := wm - last
+	bad := silent >= after
+	if bad == (st.phase == firing) {
+		return
+	}
+	// Missing data fires at once: the duration is the debounce.
+	what := device
+	if metric != "" {
+		what += " " + metric
+	}
+	if bad {
+		st.phase = firing
+		st.incident = hashID(r.Name, device, metric, "", strconv.FormatInt(last, 10))
+		e.fired++
+		msg := fmt.Sprintf("%s silent for %s (>= %s) [%s]", what, time.Duration(silent)*time.Millisecond, r.After, r.Name)
+		e.send(st, Firing, float64(silent)/1000, float64(after)/1000, last, wm, device, metric, "", msg)
+		return
+	}
+	st.phase = ok
+	e.resolved++
+	msg := fmt.Sprintf("%s reporting again [%s]", what, r.Name)
+	e.send(st, Resolved, float64(silent)/1000, float64(after)/1000, last, wm, device, metric, "", msg)
+}
+
+// Active reports whether any rule on the series, or a device-level rule on
+// its device, is pending or firing. The Aggregator keeps such series past
+// their TTL so the alert can resolve.
+func (e *Engine) Active(series windows.Handle) bool {
+	i := int(series.Index())
+	if i >= len(e.series) || e.series[i].handle != series {
+		return false
+	}
+	sr := &e.series[i]
+	for k := range sr.states {
+		if sr.states[k].phase != ok {
+			return true
+		}
+	}
+	if d := int(sr.device.Index()); d < len(e.devices) && e.devices[d].handle == sr.device {
+		for k := range e.devices[d].states {
+			if e.devices[d].states[k].phase != ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func aggregate(w *windows.Window, name string) float64 {
+	switch name {
+	case "count":
+		return float64(w.Count)
+	case "sum":
+		return w.Sum
+	case "min":
+		return w.Min
+	case "max":
+		return w.Max
+	case "mean":
+		return w.Mean
+	case "stddev":
+		return w.Stddev()
+	case "first":
+		return w.First
+	case "last":
+		return w.Last
+	case "p50":
+		return w.Quantile(0.5)
+	case "p90":
+		return w.Quantile(0.9)
+	case "p99":
+		return w.Quantile(0.99)
+	}
+	return math.NaN()
+}
+
+func windowMessage(r *Rule, s State, w *windows.Window, v, value, level float64, st *ruleState) string {
+	what := w.DeviceID + " " + w.Metric + " " + r.Aggregate
+	switch r.Kind {
+	case ZScore:
+		if s == Firing {
+			return fmt.Sprintf("%s %.4g is %.2f sd from baseline %.4g in window %s [%s]", what, v, value, st.mean, w.Spec.Name, r.Name)
+		}
+		return fmt.Sprintf("%s %.4g back within %.2f sd of baseline %.4g [%s]", what, v, level, st.mean, r.Name)
+	case Rate:
+		if s == Firing {
+			return fmt.Sprintf("%s changed %+.4g per %s (limit %.4g) in window %s [%s]", what, value, r.Per, level, w.Spec.Name, r.Name)
+		}
+		return fmt.Sprintf("%s change %+.4g per %s back within limit [%s]", what, value, r.Per, r.Name)
+	}
+	if s == Firing {
+		op := ">"
+		if r.Above == nil || (r.Below != nil && v < *r.Below) {
+			op, level = "<", *r.Below
+		}
+		return fmt.Sprintf("%s %.4g %s %.4g in %d of the last %d %s windows [%s]", what, v, op, level, r.M, r.N, w.Spec.Name, r.Name)
+	}
+	dir := "at or below"
+	if r.Above == nil {
+		dir = "at or above"
+	}
+	return fmt.Sprintf("%s %.4g back %s %.4g [%s]", what, v, dir, level, r.Name)
+}
+
+// hashID is a short deterministic id: 16 hex digits of FNV-1a over the
+// parts, each followed by a zero byte so ("ab","c") != ("a","bc").
+func hashID(parts ...string) string {
+	h := fnv.New64a()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return fmt.Sprintf("%016x", h.Sum64())
+}
