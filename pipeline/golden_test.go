@@ -63,12 +63,12 @@ func TestGolden(t *testing.T) {
 }
 
 type goldenHeader struct {
-	Windows     []string       `yaml:"windows"`
-	Lateness    time.Duration  `yaml:"lateness"`
-	IdleTimeout time.Duration  `yaml:"idle_timeout"`
-	SeriesTTL   time.Duration  `yaml:"series_ttl"`
-	Quantiles   bool           `yaml:"quantiles"`
-	Skew        time.Duration  `yaml:"max_future_skew"`
+	Windows     []string         `yaml:"windows"`
+	Lateness    time.Duration    `yaml:"lateness"`
+	IdleTimeout time.Duration    `yaml:"idle_timeout"`
+	SeriesTTL   time.Duration    `yaml:"series_ttl"`
+	Quantiles   bool             `yaml:"quantiles"`
+	Skew        time.Duration    `yaml:"max_future_skew"`
 	Rules       []map[string]any `yaml:"rules"`
 }
 

@@ -48,10 +48,10 @@ type Rule struct {
 	Window    string // window spec name the rule reads (not for missing)
 	Aggregate string // one of count, sum, min, max, mean, stddev, first, last, p50, p90, p99
 
-	Above, Below *float64 // threshold and rate
-	Clear        *float64 // hysteresis level; defaults to the threshold
-	M, N         int      // fire when M of the last N windows are bad (for: N means N of N)
-	KeepFiringFor int     // windows a firing alert stays after the condition clears
+	Above, Below  *float64 // threshold and rate
+	Clear         *float64 // hysteresis level; defaults to the threshold
+	M, N          int      // fire when M of the last N windows are bad (for: N means N of N)
+	KeepFiringFor int      // windows a firing alert stays after the condition clears
 
 	Z, ClearZ float64 // zscore: fire above |z| > Z, clear below ClearZ
 	Alpha     float64 // zscore: EWMA weight of a new window

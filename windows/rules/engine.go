@@ -79,13 +79,13 @@ type seriesRules struct {
 
 // Engine evaluates rules. Create it with NewEngine.
 type Engine struct {
-	rules   []*Rule
-	specs   []windows.Spec
-	missing bool // any missing rule: Watermark has work
-	emit    AlertFunc
-	series  []seriesRules // by series handle index
-	devices []seriesRules // device-level missing rules, by device handle index
-	fired   uint64
+	rules    []*Rule
+	specs    []windows.Spec
+	missing  bool // any missing rule: Watermark has work
+	emit     AlertFunc
+	series   []seriesRules // by series handle index
+	devices  []seriesRules // device-level missing rules, by device handle index
+	fired    uint64
 	resolved uint64
 }
 
