@@ -294,7 +294,7 @@ func (a *Aggregator) Add(deviceID []byte, ts int64, metrics []schemas.Metric) Cl
 		d.last = ts
 		a.stats.InOrder++
 	}
-	off := p % a.ring
+	off := floorMod(p, a.ring)
 	end := start + a.pane
 	for k := range metrics {
 		si := a.seriesOf(di, k, metrics[k].Name)

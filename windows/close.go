@@ -82,14 +82,14 @@ func (a *Aggregator) emit(e int64, spi int, di uint32, sl slot) {
 	}
 	base := int64(sl.series) * a.ring
 	for start := e - sp.size; start < e; start += a.pane {
-		p := start / a.pane
-		pn := &a.panes[base+p%a.ring]
+		off := floorMod(start/a.pane, a.ring) // start is a multiple of the pane
+		pn := &a.panes[base+off]
 		if pn.Count == 0 || pn.FirstTS < start || pn.FirstTS >= start+a.pane {
 			continue
 		}
 		w.Agg.Merge(pn)
 		if a.merged != nil {
-			_ = a.merged.MergeWith(a.sketches[base+p%a.ring])
+			_ = a.merged.MergeWith(a.sketches[base+off])
 		}
 	}
 	if w.Count == 0 {

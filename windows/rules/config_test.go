@@ -1,0 +1,99 @@
+package rules
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tapline/tapline/windows"
+)
+
+// TestFixtures parses testdata/*.good.yml (must load) and *.bad.yml (must
+// fail with the error in the file's first line, "# error: ...").
+func TestFixtures(t *testing.T) {
+	good, _ := filepath.Glob("testdata/*.good.yml")
+	bad, _ := filepath.Glob("testdata/*.bad.yml")
+	if len(good) == 0 || len(bad) < 8 {
+		t.Fatalf("fixtures missing: %d good, %d bad", len(good), len(bad))
+	}
+	for _, f := range good {
+		if _, err := Load(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	for _, f := range bad {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, _ := bufio.NewReader(bytes.NewReader(data)).ReadString('\n')
+		want, ok := strings.CutPrefix(strings.TrimSpace(first), "# error: ")
+		if !ok {
+			t.Fatalf("%s: first line must be '# error: ...'", f)
+		}
+		_, err = Parse(filepath.Base(f), data)
+		if err == nil || err.Error() != want {
+			t.Errorf("%s:\n got  %v\n want %s", f, err, want)
+		}
+	}
+}
+
+func TestEngineChecksWindowsAndQuantiles(t *testing.T) {
+	cfg, err := Load("testdata/kegs.good.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, _ := windows.ParseSpec("1m")
+	if _, err := NewEngine(cfg, []windows.Spec{one}, false, nil); err == nil || !strings.Contains(err.Error(), `no window spec named "5m/1m"`) {
+		t.Fatalf("want an error naming the missing window, got %v", err)
+	}
+	p99, _ := Parse("q.yml", []byte("rules:\n  - {name: q, kind: threshold, metric: v, window: 1m, aggregate: p99, above: 1}\n"))
+	if _, err := NewEngine(p99, []windows.Spec{one}, false, nil); err == nil || !strings.Contains(err.Error(), "quantiles") {
+		t.Fatalf("want a quantiles error, got %v", err)
+	}
+}
+
+// FuzzParse: Parse never panics, and what it accepts is internally
+// consistent.
+func FuzzParse(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.yml")
+	for _, file := range files {
+		data, _ := os.ReadFile(file)
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Parse("fuzz.yml", data)
+		if err != nil {
+			if strings.ContainsAny(err.Error(), "\n") && !strings.Contains(err.Error(), "yaml:") {
+				t.Fatalf("multi-line error: %q", err)
+			}
+			return
+		}
+		names := map[string]bool{}
+		for _, r := range cfg.Rules {
+			if !nameRE.MatchString(r.Name) || names[r.Name] {
+				t.Fatalf("bad or duplicate name %q", r.Name)
+			}
+			names[r.Name] = true
+			switch r.Kind {
+			case Missing:
+				if r.After <= 0 {
+					t.Fatalf("missing rule without duration: %+v", r)
+				}
+			case Threshold, Rate:
+				if r.Above == nil && r.Below == nil || r.M < 1 || r.M > r.N || r.N > 64 || r.Window == "" {
+					t.Fatalf("inconsistent rule accepted: %+v", r)
+				}
+			case ZScore:
+				if !(r.Z > 0) || !(r.ClearZ > 0) || r.ClearZ > r.Z || r.Warmup < 2 || !(r.Alpha > 0 && r.Alpha <= 1) {
+					t.Fatalf("inconsistent zscore rule accepted: %+v", r)
+				}
+			default:
+				t.Fatalf("unknown kind accepted: %+v", r)
+			}
+		}
+	})
+}
