@@ -355,7 +355,7 @@ func (e *Engine) evalMissing(st *ruleState, wm, last int64, device, metric strin
 		st.phase = firing
 		st.incident = hashID(r.Name, device, metric, "", strconv.FormatInt(last, 10))
 		e.fired++
-		msg := fmt.Sprintf("%s silent for %s (>= %s) [%s]", what, time.Duration(silent)*time.Millisecond, r.After, r.Name)
+		msg := fmt.Sprintf("%s silent for %s (>= %s) [%s]", what, (time.Duration(silent) * time.Millisecond).Round(time.Second), r.After, r.Name)
 		e.send(st, Firing, float64(silent)/1000, float64(after)/1000, last, wm, device, metric, "", msg)
 		return
 	}

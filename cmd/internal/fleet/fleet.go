@@ -1,0 +1,217 @@
+// Package fleet simulates a fleet of smart beer kegs in event time: pours
+// that move beer through the flow meter, a cooler holding the keg cold,
+// CO2 pressure and a battery, plus the faults tapline exists to catch (a
+// leak, a failing cooler, a device that goes offline) and the bad input
+// real fleets send (malformed payloads, late and out-of-order records).
+//
+// A Fleet is a deterministic function of its Options: the same seed gives
+// the same records, byte for byte, which makes the demo reproducible and
+// its output testable.
+package fleet
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"time"
+)
+
+// Fault is something wrong with one keg from a point in time.
+type Fault struct {
+	Kind   FaultKind
+	Device int           // index of the keg, 0-based
+	From   time.Duration // since the start of the simulation
+}
+
+// FaultKind names a simulated fault.
+type FaultKind string
+
+// Simulated faults.
+const (
+	Leak          FaultKind = "leak"           // flow while the tap is closed
+	CoolerFailure FaultKind = "cooler-failure" // temperature drifts up
+	Offline       FaultKind = "offline"        // the keg stops sending
+	GasEmpty      FaultKind = "gas-empty"      // CO2 runs out: pressure falls
+	SensorGlitch  FaultKind = "sensor-glitch"  // every third temperature reading is 12 C off
+)
+
+// Options describe a fleet.
+type Options struct {
+	Devices  int
+	Interval time.Duration // between a keg's reports; default 10s
+	Start    time.Time     // event time of the first report
+	Seed     uint64
+	Faults   []Fault
+	BadRate  float64 // share of records replaced by a malformed payload
+	LateRate float64 // share of records delayed past any sensible lateness
+	// JitterRate is the share of records delayed by up to Interval/2,
+	// arriving out of order but in time.
+	JitterRate float64
+}
+
+// Record is one payload as it would arrive on the stream.
+type Record struct {
+	Device  string
+	Data    []byte
+	Arrival int64 // Unix ms: when the record reaches the stream
+}
+
+type keg struct {
+	id      string
+	gasLoss float64 // kPa lost since the CO2 ran out
+	pourEnd time.Duration // pouring until then
+	temp    float64
+	battery float64
+	seq     int64
+}
+
+// Fleet generates records tick by tick. Not safe for concurrent use.
+type Fleet struct {
+	opts    Options
+	rng     *rand.Rand
+	kegs    []keg
+	now     time.Duration // elapsed event time of the next tick
+	delayed []Record      // late and jittered records waiting for their arrival
+}
+
+// New returns a fleet at its first tick.
+func New(opts Options) *Fleet {
+	if opts.Interval <= 0 {
+		opts.Interval = 10 * time.Second
+	}
+	f := &Fleet{opts: opts, rng: rand.New(rand.NewPCG(opts.Seed, 0x7a91))}
+	for i := 0; i < opts.Devices; i++ {
+		f.kegs = append(f.kegs, keg{id: DeviceID(i), temp: 3 + f.rng.Float64(), battery: 3.9 + 0.2*f.rng.Float64()})
+	}
+	return f
+}
+
+// DeviceID names keg i.
+func DeviceID(i int) string { return fmt.Sprintf("keg-%04d", i+1) }
+
+// Elapsed is the event time simulated so far.
+func (f *Fleet) Elapsed() time.Duration { return f.now }
+
+// Step appends the records that arrive during the next tick (one report
+// per online keg, plus delayed records now due) to dst, and returns the
+// tick's arrival time.
+func (f *Fleet) Step(dst []Record) ([]Record, time.Time) {
+	tick := f.opts.Start.Add(f.now)
+	arrival := tick.UnixMilli()
+	// Delayed records due by now arrive first.
+	kept := f.delayed[:0]
+	for _, r := range f.delayed {
+		if r.Arrival <= arrival {
+			r.Arrival = arrival
+			dst = append(dst, r)
+		} else {
+			kept = append(kept, r)
+		}
+	}
+	f.delayed = kept
+	for i := range f.kegs {
+		if f.faulty(i, Offline) {
+			continue
+		}
+		k := &f.kegs[i]
+		// Reports spread across the interval, in device order.
+		ts := tick.Add(time.Duration(i) * f.opts.Interval / time.Duration(len(f.kegs)+1))
+		r := Record{Device: k.id, Data: f.report(i, ts), Arrival: arrival}
+		switch x := f.rng.Float64(); {
+		case x < f.opts.BadRate:
+			r.Data = f.malformed(k.id, ts)
+		case x < f.opts.BadRate+f.opts.LateRate:
+			r.Arrival = arrival + (10 * time.Minute).Milliseconds()
+			f.delayed = append(f.delayed, r)
+			continue
+		case x < f.opts.BadRate+f.opts.LateRate+f.opts.JitterRate:
+			r.Arrival = arrival + f.opts.Interval.Milliseconds()/2
+			f.delayed = append(f.delayed, r)
+			continue
+		}
+		dst = append(dst, r)
+	}
+	f.now += f.opts.Interval
+	return dst, tick
+}
+
+func (f *Fleet) faulty(i int, kind FaultKind) bool {
+	for _, fl := range f.opts.Faults {
+		if fl.Device == i && fl.Kind == kind && f.now >= fl.From {
+			return true
+		}
+	}
+	return false
+}
+
+// report advances keg i by one interval and renders its telemetry.
+func (f *Fleet) report(i int, ts time.Time) []byte {
+	k := &f.kegs[i]
+	k.seq++
+	// Pours start at random (a busy bar: about one every 6 minutes per tap)
+	// and last 5-40 seconds at 2-4 litres a minute.
+	flow := 0.0
+	if k.pourEnd <= f.now && f.rng.Float64() < f.opts.Interval.Minutes()/6 {
+		k.pourEnd = f.now + time.Duration(5+f.rng.IntN(35))*time.Second
+	}
+	if k.pourEnd > f.now {
+		flow = 2 + 2*f.rng.Float64()
+	} else if f.faulty(i, Leak) {
+		flow = 0.2 + 0.2*f.rng.Float64()
+	}
+	// The cooler holds 3-4.5 C; a failing one lets it climb 0.1 C a minute.
+	if f.faulty(i, CoolerFailure) {
+		k.temp += 0.1 * f.opts.Interval.Minutes()
+	} else {
+		k.temp += (3.5-k.temp)*0.1 + 0.1*f.rng.NormFloat64()
+	}
+	if f.faulty(i, GasEmpty) {
+		k.gasLoss = math.Min(k.gasLoss+40*f.opts.Interval.Minutes(), 90)
+	}
+	pressure := 103 + f.rng.NormFloat64() - 4*math.Min(flow, 1) - k.gasLoss
+	k.battery -= 0.00002 * f.opts.Interval.Seconds()
+	buf := make([]byte, 0, 200)
+	buf = append(buf, `{"device_id":"`...)
+	buf = append(buf, k.id...)
+	buf = append(buf, `","ts":`...)
+	buf = strconv.AppendInt(buf, ts.UnixMilli(), 10)
+	buf = append(buf, `,"seq":`...)
+	buf = strconv.AppendInt(buf, k.seq, 10)
+	buf = append(buf, `,"metrics":{"flow_lpm":`...)
+	buf = strconv.AppendFloat(buf, round(flow, 3), 'f', -1, 64)
+	temp := k.temp
+	if f.faulty(i, SensorGlitch) && k.seq%3 == 0 {
+		temp += 12
+	}
+	buf = append(buf, `,"temp_c":`...)
+	buf = strconv.AppendFloat(buf, round(temp, 2), 'f', -1, 64)
+	buf = append(buf, `,"pressure_kpa":`...)
+	buf = strconv.AppendFloat(buf, round(pressure, 1), 'f', -1, 64)
+	buf = append(buf, `,"battery_v":`...)
+	buf = strconv.AppendFloat(buf, round(k.battery, 3), 'f', -1, 64)
+	buf = append(buf, `}}`...)
+	return buf
+}
+
+// malformed returns one of the broken payloads fleets really send.
+func (f *Fleet) malformed(id string, ts time.Time) []byte {
+	ms := ts.UnixMilli()
+	switch f.rng.IntN(5) {
+	case 0:
+		return fmt.Appendf(nil, `{"device_id":"%s","ts":%d,"metrics":{"flow_lpm":0.0,"temp_c":`, id, ms) // truncated
+	case 1:
+		return fmt.Appendf(nil, `{"device_id":"%s","ts":%d,"metrics":{"temp_c":NaN}}`, id, ms)
+	case 2:
+		return fmt.Appendf(nil, `{"device_id":"../%s","ts":%d,"metrics":{"temp_c":4}}`, id, ms)
+	case 3:
+		return fmt.Appendf(nil, `{"device_id":"%s","metrics":{"temp_c":4}}`, id)
+	default:
+		return fmt.Appendf(nil, `{"device_id":"%s","ts":%d,"metrics":{"temp_c":1e400}}`, id, ms)
+	}
+}
+
+func round(v float64, digits int) float64 {
+	p := math.Pow10(digits)
+	return math.Round(v*p) / p
+}

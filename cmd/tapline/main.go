@@ -1,0 +1,72 @@
+// Command tapline turns IoT telemetry into windowed aggregates, alerts and
+// actions. Subcommands:
+//
+//	tapline demo    run the shard loop on a simulated keg fleet (no AWS needed)
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/tapline/tapline/cmd/internal/demo"
+)
+
+const usage = `usage: tapline <command> [flags]
+
+commands:
+  demo    run the shard loop on a simulated keg fleet, no AWS account needed
+
+Run 'tapline <command> -h' for a command's flags.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	var err error
+	switch os.Args[1] {
+	case "demo":
+		err = runDemo(ctx, os.Args[2:])
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "tapline: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "tapline:", err)
+		os.Exit(1)
+	}
+}
+
+func runDemo(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("tapline demo", flag.ContinueOnError)
+	o := demo.Options{Out: os.Stdout, Live: demo.IsTerminal(os.Stdout)}
+	fs.IntVar(&o.Devices, "devices", 50, "number of simulated kegs")
+	fs.DurationVar(&o.Duration, "duration", 2*time.Hour, "simulated event time")
+	fs.Float64Var(&o.Speed, "speed", 720, "simulated seconds per real second (0: as fast as possible)")
+	fs.Uint64Var(&o.Seed, "seed", 1, "random seed; the same seed gives the same records and alerts")
+	fs.StringVar(&o.RulesFile, "rules", "", "rules YAML file (default: the embedded keg rules)")
+	fs.StringVar(&o.OutDir, "out", "tapline-data", "directory for output (dead letters)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	sum, err := demo.Run(ctx, o)
+	if err != nil {
+		return err
+	}
+	sum.Print(os.Stdout)
+	return nil
+}
