@@ -59,7 +59,7 @@ type Record struct {
 
 type keg struct {
 	id      string
-	gasLoss float64 // kPa lost since the CO2 ran out
+	gasLoss float64       // kPa lost since the CO2 ran out
 	pourEnd time.Duration // pouring until then
 	temp    float64
 	battery float64
