@@ -1,0 +1,314 @@
+package benchmarks
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tapline/tapline/benchmarks/naive"
+	"github.com/tapline/tapline/pipeline"
+	"github.com/tapline/tapline/schemas"
+	"github.com/tapline/tapline/windows"
+	"github.com/tapline/tapline/windows/rules"
+)
+
+// The loop under test: 1m tumbling and 5m/1m hopping windows, 10s
+// lateness, and the demo's rules (thresholds, z-score, rate, missing).
+var (
+	specNames = []string{"1m", "5m/1m"}
+	lateness  = 10 * time.Second
+	rulesFile = "../cmd/internal/demo/rules.yml"
+)
+
+type discard struct{}
+
+func (discard) Write(*schemas.DeadLetter) error { return nil }
+
+func newProcessor(tb testing.TB, onWindow pipeline.WindowFunc) *pipeline.Processor {
+	tb.Helper()
+	var specs []windows.Spec
+	for _, s := range specNames {
+		sp, err := windows.ParseSpec(s)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		specs = append(specs, sp)
+	}
+	cfg, err := rules.Load(rulesFile)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p, err := pipeline.NewProcessor(pipeline.Options{
+		Shard:       "bench",
+		Windows:     windows.Options{Specs: specs, AllowedLateness: lateness},
+		Rules:       cfg,
+		DeadLetters: discard{},
+		OnWindow:    onWindow,
+		OnAlert:     func(*rules.Alert) {},
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+var (
+	datasetsMu sync.Mutex
+	datasets   = map[int]*Dataset{}
+)
+
+// dataset returns the shared dataset for a fleet size: every device
+// reports once a second; at least two reports per device and two million
+// records, so a pass covers several window boundaries at small fleets.
+func dataset(devices int) *Dataset {
+	datasetsMu.Lock()
+	defer datasetsMu.Unlock()
+	if d := datasets[devices]; d != nil {
+		return d
+	}
+	d := Generate(devices, max(2_000_000, 2*devices), time.Second, 42)
+	datasets[devices] = d
+	return d
+}
+
+var fleets = []struct {
+	name    string
+	devices int
+}{{"devices=10k", 10_000}, {"devices=1M", 1_000_000}}
+
+func short(devices int) bool {
+	return devices > 100_000 && os.Getenv("TAPLINE_BENCH_FULL") == ""
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// BenchmarkLoop is the whole per-shard loop: decode, windows, rules, on
+// ~200-byte records with six metrics. It reports records/s on one core,
+// allocations per record (0 in steady state) and heap bytes per live
+// (device, metric) series.
+func BenchmarkLoop(b *testing.B) {
+	for _, f := range fleets {
+		b.Run(f.name, func(b *testing.B) {
+			if short(f.devices) {
+				b.Skip("set TAPLINE_BENCH_FULL=1 (make bench-full) for 1M devices")
+			}
+			ds := dataset(f.devices)
+			before := heapInUse()
+			p := newProcessor(b, nil)
+			for _, r := range ds.Records { // warm-up: every series exists
+				p.Process(r, "", 0)
+			}
+			ds.Shift()
+			perSeries := float64(heapInUse()-before) / float64(p.LiveSeries())
+			b.SetBytes(ds.Bytes / int64(len(ds.Records)))
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if i == len(ds.Records) {
+					b.StopTimer()
+					ds.Shift()
+					i = 0
+					b.StartTimer()
+				}
+				if err := p.Process(ds.Records[i], "", 0); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+			b.ReportMetric(perSeries, "B/series")
+			runtime.KeepAlive(p)
+		})
+	}
+}
+
+// BenchmarkNaive runs package naive, the baseline, on the same data.
+func BenchmarkNaive(b *testing.B) {
+	for _, f := range fleets {
+		b.Run(f.name, func(b *testing.B) {
+			if short(f.devices) {
+				b.Skip("set TAPLINE_BENCH_FULL=1 (make bench-full) for 1M devices")
+			}
+			ds := dataset(f.devices)
+			c := naive.New(naiveSpecs(), lateness)
+			for _, r := range ds.Records {
+				c.Process(r)
+			}
+			ds.Shift()
+			b.SetBytes(ds.Bytes / int64(len(ds.Records)))
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if i == len(ds.Records) {
+					b.StopTimer()
+					ds.Shift()
+					i = 0
+					b.StartTimer()
+				}
+				if err := c.Process(ds.Records[i]); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+		})
+	}
+}
+
+func naiveSpecs() []naive.Spec {
+	var out []naive.Spec
+	for _, s := range specNames {
+		sp, _ := windows.ParseSpec(s)
+		out = append(out, naive.Spec{Size: sp.Size.Milliseconds(), Slide: sp.Slide.Milliseconds()})
+	}
+	return out
+}
+
+// BenchmarkWindowsAdd is aggregation alone, on records decoded
+// beforehand: one pane update per metric.
+func BenchmarkWindowsAdd(b *testing.B) {
+	for _, f := range fleets {
+		b.Run(f.name, func(b *testing.B) {
+			if short(f.devices) {
+				b.Skip("set TAPLINE_BENCH_FULL=1 (make bench-full) for 1M devices")
+			}
+			ds := dataset(f.devices)
+			type decoded struct {
+				id      []byte
+				ts      int64
+				metrics []schemas.Metric
+			}
+			dec := schemas.NewDecoder(schemas.Options{})
+			recs := make([]decoded, len(ds.Records))
+			for i, r := range ds.Records {
+				rec, err := dec.Decode(r, 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				recs[i] = decoded{append([]byte(nil), rec.DeviceID...), rec.Time, nil}
+				for _, m := range rec.Metrics {
+					recs[i].metrics = append(recs[i].metrics, schemas.Metric{Name: append([]byte(nil), m.Name...), Value: m.Value})
+				}
+			}
+			var specs []windows.Spec
+			for _, s := range specNames {
+				sp, _ := windows.ParseSpec(s)
+				specs = append(specs, sp)
+			}
+			a, err := windows.New(windows.Options{Specs: specs, AllowedLateness: lateness}, nopOutput{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var shift int64
+			for _, r := range recs {
+				a.Add(r.id, r.ts, r.metrics)
+			}
+			shift += ds.Span.Milliseconds()
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if i == len(recs) {
+					i = 0
+					shift += ds.Span.Milliseconds()
+				}
+				r := &recs[i]
+				a.Add(r.id, r.ts+shift, r.metrics)
+				i++
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+			b.ReportMetric(float64(b.N)*6/b.Elapsed().Seconds(), "updates/s")
+		})
+	}
+}
+
+type nopOutput struct{}
+
+func (nopOutput) Window(*windows.Window)     {}
+func (nopOutput) Watermark(int64)            {}
+func (nopOutput) Retain(windows.Handle) bool { return false }
+
+// BenchmarkClose measures one window boundary at a large fleet: every
+// series emits its 1m window and merges its 5m/1m panes, and the rules
+// run. Divide by the records per boundary to get its share per record.
+func BenchmarkClose(b *testing.B) {
+	for _, devices := range []int{100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("devices=%d", devices), func(b *testing.B) {
+			if short(devices) {
+				b.Skip("set TAPLINE_BENCH_FULL=1 (make bench-full) for 1M devices")
+			}
+			ds := Generate(devices, devices, time.Minute, 7) // one report per device per minute
+			p := newProcessor(b, nil)
+			for _, r := range ds.Records {
+				p.Process(r, "", 0)
+			}
+			series := p.LiveSeries()
+			for b.Loop() {
+				b.StopTimer()
+				ds.Shift()
+				// all but the last record: fills the next minute without
+				// crossing its end
+				for _, r := range ds.Records[:len(ds.Records)-1] {
+					p.Process(r, "", 0)
+				}
+				b.StartTimer()
+				// the last one moves the watermark across the boundary
+				p.Process(ds.Records[len(ds.Records)-1], "", 0)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(series), "ns/series")
+		})
+	}
+}
+
+// TestAgreesWithNaive checks that tapline and the naive consumer compute
+// the same windows from the same records: a benchmark ratio means nothing
+// if the two do different work.
+func TestAgreesWithNaive(t *testing.T) {
+	ds := Generate(200, 100_000, time.Second, 3)
+	type key struct {
+		device, metric string
+		spec           int
+		start          int64
+	}
+	type val struct {
+		count         int64
+		sum, min, max float64
+	}
+	got := map[key]val{}
+	p := newProcessor(t, func(w *windows.Window) {
+		got[key{w.DeviceID, w.Metric, w.SpecIndex, w.Start}] = val{w.Count, w.Sum, w.Min, w.Max}
+	})
+	c := naive.New(naiveSpecs(), lateness)
+	want := map[key]val{}
+	c.Emit = func(w naive.Window) { want[key{w.Device, w.Metric, w.Spec, w.Start}] = val{w.Count, w.Sum, w.Min, w.Max} }
+	for _, r := range ds.Records {
+		if err := p.Process(r, "", 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Process(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Flush()
+	c.Flush()
+	if st := p.Stats(); st.Accepted != uint64(len(ds.Records)) {
+		t.Fatalf("tapline accepted %d of %d records", st.Accepted, len(ds.Records))
+	}
+	if len(got) != len(want) || len(got) == 0 {
+		t.Fatalf("tapline emitted %d windows, naive %d", len(got), len(want))
+	}
+	for k, w := range want {
+		g := got[k]
+		if g.count != w.count || g.min != w.min || g.max != w.max || math.Abs(g.sum-w.sum) > 1e-9*math.Abs(w.sum) {
+			t.Fatalf("window %+v: tapline %+v, naive %+v", k, g, w)
+		}
+	}
+}
