@@ -91,18 +91,24 @@ func (d *Decoder) Decode(data []byte, refMs int64) (*Record, error) {
 		i++
 	} else {
 		for {
-			var key []byte
-			var keyAt int
-			keyAt = i
-			key, i = d.str(i)
-			if d.synErr != nil {
-				return nil, d.synErr
+			keyAt := i
+			key, j := knownKey(data[i:])
+			if key != nil {
+				// The reserved keys, without escapes, as devices send
+				// them: no need to scan them byte by byte.
+				i += j
+			} else {
+				key, i = d.str(i)
+				if d.synErr != nil {
+					return nil, d.synErr
+				}
+				i = d.ws(i)
+				if i >= len(data) || data[i] != ':' {
+					return nil, d.syntax(i, "expected ':' after object key")
+				}
+				i++
 			}
 			i = d.ws(i)
-			if i >= len(data) || data[i] != ':' {
-				return nil, d.syntax(i, "expected ':' after object key")
-			}
-			i = d.ws(i + 1)
 			switch string(key) {
 			case "device_id":
 				if r.DeviceID != nil {
@@ -371,7 +377,60 @@ func (d *Decoder) checkNotMetric(key []byte, at int) {
 // number scans a JSON number at i. ok is false for a value that is not a
 // finite float64: the non-JSON literals NaN, Infinity and -Infinity, which
 // devices written in JavaScript or Python emit, and overflows like 1e400.
+//
+// Telemetry numbers are short decimals without exponents: those take the
+// fast path here, the rest numberGeneral.
 func (d *Decoder) number(i int) (v float64, ok bool, end int) {
+	data := d.data
+	j := i
+	neg := j < len(data) && data[j] == '-'
+	if neg {
+		j++
+	}
+	start := j
+	var mant uint64
+	for j < len(data) {
+		c := data[j] - '0'
+		if c > 9 {
+			break
+		}
+		mant = mant*10 + uint64(c)
+		j++
+	}
+	intDigits := j - start
+	if intDigits == 0 || intDigits > 1 && data[start] == '0' {
+		return d.numberGeneral(i)
+	}
+	frac := 0
+	if j < len(data) && data[j] == '.' {
+		j++
+		fs := j
+		for j < len(data) {
+			c := data[j] - '0'
+			if c > 9 {
+				break
+			}
+			mant = mant*10 + uint64(c)
+			j++
+		}
+		frac = j - fs
+		if frac == 0 {
+			return d.numberGeneral(i)
+		}
+	}
+	if intDigits+frac > 15 || j < len(data) && (data[j] == 'e' || data[j] == 'E' || data[j] == 'N' || data[j] == 'I' || data[j] >= 'a' && data[j] <= 'z') {
+		return d.numberGeneral(i)
+	}
+	// Exact: the mantissa is below 10^15 < 2^53 and 10^frac is exact.
+	v = float64(mant) / pow10[frac]
+	if neg {
+		v = -v
+	}
+	return v, true, j
+}
+
+// numberGeneral handles every JSON number and the non-JSON literals.
+func (d *Decoder) numberGeneral(i int) (v float64, ok bool, end int) {
 	data := d.data
 	start := i
 	if c := data[i]; c == 'N' || c == 'I' || c == '-' && i+1 < len(data) && data[i+1] == 'I' {
@@ -648,6 +707,23 @@ func (d *Decoder) skip(i, depth int) int {
 	}
 	d.syntax(i, "invalid value")
 	return i
+}
+
+// knownKey recognises `"device_id":`, `"ts":`, `"seq":` and `"metrics":`
+// at the start of b and returns the key and the length up to and
+// including the colon; nil if b starts otherwise.
+func knownKey(b []byte) ([]byte, int) {
+	switch {
+	case hasPrefix(b, `"device_id":`):
+		return b[1:10], 12
+	case hasPrefix(b, `"ts":`):
+		return b[1:3], 5
+	case hasPrefix(b, `"seq":`):
+		return b[1:4], 6
+	case hasPrefix(b, `"metrics":`):
+		return b[1:8], 10
+	}
+	return nil, 0
 }
 
 func hasPrefix(b []byte, s string) bool {

@@ -149,13 +149,21 @@ type spec struct {
 	size, slide int64 // ms
 }
 
+// device is one live device. Its id (up to 32 bytes) and first eight
+// series are inline, so the hot path finds everything about a device in
+// the few cache lines of this struct.
 type device struct {
-	id    string
-	slots []slot  // the device's series, sorted by metric name
-	hint  []uint8 // record position -> likely index in slots
-	last  int64   // largest event time seen
+	hash  uint64 // of the id, for the device table
+	last  int64  // largest event time seen
 	gen   uint32
 	live  bool
+	idLen uint8 // len(id) when it fits in short; 0xff otherwise
+	n     uint16
+	hint  [8]uint8 // record position -> likely slot
+	short [32]byte
+	id    string
+	inl   [8]slot // slots 0-7, sorted by metric name with more
+	more  []slot  // slots 8 and up
 }
 
 type slot struct {
@@ -163,12 +171,47 @@ type slot struct {
 	series uint32
 }
 
+func (d *device) is(id []byte) bool {
+	if len(id) <= len(d.short) {
+		return int(d.idLen) == len(id) && string(d.short[:len(id)]) == string(id)
+	}
+	return d.id == string(id)
+}
+
+func (d *device) slot(i int) *slot {
+	if i < len(d.inl) {
+		return &d.inl[i]
+	}
+	return &d.more[i-len(d.inl)]
+}
+
+func (d *device) insertSlot(at int, s slot) {
+	if int(d.n) >= len(d.inl) {
+		d.more = append(d.more, slot{})
+	}
+	for k := int(d.n); k > at; k-- {
+		*d.slot(k) = *d.slot(k - 1)
+	}
+	*d.slot(at) = s
+	d.n++
+}
+
+func (d *device) deleteSlot(at int) {
+	for k := at; k < int(d.n)-1; k++ {
+		*d.slot(k) = *d.slot(k + 1)
+	}
+	if int(d.n) > len(d.inl) {
+		d.more = d.more[:len(d.more)-1]
+	}
+	d.n--
+}
+
 type seriesMeta struct {
 	device uint32
 	metric uint32
 	gen    uint32
 	live   bool
-	last   int64 // largest event time seen
+	last   int64 // largest event time in closed panes
 }
 
 // Aggregator computes windows for one shard. Create it with New.
@@ -184,7 +227,7 @@ type Aggregator struct {
 	maxSeries  int
 	liveSeries int
 
-	devIndex    map[string]uint32
+	devs        devTable
 	devices     []device
 	freeDevices []uint32
 	order       []uint32 // live devices sorted by id
@@ -195,8 +238,8 @@ type Aggregator struct {
 
 	series     []seriesMeta
 	freeSeries []uint32
-	panes      []Agg // ring panes, series i owns panes[i*ring:(i+1)*ring]
-	sketches   []*ddsketch.DDSketch
+	chunks     [][]pane             // ring panes by series: see chunkBits
+	sketches   []*ddsketch.DDSketch // with Quantiles: series i owns [i*ring, (i+1)*ring)
 
 	maxTS    int64 // largest event time seen, noData before the first record
 	wm       int64 // watermark, never decreases
@@ -227,7 +270,6 @@ func New(opts Options, out Output) (*Aggregator, error) {
 		lateness:    opts.AllowedLateness.Milliseconds(),
 		ttl:         opts.SeriesTTL.Milliseconds(),
 		maxSeries:   opts.MaxSeries,
-		devIndex:    map[string]uint32{},
 		metricIndex: map[string]uint32{},
 		maxTS:       noData,
 		wm:          noData,
@@ -241,6 +283,10 @@ func New(opts Options, out Output) (*Aggregator, error) {
 	// Live panes of a series span from the first pane of the oldest open
 	// window to the pane of the largest event time: see DESIGN.md.
 	a.ring = a.lateness/a.pane + 1 + a.maxSize/a.pane
+	if a.pane > math.MaxInt32 {
+		return nil, fmt.Errorf("windows: pane of %v (the gcd of sizes and slides) exceeds 24 days", time.Duration(a.pane)*time.Millisecond)
+	}
+	a.devs = newDevTable(func(i uint32) uint64 { return a.devices[i].hash })
 	if opts.Quantiles {
 		var err error
 		if a.merged, err = newSketch(); err != nil {
@@ -273,13 +319,14 @@ func (a *Aggregator) Add(deviceID []byte, ts int64, metrics []schemas.Metric) Cl
 		a.stats.Late++
 		return Late
 	}
-	di, ok := a.devIndex[string(deviceID)]
+	h := a.devs.hash(deviceID)
+	di, ok := a.lookup(h, deviceID)
 	if !ok {
 		if a.liveSeries+len(metrics) > a.maxSeries {
 			a.stats.SeriesLimit++
 			return SeriesLimit
 		}
-		di = a.newDevice(deviceID)
+		di = a.newDevice(h, deviceID)
 	}
 	d := &a.devices[di]
 	if a.liveSeries+len(metrics) > a.maxSeries && !a.hasAll(d, metrics) {
@@ -295,25 +342,38 @@ func (a *Aggregator) Add(deviceID []byte, ts int64, metrics []schemas.Metric) Cl
 		a.stats.InOrder++
 	}
 	off := floorMod(p, a.ring)
-	end := start + a.pane
+	ep, at := uint32(p), int32(ts-start)
 	for k := range metrics {
 		si := a.seriesOf(di, k, metrics[k].Name)
-		pn := &a.panes[int64(si)*a.ring+off]
-		if pn.Count != 0 && (pn.FirstTS < start || pn.FirstTS >= end) {
-			pn.Count = 0 // a pane from an older, closed span: start afresh
+		pn := &a.chunks[si>>chunkBits][off<<chunkBits|int64(si&chunkMask)]
+		if pn.epoch != ep {
+			// a pane from an older, closed span: start afresh
+			pn.count, pn.epoch = 0, ep
 			if a.sketches != nil {
 				a.sketches[int64(si)*a.ring+off].Clear()
 			}
 		}
-		pn.Add(ts, metrics[k].Value)
+		pn.add(at, metrics[k].Value)
 		if a.sketches != nil {
 			_ = a.sketches[int64(si)*a.ring+off].Add(metrics[k].Value)
 		}
-		if s := &a.series[si]; ts > s.last {
-			s.last = ts
-		}
 	}
 	return class
+}
+
+// lookup finds a device by id in the device table.
+func (a *Aggregator) lookup(h uint64, id []byte) (uint32, bool) {
+	t := &a.devs
+	tag := uint32(h >> 32)
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
+		s := t.slots[i]
+		if s.idx == 0 {
+			return 0, false
+		}
+		if s.tag == tag && a.devices[s.idx-1].is(id) {
+			return s.idx - 1, true
+		}
+	}
 }
 
 // seriesOf returns the series of metric name, the k-th metric of a record
@@ -323,8 +383,10 @@ func (a *Aggregator) Add(deviceID []byte, ts int64, metrics []schemas.Metric) Cl
 func (a *Aggregator) seriesOf(di uint32, k int, name []byte) uint32 {
 	d := &a.devices[di]
 	if k < len(d.hint) {
-		if h := int(d.hint[k]); h < len(d.slots) && a.metricNames[d.slots[h].metric] == string(name) {
-			return d.slots[h].series
+		if h := int(d.hint[k]); h < int(d.n) {
+			if s := d.slot(h); a.metricNames[s.metric] == string(name) {
+				return s.series
+			}
 		}
 	}
 	j, found := a.findSlot(d, name)
@@ -332,28 +394,25 @@ func (a *Aggregator) seriesOf(di uint32, k int, name []byte) uint32 {
 		a.newSeries(di, j, name)
 		d = &a.devices[di]
 	}
-	if k < 255 && j < 255 {
-		for len(d.hint) <= k {
-			d.hint = append(d.hint, 0)
-		}
+	if k < len(d.hint) && j < 255 {
 		d.hint[k] = uint8(j)
 	}
-	return d.slots[j].series
+	return d.slot(j).series
 }
 
 // findSlot binary-searches d's slots for name: the index, or where it
 // belongs.
 func (a *Aggregator) findSlot(d *device, name []byte) (int, bool) {
-	lo, hi := 0, len(d.slots)
+	lo, hi := 0, int(d.n)
 	for lo < hi {
 		m := (lo + hi) / 2
-		if a.metricNames[d.slots[m].metric] < string(name) {
+		if a.metricNames[d.slot(m).metric] < string(name) {
 			lo = m + 1
 		} else {
 			hi = m
 		}
 	}
-	return lo, lo < len(d.slots) && a.metricNames[d.slots[lo].metric] == string(name)
+	return lo, lo < int(d.n) && a.metricNames[d.slot(lo).metric] == string(name)
 }
 
 func (a *Aggregator) hasAll(d *device, metrics []schemas.Metric) bool {
@@ -365,7 +424,7 @@ func (a *Aggregator) hasAll(d *device, metrics []schemas.Metric) bool {
 	return true
 }
 
-func (a *Aggregator) newDevice(id []byte) uint32 {
+func (a *Aggregator) newDevice(h uint64, id []byte) uint32 {
 	var di uint32
 	if n := len(a.freeDevices); n > 0 {
 		di = a.freeDevices[n-1]
@@ -375,12 +434,13 @@ func (a *Aggregator) newDevice(id []byte) uint32 {
 		a.devices = append(a.devices, device{})
 	}
 	d := &a.devices[di]
-	d.id = string(id)
-	d.slots, d.hint = d.slots[:0], d.hint[:0]
-	d.last = noData
-	d.gen++
-	d.live = true
-	a.devIndex[d.id] = di
+	gen := d.gen + 1
+	*d = device{hash: h, last: noData, gen: gen, live: true, id: string(id), more: d.more[:0]}
+	d.idLen = 0xff
+	if len(id) <= len(d.short) {
+		d.idLen = uint8(copy(d.short[:], id))
+	}
+	a.devs.insert(h, di)
 	a.newDevices = append(a.newDevices, di)
 	return di
 }
@@ -399,7 +459,9 @@ func (a *Aggregator) newSeries(di uint32, at int, name []byte) {
 	} else {
 		si = uint32(len(a.series))
 		a.series = append(a.series, seriesMeta{})
-		a.panes = append(a.panes, make([]Agg, a.ring)...)
+		if int(si>>chunkBits) == len(a.chunks) {
+			a.chunks = append(a.chunks, make([]pane, a.ring<<chunkBits))
+		}
 		if a.opts.Quantiles {
 			for range a.ring {
 				sk, _ := newSketch() // only fails for a bad accuracy constant
@@ -411,10 +473,32 @@ func (a *Aggregator) newSeries(di uint32, at int, name []byte) {
 	s.device, s.metric, s.live, s.last = di, mi, true, noData
 	s.gen++
 	a.liveSeries++
-	d := &a.devices[di]
-	d.slots = append(d.slots, slot{})
-	copy(d.slots[at+1:], d.slots[at:])
-	d.slots[at] = slot{metric: mi, series: si}
+	a.devices[di].insertSlot(at, slot{metric: mi, series: si})
+}
+
+// paneOf returns series si's pane at ring offset off.
+func (a *Aggregator) paneOf(si uint32, off int64) *pane {
+	return &a.chunks[si>>chunkBits][off<<chunkBits|int64(si&chunkMask)]
+}
+
+// paneNum recovers the full pane number of a pane's 32-bit epoch: live
+// panes are within the ring of the newest one.
+func (a *Aggregator) paneNum(ep uint32) int64 {
+	cur := floorDiv(a.maxTS, a.pane)
+	return cur - int64(uint32(cur)-ep)
+}
+
+// seriesLast is the largest event time of series si: its closed panes'
+// (kept in meta) and its open panes'.
+func (a *Aggregator) seriesLast(si uint32) int64 {
+	last := a.series[si].last
+	for q := floorDiv(a.closed, a.pane); q*a.pane <= a.maxTS; q++ {
+		pn := a.paneOf(si, floorMod(q, a.ring))
+		if pn.count > 0 && pn.epoch == uint32(q) {
+			last = max(last, q*a.pane+int64(pn.lastAt))
+		}
+	}
+	return last
 }
 
 // Tick tells the Aggregator the wall-clock time. The pipeline calls it

@@ -21,10 +21,11 @@ func (a *Aggregator) advance(wm int64) {
 		// one step (still one pass there, for eviction).
 		lastUseful := floorDiv(a.maxTS, a.pane)*a.pane + a.maxSize
 		for e := a.closed + a.pane; e <= target; e += a.pane {
-			if e > lastUseful {
-				e = target
+			jumped := false
+			if e > lastUseful && e != target {
+				e, jumped = target, true
 			}
-			a.closeAt(e)
+			a.closeAt(e, jumped)
 			a.closed = e
 		}
 		a.out.Watermark(wm)
@@ -41,8 +42,10 @@ func (a *Aggregator) Flush() {
 }
 
 // closeAt delivers the windows ending at boundary e, in (device, metric,
-// spec) order, and evicts series idle for longer than the TTL.
-func (a *Aggregator) closeAt(e int64) {
+// spec) order, folds the panes that closed into each series' last event
+// time, and evicts series idle for longer than the TTL. jumped says the
+// boundaries before e were skipped (they held no windows with data).
+func (a *Aggregator) closeAt(e int64, jumped bool) {
 	a.ending = a.ending[:0]
 	for i, s := range a.specs {
 		if floorMod(e-s.size, s.slide) == 0 {
@@ -53,23 +56,48 @@ func (a *Aggregator) closeAt(e int64) {
 	kept := a.order[:0]
 	for _, di := range a.order {
 		d := &a.devices[di]
-		for j := 0; j < len(d.slots); j++ {
-			si := d.slots[j].series
+		for j := 0; j < int(d.n); j++ {
+			sl := *d.slot(j)
 			for _, spi := range a.ending {
-				a.emit(e, spi, di, d.slots[j])
+				a.emit(e, spi, di, sl)
 			}
-			if s := &a.series[si]; s.last < evictBefore && !a.out.Retain(makeHandle(si, s.gen)) {
+			s := &a.series[sl.series]
+			a.fold(sl.series, e, jumped)
+			if s.last < evictBefore && a.seriesLast(sl.series) < evictBefore && !a.out.Retain(makeHandle(sl.series, s.gen)) {
 				a.evictSeries(d, j)
 				j--
 			}
 		}
-		if len(d.slots) == 0 {
+		if d.n == 0 {
 			a.evictDevice(di)
 			continue
 		}
 		kept = append(kept, di)
 	}
 	a.order = kept
+}
+
+// fold records in series si's meta the last event time of the panes that
+// boundary e completed: the one before e, or every pane before e after a
+// jump.
+func (a *Aggregator) fold(si uint32, e int64, jumped bool) {
+	s := &a.series[si]
+	q := e/a.pane - 1
+	if !jumped {
+		if pn := a.paneOf(si, floorMod(q, a.ring)); pn.count > 0 && pn.epoch == uint32(q) {
+			s.last = max(s.last, q*a.pane+int64(pn.lastAt))
+		}
+		return
+	}
+	for off := int64(0); off < a.ring; off++ {
+		pn := a.paneOf(si, off)
+		if pn.count == 0 {
+			continue
+		}
+		if n := a.paneNum(pn.epoch); n <= q {
+			s.last = max(s.last, n*a.pane+int64(pn.lastAt))
+		}
+	}
 }
 
 func (a *Aggregator) emit(e int64, spi int, di uint32, sl slot) {
@@ -80,16 +108,17 @@ func (a *Aggregator) emit(e int64, spi int, di uint32, sl slot) {
 	if a.merged != nil {
 		a.merged.Clear()
 	}
-	base := int64(sl.series) * a.ring
 	for start := e - sp.size; start < e; start += a.pane {
-		off := floorMod(start/a.pane, a.ring) // start is a multiple of the pane
-		pn := &a.panes[base+off]
-		if pn.Count == 0 || pn.FirstTS < start || pn.FirstTS >= start+a.pane {
+		q := start / a.pane // start is a multiple of the pane
+		off := floorMod(q, a.ring)
+		pn := a.paneOf(sl.series, off)
+		if pn.count == 0 || pn.epoch != uint32(q) {
 			continue
 		}
-		w.Agg.Merge(pn)
+		pa := pn.agg(start)
+		w.Agg.Merge(&pa)
 		if a.merged != nil {
-			_ = a.merged.MergeWith(a.sketches[base+off])
+			_ = a.merged.MergeWith(a.sketches[int64(sl.series)*a.ring+off])
 		}
 	}
 	if w.Count == 0 {
@@ -109,21 +138,25 @@ func (a *Aggregator) emit(e int64, spi int, di uint32, sl slot) {
 }
 
 func (a *Aggregator) evictSeries(d *device, j int) {
-	si := d.slots[j].series
+	si := d.slot(j).series
 	s := &a.series[si]
 	s.live = false
 	s.gen++
-	clear(a.panes[int64(si)*a.ring : int64(si+1)*a.ring])
+	for off := int64(0); off < a.ring; off++ {
+		*a.paneOf(si, off) = pane{}
+		if a.sketches != nil {
+			a.sketches[int64(si)*a.ring+off].Clear()
+		}
+	}
 	a.freeSeries = append(a.freeSeries, si)
 	a.liveSeries--
 	a.stats.Evicted++
-	d.slots = slices.Delete(d.slots, j, j+1)
-	d.hint = d.hint[:0]
+	d.deleteSlot(j)
 }
 
 func (a *Aggregator) evictDevice(di uint32) {
 	d := &a.devices[di]
-	delete(a.devIndex, d.id)
+	a.devs.remove(d.hash, di)
 	d.id, d.live = "", false
 	d.gen++
 	a.freeDevices = append(a.freeDevices, di)
@@ -170,9 +203,10 @@ func (a *Aggregator) EachSeries(fn func(info *SeriesInfo)) {
 	for _, di := range a.order {
 		d := &a.devices[di]
 		info.Device, info.DeviceID, info.DeviceLast = makeHandle(di, d.gen), d.id, d.last
-		for _, sl := range d.slots {
+		for j := 0; j < int(d.n); j++ {
+			sl := d.slot(j)
 			s := &a.series[sl.series]
-			info.Series, info.Metric, info.Last = makeHandle(sl.series, s.gen), a.metricNames[sl.metric], s.last
+			info.Series, info.Metric, info.Last = makeHandle(sl.series, s.gen), a.metricNames[sl.metric], a.seriesLast(sl.series)
 			fn(&info)
 		}
 	}
