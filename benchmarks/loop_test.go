@@ -288,7 +288,9 @@ func TestAgreesWithNaive(t *testing.T) {
 	})
 	c := naive.New(naiveSpecs(), lateness)
 	want := map[key]val{}
-	c.Emit = func(w naive.Window) { want[key{w.Device, w.Metric, w.Spec, w.Start}] = val{w.Count, w.Sum, w.Min, w.Max} }
+	c.Emit = func(w naive.Window) {
+		want[key{w.Device, w.Metric, w.Spec, w.Start}] = val{w.Count, w.Sum, w.Min, w.Max}
+	}
 	for _, r := range ds.Records {
 		if err := p.Process(r, "", 0); err != nil {
 			t.Fatal(err)
