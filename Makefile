@@ -1,0 +1,40 @@
+# tapline developer targets. `make test` is what CI runs (.ci/run).
+SHELL := /bin/bash
+GO    ?= go
+TOOLS := $(GO) tool -modfile=deploy/tools/go.mod
+# Seconds each fuzz target runs inside `make test`; raise it to hunt.
+FUZZTIME ?= 10s
+
+.PHONY: all test unit fuzz lint bench bench-full demo
+
+all: test
+
+## test: every test: lint, unit and golden tests with -race, brief fuzzing
+test: lint unit fuzz
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./schemas
+	$(GO) test -run '^$$' -fuzz '^FuzzRFC3339$$' -fuzztime $(FUZZTIME) ./schemas
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./windows/rules
+
+## lint: gofmt, go vet and staticcheck (pinned in deploy/tools/go.mod)
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(TOOLS) staticcheck ./...
+
+## bench: the loop, decode and naive baseline at 10k devices (a few minutes)
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 1s ./schemas ./benchmarks | tee benchmarks/results/latest.txt
+
+## bench-full: adds 1M devices and the 1M-device window close (needs ~8 GiB)
+bench-full:
+	TAPLINE_BENCH_FULL=1 $(GO) test -run '^$$' -bench . -benchtime 1s -timeout 60m ./schemas ./benchmarks | tee benchmarks/results/latest-full.txt
+
+## demo: the newcomer's first command
+demo:
+	$(GO) run ./cmd/tapline demo
