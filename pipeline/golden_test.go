@@ -43,7 +43,10 @@ func TestGolden(t *testing.T) {
 			if len(parts) < 2 {
 				t.Fatalf("%s: want header, '---', events, '---', output", file)
 			}
-			got := runGolden(t, file, parts[0], parts[1])
+			got := runGolden(t, file, parts[0], parts[1], false)
+			if batched := runGolden(t, file, parts[0], parts[1], true); batched != got {
+				t.Errorf("%s: ProcessBatch output differs from Process:\n--- batch\n%s--- per record\n%s", file, batched, got)
+			}
 			want := ""
 			if len(parts) == 3 {
 				want = parts[2]
@@ -79,7 +82,9 @@ func (r *recorder) Write(d *schemas.DeadLetter) error {
 	return nil
 }
 
-func runGolden(t *testing.T, file, header, events string) string {
+// runGolden replays the events, one Process call per record or, with
+// batch, one ProcessBatch call per run of records between ticks.
+func runGolden(t *testing.T, file, header, events string, batch bool) string {
 	var h goldenHeader
 	dec := yaml.NewDecoder(strings.NewReader(header))
 	dec.KnownFields(true)
@@ -119,13 +124,27 @@ func runGolden(t *testing.T, file, header, events string) string {
 	p.Tick(wall)
 	seq := 0
 	var arrival int64
+	var pending []Input
 	feed := func(data []byte, ts int64) {
 		seq++
 		arrival = max(arrival, ts)
+		if batch {
+			pending = append(pending, Input{Data: data, Seq: strconv.Itoa(seq), Arrival: arrival})
+			return
+		}
 		if err := p.Process(data, strconv.Itoa(seq), arrival); err != nil {
 			t.Fatal(err)
 		}
 		p.Tick(wall)
+	}
+	drain := func() {
+		if len(pending) > 0 {
+			if err := p.ProcessBatch(pending); err != nil {
+				t.Fatal(err)
+			}
+			pending = pending[:0]
+			p.Tick(wall)
+		}
 	}
 	sc := bufio.NewScanner(strings.NewReader(events))
 	for n := 1; sc.Scan(); n++ {
@@ -144,6 +163,7 @@ func runGolden(t *testing.T, file, header, events string) string {
 		case "raw": // raw JSON, arriving at the current arrival time
 			feed([]byte(strings.TrimSpace(strings.TrimPrefix(sc.Text(), "raw"))), arrival)
 		case "tick": // the wall clock moves on with no records
+			drain()
 			d, err := time.ParseDuration(f[1])
 			if err != nil {
 				fail("%v", err)
@@ -152,6 +172,7 @@ func runGolden(t *testing.T, file, header, events string) string {
 			rec.lines = append(rec.lines, "# tick "+f[1])
 			p.Tick(wall)
 		case "flush":
+			drain()
 			rec.lines = append(rec.lines, "# flush")
 			p.Flush()
 		case "every": // every STEP from T1 to T2 DEVICE[,DEVICE...] metric=v1,v2,...
@@ -176,6 +197,7 @@ func runGolden(t *testing.T, file, header, events string) string {
 			feed(record(t, f[1], ts, f[2:], 0), base.UnixMilli()+ts)
 		}
 	}
+	drain()
 	st := p.Stats()
 	rec.lines = append(rec.lines, fmt.Sprintf("# stats: records=%d accepted=%d in_order=%d out_of_order=%d late=%d windows=%d fired=%d resolved=%d evicted=%d live_series=%d",
 		st.Records, st.Accepted, st.Windows.InOrder, st.Windows.OutOfOrder, st.Windows.Late, st.Windows.Windows, st.Fired, st.Resolved, st.Windows.Evicted, p.LiveSeries()))

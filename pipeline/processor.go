@@ -113,6 +113,22 @@ func (p *Processor) Process(data []byte, seq string, arrival int64) (err error) 
 	return p.dlErr
 }
 
+// Input is one record of a batch.
+type Input struct {
+	Data    []byte
+	Seq     string // sequence number
+	Arrival int64  // arrival time, Unix ms
+}
+
+// ProcessBatch calls Process for each record in order (a GetRecords
+// response). Its error is Process's: the batch must not be acknowledged.
+func (p *Processor) ProcessBatch(in []Input) error {
+	for i := range in {
+		p.Process(in[i].Data, in[i].Seq, in[i].Arrival)
+	}
+	return p.dlErr
+}
+
 func (p *Processor) reject(data []byte, seq string, arrival int64, reason schemas.Reason, msg string) error {
 	p.stats.Rejected[reason]++
 	p.letter = schemas.DeadLetter{Reason: reason, Error: msg, Shard: p.opts.Shard, Sequence: seq, Arrival: arrival, Data: data}

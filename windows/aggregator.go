@@ -235,6 +235,7 @@ type Aggregator struct {
 
 	metricIndex map[string]uint32
 	metricNames []string
+	metricKeys  []nameKey // metricKeys[i] is metricNames[i] for fast compares
 
 	series     []seriesMeta
 	freeSeries []uint32
@@ -384,7 +385,7 @@ func (a *Aggregator) seriesOf(di uint32, k int, name []byte) uint32 {
 	d := &a.devices[di]
 	if k < len(d.hint) {
 		if h := int(d.hint[k]); h < int(d.n) {
-			if s := d.slot(h); a.metricNames[s.metric] == string(name) {
+			if s := d.slot(h); a.metricKeys[s.metric].matches(name, a.metricNames[s.metric]) {
 				return s.series
 			}
 		}
@@ -450,6 +451,7 @@ func (a *Aggregator) newSeries(di uint32, at int, name []byte) {
 	if !ok {
 		mi = uint32(len(a.metricNames))
 		a.metricNames = append(a.metricNames, string(name))
+		a.metricKeys = append(a.metricKeys, makeNameKey(a.metricNames[mi]))
 		a.metricIndex[a.metricNames[mi]] = mi
 	}
 	var si uint32
