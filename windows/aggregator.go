@@ -344,9 +344,22 @@ func (a *Aggregator) Add(deviceID []byte, ts int64, metrics []schemas.Metric) Cl
 	}
 	off := floorMod(p, a.ring)
 	ep, at := uint32(p), int32(ts-start)
+	col := off << chunkBits
+	// Locals, so the loop keeps them in registers across the pane stores.
+	chunks, keys, names := a.chunks, a.metricKeys, a.metricNames
 	for k := range metrics {
-		si := a.seriesOf(di, k, metrics[k].Name)
-		pn := &a.chunks[si>>chunkBits][off<<chunkBits|int64(si&chunkMask)]
+		name := metrics[k].Name
+		var si uint32
+		// Devices send their metrics in a stable order, so the slot that
+		// held the k-th metric last time almost always holds it again.
+		if h := d.hint[k&7]; k < 8 && h < 8 && uint16(h) < d.n &&
+			(keys[d.inl[h].metric].quick(name) || names[d.inl[h].metric] == string(name)) {
+			si = d.inl[h].series
+		} else {
+			si = a.seriesOf(di, k, name)
+			chunks, keys, names = a.chunks, a.metricKeys, a.metricNames
+		}
+		pn := &chunks[si>>chunkBits][col|int64(si&chunkMask)]
 		if pn.epoch != ep {
 			// a pane from an older, closed span: start afresh
 			pn.count, pn.epoch = 0, ep
@@ -378,18 +391,10 @@ func (a *Aggregator) lookup(h uint64, id []byte) (uint32, bool) {
 }
 
 // seriesOf returns the series of metric name, the k-th metric of a record
-// of device di, creating it if needed. Devices send their metrics in a
-// stable order, so the hint for position k almost always hits and no map is
-// consulted.
+// of device di, creating it if needed, and remembers where it found it for
+// the next record. Add checks that hint inline first.
 func (a *Aggregator) seriesOf(di uint32, k int, name []byte) uint32 {
 	d := &a.devices[di]
-	if k < len(d.hint) {
-		if h := int(d.hint[k]); h < int(d.n) {
-			if s := d.slot(h); a.metricKeys[s.metric].matches(name, a.metricNames[s.metric]) {
-				return s.series
-			}
-		}
-	}
 	j, found := a.findSlot(d, name)
 	if !found {
 		a.newSeries(di, j, name)

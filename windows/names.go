@@ -2,37 +2,38 @@ package windows
 
 import "encoding/binary"
 
-// nameKey is an interned metric name in a form the hot path can compare
-// with two word compares instead of a call to memequal: the name's first
-// 16 bytes, zero-padded, and its length.
+// nameKey is an interned metric name in a form the hot path compares with
+// two masked word compares instead of a call to memequal: the name's
+// first 16 bytes as two words and the masks of the name's bytes in them.
 type nameKey struct {
 	w0, w1 uint64
+	m0, m1 uint64
 	n      int
 }
 
 func makeNameKey(name string) nameKey {
+	if len(name) > 16 {
+		// quick never matches (w0 has bits outside m0): compare in full.
+		return nameKey{w0: 1, n: len(name)}
+	}
 	var b [16]byte
 	copy(b[:], name)
-	return nameKey{binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:]), len(name)}
+	return nameKey{
+		w0: binary.LittleEndian.Uint64(b[:8]), w1: binary.LittleEndian.Uint64(b[8:]),
+		m0: lowBytes(min(len(name), 8)), m1: lowBytes(max(len(name)-8, 0)),
+		n: len(name),
+	}
 }
 
-// matches reports whether name equals the key's name. Names from the
-// decoder are slices of a record that continues past them (at least the
-// closing quote, a colon and a value), so while the capacity allows it
-// whole words are loaded and the bytes past the name masked off.
-func (k *nameKey) matches(name []byte, full string) bool {
-	n := len(name)
-	if n != k.n {
-		return false
-	}
-	switch {
-	case n <= 8 && cap(name) >= 8:
-		return binary.LittleEndian.Uint64(name[:8])&lowBytes(n) == k.w0
-	case n <= 16 && cap(name) >= 16:
-		return binary.LittleEndian.Uint64(name[:8]) == k.w0 &&
-			binary.LittleEndian.Uint64(name[8:16])&lowBytes(n-8) == k.w1
-	}
-	return full == string(name)
+// quick reports whether name equals the key's name, for names of up to
+// 16 bytes that are slices of a longer buffer (the decoder's names are
+// slices of the record, which continues past them). It loads 16 bytes and
+// masks off those past the name. false means "not equal" only when
+// len(name) <= 16 and cap(name) >= 16; otherwise compare in full.
+func (k *nameKey) quick(name []byte) bool {
+	return len(name) == k.n && cap(name) >= 16 &&
+		binary.LittleEndian.Uint64(name[:8])&k.m0 == k.w0 &&
+		binary.LittleEndian.Uint64(name[8:16])&k.m1 == k.w1
 }
 
 // lowBytes masks the low n bytes of a word (n in 0..8).
