@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"math"
+	"strconv"
 	"time"
 	"unicode/utf8"
 )
@@ -74,7 +75,7 @@ func NewDecoder(opts Options) *Decoder {
 func (d *Decoder) Decode(data []byte, refMs int64) (*Record, error) {
 	if len(data) > d.opts.MaxRecordBytes {
 		return nil, &Error{Reason: ReasonTooLarge, Offset: d.opts.MaxRecordBytes,
-			Detail: "record is " + itoa(int64(len(data))) + " bytes, limit " + itoa(int64(d.opts.MaxRecordBytes))}
+			Detail: "record is " + strconv.Itoa(len(data)) + " bytes, limit " + strconv.Itoa(d.opts.MaxRecordBytes)}
 	}
 	r := &d.rec
 	r.DeviceID, r.Time, r.Seq, r.Metrics = nil, 0, -1, r.Metrics[:0]
@@ -264,7 +265,7 @@ func (d *Decoder) ts(i int, refMs int64) int {
 		return i
 	}
 	if refMs > 0 && ms > refMs+d.skewMs {
-		d.semantic(ReasonFutureTS, at, "ts is "+itoa((ms-refMs)/1000)+"s ahead of arrival, limit "+itoa(d.skewMs/1000)+"s")
+		d.semantic(ReasonFutureTS, at, "ts is "+strconv.FormatInt((ms-refMs)/1000, 10)+"s ahead of arrival, limit "+strconv.FormatInt(d.skewMs/1000, 10)+"s")
 	}
 	d.rec.Time = ms
 	return i
@@ -358,7 +359,7 @@ func (d *Decoder) metric(name []byte, nameAt, i int) int {
 		}
 	}
 	if len(ms) >= d.opts.MaxMetrics {
-		d.semantic(ReasonTooManyMetrics, nameAt, "more than "+itoa(int64(d.opts.MaxMetrics))+" metrics")
+		d.semantic(ReasonTooManyMetrics, nameAt, "more than "+strconv.Itoa(d.opts.MaxMetrics)+" metrics")
 		return j
 	}
 	d.rec.Metrics = append(ms, Metric{Name: name, Value: v})
@@ -758,26 +759,4 @@ func combineSurrogates(hi, lo rune) rune {
 		return (hi-0xd800)<<10 | (lo - 0xdc00) + 0x10000
 	}
 	return -1
-}
-
-func itoa(v int64) string {
-	var b [20]byte
-	i := len(b)
-	neg := v < 0
-	if neg {
-		v = -v
-	}
-	for {
-		i--
-		b[i] = byte('0' + v%10)
-		v /= 10
-		if v == 0 {
-			break
-		}
-	}
-	if neg {
-		i--
-		b[i] = '-'
-	}
-	return string(b[i:])
 }
