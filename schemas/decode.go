@@ -208,10 +208,12 @@ func (d *Decoder) semantic(reason Reason, at int, detail string) {
 	}
 }
 
-// ws skips JSON whitespace.
+// ws skips JSON whitespace. Every JSON whitespace byte is <= ' ', so
+// one compare settles the common case of none.
 func (d *Decoder) ws(i int) int {
-	for i < len(d.data) {
-		switch d.data[i] {
+	data := d.data
+	for i < len(data) && data[i] <= ' ' {
+		switch data[i] {
 		case ' ', '\t', '\n', '\r':
 			i++
 		default:
@@ -714,15 +716,26 @@ func (d *Decoder) skip(i, depth int) int {
 // at the start of b and returns the key and the length up to and
 // including the colon; nil if b starts otherwise.
 func knownKey(b []byte) ([]byte, int) {
-	switch {
-	case hasPrefix(b, `"device_id":`):
-		return b[1:10], 12
-	case hasPrefix(b, `"ts":`):
-		return b[1:3], 5
-	case hasPrefix(b, `"seq":`):
-		return b[1:4], 6
-	case hasPrefix(b, `"metrics":`):
-		return b[1:8], 10
+	if len(b) < 2 {
+		return nil, 0
+	}
+	switch b[1] {
+	case 'd':
+		if hasPrefix(b, `"device_id":`) {
+			return b[1:10], 12
+		}
+	case 't':
+		if hasPrefix(b, `"ts":`) {
+			return b[1:3], 5
+		}
+	case 's':
+		if hasPrefix(b, `"seq":`) {
+			return b[1:4], 6
+		}
+	case 'm':
+		if hasPrefix(b, `"metrics":`) {
+			return b[1:8], 10
+		}
 	}
 	return nil, 0
 }
