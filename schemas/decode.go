@@ -391,15 +391,7 @@ func (d *Decoder) number(i int) (v float64, ok bool, end int) {
 		j++
 	}
 	start := j
-	var mant uint64
-	for j < len(data) {
-		c := data[j] - '0'
-		if c > 9 {
-			break
-		}
-		mant = mant*10 + uint64(c)
-		j++
-	}
+	j, mant := scanDigits(data, j, 0)
 	intDigits := j - start
 	if intDigits == 0 || intDigits > 1 && data[start] == '0' {
 		return d.numberGeneral(i)
@@ -408,14 +400,7 @@ func (d *Decoder) number(i int) (v float64, ok bool, end int) {
 	if j < len(data) && data[j] == '.' {
 		j++
 		fs := j
-		for j < len(data) {
-			c := data[j] - '0'
-			if c > 9 {
-				break
-			}
-			mant = mant*10 + uint64(c)
-			j++
-		}
+		j, mant = scanDigits(data, j, mant)
 		frac = j - fs
 		if frac == 0 {
 			return d.numberGeneral(i)
@@ -430,6 +415,20 @@ func (d *Decoder) number(i int) (v float64, ok bool, end int) {
 		v = -v
 	}
 	return v, true, j
+}
+
+// scanDigits accumulates the decimal digits from j into mant (which wraps
+// past 19 digits: callers count digits and take the general path then).
+func scanDigits(data []byte, j int, mant uint64) (int, uint64) {
+	for j < len(data) {
+		c := data[j] - '0'
+		if c > 9 {
+			break
+		}
+		mant = mant*10 + uint64(c)
+		j++
+	}
+	return j, mant
 }
 
 // numberGeneral handles every JSON number and the non-JSON literals.

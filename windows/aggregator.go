@@ -431,11 +431,8 @@ func (a *Aggregator) hasAll(d *device, metrics []schemas.Metric) bool {
 }
 
 func (a *Aggregator) newDevice(h uint64, id []byte) uint32 {
-	var di uint32
-	if n := len(a.freeDevices); n > 0 {
-		di = a.freeDevices[n-1]
-		a.freeDevices = a.freeDevices[:n-1]
-	} else {
+	di, ok := pop(&a.freeDevices)
+	if !ok {
 		di = uint32(len(a.devices))
 		a.devices = append(a.devices, device{})
 	}
@@ -459,11 +456,8 @@ func (a *Aggregator) newSeries(di uint32, at int, name []byte) {
 		a.metricKeys = append(a.metricKeys, makeNameKey(a.metricNames[mi]))
 		a.metricIndex[a.metricNames[mi]] = mi
 	}
-	var si uint32
-	if n := len(a.freeSeries); n > 0 {
-		si = a.freeSeries[n-1]
-		a.freeSeries = a.freeSeries[:n-1]
-	} else {
+	si, ok := pop(&a.freeSeries)
+	if !ok {
 		si = uint32(len(a.series))
 		a.series = append(a.series, seriesMeta{})
 		if int(si>>chunkBits) == len(a.chunks) {
@@ -481,6 +475,17 @@ func (a *Aggregator) newSeries(di uint32, at int, name []byte) {
 	s.gen++
 	a.liveSeries++
 	a.devices[di].insertSlot(at, slot{metric: mi, series: si})
+}
+
+// pop takes the last index off a free list.
+func pop(free *[]uint32) (uint32, bool) {
+	n := len(*free)
+	if n == 0 {
+		return 0, false
+	}
+	i := (*free)[n-1]
+	*free = (*free)[:n-1]
+	return i, true
 }
 
 // paneOf returns series si's pane at ring offset off.
