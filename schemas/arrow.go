@@ -1,6 +1,6 @@
 package schemas
 
-import "github.com/apache/arrow/go/v15/arrow"
+import "github.com/apache/arrow-go/v18/arrow"
 
 // SchemaVersion is the version of the three datasets' schemas below. It
 // is stored in every file's metadata; a change that is not purely

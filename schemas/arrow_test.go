@@ -3,7 +3,7 @@ package schemas
 import (
 	"testing"
 
-	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow-go/v18/arrow"
 )
 
 // TestArrowTypesAthenaReads walks every field, nested ones included, and

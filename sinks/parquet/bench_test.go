@@ -1,0 +1,62 @@
+package parquet
+
+import (
+	"fmt"
+	"io"
+	"testing"
+
+	"github.com/tapline/tapline/schemas"
+	"github.com/tapline/tapline/windows"
+)
+
+// BenchmarkEncodeWindows: Arrow build and zstd Parquet encode of window
+// rows, 100k rows a file.
+func BenchmarkEncodeWindows(b *testing.B) {
+	spec, _ := windows.ParseSpec("1m")
+	rows := make([]windows.Window, 100_000)
+	for i := range rows {
+		w := &rows[i]
+		w.Spec, w.Start, w.End = &spec, 1_764_000_000_000+int64(i/6000)*60_000, 1_764_000_060_000+int64(i/6000)*60_000
+		w.DeviceID, w.Metric = fmt.Sprintf("dev-%07d", i%1000), []string{"flow_lpm", "temp_c", "pressure_kpa", "battery_v", "rssi_dbm", "door_open"}[i%6]
+		w.Agg = windows.Agg{Count: 60, Sum: float64(i), Min: 1, Max: 9, Mean: float64(i) / 60, M2: 3, FirstTS: w.Start, LastTS: w.End - 1, First: 2, Last: 8}
+	}
+	e, _ := NewWindows(Options{})
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range rows {
+			e.Append(&rows[i])
+		}
+		if _, err := e.WriteTo(io.Discard); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(rows))/b.Elapsed().Seconds(), "rows/s")
+}
+
+// BenchmarkEncodeRaw: the same for raw rows with six metrics in the MAP.
+func BenchmarkEncodeRaw(b *testing.B) {
+	dec := schemas.NewDecoder(schemas.Options{})
+	recs := make([]schemas.Record, 100_000)
+	for i := range recs {
+		r, err := dec.Decode(fmt.Appendf(nil, `{"device_id":"dev-%07d","ts":%d,"seq":%d,"metrics":{"flow_lpm":%d.5,"temp_c":4.1,"pressure_kpa":101.3,"battery_v":3.7,"rssi_dbm":-67,"door_open":0}}`,
+			i%1000, 1_764_000_000_000+int64(i)*10, i, i%4), 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		recs[i] = schemas.Record{DeviceID: append([]byte(nil), r.DeviceID...), Time: r.Time, Seq: r.Seq}
+		for _, m := range r.Metrics {
+			recs[i].Metrics = append(recs[i].Metrics, schemas.Metric{Name: append([]byte(nil), m.Name...), Value: m.Value})
+		}
+	}
+	e, _ := NewRaw(Options{})
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range recs {
+			e.Append(&recs[i], recs[i].Time+5, "shardId-000000000000", "49590338271490256608559692538361571095921575989136588898")
+		}
+		if _, err := e.WriteTo(io.Discard); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(recs))/b.Elapsed().Seconds(), "rows/s")
+}

@@ -1,0 +1,251 @@
+package parquet
+
+import (
+	"bytes"
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	pq "github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/apache/arrow-go/v18/parquet/schema"
+
+	"github.com/tapline/tapline/pipeline"
+	"github.com/tapline/tapline/schemas"
+	"github.com/tapline/tapline/windows"
+	"github.com/tapline/tapline/windows/rules"
+)
+
+type nopDL struct{}
+
+func (nopDL) Write(*schemas.DeadLetter) error { return nil }
+
+// fill runs a few records through a real processor and encodes its
+// windows and alerts, and the records themselves as raw rows.
+func fill(t *testing.T, o Options, quantiles bool) (*Windows, *Alerts, *Raw) {
+	t.Helper()
+	ew, err := NewWindows(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ea, _ := NewAlerts(o)
+	er, _ := NewRaw(o)
+	one, _ := windows.ParseSpec("1m")
+	hop, _ := windows.ParseSpec("3m/1m")
+	cfg, err := rules.Parse("r.yml", []byte("rules:\n  - {name: hot, kind: threshold, metric: temp_c, window: 1m, above: 8}\n  - {name: gone, kind: missing, after: 2m}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := pipeline.NewProcessor(pipeline.Options{
+		Windows:     windows.Options{Specs: []windows.Spec{one, hop}, Quantiles: quantiles},
+		Rules:       cfg,
+		DeadLetters: nopDL{},
+		OnWindow:    ew.Append,
+		OnAlert:     ea.Append,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := schemas.NewDecoder(schemas.Options{})
+	base := time.Date(2026, 11, 27, 23, 58, 0, 0, time.UTC).UnixMilli() // crosses midnight
+	for i := 0; i < 400; i++ {
+		dev := []string{"keg-0001", "keg-0002", "keg-0003"}[i%3]
+		if i > 200 && dev == "keg-0003" {
+			continue // goes silent: the missing rule fires
+		}
+		data := []byte(`{"device_id":"` + dev + `","ts":` + itoa(base+int64(i)*1000) + `,"seq":` + itoa(int64(i)) + `,"metrics":{"temp_c":` + itoa(int64(4+i%7)) + `,"flow_lpm":0.5}}`)
+		if r, err := dec.Decode(data, 0); err != nil {
+			t.Fatal(err)
+		} else {
+			er.Append(r, base+int64(i)*1000+5, "shardId-000000000001", itoa(int64(1000+i)))
+		}
+		p.Process(data, "", 0)
+	}
+	p.Flush()
+	if ew.Rows() == 0 || ea.Rows() == 0 || er.Rows() != 334 {
+		t.Fatalf("rows: windows %d alerts %d raw %d", ew.Rows(), ea.Rows(), er.Rows())
+	}
+	return ew, ea, er
+}
+
+func itoa(v int64) string { return strconv.FormatInt(v, 10) }
+
+// TestAthenaTypes reads the files' Parquet schema, not just the data:
+// DuckDB would accept more than Athena does.
+func TestAthenaTypes(t *testing.T) {
+	ew, ea, er := fill(t, Options{}, true)
+	for name, enc := range map[string]interface{ Bytes() ([]byte, error) }{"windows": ew, "alerts": ea, "raw": er} {
+		data, err := enc.Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := file.NewParquetReader(bytes.NewReader(data))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		sc := r.MetaData().Schema
+		for i := 0; i < sc.NumColumns(); i++ {
+			col := sc.Column(i)
+			path := col.Path()
+			// Interfaces, not concrete types: arrow-go has moved these
+			// between value and pointer receivers across versions.
+			type timestamp interface {
+				TimeUnit() schema.TimeUnitType
+				IsAdjustedToUTC() bool
+			}
+			type integer interface{ IsSigned() bool }
+			switch lt := col.LogicalType().(type) {
+			case timestamp:
+				if lt.TimeUnit() != schema.TimeUnitMillis || !lt.IsAdjustedToUTC() || col.PhysicalType() != pq.Types.Int64 {
+					t.Errorf("%s.%s: %s on %s, want INT64 millis adjusted to UTC", name, path, lt, col.PhysicalType())
+				}
+			case schema.StringLogicalType:
+				if col.PhysicalType() != pq.Types.ByteArray {
+					t.Errorf("%s.%s: string on %s", name, path, col.PhysicalType())
+				}
+			case integer:
+				if !lt.IsSigned() {
+					t.Errorf("%s.%s: unsigned integer", name, path)
+				}
+			}
+			if path == "device_id" && !col.LogicalType().Equals(schema.StringLogicalType{}) {
+				t.Errorf("%s.device_id: %s, want String (UTF8)", name, col.LogicalType())
+			}
+			if col.PhysicalType() == pq.Types.Int96 {
+				t.Errorf("%s.%s: INT96", name, path)
+			}
+			if strings.HasSuffix(path, "_ts") || strings.HasPrefix(path, "window_") && path != "window_spec" || path == "ts" || path == "at" || path == "arrival" {
+				if _, ok := col.LogicalType().(timestamp); !ok {
+					t.Errorf("%s.%s: %s, want a timestamp", name, path, col.LogicalType())
+				}
+			}
+		}
+		rg := r.MetaData().RowGroup(0)
+		for i := 0; i < sc.NumColumns(); i++ {
+			cc, _ := rg.ColumnChunk(i)
+			if cc.Compression() != compress.Codecs.Zstd {
+				t.Errorf("%s.%s: compression %s", name, sc.Column(i).Path(), cc.Compression())
+			}
+			if ok, _ := cc.StatsSet(); !ok {
+				t.Errorf("%s.%s: no statistics", name, sc.Column(i).Path())
+			}
+			if sc.Column(i).Path() == "device_id" && !hasDict(cc.Encodings()) {
+				t.Errorf("%s.device_id: not dictionary encoded: %v", name, cc.Encodings())
+			}
+		}
+		if name == "raw" {
+			m := sc.Root().Field(3)
+			if m.Name() != "metrics" || !m.LogicalType().Equals(schema.MapLogicalType{}) {
+				t.Errorf("raw.metrics: %s %s, want the standard MAP", m.Name(), m.LogicalType())
+			}
+			var paths []string
+			for i := 0; i < sc.NumColumns(); i++ {
+				paths = append(paths, sc.Column(i).Path())
+			}
+			if !strings.Contains(strings.Join(paths, " "), "metrics.key_value.key metrics.key_value.value") {
+				t.Errorf("raw.metrics leaves: %v", paths)
+			}
+		}
+	}
+}
+
+func hasDict(encs []pq.Encoding) bool {
+	for _, e := range encs {
+		if e == pq.Encodings.RLEDict || e == pq.Encodings.PlainDict {
+			return true
+		}
+	}
+	return false
+}
+
+// TestDeterministicBytes: the same rows give the same file, byte for
+// byte, which is what lets a replay write the same S3 object.
+func TestDeterministicBytes(t *testing.T) {
+	for _, o := range []Options{{}, {Compression: Snappy, RowGroupRows: 50}} {
+		a1, b1, c1 := fill(t, o, true)
+		a2, b2, c2 := fill(t, o, true)
+		for i, pair := range [][2]interface{ Bytes() ([]byte, error) }{{a1, a2}, {b1, b2}, {c1, c2}} {
+			x, err1 := pair[0].Bytes()
+			y, err2 := pair[1].Bytes()
+			if err1 != nil || err2 != nil || len(x) == 0 || !bytes.Equal(x, y) {
+				t.Fatalf("dataset %d, %+v: files differ (%d vs %d bytes, %v %v)", i, o, len(x), len(y), err1, err2)
+			}
+		}
+	}
+	if _, err := NewWindows(Options{Compression: "lz4"}); err == nil {
+		t.Fatal("unknown compression accepted")
+	}
+}
+
+// TestRoundTrip reads the windows back through Arrow and compares them
+// with what the processor produced.
+func TestRoundTrip(t *testing.T) {
+	ew, _, er := fill(t, Options{}, false)
+	rows := ew.Rows()
+	data, err := ew.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ew.Rows() != 0 {
+		t.Fatal("encoder not emptied by Bytes")
+	}
+	tbl := readTable(t, data)
+	if int(tbl.NumRows()) != rows {
+		t.Fatalf("read %d rows, wrote %d", tbl.NumRows(), rows)
+	}
+	var total int64
+	counts := tbl.Column(5).Data().Chunk(0).(*array.Int64)
+	specs := tbl.Column(0).Data().Chunk(0).(*array.String)
+	for i := 0; i < counts.Len(); i++ {
+		if specs.Value(i) == "1m" {
+			total += counts.Value(i)
+		}
+	}
+	// 1m windows hold every accepted value exactly once: 334 records
+	// (keg-0003 goes silent after record 200) of 2 metrics each.
+	if total != 2*334 {
+		t.Fatalf("1m windows count %d values, want %d", total, 2*334)
+	}
+	p50 := tbl.Column(16).Data().Chunk(0)
+	if p50.NullN() != p50.Len() {
+		t.Fatal("quantile columns should be null without sketches")
+	}
+	raw := readTable(t, mustBytes(t, er))
+	ts := raw.Column(1).Data().Chunk(0).(*array.Timestamp)
+	if ts.Value(0) != arrow.Timestamp(time.Date(2026, 11, 27, 23, 58, 0, 0, time.UTC).UnixMilli()) {
+		t.Fatalf("first raw ts %v", ts.Value(0))
+	}
+}
+
+func mustBytes(t *testing.T, e interface{ Bytes() ([]byte, error) }) []byte {
+	t.Helper()
+	b, err := e.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func readTable(t *testing.T, data []byte) arrow.Table {
+	t.Helper()
+	r, err := file.NewParquetReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fr, err := pqarrow.NewFileReader(r, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := fr.ReadTable(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tbl
+}
