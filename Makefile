@@ -9,6 +9,7 @@ TOOLS := $(GO) tool -modfile=deploy/tools/go.mod
 FUZZ_DECODE ?= 300000x
 FUZZ_TIME   ?= 300000x
 FUZZ_RULES  ?= 100000x
+FUZZ_KEY    ?= 200000x
 
 .PHONY: all test unit fuzz lint bench bench-full demo
 
@@ -24,6 +25,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZ_DECODE) ./schemas
 	$(GO) test -run '^$$' -fuzz '^FuzzRFC3339$$' -fuzztime $(FUZZ_TIME) ./schemas
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZ_RULES) ./windows/rules
+	$(GO) test -run '^$$' -fuzz '^FuzzKey$$' -fuzztime $(FUZZ_KEY) ./sinks/layout
 
 ## lint: gofmt, go vet and staticcheck (pinned in deploy/tools/go.mod)
 lint:

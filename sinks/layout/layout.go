@@ -1,0 +1,103 @@
+// Package layout names the objects tapline writes, in S3 or a local
+// directory, in the layout Athena's partition projection expects:
+//
+//	{prefix}/{dataset}/dt=YYYY-MM-DD/hour=HH/{shard}-{first}-{last}.parquet
+//
+// dt and hour are the event time (UTC) of the rows. The name is a function
+// of the input alone: the shard and the first and last sequence numbers
+// of the records that produced the file, so a replay after a crash names
+// the same object again instead of adding a second one.
+//
+// Every part is validated before it reaches a key: a key never leaves its
+// prefix, whatever the shard id or sequence numbers say.
+package layout
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Datasets tapline writes.
+const (
+	Raw        = "raw"
+	Windows    = "windows"
+	Alerts     = "alerts"
+	DeadLetter = "deadletter"
+)
+
+// ValidPrefix reports whether p can start every key: empty, or
+// slash-separated segments of [a-zA-Z0-9._-] that are not "." or "..",
+// without leading or trailing slashes.
+func ValidPrefix(p string) error {
+	if p == "" {
+		return nil
+	}
+	if len(p) > 512 {
+		return errors.New("layout: prefix longer than 512 bytes")
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return fmt.Errorf("layout: prefix %q has an empty, '.' or '..' segment", p)
+		}
+		for i := 0; i < len(seg); i++ {
+			if !safe(seg[i]) {
+				return fmt.Errorf("layout: prefix %q: character %q not allowed", p, seg[i])
+			}
+		}
+	}
+	return nil
+}
+
+func safe(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
+}
+
+// Partition is the directory of one dataset's rows for one event hour,
+// relative to the prefix: "windows/dt=2026-11-27/hour=18".
+func Partition(dataset string, eventMs int64) string {
+	t := time.UnixMilli(eventMs).UTC()
+	return fmt.Sprintf("%s/dt=%s/hour=%02d", dataset, t.Format("2006-01-02"), t.Hour())
+}
+
+// Key is the object key of a file: prefix, partition and a name made of
+// the shard id and the range of sequence numbers, with extension ext
+// ("parquet" or "jsonl"). It fails rather than produce a key outside the
+// prefix or a name that differs by the caller's whims.
+func Key(prefix, dataset string, eventMs int64, shard, first, last, ext string) (string, error) {
+	if err := ValidPrefix(prefix); err != nil {
+		return "", err
+	}
+	switch dataset {
+	case Raw, Windows, Alerts, DeadLetter:
+	default:
+		return "", fmt.Errorf("layout: unknown dataset %q", dataset)
+	}
+	switch ext {
+	case "parquet", "jsonl":
+	default:
+		return "", fmt.Errorf("layout: unknown extension %q", ext)
+	}
+	if shard == "" || len(shard) > 128 {
+		return "", fmt.Errorf("layout: shard id must be 1-128 characters")
+	}
+	for i := 0; i < len(shard); i++ {
+		if c := shard[i]; !(safe(c) && c != '.') {
+			return "", fmt.Errorf("layout: shard id %q: character %q not allowed", shard, c)
+		}
+	}
+	for _, seq := range []string{first, last} {
+		if seq == "" || len(seq) > 128 || strings.Trim(seq, "0123456789") != "" {
+			return "", fmt.Errorf("layout: sequence number %q is not 1-128 decimal digits", seq)
+		}
+	}
+	if eventMs < 0 || eventMs > 253402300799999 {
+		return "", fmt.Errorf("layout: event time %d outside years 1970-9999", eventMs)
+	}
+	key := Partition(dataset, eventMs) + "/" + shard + "-" + first + "-" + last + "." + ext
+	if prefix != "" {
+		key = prefix + "/" + key
+	}
+	return key, nil
+}
