@@ -1,7 +1,8 @@
 // Command tapline turns IoT telemetry into windowed aggregates, alerts and
 // actions. Subcommands:
 //
-//	tapline demo    run the shard loop on a simulated keg fleet (no AWS needed)
+//	tapline demo        run the shard loop on a simulated keg fleet (no AWS needed)
+//	tapline athena-ddl  print the Athena DDL for the S3 datasets
 package main
 
 import (
@@ -14,12 +15,14 @@ import (
 	"time"
 
 	"github.com/tapline/tapline/cmd/internal/demo"
+	"github.com/tapline/tapline/sinks/athena"
 )
 
 const usage = `usage: tapline <command> [flags]
 
 commands:
-  demo    run the shard loop on a simulated keg fleet, no AWS account needed
+  demo        run the shard loop on a simulated keg fleet, no AWS account needed
+  athena-ddl  print the Athena/Glue DDL (with partition projection) for the S3 datasets
 
 Run 'tapline <command> -h' for a command's flags.
 `
@@ -35,6 +38,8 @@ func main() {
 	switch os.Args[1] {
 	case "demo":
 		err = runDemo(ctx, os.Args[2:])
+	case "athena-ddl":
+		err = runAthenaDDL(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -68,5 +73,25 @@ func runDemo(ctx context.Context, args []string) error {
 		return err
 	}
 	sum.Print(os.Stdout)
+	return nil
+}
+
+func runAthenaDDL(args []string) error {
+	fs := flag.NewFlagSet("tapline athena-ddl", flag.ContinueOnError)
+	bucket := fs.String("bucket", "", "S3 bucket holding tapline's datasets (required)")
+	prefix := fs.String("prefix", "tapline", "key prefix of the datasets in the bucket")
+	database := fs.String("database", "tapline", "Glue database for the tables")
+	since := fs.String("since", "2024-01-01", "first date (yyyy-MM-dd) partition projection covers")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *bucket == "" {
+		return errors.New("athena-ddl: --bucket is required")
+	}
+	script, err := athena.Script(*database, *bucket, *prefix, *since)
+	if err != nil {
+		return err
+	}
+	fmt.Print(script)
 	return nil
 }

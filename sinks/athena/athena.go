@@ -1,0 +1,184 @@
+// Package athena describes tapline's S3 datasets as Athena (Glue) tables:
+// columns generated from the Arrow schemas in package schemas, and
+// partition projection over the dt/hour layout of package layout, so new
+// partitions are queryable the moment they are written, without MSCK
+// REPAIR or a crawler. The CDK app builds its Glue tables from the same
+// Tables, so the two cannot drift.
+package athena
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/tapline/tapline/schemas"
+	"github.com/tapline/tapline/sinks/layout"
+)
+
+// Column is a table column with its Hive/Athena type.
+type Column struct {
+	Name, Type string
+}
+
+// Table is one dataset as an external Parquet table partitioned by dt
+// (yyyy-MM-dd) and hour (00-23), both strings.
+type Table struct {
+	Name       string
+	Columns    []Column
+	Location   string            // s3://bucket/prefix/dataset/
+	Projection map[string]string // TBLPROPERTIES for partition projection
+}
+
+var (
+	bucketRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+	databaseRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,254}$`)
+	dateRE     = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
+)
+
+// Tables returns the raw, windows and alerts tables for a bucket and key
+// prefix. ProjectionStart is the first date partition projection
+// enumerates (yyyy-MM-dd).
+func Tables(bucket, prefix, projectionStart string) ([]Table, error) {
+	if !bucketRE.MatchString(bucket) || strings.Contains(bucket, "..") {
+		return nil, fmt.Errorf("athena: %q is not an S3 bucket name", bucket)
+	}
+	if err := layout.ValidPrefix(prefix); err != nil {
+		return nil, err
+	}
+	if !dateRE.MatchString(projectionStart) {
+		return nil, fmt.Errorf("athena: projection start %q is not yyyy-MM-dd", projectionStart)
+	}
+	root := "s3://" + bucket + "/"
+	if prefix != "" {
+		root += prefix + "/"
+	}
+	var out []Table
+	for _, name := range []string{layout.Raw, layout.Windows, layout.Alerts} {
+		t := Table{Name: name, Location: root + name + "/"}
+		for _, f := range schemas.Datasets[name].Fields() {
+			ty, err := hiveType(f.Type)
+			if err != nil {
+				return nil, fmt.Errorf("athena: %s.%s: %w", name, f.Name, err)
+			}
+			t.Columns = append(t.Columns, Column{f.Name, ty})
+		}
+		t.Projection = map[string]string{
+			"projection.enabled":          "true",
+			"projection.dt.type":          "date",
+			"projection.dt.format":        "yyyy-MM-dd",
+			"projection.dt.range":         projectionStart + ",NOW",
+			"projection.dt.interval":      "1",
+			"projection.dt.interval.unit": "DAYS",
+			"projection.hour.type":        "integer",
+			"projection.hour.range":       "0,23",
+			"projection.hour.digits":      "2",
+			"storage.location.template":   t.Location + "dt=${dt}/hour=${hour}/",
+			"parquet.compression":         "ZSTD",
+			"tapline.schema_version":      schemas.SchemaVersion,
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+func hiveType(t arrow.DataType) (string, error) {
+	switch t.ID() {
+	case arrow.STRING:
+		return "string", nil
+	case arrow.TIMESTAMP:
+		return "timestamp", nil
+	case arrow.INT64:
+		return "bigint", nil
+	case arrow.FLOAT64:
+		return "double", nil
+	case arrow.BINARY:
+		return "binary", nil
+	case arrow.MAP:
+		m := t.(*arrow.MapType)
+		k, err := hiveType(m.KeyType())
+		if err != nil {
+			return "", err
+		}
+		v, err := hiveType(m.ItemType())
+		if err != nil {
+			return "", err
+		}
+		return "map<" + k + "," + v + ">", nil
+	}
+	return "", fmt.Errorf("no Athena type for %s", t)
+}
+
+// DDL renders CREATE EXTERNAL TABLE for the table in database.
+func (t Table) DDL(database string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "CREATE EXTERNAL TABLE IF NOT EXISTS `%s`.`%s` (\n", database, t.Name)
+	for i, c := range t.Columns {
+		sep := ","
+		if i == len(t.Columns)-1 {
+			sep = ""
+		}
+		fmt.Fprintf(&b, "  `%s` %s%s\n", c.Name, c.Type, sep)
+	}
+	b.WriteString(")\nPARTITIONED BY (`dt` string, `hour` string)\nSTORED AS PARQUET\n")
+	fmt.Fprintf(&b, "LOCATION '%s'\nTBLPROPERTIES (\n", t.Location)
+	keys := make([]string, 0, len(t.Projection))
+	for k := range t.Projection {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for i, k := range keys {
+		sep := ","
+		if i == len(keys)-1 {
+			sep = ""
+		}
+		fmt.Fprintf(&b, "  '%s'='%s'%s\n", k, t.Projection[k], sep)
+	}
+	b.WriteString(");\n")
+	return b.String()
+}
+
+// Script is everything `tapline athena-ddl` prints: the database, the
+// three tables and example queries.
+func Script(database, bucket, prefix, projectionStart string) (string, error) {
+	if !databaseRE.MatchString(database) {
+		return "", fmt.Errorf("athena: database %q must match %s", database, databaseRE)
+	}
+	tables, err := Tables(bucket, prefix, projectionStart)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "-- tapline datasets in s3://%s/%s (schema version %s).\n", bucket, prefix, schemas.SchemaVersion)
+	b.WriteString("-- Partition projection: no MSCK REPAIR TABLE and no crawler needed.\n\n")
+	fmt.Fprintf(&b, "CREATE DATABASE IF NOT EXISTS `%s`;\n\n", database)
+	for _, t := range tables {
+		b.WriteString(t.DDL(database))
+		b.WriteString("\n")
+	}
+	fmt.Fprintf(&b, `-- Example: one device's temperature, minute by minute, on one day.
+SELECT window_start, "mean", "min", "max", "count"
+FROM %[1]s.windows
+WHERE dt = '2026-11-27' AND window_spec = '1m'
+  AND device_id = 'keg-0042' AND metric = 'temp_c'
+ORDER BY window_start;
+
+-- Example: exact hourly statistics re-aggregated from 1m windows
+-- (count, sum and m2 merge exactly; see windows.Agg.Merge), and the alerts.
+SELECT device_id, metric, date_trunc('hour', window_start) AS hour_start,
+       sum("count") AS n, sum("sum") / sum("count") AS mean,
+       min("min") AS min, max("max") AS max
+FROM %[1]s.windows
+WHERE dt = '2026-11-27' AND window_spec = '1m'
+GROUP BY 1, 2, 3
+ORDER BY 1, 2, 3;
+
+SELECT "at", severity, rule, device_id, metric, state, message
+FROM %[1]s.alerts
+WHERE dt = '2026-11-27'
+ORDER BY "at";
+`, database)
+	return b.String(), nil
+}
