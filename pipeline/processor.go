@@ -29,6 +29,9 @@ type Options struct {
 	DeadLetters DeadLetters   // required
 	OnWindow    WindowFunc    // optional
 	OnAlert     rules.AlertFunc
+	// OnRecord receives each record that was aggregated, for the raw
+	// dataset. The record is reused after the call. Optional.
+	OnRecord func(rec *schemas.Record, seq string, arrival int64)
 }
 
 // Stats count a Processor's records. Read them on the owning goroutine.
@@ -110,6 +113,9 @@ func (p *Processor) Process(data []byte, seq string, arrival int64) (err error) 
 		return p.reject(data, seq, arrival, schemas.ReasonSeriesLimit, "series limit reached: record would create a new series")
 	}
 	p.stats.Accepted++
+	if p.opts.OnRecord != nil {
+		p.opts.OnRecord(rec, seq, arrival)
+	}
 	return p.dlErr
 }
 

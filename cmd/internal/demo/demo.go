@@ -7,7 +7,9 @@ package demo
 import (
 	"context"
 	_ "embed"
+	"errors"
 	"fmt"
+	"io/fs"
 	"io"
 	"os"
 	"path/filepath"
@@ -34,7 +36,7 @@ type Options struct {
 	Speed     float64       // simulated seconds per real second; 0 runs unpaced
 	Seed      uint64
 	RulesFile string // empty: the embedded rules
-	OutDir    string // dead letters go to OutDir/deadletter/
+	OutDir    string // Parquet and dead letters go under OutDir
 	Out       io.Writer
 	Live      bool // redraw one progress line (a terminal) instead of printing lines
 }
@@ -48,6 +50,9 @@ type Summary struct {
 	Alerts            []string // one line per alert, in order
 	Fired, Resolved   uint64
 	DeadLetterFile    string
+	Files             int    // Parquet files written
+	FilesExisting     int    // files already there from an earlier run with the same seed
+	Query             string // a DuckDB command over the windows written
 	Elapsed           time.Duration
 	LoopRate          float64 // records per second of time spent in Process
 }
@@ -61,6 +66,9 @@ var faults = []fleet.Fault{
 	{Kind: fleet.GasEmpty, Device: 30, From: 60 * time.Minute},
 	{Kind: fleet.SensorGlitch, Device: 40, From: 80 * time.Minute},
 }
+
+// flushRows is how many records a batch of files holds.
+const flushRows = 10_000
 
 // Start is the simulated start of every demo, fixed so runs repeat.
 var Start = time.Date(2026, 11, 27, 18, 0, 0, 0, time.UTC)
@@ -80,7 +88,13 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	dl, err := deadletter.Open(filepath.Join(o.OutDir, "deadletter", "demo.jsonl"))
+	// A rerun replaces the dead letters; the Parquet files are kept and
+	// rewritten only if missing (their names and bytes repeat).
+	dlPath := filepath.Join(o.OutDir, "deadletter", "demo.jsonl")
+	if err := os.Remove(dlPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	dl, err := deadletter.Open(dlPath)
 	if err != nil {
 		return nil, err
 	}
@@ -91,6 +105,10 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		sp, _ := windows.ParseSpec(s)
 		specs = append(specs, sp)
 	}
+	out, err := newFiles(o.OutDir)
+	if err != nil {
+		return nil, err
+	}
 	sum := &Summary{Rejected: map[string]uint64{}, DeadLetterFile: dl.Path()}
 	firing := map[string]bool{}
 	p := &progress{out: o.Out, live: o.Live}
@@ -99,7 +117,10 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		Windows:     windows.Options{Specs: specs, AllowedLateness: 30 * time.Second, IdleTimeout: time.Minute},
 		Rules:       cfg,
 		DeadLetters: dl,
+		OnWindow:    out.window,
+		OnRecord:    out.record,
 		OnAlert: func(a *rules.Alert) {
+			out.alert(a)
 			line := fmt.Sprintf("%s %-8s %-8s %-17s %s", offset(a.At), a.State, a.Severity, a.Rule, a.Message)
 			sum.Alerts = append(sum.Alerts, line)
 			firing[a.Incident] = a.State == rules.Firing
@@ -149,6 +170,11 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		proc.Tick(tick) // the simulated clock, so runs repeat exactly
 		inLoop += time.Since(t0)
 		sum.Records += uint64(len(batch))
+		if out.rows >= flushRows {
+			if err := out.flush(); err != nil {
+				return nil, err
+			}
+		}
 		if o.Speed > 0 {
 			target := began.Add(time.Duration(float64(fl.Elapsed()) / o.Speed))
 			time.Sleep(time.Until(target))
@@ -162,7 +188,11 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		}
 	}
 	proc.Flush()
+	if err := out.flush(); err != nil {
+		return nil, err
+	}
 	p.done()
+	sum.Files, sum.FilesExisting, sum.Query = out.written, out.old, out.query()
 
 	st := proc.Stats()
 	sum.Accepted, sum.Windows, sum.Fired, sum.Resolved = st.Accepted, st.Windows.Windows, st.Fired, st.Resolved
@@ -206,9 +236,11 @@ func (s *Summary) Print(w io.Writer) {
 	fmt.Fprintf(w, "  records       %d in, %d aggregated, %d dead-lettered (%s)\n", s.Records, s.Accepted, total, strings.Join(reasons, ", "))
 	fmt.Fprintf(w, "  windows       %d closed\n", s.Windows)
 	fmt.Fprintf(w, "  alerts        %d fired, %d resolved\n", s.Fired, s.Resolved)
+	fmt.Fprintf(w, "  parquet       %d files written (%d already there) under %s/{raw,windows,alerts}/dt=.../hour=.../\n", s.Files, s.FilesExisting, filepath.Dir(filepath.Dir(s.DeadLetterFile)))
 	fmt.Fprintf(w, "  dead letters  %s\n", s.DeadLetterFile)
-	fmt.Fprintf(w, "  time          %.1fs; the loop itself ran at %.0f records/s on one core\n", s.Elapsed.Seconds(), s.LoopRate)
-	fmt.Fprintf(w, "\nInspect the rejected records with: head -3 %s\n", s.DeadLetterFile)
+	fmt.Fprintf(w, "  time          %.1fs; the loop (decode, windows, rules, Arrow rows) ran at %.0f records/s on one core\n", s.Elapsed.Seconds(), s.LoopRate)
+	fmt.Fprintf(w, "\nQuery the windows with DuckDB (the Athena stand-in; tapline athena-ddl prints the Athena tables):\n  %s\n", s.Query)
+	fmt.Fprintf(w, "Inspect the rejected records with: head -3 %s\n", s.DeadLetterFile)
 }
 
 // progress prints status: one redrawn line on a terminal, plain lines

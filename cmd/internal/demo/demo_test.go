@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/apache/arrow-go/v18/parquet/file"
 )
 
 func run(t *testing.T, dir string) *Summary {
@@ -57,6 +59,20 @@ func TestDemoDeterministic(t *testing.T) {
 	if !slices.Equal(a.Alerts, b.Alerts) || a.Windows != b.Windows || a.Accepted != b.Accepted {
 		t.Fatal("two runs with the same seed differ")
 	}
+	p1, _ := filepath.Glob(filepath.Join(d1, "*", "dt=*", "hour=*", "*.parquet"))
+	p2, _ := filepath.Glob(filepath.Join(d2, "*", "dt=*", "hour=*", "*.parquet"))
+	if len(p1) == 0 || len(p1) != len(p2) {
+		t.Fatalf("runs wrote %d and %d Parquet files", len(p1), len(p2))
+	}
+	for i := range p1 {
+		r1, _ := filepath.Rel(d1, p1[i])
+		r2, _ := filepath.Rel(d2, p2[i])
+		b1, _ := os.ReadFile(p1[i])
+		b2, _ := os.ReadFile(p2[i])
+		if r1 != r2 || string(b1) != string(b2) {
+			t.Fatalf("Parquet differs between runs: %s vs %s", r1, r2)
+		}
+	}
 	f1, _ := os.ReadFile(filepath.Join(d1, "deadletter", "demo.jsonl"))
 	f2, _ := os.ReadFile(filepath.Join(d2, "deadletter", "demo.jsonl"))
 	if string(f1) != string(f2) {
@@ -72,5 +88,46 @@ func TestDemoDeterministic(t *testing.T) {
 	}
 	if uint64(lines) != total {
 		t.Fatalf("%d dead-letter lines, %d rejected records", lines, total)
+	}
+}
+
+// TestDemoParquet: the windows in the Parquet files are exactly the
+// windows the processor closed, and a rerun with the same seed finds every
+// file already written, with the same bytes.
+func TestDemoParquet(t *testing.T) {
+	dir := t.TempDir()
+	sum := run(t, dir)
+	paths, _ := filepath.Glob(filepath.Join(dir, "windows", "dt=*", "hour=*", "demo-*.parquet"))
+	if len(paths) == 0 || sum.Files == 0 {
+		t.Fatalf("no window files (%d written)", sum.Files)
+	}
+	var rows int64
+	before := map[string][]byte{}
+	all, _ := filepath.Glob(filepath.Join(dir, "*", "dt=*", "hour=*", "*.parquet"))
+	for _, p := range all {
+		before[p], _ = os.ReadFile(p)
+	}
+	for _, p := range paths {
+		r, err := file.OpenParquetFile(p, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows += r.NumRows()
+		r.Close()
+	}
+	if rows != int64(sum.Windows) {
+		t.Fatalf("%d window rows in Parquet, %d windows closed", rows, sum.Windows)
+	}
+	again := run(t, dir)
+	if again.Files != 0 || again.FilesExisting != len(all) {
+		t.Fatalf("rerun wrote %d files, found %d of %d", again.Files, again.FilesExisting, len(all))
+	}
+	for _, p := range all {
+		if b, _ := os.ReadFile(p); string(b) != string(before[p]) {
+			t.Fatalf("%s changed on rerun", p)
+		}
+	}
+	if !strings.Contains(sum.Query, filepath.Join(dir, "windows")) {
+		t.Fatalf("query does not read the output: %s", sum.Query)
 	}
 }
