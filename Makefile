@@ -11,12 +11,17 @@ FUZZ_TIME   ?= 300000x
 FUZZ_RULES  ?= 100000x
 FUZZ_KEY    ?= 200000x
 
-.PHONY: all test unit fuzz lint bench bench-full demo
+.PHONY: all test unit fuzz lint bench bench-full demo local-stack
 
 all: test
 
-## test: every test: lint, unit and golden tests with -race, brief fuzzing
-test: lint unit fuzz
+## test: every test: lint, unit, golden and integration tests with -race, brief fuzzing
+test: lint local-stack unit fuzz
+
+## local-stack: install the pinned stand-ins the integration tests use
+## (DuckDB for Athena, from deploy/local/package-lock.json)
+local-stack:
+	npm ci --prefix deploy/local --no-audit --no-fund --loglevel=error
 
 unit:
 	$(GO) test -race -count=1 ./...
