@@ -18,10 +18,12 @@ all: test
 ## test: every test: lint, unit, golden and integration tests with -race, brief fuzzing
 test: lint local-stack unit fuzz
 
-## local-stack: install the pinned stand-ins the integration tests use
-## (DuckDB for Athena, from deploy/local/package-lock.json)
+## local-stack: install the pinned servers the integration tests start:
+## DuckDB for Athena (deploy/local/package-lock.json) and versitygw for S3
+## (deploy/tools/go.mod, built into .tools/bin). Tests start and stop them.
 local-stack:
 	npm ci --prefix deploy/local --no-audit --no-fund --loglevel=error
+	$(GO) build -modfile=deploy/tools/go.mod -o .tools/bin/versitygw github.com/versity/versitygw/cmd/versitygw
 
 unit:
 	$(GO) test -race -count=1 ./...
