@@ -19,11 +19,13 @@ all: test
 test: lint local-stack unit fuzz
 
 ## local-stack: install the pinned servers the integration tests start:
-## DuckDB for Athena (deploy/local/package-lock.json) and versitygw for S3
-## (deploy/tools/go.mod, built into .tools/bin). Tests start and stop them.
+## DuckDB for Athena (deploy/local/package-lock.json), versitygw for S3 and
+## goaws for SNS (deploy/tools/go.mod, built into .tools/bin). Tests start
+## and stop them.
 local-stack:
 	npm ci --prefix deploy/local --no-audit --no-fund --loglevel=error
 	$(GO) build -modfile=deploy/tools/go.mod -o .tools/bin/versitygw github.com/versity/versitygw/cmd/versitygw
+	$(GO) build -modfile=deploy/tools/go.mod -o .tools/bin/goaws github.com/Admiral-Piett/goaws/app/cmd
 
 unit:
 	$(GO) test -race -count=1 ./...

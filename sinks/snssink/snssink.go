@@ -1,0 +1,245 @@
+// Package snssink publishes alerts to an SNS topic, which notifies ops and
+// triggers the command Lambda.
+//
+// The shard loop hands alerts to a bounded queue and never waits on SNS:
+// when the queue is full, or an alert still fails after the SDK's retries
+// (exponential backoff with jitter), the alert goes to the DeadLetter
+// function and is counted. One goroutine, the one running Run, owns the
+// client side of the queue.
+//
+// Each message is readable by people and by programs: a Subject of at
+// most 100 characters, MessageStructure=json with plain text for email and
+// SMS and the full alert as JSON for Lambda, SQS and HTTP subscribers, and
+// MessageAttributes (severity, rule, device_id, metric, state, kind) for
+// subscription filter policies. On FIFO topics the device is the message
+// group and the alert id deduplicates.
+package snssink
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/sns/types"
+
+	"github.com/tapline/tapline/windows/rules"
+)
+
+// Options configure a Publisher.
+type Options struct {
+	TopicARN    string
+	QueueSize   int // alerts waiting to be published; default 1024
+	MaxAttempts int // per alert, the first included; default 6
+	// DeadLetter receives alerts that could not be published, with why.
+	// Called from Enqueue (queue full) or Run. Required.
+	DeadLetter func(a *rules.Alert, err error)
+}
+
+// ErrQueueFull is passed to DeadLetter for alerts that found the queue
+// full: SNS is slower than alerts arrive, or down.
+var ErrQueueFull = errors.New("snssink: queue full")
+
+// ErrClosed is passed to DeadLetter for alerts enqueued after Close.
+var ErrClosed = errors.New("snssink: publisher closed")
+
+// Publisher sends alerts. Create it with New, start Run in a goroutine,
+// Enqueue from the shard loop, and Close when done.
+type Publisher struct {
+	client *sns.Client
+	opts   Options
+	queue  chan *rules.Alert
+
+	mu     sync.Mutex // guards closed against Enqueue racing Close
+	closed bool
+
+	Sent, Failed, Dropped atomic.Uint64
+}
+
+// New returns a Publisher; it starts nothing.
+func New(cfg aws.Config, o Options) (*Publisher, error) {
+	if o.TopicARN == "" || o.DeadLetter == nil {
+		return nil, errors.New("snssink: a topic ARN and a DeadLetter function are required")
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = 1024
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 6
+	}
+	client := sns.NewFromConfig(cfg, func(so *sns.Options) {
+		so.Retryer = retry.NewStandard(func(ro *retry.StandardOptions) {
+			ro.MaxAttempts = o.MaxAttempts
+			ro.MaxBackoff = 10 * time.Second
+		})
+	})
+	return &Publisher{client: client, opts: o, queue: make(chan *rules.Alert, o.QueueSize)}, nil
+}
+
+// Enqueue hands an alert to the publisher without blocking. It reports
+// false when the alert was dead-lettered instead (queue full or closed).
+func (p *Publisher) Enqueue(a *rules.Alert) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		p.Dropped.Add(1)
+		p.opts.DeadLetter(a, ErrClosed)
+		return false
+	}
+	select {
+	case p.queue <- a:
+		return true
+	default:
+		p.Dropped.Add(1)
+		p.opts.DeadLetter(a, ErrQueueFull)
+		return false
+	}
+}
+
+// Close stops accepting alerts; Run publishes what is queued and returns.
+// Safe to call twice.
+func (p *Publisher) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.closed {
+		p.closed = true
+		close(p.queue)
+	}
+}
+
+// Run publishes queued alerts until Close was called and the queue is
+// empty. If ctx ends first, the alerts still queued are dead-lettered.
+func (p *Publisher) Run(ctx context.Context) {
+	for {
+		select {
+		case a, ok := <-p.queue:
+			if !ok {
+				return
+			}
+			p.publish(ctx, a)
+		case <-ctx.Done():
+			for {
+				select {
+				case a, ok := <-p.queue:
+					if !ok {
+						return
+					}
+					p.Dropped.Add(1)
+					p.opts.DeadLetter(a, ctx.Err())
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+func (p *Publisher) publish(ctx context.Context, a *rules.Alert) {
+	in, err := Input(a, p.opts.TopicARN)
+	if err == nil {
+		_, err = p.client.Publish(ctx, in)
+	}
+	if err != nil {
+		p.Failed.Add(1)
+		p.opts.DeadLetter(a, fmt.Errorf("snssink: publish %s: %w", a.ID, err))
+		return
+	}
+	p.Sent.Add(1)
+}
+
+// alertJSON is the alert as programs receive it.
+type alertJSON struct {
+	ID        string  `json:"alert_id"`
+	Incident  string  `json:"incident_id"`
+	State     string  `json:"state"`
+	Rule      string  `json:"rule"`
+	Kind      string  `json:"kind"`
+	Severity  string  `json:"severity"`
+	Device    string  `json:"device_id"`
+	Metric    string  `json:"metric,omitempty"`
+	Window    string  `json:"window_spec,omitempty"`
+	Value     float64 `json:"value"`
+	Threshold float64 `json:"threshold"`
+	Start     string  `json:"window_start"`
+	End       string  `json:"window_end"`
+	At        string  `json:"at"`
+	Message   string  `json:"message"`
+}
+
+func rfc3339(ms int64) string { return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z") }
+
+// Subject is the alert's one-line summary, at most 100 characters as
+// SNS requires: state, severity, rule, device, metric=value and the level.
+func Subject(a *rules.Alert) string {
+	s := fmt.Sprintf("%s %s %s %s", a.State, a.Severity, a.Rule, a.Device)
+	if a.Metric != "" {
+		op := ">"
+		if a.Value < a.Threshold {
+			op = "<"
+		}
+		s += fmt.Sprintf(" %s=%s %s %s", a.Metric, num(a.Value), op, num(a.Threshold))
+	}
+	if len(s) > 100 {
+		s = s[:97] + "..."
+	}
+	return s
+}
+
+func num(v float64) string { return strconv.FormatFloat(v, 'g', 4, 64) }
+
+// Input builds the Publish request for an alert on topic.
+func Input(a *rules.Alert, topic string) (*sns.PublishInput, error) {
+	body, err := json.Marshal(alertJSON{
+		ID: a.ID, Incident: a.Incident, State: string(a.State), Rule: a.Rule, Kind: a.Kind, Severity: a.Severity,
+		Device: a.Device, Metric: a.Metric, Window: a.Window, Value: a.Value, Threshold: a.Threshold,
+		Start: rfc3339(a.Start), End: rfc3339(a.End), At: rfc3339(a.At), Message: a.Message,
+	})
+	if err != nil {
+		return nil, err
+	}
+	text := Subject(a) + "\n\n" + a.Message + "\nat " + rfc3339(a.At) + "\nalert " + a.ID + ", incident " + a.Incident
+	msg, err := json.Marshal(map[string]string{
+		"default": text,
+		"email":   text,
+		"sms":     Subject(a),
+		"lambda":  string(body),
+		"sqs":     string(body),
+		"http":    string(body),
+		"https":   string(body),
+	})
+	if err != nil {
+		return nil, err
+	}
+	attr := func(v string) types.MessageAttributeValue {
+		return types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(v)}
+	}
+	in := &sns.PublishInput{
+		TopicArn:         aws.String(topic),
+		Subject:          aws.String(Subject(a)),
+		Message:          aws.String(string(msg)),
+		MessageStructure: aws.String("json"),
+		MessageAttributes: map[string]types.MessageAttributeValue{
+			"severity":  attr(a.Severity),
+			"rule":      attr(a.Rule),
+			"device_id": attr(a.Device),
+			"state":     attr(string(a.State)),
+			"kind":      attr(a.Kind),
+		},
+	}
+	if a.Metric != "" {
+		in.MessageAttributes["metric"] = attr(a.Metric)
+	}
+	if strings.HasSuffix(topic, ".fifo") {
+		in.MessageGroupId = aws.String(a.Device)
+		in.MessageDeduplicationId = aws.String(a.ID)
+	}
+	return in, nil
+}

@@ -1,0 +1,182 @@
+package snssink
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/tapline/tapline/deploy/local/goaws"
+	"github.com/tapline/tapline/windows/rules"
+)
+
+var (
+	firing = &rules.Alert{ID: "a1", Incident: "i1", Rule: "keg-leak", Kind: "threshold", Severity: "critical", Device: "keg-0042",
+		Metric: "flow_lpm", Window: "1m", State: rules.Firing, Value: 0.26, Threshold: 0.05,
+		Start: 1764266400000, End: 1764266460000, At: 1764266460000, Message: "keg-0042 flow_lpm min 0.26 > 0.05 in 2 of the last 2 1m windows [keg-leak]"}
+	resolved = &rules.Alert{ID: "a2", Incident: "i2", Rule: "keg-offline", Kind: "missing", Severity: "warning", Device: "keg-0021",
+		State: rules.Resolved, Value: 30, Threshold: 300, Start: 1764266400000, End: 1764266700000, At: 1764266700000, Message: "keg-0021 reporting again [keg-offline]"}
+)
+
+// notification is what an HTTP subscriber receives from SNS.
+type notification struct {
+	Type              string
+	Subject           string
+	Message           string
+	MessageAttributes map[string]struct{ Type, Value string }
+}
+
+// TestPublishToGoaws publishes through a real SNS server (goaws) to an
+// HTTP subscriber and checks what the subscriber sees.
+func TestPublishToGoaws(t *testing.T) {
+	var mu sync.Mutex
+	var got []notification
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var n notification
+		if err := json.Unmarshal(body, &n); err != nil {
+			t.Errorf("subscriber got %q: %v", body, err)
+		}
+		mu.Lock()
+		got = append(got, n)
+		mu.Unlock()
+	}))
+	defer recv.Close()
+	srv, err := goaws.Start(t.TempDir(), map[string][]string{"tapline-alerts": {recv.URL + "/alerts"}})
+	if err != nil {
+		if errors.Is(err, goaws.ErrUnavailable) && os.Getenv("CI") != "true" {
+			t.Skip(err)
+		}
+		t.Fatal(err) // in CI a missing server is a failure, never a skip
+	}
+	defer srv.Stop()
+
+	var dead []error
+	p, err := New(aws.Config{
+		Region:       goaws.Region,
+		Credentials:  credentials.NewStaticCredentialsProvider("x", "y", ""),
+		BaseEndpoint: aws.String(srv.Endpoint),
+	}, Options{TopicARN: goaws.TopicARN("tapline-alerts"), DeadLetter: func(_ *rules.Alert, err error) { dead = append(dead, err) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { p.Run(context.Background()); close(done) }()
+	p.Enqueue(firing)
+	p.Enqueue(resolved)
+	p.Close()
+	<-done
+	if len(dead) != 0 || p.Sent.Load() != 2 {
+		t.Fatalf("sent %d, dead letters %v", p.Sent.Load(), dead)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n >= 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 {
+		t.Fatalf("subscriber received %d notifications, want 2", len(got))
+	}
+	bySubject := map[string]notification{}
+	for _, n := range got {
+		bySubject[n.Subject] = n
+	}
+	n, ok := bySubject["FIRING critical keg-leak keg-0042 flow_lpm=0.26 > 0.05"]
+	if !ok {
+		t.Fatalf("subjects: %v", bySubject)
+	}
+	var body map[string]any
+	if err := json.Unmarshal([]byte(n.Message), &body); err != nil {
+		t.Fatalf("HTTP subscribers should get the alert as JSON, got %q", n.Message)
+	}
+	// Real SNS hands an HTTP subscriber the "http" entry of a
+	// MessageStructure=json message; goaws v0.4.5 forwards the whole
+	// document. Take the entry when the whole document arrives.
+	if httpMsg, ok := body["http"].(string); ok {
+		if body["default"] == nil || !strings.HasPrefix(body["email"].(string), "FIRING critical keg-leak") {
+			t.Fatalf("message structure: %v", body)
+		}
+		body = nil
+		if err := json.Unmarshal([]byte(httpMsg), &body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if body["alert_id"] != "a1" || body["device_id"] != "keg-0042" || body["state"] != "FIRING" || body["at"] != "2025-11-27T18:01:00.000Z" {
+		t.Fatalf("alert JSON: %v", body)
+	}
+	for k, v := range map[string]string{"severity": "critical", "rule": "keg-leak", "device_id": "keg-0042", "metric": "flow_lpm", "state": "FIRING"} {
+		if n.MessageAttributes[k].Value != v {
+			t.Errorf("attribute %s = %+v, want %s", k, n.MessageAttributes[k], v)
+		}
+	}
+	if r, ok := bySubject["RESOLVED warning keg-offline keg-0021"]; !ok || r.MessageAttributes["metric"].Value != "" {
+		t.Fatalf("device-level alert: %+v", bySubject)
+	}
+}
+
+// TestQueueFullDeadLetters: the shard loop never waits; what does not fit
+// is dead-lettered and counted.
+func TestQueueFullDeadLetters(t *testing.T) {
+	var dead []error
+	p, _ := New(aws.Config{Region: "us-east-1"}, Options{TopicARN: "arn:aws:sns:us-east-1:1:t", QueueSize: 1,
+		DeadLetter: func(_ *rules.Alert, err error) { dead = append(dead, err) }})
+	for range 3 {
+		p.Enqueue(firing)
+	}
+	if p.Dropped.Load() != 2 || len(dead) != 2 || !errors.Is(dead[0], ErrQueueFull) {
+		t.Fatalf("dropped %d, dead letters %v", p.Dropped.Load(), dead)
+	}
+	p.Close()
+	p.Close()
+	p.Enqueue(firing)
+	if !errors.Is(dead[2], ErrClosed) {
+		t.Fatalf("enqueue after close: %v", dead)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	p.Run(ctx) // the queued alert is dead-lettered, not published
+	if len(dead) != 4 {
+		t.Fatalf("dead letters after a cancelled Run: %v", dead)
+	}
+}
+
+func TestInput(t *testing.T) {
+	in, err := Input(firing, "arn:aws:sns:us-east-1:1:alerts.fifo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *in.MessageGroupId != "keg-0042" || *in.MessageDeduplicationId != "a1" || *in.MessageStructure != "json" {
+		t.Fatalf("FIFO fields: %+v", in)
+	}
+	var m map[string]string
+	json.Unmarshal([]byte(*in.Message), &m)
+	if !strings.Contains(m["email"], firing.Message) || !strings.Contains(m["lambda"], `"alert_id":"a1"`) {
+		t.Fatalf("message: %v", m)
+	}
+	long := *firing
+	long.Rule = strings.Repeat("r", 64)
+	long.Device = strings.Repeat("d", 128)
+	if s := Subject(&long); len(s) > 100 || !strings.HasSuffix(s, "...") {
+		t.Fatalf("subject of %d characters: %q", len(s), s)
+	}
+	if in, _ := Input(firing, "arn:aws:sns:us-east-1:1:alerts"); in.MessageGroupId != nil {
+		t.Fatal("group id on a standard topic")
+	}
+}
