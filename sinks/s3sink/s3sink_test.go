@@ -12,11 +12,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	localserver "github.com/tapline/tapline/deploy/local/server"
 	"github.com/tapline/tapline/deploy/local/versitygw"
 )
 
 // server is the versitygw the tests in this package share.
-var server *versitygw.Server
+var server *localserver.Server
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))

@@ -7,15 +7,13 @@
 package goaws
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"time"
+
+	"github.com/tapline/tapline/deploy/local/server"
 )
 
 // Region and account of the topics' ARNs.
@@ -25,27 +23,7 @@ const (
 )
 
 // ErrUnavailable says the binary is missing: run `make local-stack`.
-var ErrUnavailable = errors.New("goaws: binary missing (run make local-stack, which builds it into .tools/bin)")
-
-// Binary is $TAPLINE_GOAWS or .tools/bin/goaws at the repository root.
-func Binary() (string, error) {
-	if p := os.Getenv("TAPLINE_GOAWS"); p != "" {
-		return p, nil
-	}
-	_, file, _, _ := runtime.Caller(0)
-	p := filepath.Join(filepath.Dir(file), "..", "..", "..", ".tools", "bin", "goaws")
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	return p, nil
-}
-
-// Server is a running goaws.
-type Server struct {
-	Endpoint string // http://127.0.0.1:PORT
-	cmd      *exec.Cmd
-	done     chan error
-}
+var ErrUnavailable = server.ErrMissing
 
 // TopicARN is the ARN goaws gives a topic.
 func TopicARN(name string) string { return "arn:aws:sns:" + Region + ":" + Account + ":" + name }
@@ -53,19 +31,18 @@ func TopicARN(name string) string { return "arn:aws:sns:" + Region + ":" + Accou
 // Start runs goaws with one topic per entry of topics, each subscribed by
 // HTTP to the given endpoint URLs (raw delivery off: subscribers receive
 // the SNS notification envelope). dir holds the generated config.
-func Start(dir string, topics map[string][]string) (*Server, error) {
-	bin, err := Binary()
+func Start(dir string, topics map[string][]string) (*server.Server, error) {
+	bin, err := server.Binary("goaws", "TAPLINE_GOAWS")
 	if err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := server.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	_, port, _ := net.SplitHostPort(addr)
 	var b strings.Builder
-	fmt.Fprintf(&b, "Local:\n  Host: 127.0.0.1\n  Port: %d\n  Region: %s\n  AccountId: \"%s\"\n  LogToFile: false\n  Queues: []\n  Topics:\n", port, Region, Account)
+	fmt.Fprintf(&b, "Local:\n  Host: 127.0.0.1\n  Port: %s\n  Region: %s\n  AccountId: \"%s\"\n  LogToFile: false\n  Queues: []\n  Topics:\n", port, Region, Account)
 	for name, endpoints := range topics {
 		fmt.Fprintf(&b, "    - Name: %s\n", name)
 		if len(endpoints) > 0 {
@@ -79,40 +56,5 @@ func Start(dir string, topics map[string][]string) (*Server, error) {
 	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "-config", conf, "Local")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("goaws: %w", err)
-	}
-	s := &Server{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), cmd: cmd, done: make(chan error, 1)}
-	go func() { s.done <- cmd.Wait() }()
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			return s, nil
-		}
-		select {
-		case err := <-s.done:
-			return nil, fmt.Errorf("goaws exited at start: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			s.Stop()
-			return nil, fmt.Errorf("goaws: not listening on %s after 15s", addr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// Stop kills the server and waits for it. Safe to call twice.
-func (s *Server) Stop() {
-	if s.cmd.Process != nil {
-		s.cmd.Process.Kill()
-	}
-	select {
-	case <-s.done:
-	case <-time.After(5 * time.Second):
-	}
+	return server.Start(bin, []string{"-config", conf, "Local"}, addr)
 }

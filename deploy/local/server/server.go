@@ -1,0 +1,90 @@
+// Package server runs the local stand-ins for AWS services that tapline's
+// tests start: a pinned binary from .tools/bin on a free loopback port,
+// waited for until it accepts connections, and killed by Stop. Each
+// service's package (versitygw, goaws) says how to configure it.
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"time"
+)
+
+// ErrMissing says a binary is not built: run `make local-stack`.
+var ErrMissing = errors.New("binary missing (run make local-stack, which builds it into .tools/bin)")
+
+// Binary is the path of a pinned tool: $env if set, else
+// .tools/bin/name at the repository root.
+func Binary(name, env string) (string, error) {
+	if p := os.Getenv(env); p != "" {
+		return p, nil
+	}
+	_, file, _, _ := runtime.Caller(0)
+	p := filepath.Join(filepath.Dir(file), "..", "..", "..", ".tools", "bin", name)
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("%s: %w: %v", name, ErrMissing, err)
+	}
+	return p, nil
+}
+
+// FreeAddr returns a loopback address with a port free a moment ago.
+func FreeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// Server is a running local service.
+type Server struct {
+	Endpoint string // http://ADDR
+	cmd      *exec.Cmd
+	done     chan error
+}
+
+// Start runs bin with args and waits up to 15 s for it to accept
+// connections on addr.
+func Start(bin string, args []string, addr string) (*Server, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Base(bin), err)
+	}
+	s := &Server{Endpoint: "http://" + addr, cmd: cmd, done: make(chan error, 1)}
+	go func() { s.done <- cmd.Wait() }()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return s, nil
+		}
+		select {
+		case err := <-s.done:
+			return nil, fmt.Errorf("%s exited at start: %v", filepath.Base(bin), err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			s.Stop()
+			return nil, fmt.Errorf("%s: not listening on %s after 15s", filepath.Base(bin), addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Stop kills the server and waits for it. Safe to call twice.
+func (s *Server) Stop() {
+	if s.cmd.Process != nil {
+		s.cmd.Process.Kill()
+	}
+	select {
+	case <-s.done:
+	case <-time.After(5 * time.Second):
+	}
+}
