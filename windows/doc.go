@@ -20,6 +20,13 @@
 // advances the watermark with the wall clock so a quiet shard still closes
 // its windows and missing-data rules can fire.
 //
+// The idle advance is the one input that is not in the records: a replay
+// after a crash reads the same records without the quiet spell, so a
+// record that was late because the idle advance had closed its window may
+// be counted on replay. The pipeline's checkpointing must account for it
+// (checkpoint only what idle-closed windows no longer need, or disable
+// IdleTimeout where replays must be exact).
+//
 // Closed windows are delivered to an Output in (end, device, metric, spec)
 // order, device ids and metric names in byte order, so everything
 // downstream is a deterministic function of the input order. Idle series
