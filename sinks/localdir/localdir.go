@@ -7,6 +7,7 @@
 package localdir
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -37,7 +38,8 @@ var ErrBadKey = errors.New("localdir: key must be a clean relative path")
 
 // Put stores data under key unless an object with that key exists. It
 // reports whether it wrote (false: the key existed and was left alone).
-func (d *Dir) Put(key string, data []byte) (bool, error) {
+// Local writes are not cancelled: ctx is for the Store interface.
+func (d *Dir) Put(_ context.Context, key string, data []byte) (bool, error) {
 	if key == "" || filepath.IsAbs(key) || filepath.Clean(key) != key || strings.HasPrefix(key, "..") {
 		return false, fmt.Errorf("%w: %q", ErrBadKey, key)
 	}

@@ -1,6 +1,7 @@
 package localdir
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -13,10 +14,10 @@ func TestPutOnceAndReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := "windows/dt=2026-11-27/hour=18/demo-1-9.parquet"
-	if wrote, err := d.Put(key, []byte("first")); err != nil || !wrote {
+	if wrote, err := d.Put(context.Background(), key, []byte("first")); err != nil || !wrote {
 		t.Fatalf("first put: %v %v", wrote, err)
 	}
-	if wrote, err := d.Put(key, []byte("second")); err != nil || wrote {
+	if wrote, err := d.Put(context.Background(), key, []byte("second")); err != nil || wrote {
 		t.Fatalf("replayed put: wrote=%v err=%v, want an untouched success", wrote, err)
 	}
 	got, _ := os.ReadFile(filepath.Join(d.Root(), key))
@@ -28,7 +29,7 @@ func TestPutOnceAndReplay(t *testing.T) {
 		t.Fatalf("temporary files left: %v", left)
 	}
 	for _, bad := range []string{"", "/abs", "../x", "a/../../x", "a//b", "a/./b"} {
-		if _, err := d.Put(bad, nil); !errors.Is(err, ErrBadKey) {
+		if _, err := d.Put(context.Background(), bad, nil); !errors.Is(err, ErrBadKey) {
 			t.Errorf("Put(%q) = %v, want ErrBadKey", bad, err)
 		}
 	}

@@ -21,7 +21,9 @@ import (
 	"github.com/tapline/tapline/cmd/internal/fleet"
 	"github.com/tapline/tapline/pipeline"
 	"github.com/tapline/tapline/schemas"
+	"github.com/tapline/tapline/sinks/batch"
 	"github.com/tapline/tapline/sinks/deadletter"
+	"github.com/tapline/tapline/sinks/localdir"
 	"github.com/tapline/tapline/windows"
 	"github.com/tapline/tapline/windows/rules"
 )
@@ -67,9 +69,6 @@ var faults = []fleet.Fault{
 	{Kind: fleet.SensorGlitch, Device: 40, From: 80 * time.Minute},
 }
 
-// flushRows is how many records a batch of files holds.
-const flushRows = 10_000
-
 // Start is the simulated start of every demo, fixed so runs repeat.
 var Start = time.Date(2026, 11, 27, 18, 0, 0, 0, time.UTC)
 
@@ -105,7 +104,13 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		sp, _ := windows.ParseSpec(s)
 		specs = append(specs, sp)
 	}
-	out, err := newFiles(o.OutDir)
+	store, err := localdir.New(o.OutDir)
+	if err != nil {
+		return nil, err
+	}
+	// Batches of 10,000 records or 10 minutes of event time: a few dozen
+	// files for the default run.
+	out, err := batch.New(store, batch.Options{Shard: "demo", MaxRows: 10_000, FlushEvery: 10 * time.Minute})
 	if err != nil {
 		return nil, err
 	}
@@ -117,10 +122,10 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		Windows:     windows.Options{Specs: specs, AllowedLateness: 30 * time.Second, IdleTimeout: time.Minute},
 		Rules:       cfg,
 		DeadLetters: dl,
-		OnWindow:    out.window,
-		OnRecord:    out.record,
+		OnWindow:    out.Window,
+		OnRecord:    out.Record,
 		OnAlert: func(a *rules.Alert) {
-			out.alert(a)
+			out.Alert(a)
 			line := fmt.Sprintf("%s %-8s %-8s %-17s %s", offset(a.At), a.State, a.Severity, a.Rule, a.Message)
 			sum.Alerts = append(sum.Alerts, line)
 			firing[a.Incident] = a.State == rules.Firing
@@ -170,8 +175,8 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		proc.Tick(tick) // the simulated clock, so runs repeat exactly
 		inLoop += time.Since(t0)
 		sum.Records += uint64(len(batch))
-		if out.rows >= flushRows {
-			if err := out.flush(); err != nil {
+		if out.Due(proc.Watermark()) {
+			if _, err := out.Flush(ctx, proc.Watermark()); err != nil {
 				return nil, err
 			}
 		}
@@ -188,11 +193,11 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		}
 	}
 	proc.Flush()
-	if err := out.flush(); err != nil {
+	if _, err := out.Flush(ctx, proc.Watermark()); err != nil {
 		return nil, err
 	}
 	p.done()
-	sum.Files, sum.FilesExisting, sum.Query = out.written, out.old, out.query()
+	sum.Files, sum.FilesExisting, sum.Query = out.Written, out.Existing, query(o.OutDir)
 
 	st := proc.Stats()
 	sum.Accepted, sum.Windows, sum.Fired, sum.Resolved = st.Accepted, st.Windows.Windows, st.Fired, st.Resolved

@@ -1,0 +1,202 @@
+// Package batch turns a shard's output (raw records, closed windows,
+// alerts) into Parquet objects: it buffers rows per dataset and event
+// hour, and on Flush writes one object per (dataset, hour) to a Store,
+// named by package layout after the shard and the batch's first and last
+// sequence numbers.
+//
+// Batch boundaries depend only on the input: a batch ends after MaxRows
+// records, or when the watermark passes the next multiple of FlushEvery
+// of event time. A replay of the same records therefore cuts the same
+// batches, names the same objects and writes the same bytes, and the
+// store's put-if-absent turns the second write into a no-op. (At low
+// traffic the watermark moves with the idle advance, which follows the
+// wall clock; see package windows.)
+//
+// Flush returns the sequence number of the last record whose rows are
+// now durable: the pipeline may acknowledge up to it, and no further.
+// A Writer belongs to the shard goroutine.
+package batch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/tapline/tapline/schemas"
+	"github.com/tapline/tapline/sinks/layout"
+	"github.com/tapline/tapline/sinks/parquet"
+	"github.com/tapline/tapline/windows"
+	"github.com/tapline/tapline/windows/rules"
+)
+
+// Store keeps immutable objects: Put writes data under key unless the key
+// exists, and reports whether it wrote. s3sink.Store and localdir.Dir are
+// stores.
+type Store interface {
+	Put(ctx context.Context, key string, data []byte) (bool, error)
+}
+
+// Options configure a Writer.
+type Options struct {
+	Prefix string // key prefix, validated by layout
+	Shard  string // shard id, part of every object name
+	// MaxRows ends a batch after this many records. Default 500,000: large
+	// files suit Athena (fewer objects to list and open) while the
+	// per-partition encoders stay a few hundred MB at most.
+	MaxRows int
+	// FlushEvery ends a batch when the watermark passes a multiple of it:
+	// how stale, in event time, the data in S3 may be. Default 1m.
+	FlushEvery time.Duration
+	Parquet    parquet.Options
+}
+
+// Writer buffers one shard's rows.
+type Writer struct {
+	opts        Options
+	store       Store
+	raw         map[int64]*parquet.Raw
+	windows     map[int64]*parquet.Windows
+	alerts      map[int64]*parquet.Alerts
+	first, last string // sequence numbers of the batch's records
+	records     int
+	nextFlush   int64    // watermark at which the batch ends
+	pending     []object // encoded, not yet written: retried first
+	pendingLast string   // last sequence number of the pending batch
+	Written     int      // objects written
+	Existing    int      // objects found already written (replays)
+}
+
+const hourMs = 3_600_000
+
+// New returns a Writer; it starts nothing.
+func New(store Store, o Options) (*Writer, error) {
+	if err := layout.ValidPrefix(o.Prefix); err != nil {
+		return nil, err
+	}
+	if _, err := layout.Key(o.Prefix, layout.Raw, 0, o.Shard, "0", "0", "parquet"); err != nil {
+		return nil, fmt.Errorf("batch: %w", err)
+	}
+	if _, err := parquet.NewAlerts(o.Parquet); err != nil {
+		return nil, err
+	}
+	if o.MaxRows <= 0 {
+		o.MaxRows = 500_000
+	}
+	if o.FlushEvery <= 0 {
+		o.FlushEvery = time.Minute
+	}
+	return &Writer{opts: o, store: store, raw: map[int64]*parquet.Raw{}, windows: map[int64]*parquet.Windows{}, alerts: map[int64]*parquet.Alerts{}}, nil
+}
+
+func encoder[E any](m map[int64]*E, ms int64, o parquet.Options, mk func(parquet.Options) (*E, error)) *E {
+	h := ms - ms%hourMs
+	e := m[h]
+	if e == nil {
+		e, _ = mk(o) // New checked the options
+		m[h] = e
+	}
+	return e
+}
+
+// Record buffers an aggregated record (pipeline.Options.OnRecord).
+func (w *Writer) Record(rec *schemas.Record, seq string, arrival int64) {
+	if w.records == 0 {
+		w.first = seq
+	}
+	w.last = seq
+	w.records++
+	encoder(w.raw, rec.Time, w.opts.Parquet, parquet.NewRaw).Append(rec, arrival, w.opts.Shard, seq)
+}
+
+// Window buffers a closed window (pipeline.Options.OnWindow).
+func (w *Writer) Window(win *windows.Window) {
+	encoder(w.windows, win.Start, w.opts.Parquet, parquet.NewWindows).Append(win)
+}
+
+// Alert buffers an alert (pipeline.Options.OnAlert).
+func (w *Writer) Alert(a *rules.Alert) {
+	encoder(w.alerts, a.At, w.opts.Parquet, parquet.NewAlerts).Append(a)
+}
+
+// Due reports whether the batch should be flushed now, given the
+// processor's watermark.
+func (w *Writer) Due(watermark int64) bool {
+	step := w.opts.FlushEvery.Milliseconds()
+	if w.nextFlush == 0 && watermark > 0 {
+		w.nextFlush = watermark - watermark%step + step
+	}
+	return len(w.pending) > 0 || w.records >= w.opts.MaxRows || w.records > 0 && watermark >= w.nextFlush
+}
+
+// Flush writes the batch, one object per dataset and event hour, and
+// returns the sequence number of its last record ("" when there was
+// nothing to write). The batch is encoded once; if a write fails, Flush
+// returns the error, nothing of the batch may be acknowledged, and the
+// next Flush writes the same objects (same keys, same bytes) before
+// anything newer.
+func (w *Writer) Flush(ctx context.Context, watermark int64) (string, error) {
+	if len(w.pending) == 0 && w.records > 0 {
+		if err := errors.Join(
+			encode(w, layout.Raw, w.raw),
+			encode(w, layout.Windows, w.windows),
+			encode(w, layout.Alerts, w.alerts),
+		); err != nil {
+			return "", err
+		}
+		w.pendingLast, w.records = w.last, 0
+		if step := w.opts.FlushEvery.Milliseconds(); watermark > 0 {
+			w.nextFlush = watermark - watermark%step + step
+		}
+	}
+	for len(w.pending) > 0 {
+		o := w.pending[0]
+		wrote, err := w.store.Put(ctx, o.key, o.data)
+		if err != nil {
+			return "", err
+		}
+		if wrote {
+			w.Written++
+		} else {
+			w.Existing++
+		}
+		w.pending = w.pending[1:]
+	}
+	last := w.pendingLast
+	w.pendingLast = ""
+	return last, nil
+}
+
+type object struct {
+	key  string
+	data []byte
+}
+
+// encode moves one dataset's rows, in hour order, into pending objects.
+func encode[E interface {
+	Rows() int
+	Bytes() ([]byte, error)
+}](w *Writer, dataset string, m map[int64]E) error {
+	hours := make([]int64, 0, len(m))
+	for h := range m {
+		hours = append(hours, h)
+	}
+	slices.Sort(hours)
+	for _, h := range hours {
+		if m[h].Rows() == 0 {
+			continue
+		}
+		key, err := layout.Key(w.opts.Prefix, dataset, h, w.opts.Shard, w.first, w.last, "parquet")
+		if err != nil {
+			return err
+		}
+		data, err := m[h].Bytes()
+		if err != nil {
+			return err
+		}
+		w.pending = append(w.pending, object{key, data})
+	}
+	clear(m)
+	return nil
+}
