@@ -1,5 +1,5 @@
 // Package batch turns a shard's output (raw records, closed windows,
-// alerts) into Parquet objects: it buffers rows per dataset and event
+// alerts, dead letters) into Parquet and JSONL objects: it buffers rows per dataset and event
 // hour, and on Flush writes one object per (dataset, hour) to a Store,
 // named by package layout after the shard and the batch's first and last
 // sequence numbers.
@@ -19,6 +19,7 @@ package batch
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -59,7 +60,8 @@ type Writer struct {
 	raw         map[int64]*parquet.Raw
 	windows     map[int64]*parquet.Windows
 	alerts      map[int64]*parquet.Alerts
-	first, last string // sequence numbers of the batch's records
+	dead        map[int64]*jsonl // dead letters, by arrival hour
+	first, last string           // sequence numbers of the batch's records
 	records     int
 	nextFlush   int64    // watermark at which the batch ends
 	pending     []object // encoded, not yet written: retried first
@@ -87,7 +89,7 @@ func New(store Store, o Options) (*Writer, error) {
 	if o.FlushEvery <= 0 {
 		o.FlushEvery = time.Minute
 	}
-	return &Writer{opts: o, store: store, raw: map[int64]*parquet.Raw{}, windows: map[int64]*parquet.Windows{}, alerts: map[int64]*parquet.Alerts{}}, nil
+	return &Writer{opts: o, store: store, raw: map[int64]*parquet.Raw{}, windows: map[int64]*parquet.Windows{}, alerts: map[int64]*parquet.Alerts{}, dead: map[int64]*jsonl{}}, nil
 }
 
 func encoder[E any](m map[int64]*E, ms int64, o parquet.Options, mk func(parquet.Options) (*E, error)) *E {
@@ -102,12 +104,48 @@ func encoder[E any](m map[int64]*E, ms int64, o parquet.Options, mk func(parquet
 
 // Record buffers an aggregated record (pipeline.Options.OnRecord).
 func (w *Writer) Record(rec *schemas.Record, seq string, arrival int64) {
+	w.seen(seq)
+	encoder(w.raw, rec.Time, w.opts.Parquet, parquet.NewRaw).Append(rec, arrival, w.opts.Shard, seq)
+}
+
+// Write buffers a dead letter (it makes the Writer a
+// pipeline.DeadLetters): rejected records go to the deadletter dataset as
+// JSON lines, partitioned by arrival time, and count towards the batch
+// like any record, so acknowledging the batch covers them.
+func (w *Writer) Write(d *schemas.DeadLetter) error {
+	w.seen(d.Sequence)
+	line, err := json.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("batch: dead letter: %w", err)
+	}
+	j := encoder(w.dead, d.Arrival, w.opts.Parquet, newJSONL)
+	j.buf = append(append(j.buf, line...), '\n')
+	j.rows++
+	return nil
+}
+
+func (w *Writer) seen(seq string) {
 	if w.records == 0 {
 		w.first = seq
 	}
 	w.last = seq
 	w.records++
-	encoder(w.raw, rec.Time, w.opts.Parquet, parquet.NewRaw).Append(rec, arrival, w.opts.Shard, seq)
+}
+
+// jsonl is a buffer of JSON lines with the encoders' interface.
+type jsonl struct {
+	buf  []byte
+	rows int
+}
+
+func newJSONL(parquet.Options) (*jsonl, error) { return &jsonl{}, nil }
+
+func (j *jsonl) Rows() int { return j.rows }
+
+func (j *jsonl) Bytes() ([]byte, error) {
+	b := j.buf
+	j.buf, j.rows = nil, 0
+	return b, nil
 }
 
 // Window buffers a closed window (pipeline.Options.OnWindow).
@@ -142,6 +180,7 @@ func (w *Writer) Flush(ctx context.Context, watermark int64) (string, error) {
 			encode(w, layout.Raw, w.raw),
 			encode(w, layout.Windows, w.windows),
 			encode(w, layout.Alerts, w.alerts),
+			encode(w, layout.DeadLetter, w.dead),
 		); err != nil {
 			return "", err
 		}
@@ -187,7 +226,11 @@ func encode[E interface {
 		if m[h].Rows() == 0 {
 			continue
 		}
-		key, err := layout.Key(w.opts.Prefix, dataset, h, w.opts.Shard, w.first, w.last, "parquet")
+		ext := "parquet"
+		if dataset == layout.DeadLetter {
+			ext = "jsonl"
+		}
+		key, err := layout.Key(w.opts.Prefix, dataset, h, w.opts.Shard, w.first, w.last, ext)
 		if err != nil {
 			return err
 		}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,7 +18,6 @@ import (
 
 	"github.com/tapline/tapline/deploy/local/versitygw"
 	"github.com/tapline/tapline/pipeline"
-	"github.com/tapline/tapline/schemas"
 	"github.com/tapline/tapline/sinks/s3sink"
 	"github.com/tapline/tapline/windows"
 	"github.com/tapline/tapline/windows/rules"
@@ -42,10 +42,6 @@ func (m *memStore) Put(_ context.Context, key string, data []byte) (bool, error)
 	return true, nil
 }
 
-type nopDL struct{}
-
-func (nopDL) Write(*schemas.DeadLetter) error { return nil }
-
 // run feeds a fixed stream through a processor into a Writer on store,
 // flushing when Due and at the end, and returns the acknowledgements.
 func run(t *testing.T, store Store, retry bool) []string {
@@ -57,7 +53,7 @@ func run(t *testing.T, store Store, retry bool) []string {
 	one, _ := windows.ParseSpec("1m")
 	cfg, _ := rules.Parse("r.yml", []byte("rules:\n  - {name: hot, kind: threshold, metric: t, window: 1m, above: 6}\n"))
 	p, err := pipeline.NewProcessor(pipeline.Options{Shard: "shardId-000000000001", Windows: windows.Options{Specs: []windows.Spec{one}},
-		Rules: cfg, DeadLetters: nopDL{}, OnRecord: w.Record, OnWindow: w.Window, OnAlert: w.Alert})
+		Rules: cfg, DeadLetters: w, OnRecord: w.Record, OnWindow: w.Window, OnAlert: w.Alert})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,6 +75,9 @@ func run(t *testing.T, store Store, retry bool) []string {
 	base := time.Date(2026, 11, 27, 23, 40, 0, 0, time.UTC).UnixMilli()
 	for i := 0; i < 3000; i++ {
 		data := fmt.Appendf(nil, `{"device_id":"d%d","ts":%d,"metrics":{"t":%d}}`, i%7, base+int64(i)*1000, i%9)
+		if i%500 == 499 {
+			data = []byte(`{"device_id":"../x","ts":1,"metrics":{"t":1}}`) // dead-lettered
+		}
 		seq := strconv.Itoa(1_000_000 + i)
 		if err := p.Process(data, seq, 0); err != nil {
 			t.Fatal(err)
@@ -100,6 +99,18 @@ func TestFailedWriteIsRetriedWithSameObjects(t *testing.T) {
 	acks := run(t, clean, false)
 	if len(clean.objects) < 6 || len(acks) < 3 || acks[len(acks)-1] != "1002999" {
 		t.Fatalf("%d objects, acks %v", len(clean.objects), acks)
+	}
+	var deadLines int
+	for k, v := range clean.objects {
+		if strings.HasPrefix(k, "tapline/test/deadletter/dt=") && strings.HasSuffix(k, ".jsonl") {
+			deadLines += strings.Count(string(v), "\n")
+			if !strings.Contains(string(v), `"reason":"invalid_device_id"`) {
+				t.Fatalf("%s: %s", k, v)
+			}
+		}
+	}
+	if deadLines != 6 {
+		t.Fatalf("%d dead letters stored, want 6", deadLines)
 	}
 	for failAt := 1; failAt < 10; failAt += 3 {
 		flaky := &memStore{objects: map[string][]byte{}, failAt: failAt}
