@@ -5,8 +5,8 @@
 // sequence numbers.
 //
 // Batch boundaries depend only on the input: a batch ends after MaxRows
-// records, or when the watermark passes the next multiple of FlushEvery
-// of event time. A replay of the same records therefore cuts the same
+// records or about MaxBytes of rows, or when the watermark passes the
+// next multiple of FlushEvery of event time. A replay of the same records therefore cuts the same
 // batches, names the same objects and writes the same bytes, and the
 // store's put-if-absent turns the second write into a no-op. (At low
 // traffic the watermark moves with the idle advance, which follows the
@@ -43,10 +43,18 @@ type Store interface {
 type Options struct {
 	Prefix string // key prefix, validated by layout
 	Shard  string // shard id, part of every object name
-	// MaxRows ends a batch after this many records. Default 500,000: large
-	// files suit Athena (fewer objects to list and open) while the
-	// per-partition encoders stay a few hundred MB at most.
+	// MaxRows ends a batch after this many records. Default 500,000.
 	MaxRows int
+	// MaxBytes ends a batch when its buffered rows reach about this many
+	// bytes (an estimate from row contents, before compression; a function
+	// of the input like everything here). Default 256 MiB.
+	//
+	// Larger batches make larger files, which Athena reads best (fewer
+	// objects to list, open and plan, and Parquet compresses better);
+	// smaller batches make data queryable sooner and lose less work to a
+	// crash. MaxRows and MaxBytes bound size and memory at high traffic;
+	// FlushEvery bounds staleness at low traffic.
+	MaxBytes int
 	// FlushEvery ends a batch when the watermark passes a multiple of it:
 	// how stale, in event time, the data in S3 may be. Default 1m.
 	FlushEvery time.Duration
@@ -63,6 +71,7 @@ type Writer struct {
 	dead        map[int64]*jsonl // dead letters, by arrival hour
 	first, last string           // sequence numbers of the batch's records
 	records     int
+	bytes       int      // estimated size of the buffered rows
 	nextFlush   int64    // watermark at which the batch ends
 	pending     []object // encoded, not yet written: retried first
 	pendingLast string   // last sequence number of the pending batch
@@ -86,6 +95,9 @@ func New(store Store, o Options) (*Writer, error) {
 	if o.MaxRows <= 0 {
 		o.MaxRows = 500_000
 	}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = 256 << 20
+	}
 	if o.FlushEvery <= 0 {
 		o.FlushEvery = time.Minute
 	}
@@ -105,6 +117,10 @@ func encoder[E any](m map[int64]*E, ms int64, o parquet.Options, mk func(parquet
 // Record buffers an aggregated record (pipeline.Options.OnRecord).
 func (w *Writer) Record(rec *schemas.Record, seq string, arrival int64) {
 	w.seen(seq)
+	w.bytes += 40 + len(rec.DeviceID) + len(w.opts.Shard) + len(seq)
+	for _, m := range rec.Metrics {
+		w.bytes += 12 + len(m.Name)
+	}
 	encoder(w.raw, rec.Time, w.opts.Parquet, parquet.NewRaw).Append(rec, arrival, w.opts.Shard, seq)
 }
 
@@ -120,6 +136,7 @@ func (w *Writer) Write(d *schemas.DeadLetter) error {
 	}
 	j := encoder(w.dead, d.Arrival, w.opts.Parquet, newJSONL)
 	j.buf = append(append(j.buf, line...), '\n')
+	w.bytes += len(line) + 1
 	j.rows++
 	return nil
 }
@@ -150,11 +167,13 @@ func (j *jsonl) Bytes() ([]byte, error) {
 
 // Window buffers a closed window (pipeline.Options.OnWindow).
 func (w *Writer) Window(win *windows.Window) {
+	w.bytes += 140 + len(win.Spec.Name) + len(win.DeviceID) + len(win.Metric)
 	encoder(w.windows, win.Start, w.opts.Parquet, parquet.NewWindows).Append(win)
 }
 
 // Alert buffers an alert (pipeline.Options.OnAlert).
 func (w *Writer) Alert(a *rules.Alert) {
+	w.bytes += 120 + len(a.Rule) + len(a.Device) + len(a.Metric) + len(a.Message)
 	encoder(w.alerts, a.At, w.opts.Parquet, parquet.NewAlerts).Append(a)
 }
 
@@ -165,7 +184,8 @@ func (w *Writer) Due(watermark int64) bool {
 	if w.nextFlush == 0 && watermark > 0 {
 		w.nextFlush = watermark - watermark%step + step
 	}
-	return len(w.pending) > 0 || w.records >= w.opts.MaxRows || w.records > 0 && watermark >= w.nextFlush
+	return len(w.pending) > 0 || w.records >= w.opts.MaxRows || w.bytes >= w.opts.MaxBytes ||
+		w.records > 0 && watermark >= w.nextFlush
 }
 
 // Flush writes the batch, one object per dataset and event hour, and
@@ -184,7 +204,7 @@ func (w *Writer) Flush(ctx context.Context, watermark int64) (string, error) {
 		); err != nil {
 			return "", err
 		}
-		w.pendingLast, w.records = w.last, 0
+		w.pendingLast, w.records, w.bytes = w.last, 0, 0
 		if step := w.opts.FlushEvery.Milliseconds(); watermark > 0 {
 			w.nextFlush = watermark - watermark%step + step
 		}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tapline/tapline/deploy/local/versitygw"
 	"github.com/tapline/tapline/pipeline"
+	"github.com/tapline/tapline/schemas"
 	"github.com/tapline/tapline/sinks/parquet"
 	"github.com/tapline/tapline/sinks/s3sink"
 	"github.com/tapline/tapline/windows"
@@ -186,4 +187,36 @@ func (c countingStore) Put(ctx context.Context, key string, data []byte) (bool, 
 		*c.wrote++
 	}
 	return w, err
+}
+
+// TestTriggers: each of rows, bytes and event time ends a batch.
+func TestTriggers(t *testing.T) {
+	store := &memStore{objects: map[string][]byte{}}
+	rec := &schemas.Record{DeviceID: []byte("d1"), Time: 60_000, Seq: -1, Metrics: []schemas.Metric{{Name: []byte("t"), Value: 1}}}
+	for _, tc := range []struct {
+		name string
+		o    Options
+		n    int   // records to buffer
+		wm   int64 // watermark after them
+		due  bool
+	}{
+		{"rows", Options{MaxRows: 3}, 3, 61_000, true},
+		{"below rows", Options{MaxRows: 3}, 2, 61_000, false},
+		{"bytes", Options{MaxBytes: 100}, 2, 61_000, true},
+		{"event time", Options{FlushEvery: time.Minute}, 1, 120_000, true},
+		{"before the minute", Options{FlushEvery: time.Minute}, 1, 119_999, false},
+	} {
+		tc.o.Shard = "s"
+		w, err := New(store, tc.o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Due(60_500) // the first watermark fixes the flush boundary: 120,000
+		for i := range tc.n {
+			w.Record(rec, strconv.Itoa(i), 0)
+		}
+		if got := w.Due(tc.wm); got != tc.due {
+			t.Errorf("%s: Due = %v, want %v", tc.name, got, tc.due)
+		}
+	}
 }
