@@ -101,3 +101,26 @@ func Key(prefix, dataset string, eventMs int64, shard, first, last, ext string) 
 	}
 	return key, nil
 }
+
+// AlertDeadLetterKey names the object holding an alert that could not be
+// published: {prefix}/deadletter/dt=/hour=/alert-{id}-{state}.jsonl, by
+// the alert's event time. Alert ids are 16 hex digits.
+func AlertDeadLetterKey(prefix string, atMs int64, alertID, state string) (string, error) {
+	if err := ValidPrefix(prefix); err != nil {
+		return "", err
+	}
+	if len(alertID) != 16 || strings.Trim(alertID, "0123456789abcdef") != "" {
+		return "", fmt.Errorf("layout: alert id %q is not 16 hex digits", alertID)
+	}
+	if state != "FIRING" && state != "RESOLVED" {
+		return "", fmt.Errorf("layout: alert state %q", state)
+	}
+	if atMs < 0 || atMs > 253402300799999 {
+		return "", fmt.Errorf("layout: event time %d outside years 1970-9999", atMs)
+	}
+	key := Partition(DeadLetter, atMs) + "/alert-" + alertID + "-" + strings.ToLower(state) + ".jsonl"
+	if prefix != "" {
+		key = prefix + "/" + key
+	}
+	return key, nil
+}

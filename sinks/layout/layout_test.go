@@ -65,3 +65,15 @@ func FuzzKey(f *testing.F) {
 		}
 	})
 }
+
+func TestAlertDeadLetterKey(t *testing.T) {
+	k, err := AlertDeadLetterKey("p", 0, "0123456789abcdef", "FIRING")
+	if err != nil || k != "p/deadletter/dt=1970-01-01/hour=00/alert-0123456789abcdef-firing.jsonl" {
+		t.Fatalf("%s %v", k, err)
+	}
+	for _, bad := range [][2]string{{"../x", "FIRING"}, {"0123456789ABCDEF", "FIRING"}, {"0123456789abcdef", "OK"}} {
+		if _, err := AlertDeadLetterKey("p", 0, bad[0], bad[1]); err == nil {
+			t.Errorf("accepted %v", bad)
+		}
+	}
+}

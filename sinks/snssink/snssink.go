@@ -31,6 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sns/types"
 
+	"github.com/tapline/tapline/sinks/layout"
 	"github.com/tapline/tapline/windows/rules"
 )
 
@@ -174,6 +175,14 @@ type alertJSON struct {
 	Message   string  `json:"message"`
 }
 
+func toJSON(a *rules.Alert) alertJSON {
+	return alertJSON{
+		ID: a.ID, Incident: a.Incident, State: string(a.State), Rule: a.Rule, Kind: a.Kind, Severity: a.Severity,
+		Device: a.Device, Metric: a.Metric, Window: a.Window, Value: a.Value, Threshold: a.Threshold,
+		Start: rfc3339(a.Start), End: rfc3339(a.End), At: rfc3339(a.At), Message: a.Message,
+	}
+}
+
 func rfc3339(ms int64) string { return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z") }
 
 // Subject is the alert's one-line summary, at most 100 characters as
@@ -197,11 +206,7 @@ func num(v float64) string { return strconv.FormatFloat(v, 'g', 4, 64) }
 
 // Input builds the Publish request for an alert on topic.
 func Input(a *rules.Alert, topic string) (*sns.PublishInput, error) {
-	body, err := json.Marshal(alertJSON{
-		ID: a.ID, Incident: a.Incident, State: string(a.State), Rule: a.Rule, Kind: a.Kind, Severity: a.Severity,
-		Device: a.Device, Metric: a.Metric, Window: a.Window, Value: a.Value, Threshold: a.Threshold,
-		Start: rfc3339(a.Start), End: rfc3339(a.End), At: rfc3339(a.At), Message: a.Message,
-	})
+	body, err := json.Marshal(toJSON(a))
 	if err != nil {
 		return nil, err
 	}
@@ -242,4 +247,36 @@ func Input(a *rules.Alert, topic string) (*sns.PublishInput, error) {
 		in.MessageDeduplicationId = aws.String(a.ID)
 	}
 	return in, nil
+}
+
+// Store keeps immutable objects; s3sink.Store is one.
+type Store interface {
+	Put(ctx context.Context, key string, data []byte) (bool, error)
+}
+
+// DeadLetterTo returns a DeadLetter function that stores each alert that
+// could not be published as one JSON line under the dead-letter prefix
+// (layout.AlertDeadLetterKey), with the reason. The store must be safe
+// for concurrent use: Run calls it from its own goroutine. Alerts that
+// cannot even be stored are reported to onErr.
+func DeadLetterTo(store Store, prefix string, onErr func(error)) func(*rules.Alert, error) {
+	return func(a *rules.Alert, why error) {
+		key, err := layout.AlertDeadLetterKey(prefix, a.At, a.ID, string(a.State))
+		if err == nil {
+			var line []byte
+			line, err = json.Marshal(struct {
+				Reason string    `json:"reason"`
+				Error  string    `json:"error"`
+				Alert  alertJSON `json:"alert"`
+			}{"alert_not_published", why.Error(), toJSON(a)})
+			if err == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				_, err = store.Put(ctx, key, append(line, '\n'))
+				cancel()
+			}
+		}
+		if err != nil {
+			onErr(fmt.Errorf("snssink: dead letter for alert %s: %w", a.ID, err))
+		}
+	}
 }

@@ -180,3 +180,44 @@ func TestInput(t *testing.T) {
 		t.Fatal("group id on a standard topic")
 	}
 }
+
+type memStore map[string][]byte
+
+func (m memStore) Put(_ context.Context, key string, data []byte) (bool, error) {
+	if _, ok := m[key]; ok {
+		return false, nil
+	}
+	m[key] = data
+	return true, nil
+}
+
+// TestUnpublishedAlertsReachTheDeadLetterPrefix: with SNS unreachable,
+// the alert ends up as a JSON line under deadletter/, with the reason.
+func TestUnpublishedAlertsReachTheDeadLetterPrefix(t *testing.T) {
+	store := memStore{}
+	var storeErrs []error
+	a := *firing
+	a.ID = "00000000000000a1"
+	p, _ := New(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("x", "y", ""),
+		BaseEndpoint: aws.String("http://127.0.0.1:1")}, // nothing listens on port 1
+		Options{TopicARN: "arn:aws:sns:us-east-1:1:t", MaxAttempts: 1,
+			DeadLetter: DeadLetterTo(store, "tapline", func(err error) { storeErrs = append(storeErrs, err) })})
+	p.Enqueue(&a)
+	p.Close()
+	p.Run(context.Background())
+	if p.Failed.Load() != 1 || len(storeErrs) != 0 {
+		t.Fatalf("failed %d, store errors %v", p.Failed.Load(), storeErrs)
+	}
+	data, ok := store["tapline/deadletter/dt=2025-11-27/hour=18/alert-00000000000000a1-firing.jsonl"]
+	if !ok {
+		t.Fatalf("objects: %v", store)
+	}
+	var line struct {
+		Reason string
+		Error  string
+		Alert  map[string]any
+	}
+	if err := json.Unmarshal(data, &line); err != nil || line.Reason != "alert_not_published" || line.Alert["device_id"] != "keg-0042" || line.Error == "" {
+		t.Fatalf("dead letter %s: %v", data, err)
+	}
+}
