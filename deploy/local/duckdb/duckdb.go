@@ -23,6 +23,9 @@ type Result struct {
 	Columns []string `json:"columns"`
 	Types   []string `json:"types"`
 	Rows    [][]any  `json:"rows"`
+	// Elapsed is how long DuckDB took for the statement, without node's
+	// start-up: the figure benchmarks report.
+	ElapsedMs float64 `json:"elapsed_ms"`
 }
 
 // dir is deploy/local, found from this file's location so tests in any

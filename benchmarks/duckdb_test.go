@@ -1,0 +1,161 @@
+package benchmarks
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/tapline/tapline/deploy/local/duckdb"
+	"github.com/tapline/tapline/pipeline"
+	"github.com/tapline/tapline/sinks/parquet"
+	"github.com/tapline/tapline/windows"
+)
+
+// The DuckDB baseline computes 1m tumbling count/sum/min/max per device and
+// metric from the NDJSON file, single-threaded, and writes them as
+// Parquet: read_json + UNPIVOT + GROUP BY + COPY TO. tapline does the same
+// work for the comparison: decode, 1m windows, no rules, windows encoded
+// as Parquet.
+func duckSQL(ndjson, out string) string {
+	return fmt.Sprintf(`COPY (
+  WITH r AS (SELECT device_id, ts, metrics.* FROM read_json('%s', format = 'newline_delimited')),
+       u AS (UNPIVOT r ON COLUMNS(* EXCLUDE (device_id, ts)) INTO NAME metric VALUE v)
+  SELECT device_id, metric, epoch_ms(time_bucket(INTERVAL 1 minute, epoch_ms(ts))) AS window_start,
+         count(*) AS n, sum(v) AS s, min(v) AS mn, max(v) AS mx
+  FROM u GROUP BY ALL
+) TO '%s' (FORMAT parquet)`, ndjson, out)
+}
+
+func needDuckDB(tb testing.TB) {
+	tb.Helper()
+	if err := duckdb.Available(); err != nil {
+		if os.Getenv("CI") == "true" {
+			tb.Fatal(err)
+		}
+		tb.Skip(err)
+	}
+}
+
+func writeNDJSON(tb testing.TB, ds *Dataset, path string) {
+	tb.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	for _, r := range ds.Records {
+		w.Write(r)
+		w.WriteByte('\n')
+	}
+	if err := w.Flush(); err != nil {
+		tb.Fatal(err)
+	}
+	f.Close()
+}
+
+type winKey struct {
+	device, metric string
+	start          int64
+}
+
+type winVal struct {
+	n           int64
+	s, min, max float64
+}
+
+// tumbling runs tapline's loop with 1m windows and no rules, handing each
+// window to fn.
+func tumbling(tb testing.TB, ds *Dataset, fn func(*windows.Window)) *pipeline.Processor {
+	spec, _ := windows.ParseSpec("1m")
+	p, err := pipeline.NewProcessor(pipeline.Options{Windows: windows.Options{Specs: []windows.Spec{spec}, AllowedLateness: lateness},
+		DeadLetters: discard{}, OnWindow: fn})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, r := range ds.Records {
+		p.Process(r, "", 0)
+	}
+	p.Flush()
+	return p
+}
+
+// TestAgreesWithDuckDB: before any timing counts, tapline and DuckDB
+// compute the same windows from the same file.
+func TestAgreesWithDuckDB(t *testing.T) {
+	needDuckDB(t)
+	dir := t.TempDir()
+	ds := Generate(100, 20_000, time.Second, 5)
+	file := filepath.Join(dir, "ds.ndjson")
+	writeNDJSON(t, ds, file)
+	if _, err := duckdb.Query(duckSQL(file, filepath.Join(dir, "out.parquet"))); err != nil {
+		t.Fatal(err)
+	}
+	res, err := duckdb.Query(fmt.Sprintf("SELECT device_id, metric, window_start, n, s, mn, mx FROM '%s'", filepath.Join(dir, "out.parquet")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[winKey]winVal{}
+	tumbling(t, ds, func(w *windows.Window) {
+		got[winKey{w.DeviceID, w.Metric, w.Start}] = winVal{w.Count, w.Sum, w.Min, w.Max}
+	})
+	if len(res.Rows) != len(got) || len(got) < 1000 {
+		t.Fatalf("DuckDB %d windows, tapline %d", len(res.Rows), len(got))
+	}
+	f := func(v any) float64 {
+		if s, ok := v.(string); ok {
+			x, _ := strconv.ParseFloat(s, 64)
+			return x
+		}
+		return v.(float64)
+	}
+	for _, r := range res.Rows {
+		k := winKey{r[0].(string), r[1].(string), int64(f(r[2]))}
+		w, ok := got[k]
+		if !ok {
+			t.Fatalf("window %+v only in DuckDB", k)
+		}
+		// Sums may differ in the last bits: the two add in different orders.
+		if int64(f(r[3])) != w.n || f(r[5]) != w.min || f(r[6]) != w.max || math.Abs(f(r[4])-w.s) > 1e-9*math.Abs(w.s) {
+			t.Fatalf("window %+v: DuckDB %v, tapline %+v", k, r[3:], w)
+		}
+	}
+}
+
+// BenchmarkVersusDuckDB times the same job, 1M records of 10k devices:
+// DuckDB (one thread, timed inside DuckDB) and tapline (one goroutine).
+func BenchmarkVersusDuckDB(b *testing.B) {
+	ds := Generate(10_000, 1_000_000, time.Second, 6)
+	b.Run("duckdb", func(b *testing.B) {
+		needDuckDB(b)
+		dir := b.TempDir()
+		file := filepath.Join(dir, "ds.ndjson")
+		writeNDJSON(b, ds, file)
+		var ms float64
+		for b.Loop() {
+			res, err := duckdb.Query(duckSQL(file, filepath.Join(dir, "out.parquet")))
+			if err != nil {
+				b.Fatal(err)
+			}
+			ms += res.ElapsedMs
+		}
+		b.ReportMetric(float64(b.N*len(ds.Records))/(ms/1000), "records/s")
+		b.ReportMetric(ms*1e6/float64(b.N*len(ds.Records)), "ns/record")
+	})
+	b.Run("tapline", func(b *testing.B) {
+		for b.Loop() {
+			enc, _ := parquet.NewWindows(parquet.Options{})
+			tumbling(b, ds, enc.Append)
+			if _, err := enc.WriteTo(io.Discard); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N*len(ds.Records))/b.Elapsed().Seconds(), "records/s")
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(ds.Records)), "ns/record")
+	})
+}
