@@ -1,0 +1,77 @@
+package benchmarks
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+)
+
+// getRecordsResponse is a GetRecords answer of n records of ds, as
+// Kinesis sends it: JSON with base64 payloads.
+func getRecordsResponse(tb testing.TB, ds *Dataset, n int) []byte {
+	type rec struct {
+		Data                        string
+		PartitionKey                string
+		SequenceNumber              string
+		ApproximateArrivalTimestamp float64
+	}
+	resp := struct {
+		Records            []rec
+		NextShardIterator  string
+		MillisBehindLatest int64
+	}{NextShardIterator: "AAAAAAAAAAF", MillisBehindLatest: 0}
+	for i := 0; i < n; i++ {
+		resp.Records = append(resp.Records, rec{
+			Data:                        base64.StdEncoding.EncodeToString(ds.Records[i]),
+			PartitionKey:                "dev-" + strconv.Itoa(i%10_000),
+			SequenceNumber:              "4959033827149025660855969253836157109592157598913658" + strconv.Itoa(1000+i),
+			ApproximateArrivalTimestamp: 1764266400.123,
+		})
+	}
+	b, err := json.Marshal(resp)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// BenchmarkGetRecordsDecode is the AWS SDK's own cost per record of a
+// 10,000-record GetRecords response, HTTP on loopback included: the
+// ceiling of any KCL consumer in Go before its own processing starts.
+func BenchmarkGetRecordsDecode(b *testing.B) {
+	ds := Generate(10_000, 10_000, time.Second, 8)
+	body := getRecordsResponse(b, ds, 10_000)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		w.Write(body)
+	}))
+	defer srv.Close()
+	client := kinesis.NewFromConfig(aws.Config{
+		Region:       "us-east-1",
+		Credentials:  credentials.NewStaticCredentialsProvider("x", "y", ""),
+		BaseEndpoint: aws.String(srv.URL),
+	})
+	ctx := context.Background()
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		out, err := client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: aws.String("AAAAAAAAAAE")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(out.Records) != 10_000 {
+			b.Fatalf("%d records", len(out.Records))
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*10_000), "ns/record")
+	b.ReportMetric(float64(b.N*10_000)/b.Elapsed().Seconds(), "records/s")
+}
