@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tapline/tapline/deploy/local/duckdb"
+	"github.com/tapline/tapline/deploy/local/server"
 	"github.com/tapline/tapline/pipeline"
 	"github.com/tapline/tapline/sinks/parquet"
 	"github.com/tapline/tapline/windows"
@@ -30,16 +31,6 @@ func duckSQL(ndjson, out string) string {
          count(*) AS n, sum(v) AS s, min(v) AS mn, max(v) AS mx
   FROM u GROUP BY ALL
 ) TO '%s' (FORMAT parquet)`, ndjson, out)
-}
-
-func needDuckDB(tb testing.TB) {
-	tb.Helper()
-	if err := duckdb.Available(); err != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatal(err)
-		}
-		tb.Skip(err)
-	}
 }
 
 func writeNDJSON(tb testing.TB, ds *Dataset, path string) {
@@ -88,7 +79,7 @@ func tumbling(tb testing.TB, ds *Dataset, fn func(*windows.Window)) *pipeline.Pr
 // TestAgreesWithDuckDB: before any timing counts, tapline and DuckDB
 // compute the same windows from the same file.
 func TestAgreesWithDuckDB(t *testing.T) {
-	needDuckDB(t)
+	server.Require(t, duckdb.Available())
 	dir := t.TempDir()
 	ds := Generate(100, 20_000, time.Second, 5)
 	file := filepath.Join(dir, "ds.ndjson")
@@ -132,7 +123,7 @@ func TestAgreesWithDuckDB(t *testing.T) {
 func BenchmarkVersusDuckDB(b *testing.B) {
 	ds := Generate(10_000, 1_000_000, time.Second, 6)
 	b.Run("duckdb", func(b *testing.B) {
-		needDuckDB(b)
+		server.Require(b, duckdb.Available())
 		dir := b.TempDir()
 		file := filepath.Join(dir, "ds.ndjson")
 		writeNDJSON(b, ds, file)

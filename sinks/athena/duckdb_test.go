@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/tapline/tapline/deploy/local/duckdb"
+	"github.com/tapline/tapline/deploy/local/server"
 	"github.com/tapline/tapline/schemas"
 	"github.com/tapline/tapline/sinks/parquet"
 	"github.com/tapline/tapline/windows"
@@ -23,12 +24,7 @@ var duckType = map[string]string{
 // DuckDB reading them as Athena would (hive partitions), that the columns
 // and their types are exactly those of the DDL, plus dt and hour.
 func TestParquetMatchesDDL(t *testing.T) {
-	if err := duckdb.Available(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	server.Require(t, duckdb.Available())
 	dir := t.TempDir()
 	spec, _ := windows.ParseSpec("1m")
 	ew, _ := parquet.NewWindows(parquet.Options{})

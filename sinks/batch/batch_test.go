@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/tapline/tapline/deploy/local/server"
 	"github.com/tapline/tapline/deploy/local/versitygw"
 	"github.com/tapline/tapline/pipeline"
 	"github.com/tapline/tapline/schemas"
@@ -135,12 +135,7 @@ func TestFailedWriteIsRetriedWithSameObjects(t *testing.T) {
 func TestReplayWritesNothingNew(t *testing.T) {
 	root := t.TempDir()
 	srv, err := versitygw.Start(root)
-	if err != nil {
-		if errors.Is(err, versitygw.ErrUnavailable) && os.Getenv("CI") != "true" {
-			t.Skip(err)
-		}
-		t.Fatal(err)
-	}
+	server.Require(t, err)
 	defer srv.Stop()
 	cfg := aws.Config{Region: versitygw.Region, BaseEndpoint: aws.String(srv.Endpoint),
 		Credentials: credentials.NewStaticCredentialsProvider(versitygw.AccessKey, versitygw.SecretKey, "")}

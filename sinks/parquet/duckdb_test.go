@@ -9,29 +9,18 @@ import (
 	"time"
 
 	"github.com/tapline/tapline/deploy/local/duckdb"
+	"github.com/tapline/tapline/deploy/local/server"
 	"github.com/tapline/tapline/pipeline"
 	"github.com/tapline/tapline/sinks/layout"
 	"github.com/tapline/tapline/windows"
 )
-
-// needDuckDB skips outside CI when the stand-in is not installed; in CI a
-// missing server is a failure.
-func needDuckDB(t *testing.T) {
-	t.Helper()
-	if err := duckdb.Available(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-}
 
 // TestDuckDBAgreesWithEngine writes windows of a real processor as
 // hive-partitioned Parquet, queries them with DuckDB (the Athena
 // stand-in) and compares every window's count, sum, min and max with
 // what the engine emitted, exactly.
 func TestDuckDBAgreesWithEngine(t *testing.T) {
-	needDuckDB(t)
+	server.Require(t, duckdb.Available())
 	dir := t.TempDir()
 	type key struct {
 		spec, device, metric string

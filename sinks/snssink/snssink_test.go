@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/tapline/tapline/deploy/local/goaws"
+	"github.com/tapline/tapline/deploy/local/server"
 	"github.com/tapline/tapline/windows/rules"
 )
 
@@ -53,12 +53,7 @@ func TestPublishToGoaws(t *testing.T) {
 	}))
 	defer recv.Close()
 	srv, err := goaws.Start(t.TempDir(), map[string][]string{"tapline-alerts": {recv.URL + "/alerts"}})
-	if err != nil {
-		if errors.Is(err, goaws.ErrUnavailable) && os.Getenv("CI") != "true" {
-			t.Skip(err)
-		}
-		t.Fatal(err) // in CI a missing server is a failure, never a skip
-	}
+	server.Require(t, err)
 	defer srv.Stop()
 
 	var dead []error

@@ -14,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/file"
 
 	"github.com/tapline/tapline/deploy/local/duckdb"
+	"github.com/tapline/tapline/deploy/local/server"
 )
 
 func run(t *testing.T, dir string) *Summary {
@@ -133,12 +134,7 @@ func TestDemoParquet(t *testing.T) {
 		t.Fatalf("printed query %s", sum.Query)
 	}
 	// The query the demo prints runs in DuckDB, the Athena stand-in.
-	if err := duckdb.Available(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	server.Require(t, duckdb.Available())
 	res, err := duckdb.Query(QuerySQL(dir))
 	if err != nil {
 		t.Fatal(err)

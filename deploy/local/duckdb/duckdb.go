@@ -8,13 +8,14 @@ package duckdb
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+
+	"github.com/tapline/tapline/deploy/local/server"
 )
 
 // Result is a query's answer. Values are as DuckDB renders them in JSON:
@@ -35,9 +36,9 @@ func dir() string {
 	return filepath.Dir(filepath.Dir(file))
 }
 
-// ErrUnavailable says node or the npm package is missing: run `make test`
-// (or `npm ci --prefix deploy/local`).
-var ErrUnavailable = errors.New("duckdb: node or deploy/local/node_modules missing (run make test, which installs them)")
+// ErrUnavailable says node or the npm package is missing: run `make
+// local-stack` (part of `make test`).
+var ErrUnavailable = fmt.Errorf("duckdb: node or deploy/local/node_modules: %w", server.ErrMissing)
 
 // Available reports whether queries can run.
 func Available() error {

@@ -12,11 +12,28 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"testing"
 	"time"
 )
 
-// ErrMissing says a binary is not built: run `make local-stack`.
-var ErrMissing = errors.New("binary missing (run make local-stack, which builds it into .tools/bin)")
+// ErrMissing says part of the local stack is not installed: run `make
+// local-stack`. Errors of the stand-ins' packages wrap it.
+var ErrMissing = errors.New("not installed (run make local-stack, which installs the pinned local stack)")
+
+// Require ends a test whose local stand-in could not start: outside CI a
+// missing installation skips the test with the reason; in CI (CI=true),
+// where a missing server is a failure and never a skip, and for any other
+// error, the test fails. A nil err does nothing.
+func Require(tb testing.TB, err error) {
+	if err == nil {
+		return
+	}
+	tb.Helper()
+	if errors.Is(err, ErrMissing) && os.Getenv("CI") != "true" {
+		tb.Skip(err)
+	}
+	tb.Fatal(err)
+}
 
 // Binary is the path of a pinned tool: $env if set, else
 // .tools/bin/name at the repository root.
