@@ -80,8 +80,12 @@ var fleets = []struct {
 	devices int
 }{{"devices=1k", 1_000}, {"devices=10k", 10_000}, {"devices=100k", 100_000}, {"devices=1M", 1_000_000}}
 
-func short(devices int) bool {
-	return devices > 100_000 && os.Getenv("TAPLINE_BENCH_FULL") == ""
+// skipUnlessFull skips fleets over 100k devices unless TAPLINE_BENCH_FULL
+// is set (make bench-full): they need minutes and several GiB.
+func skipUnlessFull(b *testing.B, devices int) {
+	if devices > 100_000 && os.Getenv("TAPLINE_BENCH_FULL") == "" {
+		b.Skip("set TAPLINE_BENCH_FULL=1 (make bench-full) for fleets over 100k devices")
+	}
 }
 
 func heapInUse() uint64 {
@@ -98,9 +102,7 @@ func heapInUse() uint64 {
 func BenchmarkLoop(b *testing.B) {
 	for _, f := range fleets {
 		b.Run(f.name, func(b *testing.B) {
-			if short(f.devices) {
-				b.Skip("set TAPLINE_BENCH_FULL=1 (make bench-full) for 1M devices")
-			}
+			skipUnlessFull(b, f.devices)
 			ds := dataset(f.devices)
 			before := heapInUse()
 			p := newProcessor(b, nil)
@@ -147,9 +149,7 @@ func BenchmarkNaive(b *testing.B) {
 		devices int
 	}{fleets[1], fleets[3]} {
 		b.Run(f.name, func(b *testing.B) {
-			if short(f.devices) {
-				b.Skip("set TAPLINE_BENCH_FULL=1 (make bench-full) for 1M devices")
-			}
+			skipUnlessFull(b, f.devices)
 			ds := dataset(f.devices)
 			c := naive.New(naiveSpecs(), lateness)
 			for _, r := range ds.Records {
@@ -175,9 +175,7 @@ func naiveSpecs() []naive.Spec {
 func BenchmarkWindowsAdd(b *testing.B) {
 	for _, f := range fleets {
 		b.Run(f.name, func(b *testing.B) {
-			if short(f.devices) {
-				b.Skip("set TAPLINE_BENCH_FULL=1 (make bench-full) for 1M devices")
-			}
+			skipUnlessFull(b, f.devices)
 			ds := dataset(f.devices)
 			type decoded struct {
 				id      []byte
@@ -242,9 +240,7 @@ func (nopOutput) Retain(windows.Handle) bool { return false }
 func BenchmarkClose(b *testing.B) {
 	for _, devices := range []int{100_000, 1_000_000} {
 		b.Run(fmt.Sprintf("devices=%d", devices), func(b *testing.B) {
-			if short(devices) {
-				b.Skip("set TAPLINE_BENCH_FULL=1 (make bench-full) for 1M devices")
-			}
+			skipUnlessFull(b, devices)
 			ds := Generate(devices, devices, time.Minute, 7) // one report per device per minute
 			inputs := make([]pipeline.Input, len(ds.Records))
 			for i, r := range ds.Records {

@@ -156,7 +156,6 @@ type device struct {
 	hash  uint64 // of the id, for the device table
 	last  int64  // largest event time seen
 	gen   uint32
-	live  bool
 	idLen uint8 // len(id) when it fits in short; 0xff otherwise
 	n     uint16
 	hint  [8]uint8 // record position -> likely slot
@@ -206,12 +205,11 @@ func (d *device) deleteSlot(at int) {
 	d.n--
 }
 
+// seriesMeta is what a series needs beyond its slot in its device: the
+// generation of its handle and its last event time.
 type seriesMeta struct {
-	device uint32
-	metric uint32
-	gen    uint32
-	live   bool
-	last   int64 // largest event time in closed panes
+	gen  uint32
+	last int64 // largest event time in closed panes
 }
 
 // Aggregator computes windows for one shard. Create it with New.
@@ -438,7 +436,7 @@ func (a *Aggregator) newDevice(h uint64, id []byte) uint32 {
 	}
 	d := &a.devices[di]
 	gen := d.gen + 1
-	*d = device{hash: h, last: noData, gen: gen, live: true, id: string(id), more: d.more[:0]}
+	*d = device{hash: h, last: noData, gen: gen, id: string(id), more: d.more[:0]}
 	d.idLen = 0xff
 	if len(id) <= len(d.short) {
 		d.idLen = uint8(copy(d.short[:], id))
@@ -471,7 +469,7 @@ func (a *Aggregator) newSeries(di uint32, at int, name []byte) {
 		}
 	}
 	s := &a.series[si]
-	s.device, s.metric, s.live, s.last = di, mi, true, noData
+	s.last = noData
 	s.gen++
 	a.liveSeries++
 	a.devices[di].insertSlot(at, slot{metric: mi, series: si})

@@ -140,7 +140,6 @@ func (a *Aggregator) emit(e int64, spi int, di uint32, sl slot) {
 func (a *Aggregator) evictSeries(d *device, j int) {
 	si := d.slot(j).series
 	s := &a.series[si]
-	s.live = false
 	s.gen++
 	for off := int64(0); off < a.ring; off++ {
 		*a.paneOf(si, off) = pane{}
@@ -157,7 +156,7 @@ func (a *Aggregator) evictSeries(d *device, j int) {
 func (a *Aggregator) evictDevice(di uint32) {
 	d := &a.devices[di]
 	a.devs.remove(d.hash, di)
-	d.id, d.live = "", false
+	d.id = ""
 	d.gen++
 	a.freeDevices = append(a.freeDevices, di)
 }

@@ -2,8 +2,8 @@
 // columns generated from the Arrow schemas in package schemas, and
 // partition projection over the dt/hour layout of package layout, so new
 // partitions are queryable the moment they are written, without MSCK
-// REPAIR or a crawler. The CDK app builds its Glue tables from the same
-// Tables, so the two cannot drift.
+// REPAIR or a crawler. Tables is exported so the infrastructure code can
+// build its Glue tables from the same definitions (the deploy issue).
 package athena
 
 import (
