@@ -52,7 +52,7 @@ type Options struct {
 
 // Record is one payload as it would arrive on the stream.
 type Record struct {
-	Device  string
+	Device  string // the partition key when sent to Kinesis
 	Data    []byte
 	Arrival int64 // Unix ms: when the record reaches the stream
 }
