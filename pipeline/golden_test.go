@@ -43,9 +43,17 @@ func TestGolden(t *testing.T) {
 			if len(parts) < 2 {
 				t.Fatalf("%s: want header, '---', events, '---', output", file)
 			}
-			got := runGolden(t, file, parts[0], parts[1], false)
-			if batched := runGolden(t, file, parts[0], parts[1], true); batched != got {
+			got := runGolden(t, file, parts[0], parts[1], false, 0)
+			if batched := runGolden(t, file, parts[0], parts[1], true, 0); batched != got {
 				t.Errorf("%s: ProcessBatch output differs from Process:\n--- batch\n%s--- per record\n%s", file, batched, got)
+			}
+			// A shard that restarts from a snapshot must go on exactly
+			// as if it had never stopped.
+			for _, every := range []int{1, 2, 7} {
+				// Counters are per process and start again at zero.
+				if restarted := runGolden(t, file, parts[0], parts[1], false, every); noStats(restarted) != noStats(got) {
+					t.Errorf("%s: output with a snapshot and restore every %d records differs:\n--- restarted\n%s--- straight\n%s", file, every, restarted, got)
+				}
 			}
 			want := ""
 			if len(parts) == 3 {
@@ -83,8 +91,10 @@ func (r *recorder) Write(d *schemas.DeadLetter) error {
 }
 
 // runGolden replays the events, one Process call per record or, with
-// batch, one ProcessBatch call per run of records between ticks.
-func runGolden(t *testing.T, file, header, events string, batch bool) string {
+// batch, one ProcessBatch call per run of records between ticks. With
+// restartEvery > 0, every that many records the processor is snapshot
+// and replaced by a new one restored from the snapshot.
+func runGolden(t *testing.T, file, header, events string, batch bool, restartEvery int) string {
 	var h goldenHeader
 	dec := yaml.NewDecoder(strings.NewReader(header))
 	dec.KnownFields(true)
@@ -108,7 +118,7 @@ func runGolden(t *testing.T, file, header, events string, batch bool) string {
 		}
 	}
 	rec := &recorder{}
-	p, err := NewProcessor(Options{
+	opts := Options{
 		Shard:       "shardId-000000000000",
 		Decode:      schemas.Options{MaxFutureSkew: h.Skew},
 		Windows:     windows.Options{Specs: specs, AllowedLateness: h.Lateness, IdleTimeout: h.IdleTimeout, SeriesTTL: h.SeriesTTL, Quantiles: h.Quantiles},
@@ -116,7 +126,8 @@ func runGolden(t *testing.T, file, header, events string, batch bool) string {
 		DeadLetters: rec,
 		OnWindow:    func(w *windows.Window) { rec.lines = append(rec.lines, fmtWindow(w, h.Quantiles)) },
 		OnAlert:     func(a *rules.Alert) { rec.lines = append(rec.lines, fmtAlert(a)) },
-	})
+	}
+	p, err := NewProcessor(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,6 +145,18 @@ func runGolden(t *testing.T, file, header, events string, batch bool) string {
 		}
 		if err := p.Process(data, strconv.Itoa(seq), arrival); err != nil {
 			t.Fatal(err)
+		}
+		if restartEvery > 0 && seq%restartEvery == 0 {
+			snap := p.AppendSnapshot(nil)
+			if p, err = NewProcessor(opts); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Restore(snap); err != nil {
+				t.Fatalf("%s: restore after record %d: %v", file, seq, err)
+			}
+			if again := p.AppendSnapshot(nil); string(again) != string(snap) {
+				t.Fatalf("%s: the restored state snapshots differently after record %d", file, seq)
+			}
 		}
 		p.Tick(wall)
 	}
@@ -263,4 +286,14 @@ func fmtWindow(w *windows.Window, quantiles bool) string {
 func fmtAlert(a *rules.Alert) string {
 	return fmt.Sprintf("alert %s %s %s %s value=%.4g threshold=%.4g at=%s id=%s incident=%s | %s",
 		a.State, a.Rule, a.Device, a.Metric, a.Value, a.Threshold, fmtOffset(a.At), a.ID, a.Incident, a.Message)
+}
+
+func noStats(out string) string {
+	var keep []string
+	for _, l := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(l, "# stats") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
 }

@@ -144,6 +144,44 @@ func (p *Processor) reject(data []byte, seq string, arrival int64, reason schema
 	return p.dlErr
 }
 
+// AppendSnapshot appends the shard's state (windows and rule states) to
+// b. Taken after a batch is durable, it lets a new Processor continue as
+// if this one had never stopped: see Restore and the package doc.
+func (p *Processor) AppendSnapshot(b []byte) []byte {
+	b = append(b, snapshotMagic...)
+	return p.eng.AppendSnapshot(p.agg.AppendSnapshot(b))
+}
+
+const snapshotMagic = "tapline.pipeline/1\n"
+
+// Restore loads a snapshot into a new Processor, before its first record.
+// A snapshot taken under different window options or rules fails with an
+// error wrapping windows.ErrIncompatible or rules.ErrIncompatible.
+func (p *Processor) Restore(b []byte) error {
+	if len(b) < len(snapshotMagic) || string(b[:len(snapshotMagic)]) != snapshotMagic {
+		return errors.New("pipeline: not a tapline shard snapshot")
+	}
+	rest, err := p.agg.Restore(b[len(snapshotMagic):])
+	if err != nil {
+		return err
+	}
+	if rest, err = p.eng.Restore(rest); err != nil {
+		return err
+	}
+	if len(rest) != 0 {
+		return fmt.Errorf("pipeline: %d bytes after the snapshot", len(rest))
+	}
+	return nil
+}
+
+// IdleWatermark reports whether an idle advance is due: see
+// windows.Aggregator.IdleWatermark. The service records the watermark
+// before it calls AdvanceIdle, so a replay repeats it.
+func (p *Processor) IdleWatermark(now time.Time) (int64, bool) { return p.agg.IdleWatermark(now) }
+
+// AdvanceIdle moves the watermark as an idle advance.
+func (p *Processor) AdvanceIdle(wm int64) { p.agg.AdvanceIdle(wm) }
+
 // Tick passes the wall clock to the windows, so an idle shard still closes
 // windows. Call it after each batch and periodically when idle.
 func (p *Processor) Tick(now time.Time) { p.agg.Tick(now) }

@@ -516,20 +516,38 @@ func (a *Aggregator) seriesLast(si uint32) int64 {
 // Options.IdleTimeout without records, the watermark advances as if event
 // time kept pace with the wall clock.
 func (a *Aggregator) Tick(now time.Time) {
+	if wm, ok := a.IdleWatermark(now); ok {
+		a.AdvanceIdle(wm)
+	}
+}
+
+// IdleWatermark is Tick without its effect: it reports the watermark an
+// idle advance would move to now, and true if that closes a pane. The
+// wall clock is not part of the input, so a replay cannot repeat an idle
+// advance by itself; the pipeline records the watermark before applying
+// it with AdvanceIdle, and a replay applies the recorded one.
+func (a *Aggregator) IdleWatermark(now time.Time) (int64, bool) {
 	if a.active || a.lastTick.IsZero() {
 		a.active = false
 		a.lastTick = now
-		return
+		return 0, false
 	}
 	if a.opts.IdleTimeout <= 0 || a.maxTS == noData {
-		return
+		return 0, false
 	}
 	idle := now.Sub(a.lastTick)
 	if idle < a.opts.IdleTimeout {
-		return
+		return 0, false
 	}
+	wm := a.maxTS + idle.Milliseconds() - a.lateness
+	return wm, floorDiv(wm, a.pane)*a.pane > a.closed
+}
+
+// AdvanceIdle moves the watermark to wm as an idle advance: see
+// IdleWatermark.
+func (a *Aggregator) AdvanceIdle(wm int64) {
 	before := a.wm
-	a.advance(a.maxTS + idle.Milliseconds() - a.lateness)
+	a.advance(wm)
 	if a.wm > before {
 		a.stats.IdleAdvances++
 	}

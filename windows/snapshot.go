@@ -1,0 +1,229 @@
+package windows
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/DataDog/sketches-go/ddsketch"
+	"github.com/tapline/tapline/windows/internal/wire"
+)
+
+// snapshotMagic starts every aggregator snapshot; bump it when the format
+// changes.
+const snapshotMagic = "tapline.windows/1"
+
+// ErrIncompatible is returned by Restore for a snapshot taken with other
+// window options (specs, lateness or quantiles): its panes mean something
+// else under the current options.
+var ErrIncompatible = errors.New("windows: snapshot was taken with different window options")
+
+// AppendSnapshot appends the Aggregator's state to b: everything that
+// decides its future output (watermark, live devices and series with
+// their handles, open panes and sketches), and nothing that depends on
+// the process (hash seeds, wall-clock ticks). Equal states give equal
+// bytes. The pipeline writes one next to each checkpoint, so a shard
+// resumes exactly where its last durable batch left off.
+func (a *Aggregator) AppendSnapshot(b []byte) []byte {
+	w := wire.Writer{B: b}
+	w.String(snapshotMagic)
+	a.fingerprint(&w)
+	w.Int(a.maxTS)
+	w.Int(a.wm)
+	w.Int(a.closed)
+	w.Uint(uint64(len(a.metricNames)))
+	for _, n := range a.metricNames {
+		w.String(n)
+	}
+	w.Uint(uint64(len(a.devices)))
+	for i := range a.devices {
+		d := &a.devices[i]
+		w.Uint(uint64(d.gen))
+		w.String(d.id) // "" for a free slot
+		if d.id == "" {
+			continue
+		}
+		w.Int(d.last)
+		w.B = append(w.B, d.hint[:]...)
+		w.Uint(uint64(d.n))
+		for j := range int(d.n) {
+			s := d.slot(j)
+			w.Uint(uint64(s.metric))
+			w.Uint(uint64(s.series))
+		}
+	}
+	for _, list := range [][]uint32{a.freeDevices, a.order, a.newDevices} {
+		w.Uint(uint64(len(list)))
+		for _, v := range list {
+			w.Uint(uint64(v))
+		}
+	}
+	w.Uint(uint64(len(a.series)))
+	var sk []byte
+	for si := range a.series {
+		s := &a.series[si]
+		w.Uint(uint64(s.gen))
+		w.Int(s.last)
+		n := 0
+		for off := range a.ring {
+			if a.paneOf(uint32(si), off).count > 0 {
+				n++
+			}
+		}
+		w.Uint(uint64(n))
+		for off := range a.ring {
+			p := a.paneOf(uint32(si), off)
+			if p.count == 0 {
+				continue
+			}
+			w.Uint(uint64(off))
+			w.Uint(uint64(p.epoch))
+			w.Uint(uint64(p.count))
+			for _, v := range [...]float64{p.sum, p.min, p.max, p.m2, p.first, p.last} {
+				w.Float(v)
+			}
+			w.Int(int64(p.firstAt))
+			w.Int(int64(p.lastAt))
+			if a.sketches != nil {
+				sk = sk[:0]
+				a.sketches[int64(si)*a.ring+off].Encode(&sk, true)
+				w.Bytes(sk)
+			}
+		}
+	}
+	w.Uint(uint64(len(a.freeSeries)))
+	for _, v := range a.freeSeries {
+		w.Uint(uint64(v))
+	}
+	w.Uint(uint64(a.liveSeries))
+	return w.B
+}
+
+// fingerprint writes what a snapshot's meaning depends on.
+func (a *Aggregator) fingerprint(w *wire.Writer) {
+	w.Uint(uint64(len(a.opts.Specs)))
+	for _, s := range a.opts.Specs {
+		w.String(s.Name)
+		w.Int(s.Size.Milliseconds())
+		w.Int(s.Slide.Milliseconds())
+	}
+	w.Int(a.lateness)
+	w.Bool(a.opts.Quantiles)
+}
+
+// Restore loads a snapshot from AppendSnapshot into a new Aggregator (one
+// that has seen no record) and returns the bytes after it. A snapshot
+// from other options fails with ErrIncompatible.
+func (a *Aggregator) Restore(b []byte) ([]byte, error) {
+	if a.maxTS != noData || len(a.devices) > 0 {
+		return nil, errors.New("windows: Restore needs a new Aggregator")
+	}
+	r := wire.Reader{B: b}
+	if m := r.String(); m != snapshotMagic {
+		return nil, fmt.Errorf("windows: not a windows snapshot (%q)", m)
+	}
+	var want wire.Writer
+	a.fingerprint(&want)
+	if len(r.B) < len(want.B) || string(r.B[:len(want.B)]) != string(want.B) {
+		return nil, ErrIncompatible
+	}
+	r.B = r.B[len(want.B):]
+	a.maxTS, a.wm, a.closed = r.Int(), r.Int(), r.Int()
+	for range r.Len(1) {
+		n := r.String()
+		a.metricIndex[n] = uint32(len(a.metricNames))
+		a.metricNames = append(a.metricNames, n)
+		a.metricKeys = append(a.metricKeys, makeNameKey(n))
+	}
+	nm := uint64(len(a.metricNames))
+	a.devices = make([]device, r.Len(2))
+	var slots []slot // checked against the series count below
+	for i := range a.devices {
+		d := &a.devices[i]
+		d.gen = uint32(r.Uint())
+		d.id = r.String()
+		if d.id == "" {
+			continue
+		}
+		d.last = r.Int()
+		if len(r.B) < len(d.hint) {
+			r.Fail("short device")
+			break
+		}
+		copy(d.hint[:], r.B)
+		r.B = r.B[len(d.hint):]
+		d.idLen = 0xff
+		if len(d.id) <= len(d.short) {
+			d.idLen = uint8(copy(d.short[:], d.id))
+		}
+		for range r.Len(2) {
+			s := slot{metric: uint32(r.Uint()), series: uint32(r.Uint())}
+			if uint64(s.metric) >= nm {
+				r.Fail("metric index %d out of range", s.metric)
+			}
+			d.insertSlot(int(d.n), s)
+			slots = append(slots, s)
+		}
+		d.hash = a.devs.hash([]byte(d.id))
+		a.devs.insert(d.hash, uint32(i))
+	}
+	lists := [3][]uint32{}
+	for k := range lists {
+		for range r.Len(1) {
+			v := r.Uint()
+			if v >= uint64(len(a.devices)) {
+				r.Fail("device index %d out of range", v)
+			}
+			lists[k] = append(lists[k], uint32(v))
+		}
+	}
+	a.freeDevices, a.order, a.newDevices = lists[0], lists[1], lists[2]
+	ns := r.Len(2)
+	a.series = make([]seriesMeta, ns)
+	for range (ns + chunkSize - 1) / chunkSize {
+		a.chunks = append(a.chunks, make([]pane, a.ring<<chunkBits))
+	}
+	if a.opts.Quantiles {
+		a.sketches = make([]*ddsketch.DDSketch, 0, int64(ns)*a.ring)
+		for range int64(ns) * a.ring {
+			sk, _ := newSketch()
+			a.sketches = append(a.sketches, sk)
+		}
+	}
+	for si := range a.series {
+		a.series[si].gen = uint32(r.Uint())
+		a.series[si].last = r.Int()
+		for range r.Len(2) {
+			off := r.Uint()
+			if off >= uint64(a.ring) {
+				r.Fail("pane offset %d out of range", off)
+				break
+			}
+			p := a.paneOf(uint32(si), int64(off))
+			p.epoch, p.count = uint32(r.Uint()), uint32(r.Uint())
+			p.sum, p.min, p.max, p.m2, p.first, p.last = r.Float(), r.Float(), r.Float(), r.Float(), r.Float(), r.Float()
+			p.firstAt, p.lastAt = int32(r.Int()), int32(r.Int())
+			if a.sketches != nil {
+				if err := a.sketches[int64(si)*a.ring+int64(off)].DecodeAndMergeWith(r.Bytes()); err != nil {
+					r.Fail("sketch: %v", err)
+				}
+			}
+		}
+	}
+	for _, s := range slots {
+		if int(s.series) >= ns {
+			r.Fail("series index %d out of range", s.series)
+		}
+	}
+	for range r.Len(1) {
+		v := r.Uint()
+		if v >= uint64(ns) {
+			r.Fail("series index %d out of range", v)
+		}
+		a.freeSeries = append(a.freeSeries, uint32(v))
+	}
+	a.liveSeries = int(r.Uint())
+	if err := r.Err(); err != nil {
+		return nil, fmt.Errorf("windows: restore: %w", err)
+	}
+	return r.B, nil
+}
