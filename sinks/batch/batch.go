@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/tapline/tapline/schemas"
@@ -70,7 +71,9 @@ type Writer struct {
 	alerts      map[int64]*parquet.Alerts
 	dead        map[int64]*jsonl // dead letters, by arrival hour
 	first, last string           // sequence numbers of the batch's records
+	after       string           // last sequence number of the previous batch
 	records     int
+	rows        int // rows of every dataset
 	bytes       int      // estimated size of the buffered rows
 	nextFlush   int64    // watermark at which the batch ends
 	pending     []object // encoded, not yet written: retried first
@@ -122,6 +125,7 @@ func (w *Writer) Record(rec *schemas.Record, seq string, arrival int64) {
 		w.bytes += 12 + len(m.Name)
 	}
 	encoder(w.raw, rec.Time, w.opts.Parquet, parquet.NewRaw).Append(rec, arrival, w.opts.Shard, seq)
+	w.rows++
 }
 
 // Write buffers a dead letter (it makes the Writer a
@@ -138,6 +142,7 @@ func (w *Writer) Write(d *schemas.DeadLetter) error {
 	j.buf = append(append(j.buf, line...), '\n')
 	w.bytes += len(line) + 1
 	j.rows++
+	w.rows++
 	return nil
 }
 
@@ -169,12 +174,14 @@ func (j *jsonl) Bytes() ([]byte, error) {
 func (w *Writer) Window(win *windows.Window) {
 	w.bytes += 140 + len(win.Spec.Name) + len(win.DeviceID) + len(win.Metric)
 	encoder(w.windows, win.Start, w.opts.Parquet, parquet.NewWindows).Append(win)
+	w.rows++
 }
 
 // Alert buffers an alert (pipeline.Options.OnAlert).
 func (w *Writer) Alert(a *rules.Alert) {
 	w.bytes += 120 + len(a.Rule) + len(a.Device) + len(a.Metric) + len(a.Message)
 	encoder(w.alerts, a.At, w.opts.Parquet, parquet.NewAlerts).Append(a)
+	w.rows++
 }
 
 // Due reports whether the batch should be flushed now, given the
@@ -185,17 +192,35 @@ func (w *Writer) Due(watermark int64) bool {
 		w.nextFlush = watermark - watermark%step + step
 	}
 	return len(w.pending) > 0 || w.records >= w.opts.MaxRows || w.bytes >= w.opts.MaxBytes ||
-		w.records > 0 && watermark >= w.nextFlush
+		w.rows > 0 && watermark >= w.nextFlush
 }
 
+// Resume continues after a restart: after is the last sequence number
+// of the last durable batch and nextFlush the watermark at which the
+// batch ends, both from State at that time. A restored shard cuts the
+// same batches as the one that stopped.
+func (w *Writer) Resume(after string, nextFlush int64) { w.after, w.nextFlush = after, nextFlush }
+
+// State returns what Resume needs. Call it after a Flush.
+func (w *Writer) State() (after string, nextFlush int64) { return w.after, w.nextFlush }
+
 // Flush writes the batch, one object per dataset and event hour, and
-// returns the sequence number of its last record ("" when there was
-// nothing to write). The batch is encoded once; if a write fails, Flush
+// returns the sequence number of its last record ("" when there was no
+// record). A batch of rows without records (windows closed by an idle
+// advance or at shard end) is named after the previous batch and the
+// watermark, which is the same in a replay. The batch is encoded once; if a write fails, Flush
 // returns the error, nothing of the batch may be acknowledged, and the
 // next Flush writes the same objects (same keys, same bytes) before
 // anything newer.
 func (w *Writer) Flush(ctx context.Context, watermark int64) (string, error) {
-	if len(w.pending) == 0 && w.records > 0 {
+	if len(w.pending) == 0 && w.rows > 0 {
+		if w.records == 0 {
+			w.first = w.after
+			if w.first == "" {
+				w.first = "0"
+			}
+			w.last = "w" + strconv.FormatInt(max(watermark, 0), 10)
+		}
 		if err := errors.Join(
 			encode(w, layout.Raw, w.raw),
 			encode(w, layout.Windows, w.windows),
@@ -204,7 +229,10 @@ func (w *Writer) Flush(ctx context.Context, watermark int64) (string, error) {
 		); err != nil {
 			return "", err
 		}
-		w.pendingLast, w.records, w.bytes = w.last, 0, 0
+		if w.records > 0 {
+			w.pendingLast, w.after = w.last, w.last
+		}
+		w.records, w.bytes, w.rows = 0, 0, 0
 		if step := w.opts.FlushEvery.Milliseconds(); watermark > 0 {
 			w.nextFlush = watermark - watermark%step + step
 		}

@@ -215,3 +215,32 @@ func TestTriggers(t *testing.T) {
 		}
 	}
 }
+
+// Windows closed with no record in their batch (an idle advance, shard
+// end) are still written, named after the previous batch and the
+// watermark, so a replay names them the same.
+func TestRowsWithoutRecords(t *testing.T) {
+	store := &memStore{objects: map[string][]byte{}}
+	w, err := New(store, Options{Shard: "shardId-000000000001", Parquet: parquet.Options{Compression: parquet.Snappy}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC).UnixMilli()
+	w.Resume("49000000000000000000000000000000000000000000000000000042", ms+60_000)
+	spec, _ := windows.ParseSpec("1m")
+	w.Window(&windows.Window{Spec: &spec, Start: ms, End: ms + 60_000, DeviceID: "keg-1", Metric: "t", Agg: windows.Agg{Count: 1, Sum: 1}})
+	if !w.Due(ms + 120_000) {
+		t.Fatal("a batch holding a window is not due past its flush time")
+	}
+	last, err := w.Flush(context.Background(), ms+120_000)
+	if err != nil || last != "" {
+		t.Fatalf("Flush = %q, %v; want no acknowledgement, no error", last, err)
+	}
+	want := fmt.Sprintf("windows/dt=2026-11-27/hour=10/shardId-000000000001-49000000000000000000000000000000000000000000000000000042-w%d.parquet", ms+120_000)
+	if _, ok := store.objects[want]; !ok || len(store.objects) != 1 {
+		t.Fatalf("objects %v, want only %s", slices.Collect(maps.Keys(store.objects)), want)
+	}
+	if after, _ := w.State(); after != "49000000000000000000000000000000000000000000000000000042" {
+		t.Fatalf("State after = %q; a batch without records must not move it", after)
+	}
+}

@@ -6,7 +6,9 @@
 // dt and hour are the event time (UTC) of the rows. The name is a function
 // of the input alone: the shard and the first and last sequence numbers
 // of the records that produced the file, so a replay after a crash names
-// the same object again instead of adding a second one.
+// the same object again instead of adding a second one. Rows that no
+// record produced (windows closed by an idle advance or at shard end) are
+// named {shard}-{last sequence number before them}-w{watermark}.
 //
 // Every part is validated before it reaches a key: a key never leaves its
 // prefix, whatever the shard id or sequence numbers say.
@@ -87,7 +89,13 @@ func Key(prefix, dataset string, eventMs int64, shard, first, last, ext string) 
 			return "", fmt.Errorf("layout: shard id %q: character %q not allowed", shard, c)
 		}
 	}
-	for _, seq := range []string{first, last} {
+	// last is "w" and a watermark for a batch without records (windows
+	// closed by an idle advance or at shard end), named after the batch
+	// before it.
+	for i, seq := range []string{first, last} {
+		if i == 1 && strings.HasPrefix(seq, "w") {
+			seq = seq[1:]
+		}
 		if seq == "" || len(seq) > 128 || strings.Trim(seq, "0123456789") != "" {
 			return "", fmt.Errorf("layout: sequence number %q is not 1-128 decimal digits", seq)
 		}

@@ -49,6 +49,28 @@ func Binary(name, env string) (string, error) {
 	return p, nil
 }
 
+// NodeBin is the command line of an npm package's executable pinned in
+// deploy/local/package-lock.json (installed by `make local-stack`): node
+// and the script under deploy/local/node_modules/.bin.
+func NodeBin(name string) (string, []string, error) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		return "", nil, fmt.Errorf("node: %w: %v", ErrMissing, err)
+	}
+	_, file, _, _ := runtime.Caller(0)
+	script := filepath.Join(filepath.Dir(file), "..", "node_modules", name, "cli.js")
+	if _, err := os.Stat(script); err != nil {
+		return "", nil, fmt.Errorf("%s: %w: %v", name, ErrMissing, err)
+	}
+	return node, []string{script}, nil
+}
+
+// SplitPort splits "host:port".
+func SplitPort(addr string) (host, port string) {
+	host, port, _ = net.SplitHostPort(addr)
+	return host, port
+}
+
 // FreeAddr returns a loopback address with a port free a moment ago.
 func FreeAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
