@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -103,4 +104,41 @@ func exists(err error) bool {
 		}
 	}
 	return false
+}
+
+// ErrNotFound is returned by Get for a missing key.
+var ErrNotFound = errors.New("s3sink: no such key")
+
+// Get reads the object under key.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
+	if err != nil {
+		var nsk *types.NoSuchKey
+		if errors.As(err, &nsk) {
+			return nil, fmt.Errorf("s3://%s/%s: %w", s.bucket, key, ErrNotFound)
+		}
+		return nil, fmt.Errorf("s3sink: get s3://%s/%s: %w", s.bucket, key, err)
+	}
+	defer out.Body.Close()
+	b, err := io.ReadAll(out.Body)
+	if err != nil {
+		return nil, fmt.Errorf("s3sink: get s3://%s/%s: %w", s.bucket, key, err)
+	}
+	return b, nil
+}
+
+// List returns the keys under prefix, in S3's (lexicographic) order.
+func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
+	var keys []string
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket), Prefix: aws.String(prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("s3sink: list s3://%s/%s: %w", s.bucket, prefix, err)
+		}
+		for _, o := range page.Contents {
+			keys = append(keys, aws.ToString(o.Key))
+		}
+	}
+	return keys, nil
 }

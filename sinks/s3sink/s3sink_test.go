@@ -98,3 +98,24 @@ func TestPutErrorsAreReported(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestGetAndList(t *testing.T) {
+	s := newStore(t, "tapline-getlist")
+	ctx := context.Background()
+	for _, k := range []string{"state/s1/2/base.snap", "state/s1/1/base.snap", "state/s2/1/base.snap"} {
+		if _, err := s.Put(ctx, k, []byte(k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys, err := s.List(ctx, "state/s1/")
+	if err != nil || len(keys) != 2 || keys[0] != "state/s1/1/base.snap" || keys[1] != "state/s1/2/base.snap" {
+		t.Fatalf("List = %q, %v", keys, err)
+	}
+	b, err := s.Get(ctx, "state/s2/1/base.snap")
+	if err != nil || string(b) != "state/s2/1/base.snap" {
+		t.Fatalf("Get = %q, %v", b, err)
+	}
+	if _, err := s.Get(ctx, "state/none"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get of a missing key = %v, want ErrNotFound", err)
+	}
+}

@@ -1,0 +1,279 @@
+// Package consumer runs tapline's pipeline on a Kinesis stream through the
+// Kinesis Client Library (github.com/vmware/vmware-go-kcl-v2): one
+// pipeline.Processor and one batch.Writer per shard lease, state snapshots
+// and checkpoints as package pipeline's delivery promise describes, and
+// workarounds for the library's gaps through its extension points:
+//
+//   - fencedCheckpointer: checkpoints are conditional on the lease owner,
+//     and a lost lease is reported to the shard, which drops its state;
+//   - children of a split shard start at AT_TIMESTAMP of the
+//     application's first start when the configured initial position is
+//     LATEST, so no record of a child is skipped;
+//   - a panic outside record decoding restarts the shard from its
+//     checkpoint instead of killing the process;
+//   - an expired shard iterator (or any error that ends the library's
+//     shard loop) releases the lease; the shard is taken again at the next
+//     shard sync and resumes from its checkpoint and state;
+//   - the shard sync interval is configurable: the library takes one
+//     lease per sync.
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/config"
+	kcl "github.com/vmware/vmware-go-kcl-v2/clientlibrary/interfaces"
+	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/worker"
+
+	"github.com/tapline/tapline/pipeline"
+	"github.com/tapline/tapline/schemas"
+	"github.com/tapline/tapline/sinks/batch"
+	"github.com/tapline/tapline/sinks/layout"
+	"github.com/tapline/tapline/windows/rules"
+)
+
+// Store holds tapline's objects: batches (immutable, put-if-absent) and
+// the shards' state. s3sink.Store is one.
+type Store interface {
+	batch.Store
+	Get(ctx context.Context, key string) ([]byte, error)
+	List(ctx context.Context, prefix string) ([]string, error)
+}
+
+// Initial positions of a shard without a checkpoint.
+const (
+	TrimHorizon = "TRIM_HORIZON"
+	Latest      = "LATEST"
+	AtTimestamp = "AT_TIMESTAMP"
+)
+
+// Options configure a Consumer.
+type Options struct {
+	App      string // application name: the lease table and the state directory
+	Stream   string
+	WorkerID string // default: host name and process id
+	Region   string
+
+	Kinesis  *kinesis.Client
+	DynamoDB *dynamodb.Client
+	Store    Store
+	Prefix   string // key prefix of every object
+
+	Pipeline pipeline.Options // Shard and outputs are set per shard
+	Batch    batch.Options    // Shard and Prefix are set per shard
+	// OnAlert receives each alert once the batch holding it is durable;
+	// after a replay it may receive an alert again (same ID).
+	OnAlert rules.AlertFunc
+
+	// InitialPosition of a shard without checkpoint: TRIM_HORIZON
+	// (default), LATEST or AT_TIMESTAMP (with InitialTimestamp).
+	InitialPosition  string
+	InitialTimestamp time.Time
+
+	ShardSync     time.Duration // how often leases are looked for (one taken per sync); default 5s
+	FailoverTime  time.Duration // lease duration; default 10s
+	IdleBetween   time.Duration // wait after an empty GetRecords; default 1s
+	MaxRecords    int           // per GetRecords; default 10,000
+	MaxLeases     int           // per worker; default unlimited
+	LeaseStealing bool          // balance leases between workers
+
+	Logger   *slog.Logger
+	Registry prometheus.Registerer // nil: metrics are not registered
+}
+
+// Consumer is the KCL worker with tapline's shard processors.
+type Consumer struct {
+	opts    Options
+	log     *slog.Logger
+	metrics *metrics
+	ckpt    *fencedCheckpointer
+	worker  *worker.Worker
+	ctx     context.Context
+	cancel  context.CancelFunc
+
+	mu      sync.Mutex
+	started bool
+}
+
+// New validates the options; Start starts the worker.
+func New(o Options) (*Consumer, error) {
+	switch {
+	case o.App == "" || o.Stream == "":
+		return nil, errors.New("consumer: application and stream names are required")
+	case o.Kinesis == nil || o.DynamoDB == nil || o.Store == nil:
+		return nil, errors.New("consumer: Kinesis, DynamoDB and a store are required")
+	}
+	if err := layout.ValidPrefix(o.App); err != nil || len(o.App) > 200 {
+		return nil, fmt.Errorf("consumer: application name %q must be a valid key segment: %v", o.App, err)
+	}
+	if o.WorkerID == "" {
+		host, _ := os.Hostname()
+		o.WorkerID = host + "-" + strconv.Itoa(os.Getpid())
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	o.ShardSync = orDefault(o.ShardSync, 5*time.Second)
+	o.FailoverTime = orDefault(o.FailoverTime, 10*time.Second)
+	o.IdleBetween = orDefault(o.IdleBetween, time.Second)
+	if o.MaxRecords <= 0 {
+		o.MaxRecords = 10_000
+	}
+	switch o.InitialPosition {
+	case "":
+		o.InitialPosition = TrimHorizon
+	case TrimHorizon, Latest:
+	case AtTimestamp:
+		if o.InitialTimestamp.IsZero() {
+			return nil, errors.New("consumer: AT_TIMESTAMP needs an initial timestamp")
+		}
+	default:
+		return nil, fmt.Errorf("consumer: initial position %q is not TRIM_HORIZON, LATEST or AT_TIMESTAMP", o.InitialPosition)
+	}
+	// The pipeline options are checked once here rather than per shard.
+	po := o.Pipeline
+	po.Shard, po.DeadLetters = "check", nopLetters{}
+	if _, err := pipeline.NewProcessor(po); err != nil {
+		return nil, err
+	}
+	bo := o.Batch
+	bo.Shard, bo.Prefix = "check", o.Prefix
+	if _, err := batch.New(o.Store, bo); err != nil {
+		return nil, err
+	}
+	c := &Consumer{opts: o, log: o.Logger.With("worker", o.WorkerID), metrics: newMetrics(o.Registry)}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	return c, nil
+}
+
+type nopLetters struct{}
+
+func (nopLetters) Write(*schemas.DeadLetter) error { return nil }
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// CreateProcessor makes the Consumer the KCL's processor factory.
+func (c *Consumer) CreateProcessor() kcl.IRecordProcessor { return &shard{c: c} }
+
+// Start resolves the initial position, creates the lease table if needed
+// and starts the worker; it returns once the worker runs.
+func (c *Consumer) Start(ctx context.Context) error {
+	o := c.opts
+	pos, ts := o.InitialPosition, o.InitialTimestamp
+	if pos == Latest {
+		// LATEST would also apply to the children of a later split, which
+		// would skip their records: read from the first start instead.
+		first, err := c.firstStart(ctx)
+		if err != nil {
+			return err
+		}
+		pos, ts = AtTimestamp, first
+		c.log.Info("initial position LATEST resolved to the application's first start", "at_timestamp", first)
+	}
+	cfg := config.NewKinesisClientLibConfig(o.App, o.Stream, o.Region, o.WorkerID).
+		WithInitialPositionInStream(config.InitialPositionInStream(positionCode(pos))).
+		WithShardSyncIntervalMillis(int(o.ShardSync.Milliseconds())).
+		WithFailoverTimeMillis(int(o.FailoverTime.Milliseconds())).
+		WithLeaseRefreshPeriodMillis(int(o.FailoverTime.Milliseconds() / 2)).
+		WithLeaseRefreshWaitTime(int(o.FailoverTime.Milliseconds() / 4)).
+		WithIdleTimeBetweenReadsInMillis(int(o.IdleBetween.Milliseconds())).
+		WithMaxRecords(o.MaxRecords).
+		WithCallProcessRecordsEvenForEmptyRecordList(true). // idle shards still tick
+		WithLogger(kclLogger{c.log.With("component", "kcl")}).
+		WithLeaseStealing(o.LeaseStealing)
+	if pos == AtTimestamp {
+		cfg = cfg.WithTimestampAtInitialPositionInStream(&ts)
+	}
+	if o.MaxLeases > 0 {
+		cfg = cfg.WithMaxLeasesForWorker(o.MaxLeases)
+	}
+	c.ckpt = newFencedCheckpointer(cfg, o.DynamoDB)
+	c.worker = worker.NewWorker(c, cfg).WithKinesis(o.Kinesis).WithCheckpointer(c.ckpt)
+	if err := c.worker.Start(); err != nil {
+		return fmt.Errorf("consumer: start: %w", err)
+	}
+	c.mu.Lock()
+	c.started = true
+	c.mu.Unlock()
+	return nil
+}
+
+func positionCode(p string) int {
+	switch p {
+	case Latest:
+		return int(config.LATEST)
+	case AtTimestamp:
+		return int(config.AT_TIMESTAMP)
+	}
+	return int(config.TRIM_HORIZON)
+}
+
+// firstStart returns the application's first start time, recording now
+// if this is the first.
+func (c *Consumer) firstStart(ctx context.Context) (time.Time, error) {
+	key := "_state/" + c.opts.App + "/first-start"
+	if c.opts.Prefix != "" {
+		key = c.opts.Prefix + "/" + key
+	}
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	if _, err := c.opts.Store.Put(ctx, key, []byte(now)); err != nil {
+		return time.Time{}, err
+	}
+	b, err := c.opts.Store.Get(ctx, key)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return time.Parse(time.RFC3339Nano, string(b))
+}
+
+// Ready reports whether the worker runs and holds at least one lease.
+func (c *Consumer) Ready() bool {
+	c.mu.Lock()
+	started := c.started
+	c.mu.Unlock()
+	return started && len(c.ckpt.owned()) > 0
+}
+
+// Owned returns the shards this worker processes now.
+func (c *Consumer) Owned() []string {
+	if c.ckpt == nil {
+		return nil
+	}
+	return c.ckpt.owned()
+}
+
+// Stop stops fetching, lets each shard cut and checkpoint its open batch,
+// releases the leases and returns; after the deadline in ctx it gives up
+// waiting (uncommitted work is replayed by the next owner).
+func (c *Consumer) Stop(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		c.worker.Shutdown()
+		close(done)
+	}()
+	select {
+	case <-done:
+		c.cancel()
+		return nil
+	case <-ctx.Done():
+		c.cancel() // ends the shards' retries
+		return fmt.Errorf("consumer: shutdown deadline passed: %w", ctx.Err())
+	}
+}
+
+var _ kcl.IRecordProcessorFactory = (*Consumer)(nil)

@@ -1,0 +1,307 @@
+package consumer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	dtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/tapline/tapline/deploy/local/server"
+	"github.com/tapline/tapline/deploy/local/stack"
+	"github.com/tapline/tapline/pipeline"
+	"github.com/tapline/tapline/pipeline/consumer/consumertest"
+	"github.com/tapline/tapline/sinks/batch"
+	"github.com/tapline/tapline/sinks/parquet"
+	"github.com/tapline/tapline/sinks/s3sink"
+	"github.com/tapline/tapline/windows"
+	"github.com/tapline/tapline/windows/rules"
+)
+
+// local is the stack the tests of this package share; nil when it could
+// not start (stackErr says why).
+var (
+	local    *stack.Stack
+	stackErr error
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tapline-consumer-*")
+	if err != nil {
+		panic(err)
+	}
+	local, stackErr = stack.Start(stack.Options{Dir: dir})
+	code := m.Run()
+	if local != nil {
+		local.Stop()
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// env is one test's stream, table, bucket and clients.
+type env struct {
+	t       *testing.T
+	name    string
+	k       *kinesis.Client
+	db      *dynamodb.Client
+	store   *s3sink.Store
+	po      pipeline.Options
+	bo      batch.Options
+	prefix  string
+	alerts  atomic.Int64
+	records []stack.Record
+}
+
+var envs atomic.Int64
+
+func newEnv(t *testing.T, shards int) *env {
+	t.Helper()
+	if local == nil {
+		server.Require(t, stackErr)
+	}
+	ctx := context.Background()
+	e := &env{t: t, name: fmt.Sprintf("t%d-%d", time.Now().UnixNano()%1e6, envs.Add(1)), prefix: "lake"}
+	e.k, e.db = local.KinesisClient(), local.DynamoDBClient()
+	var err error
+	if e.store, err = local.S3Store(ctx, "b-"+e.name); err != nil {
+		t.Fatal(err)
+	}
+	if err := stack.CreateStream(ctx, e.k, e.name, shards); err != nil {
+		t.Fatal(err)
+	}
+	specs := []windows.Spec{mustSpec("1m"), mustSpec("5m/1m")}
+	cfg, err := rules.Parse("rules.yml", []byte(`rules:
+  - {name: leak, kind: threshold, metric: flow_lpm, window: 1m, aggregate: min, above: 0.2, for: 2}
+  - {name: warm, kind: threshold, metric: temp_c, window: 5m/1m, aggregate: mean, above: 8, clear: 6}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.po = pipeline.Options{Windows: windows.Options{Specs: specs, AllowedLateness: 30 * time.Second}, Rules: cfg}
+	e.bo = batch.Options{MaxRows: 1500, FlushEvery: 2 * time.Minute, Parquet: parquet.Options{Compression: parquet.Snappy}}
+	return e
+}
+
+func mustSpec(s string) windows.Spec {
+	sp, err := windows.ParseSpec(s)
+	if err != nil {
+		panic(err)
+	}
+	return sp
+}
+
+// options are the consumer options of the env, tuned for tests.
+func (e *env) options(worker string) Options {
+	return Options{
+		App: e.name, Stream: e.name, WorkerID: worker, Region: stack.Region,
+		Kinesis: e.k, DynamoDB: e.db, Store: e.store, Prefix: e.prefix,
+		Pipeline: e.po, Batch: e.bo,
+		OnAlert:      func(*rules.Alert) { e.alerts.Add(1) },
+		ShardSync:    300 * time.Millisecond,
+		FailoverTime: 3 * time.Second,
+		IdleBetween:  100 * time.Millisecond,
+		Logger:       slog.New(slog.NewJSONHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
+}
+
+// put sends ticks rounds of one record per device, 10 s of event time
+// apart: keg-0002 leaks from the 12th round, keg-0003 warms up from the
+// 6th; every 97th record is malformed and every 131st an hour late.
+func (e *env) put(devices, ticks int) {
+	e.t.Helper()
+	t0 := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	var recs []stack.Record
+	n := 0
+	for tick := range ticks {
+		ts := t0.Add(time.Duration(tick) * 10 * time.Second)
+		for d := range devices {
+			n++
+			id := deviceID(d)
+			flow, temp := 0.0, 4.0+float64((tick*7+d)%10)/10
+			if d == 1 && tick >= 12 {
+				flow = 0.5
+			}
+			if d == 2 && tick >= 6 {
+				temp += float64(tick-6) * 0.5
+			}
+			data := fmt.Appendf(nil, `{"device_id":%q,"ts":%d,"metrics":{"flow_lpm":%g,"temp_c":%g}}`, id, ts.UnixMilli(), flow, temp)
+			switch {
+			case n%97 == 0:
+				data = []byte(`{"device_id":"` + id + `","ts":`)
+			case n%131 == 0:
+				data = fmt.Appendf(nil, `{"device_id":%q,"ts":%d,"metrics":{"temp_c":1}}`, id, ts.Add(-time.Hour).UnixMilli())
+			}
+			recs = append(recs, stack.Record{Key: id, Data: data})
+		}
+	}
+	e.send(recs)
+}
+
+func deviceID(i int) string { return fmt.Sprintf("keg-%04d", i+1) }
+
+func (e *env) send(recs []stack.Record) {
+	e.t.Helper()
+	if err := stack.Put(context.Background(), e.k, e.name, recs); err != nil {
+		e.t.Fatal(err)
+	}
+	e.records = append(e.records, recs...)
+}
+
+// heartbeat sends, for every device seen, a record an hour after the
+// fleet's data: it closes every window and ends the last batch.
+func (e *env) heartbeat(devices int) {
+	var recs []stack.Record
+	for i := range devices {
+		id := deviceID(i)
+		recs = append(recs, stack.Record{Key: id, Data: fmt.Appendf(nil, `{"device_id":%q,"ts":"2026-11-27T23:00:00Z","metrics":{"temp_c":4}}`, id)})
+	}
+	e.send(recs)
+}
+
+// objects reads everything in the bucket.
+func (e *env) objects() consumertest.Objects {
+	e.t.Helper()
+	ctx := context.Background()
+	keys, err := e.store.List(ctx, "")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	o := consumertest.Objects{}
+	for _, k := range keys {
+		if o[k], err = e.store.Get(ctx, k); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	return o
+}
+
+// checkpoints reads the lease table: shard id -> checkpoint.
+func (e *env) checkpoints() map[string]string {
+	out, err := e.db.Scan(context.Background(), &dynamodb.ScanInput{TableName: aws.String(e.name)})
+	if err != nil {
+		return nil
+	}
+	m := map[string]string{}
+	for _, it := range out.Items {
+		id := it["ShardID"].(*dtypes.AttributeValueMemberS).Value
+		if cp, ok := it["Checkpoint"].(*dtypes.AttributeValueMemberS); ok {
+			m[id] = cp.Value
+		} else {
+			m[id] = ""
+		}
+	}
+	return m
+}
+
+// waitCheckpointed waits until every shard's checkpoint is where the
+// oracle acknowledged, or SHARD_END for closed shards.
+func (e *env) waitCheckpointed(want map[string]string, timeout time.Duration) {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		got := e.checkpoints()
+		done := len(got) > 0
+		for id, seq := range want {
+			if got[id] != seq && got[id] != "SHARD_END" {
+				done = false
+			}
+		}
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("checkpoints after %v: %v; want %v", timeout, got, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (e *env) oracle() *consumertest.Result {
+	e.t.Helper()
+	r, err := consumertest.Oracle(context.Background(), e.k, e.name, e.prefix, e.po, e.bo)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return r
+}
+
+// sameObjects fails unless got holds exactly want's data objects, byte
+// for byte.
+func sameObjects(t *testing.T, got, want consumertest.Objects) {
+	t.Helper()
+	got = consumertest.Data(got)
+	for _, k := range want.Keys() {
+		if g, ok := got[k]; !ok {
+			t.Errorf("missing %s", k)
+		} else if !bytes.Equal(g, want[k]) {
+			t.Errorf("%s differs from the oracle's", k)
+		}
+	}
+	for _, k := range got.Keys() {
+		if _, ok := want[k]; !ok {
+			t.Errorf("unexpected %s", k)
+		}
+	}
+}
+
+func start(t *testing.T, o Options) *Consumer {
+	t.Helper()
+	c, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		c.Stop(ctx)
+	})
+	return c
+}
+
+// The consumer writes exactly what the in-process oracle writes, and
+// checkpoints each shard at its last record with its state stored.
+func TestCommitsEqualOracle(t *testing.T) {
+	e := newEnv(t, 2)
+	e.put(30, 40)
+	e.heartbeat(30)
+	want := e.oracle()
+	if len(want.Objects) < 4 || len(want.Alerts) == 0 {
+		t.Fatalf("oracle wrote %d objects and %d alerts: the test data is too small", len(want.Objects), len(want.Alerts))
+	}
+	start(t, e.options("w1"))
+	e.waitCheckpointed(want.Acked, 60*time.Second)
+	got := e.objects()
+	sameObjects(t, got, want.Objects)
+	for id, seq := range e.checkpoints() {
+		key := fmt.Sprintf("%s/_state/%s/%s/%s/base.snap", e.prefix, e.name, id, seq)
+		if _, ok := got[key]; !ok {
+			t.Errorf("shard %s: checkpoint %s has no state %s", id, seq, key)
+		}
+	}
+	if n := e.alerts.Load(); n != int64(len(want.Alerts)) {
+		t.Errorf("published %d alerts, oracle %d", n, len(want.Alerts))
+	}
+}
+
+var _ = errors.New

@@ -1,0 +1,174 @@
+// Package consumertest checks a consumer's output against an oracle: the
+// same pipeline run in process over the records the stream holds.
+package consumertest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/tapline/tapline/deploy/local/duckdb"
+	"github.com/tapline/tapline/pipeline"
+	"github.com/tapline/tapline/sinks/batch"
+	"github.com/tapline/tapline/windows/rules"
+)
+
+// Objects is a set of stored objects by key.
+type Objects map[string][]byte
+
+// Result is what the oracle wrote.
+type Result struct {
+	Objects Objects
+	Alerts  []rules.Alert
+	// Acked is each shard's last acknowledged sequence number: where the
+	// consumer's checkpoint must end up.
+	Acked map[string]string
+}
+
+// memStore is a put-if-absent map.
+type memStore struct {
+	mu sync.Mutex
+	o  Objects
+}
+
+func (m *memStore) Put(_ context.Context, key string, data []byte) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.o[key]; ok {
+		return false, nil
+	}
+	m.o[key] = data
+	return true, nil
+}
+
+// Oracle reads every shard of stream from TRIM_HORIZON to its current end
+// and runs the records through the pipeline and batch writer configured
+// by po, bo and prefix, cutting batches where the writer says, as the
+// consumer does. It returns the objects written and the alerts, which are
+// what a consumer must have written by the last record of each shard when
+// no wall-clock cut (idle advance, shutdown) happened.
+func Oracle(ctx context.Context, k *kinesis.Client, stream, prefix string, po pipeline.Options, bo batch.Options) (*Result, error) {
+	store := &memStore{o: Objects{}}
+	res := &Result{Objects: store.o, Acked: map[string]string{}}
+	shards, err := k.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(stream)})
+	if err != nil {
+		return nil, err
+	}
+	for _, sh := range shards.Shards {
+		id := aws.ToString(sh.ShardId)
+		bo := bo
+		bo.Shard, bo.Prefix = id, prefix
+		w, err := batch.New(store, bo)
+		if err != nil {
+			return nil, err
+		}
+		po := po
+		po.Shard, po.DeadLetters, po.OnRecord, po.OnWindow = id, w, w.Record, w.Window
+		po.OnAlert = func(a *rules.Alert) { w.Alert(a); res.Alerts = append(res.Alerts, *a) }
+		p, err := pipeline.NewProcessor(po)
+		if err != nil {
+			return nil, err
+		}
+		it, err := k.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(stream), ShardId: sh.ShardId, ShardIteratorType: ktypes.ShardIteratorTypeTrimHorizon})
+		if err != nil {
+			return nil, err
+		}
+		iter := it.ShardIterator
+		for iter != nil {
+			out, err := k.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(10_000)})
+			if err != nil {
+				return nil, err
+			}
+			for _, r := range out.Records {
+				seq := aws.ToString(r.SequenceNumber)
+				if err := p.Process(r.Data, seq, r.ApproximateArrivalTimestamp.UnixMilli()); err != nil {
+					return nil, err
+				}
+				if w.Due(p.Watermark()) {
+					last, err := w.Flush(ctx, p.Watermark())
+					if err != nil {
+						return nil, err
+					}
+					res.Acked[id] = last
+				}
+			}
+			if len(out.Records) == 0 && aws.ToInt64(out.MillisBehindLatest) == 0 {
+				break
+			}
+			iter = out.NextShardIterator
+		}
+	}
+	return res, nil
+}
+
+// Data returns the objects of the datasets (not the shards' state).
+func Data(o Objects) Objects {
+	d := Objects{}
+	for k, v := range o {
+		if !strings.Contains(k, "_state/") {
+			d[k] = v
+		}
+	}
+	return d
+}
+
+// Keys returns the sorted keys.
+func (o Objects) Keys() []string {
+	keys := make([]string, 0, len(o))
+	for k := range o {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// WriteDir writes the objects under dir, keys as paths.
+func (o Objects) WriteDir(dir string) error {
+	for k, v := range o {
+		p := filepath.Join(dir, filepath.FromSlash(k))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, v, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SameRows compares the rows of one Parquet dataset (raw, windows,
+// alerts) in two directories with DuckDB, as multisets: it returns the
+// row counts and a description of the first differences, empty when
+// every row of each side is in the other as often.
+func SameRows(dirA, dirB, prefix, dataset string) (n int, diff string, err error) {
+	glob := func(dir string) string {
+		return filepath.ToSlash(filepath.Join(dir, prefix, dataset)) + "/**/*.parquet"
+	}
+	q := func(a, b string) string {
+		return fmt.Sprintf("SELECT * EXCLUDE (dt, hour) FROM read_parquet('%s', hive_partitioning = true) EXCEPT ALL SELECT * EXCLUDE (dt, hour) FROM read_parquet('%s', hive_partitioning = true) LIMIT 5", a, b)
+	}
+	res, err := duckdb.Query(fmt.Sprintf("SELECT count(*) AS n FROM read_parquet('%s')", glob(dirA)))
+	if err != nil {
+		return 0, "", err
+	}
+	fmt.Sscan(fmt.Sprint(res.Rows[0][0]), &n)
+	var b strings.Builder
+	for _, pair := range [][2]string{{dirA, dirB}, {dirB, dirA}} {
+		res, err := duckdb.Query(q(glob(pair[0]), glob(pair[1])))
+		if err != nil {
+			return 0, "", err
+		}
+		for _, r := range res.Rows {
+			fmt.Fprintf(&b, "only in %s: %v\n", pair[0], r)
+		}
+	}
+	return n, b.String(), nil
+}

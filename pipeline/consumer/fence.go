@@ -1,0 +1,149 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/checkpoint"
+	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/config"
+	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/partition"
+)
+
+// ErrLeaseLost says another worker owns the shard now: the shard's state
+// must be dropped without a checkpoint.
+var ErrLeaseLost = errors.New("consumer: lease lost to another worker")
+
+// fencedCheckpointer is the KCL's DynamoDB checkpointer with the two gaps
+// that matter to the delivery promise closed:
+//
+//   - CheckpointSequence is a conditional write on the lease owner. The
+//     library's is an unconditional PutItem, so a worker that lost its
+//     lease (a long GC pause, a partition) could move the new owner's
+//     checkpoint, past records the new owner has not made durable.
+//   - Lease loss is reported. The library stops the shard's consumer when
+//     a renewal fails but never tells the record processor; here a failed
+//     renewal or a fenced checkpoint marks the shard lost, and the
+//     processor drops its state.
+//
+// It also lets the consumer fail one shard on purpose (fail): the next
+// renewal then fails, the library releases the lease, and the shard starts
+// again from its checkpoint, on this worker or another.
+type fencedCheckpointer struct {
+	*checkpoint.DynamoCheckpoint
+	db     *dynamodb.Client
+	table  string
+	worker string
+
+	mu     sync.Mutex
+	shards map[string]*shard // live record processors of this worker
+	failed map[string]error  // shards to give up at the next renewal
+}
+
+func newFencedCheckpointer(cfg *config.KinesisClientLibConfiguration, db *dynamodb.Client) *fencedCheckpointer {
+	return &fencedCheckpointer{
+		DynamoCheckpoint: checkpoint.NewDynamoCheckpoint(cfg).WithDynamoDB(db),
+		db:               db,
+		table:            cfg.TableName,
+		worker:           cfg.WorkerID,
+		shards:           map[string]*shard{},
+		failed:           map[string]error{},
+	}
+}
+
+func (c *fencedCheckpointer) register(s *shard) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.shards[s.id] = s
+	delete(c.failed, s.id)
+}
+
+func (c *fencedCheckpointer) unregister(s *shard) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.shards[s.id] == s {
+		delete(c.shards, s.id)
+	}
+}
+
+// lost marks the shard's processor lost.
+func (c *fencedCheckpointer) lost(id string, why error) {
+	c.mu.Lock()
+	s := c.shards[id]
+	delete(c.shards, id)
+	c.mu.Unlock()
+	if s != nil {
+		s.markLost(why)
+	}
+}
+
+// fail makes the next renewal of the shard's lease fail.
+func (c *fencedCheckpointer) fail(id string, why error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.failed[id] = why
+}
+
+// owned returns the ids of the shards this worker processes.
+func (c *fencedCheckpointer) owned() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ids := make([]string, 0, len(c.shards))
+	for id := range c.shards {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// GetLease takes or renews a lease. A failed renewal (the shard was ours)
+// means the lease is lost.
+func (c *fencedCheckpointer) GetLease(s *partition.ShardStatus, worker string) error {
+	renewal := s.GetLeaseOwner() == worker
+	c.mu.Lock()
+	why := c.failed[s.ID]
+	c.mu.Unlock()
+	if renewal && why != nil {
+		c.lost(s.ID, why)
+		return fmt.Errorf("consumer: shard %s given up: %w", s.ID, why)
+	}
+	err := c.DynamoCheckpoint.GetLease(s, worker)
+	if err != nil && renewal {
+		c.lost(s.ID, fmt.Errorf("%w: renewal failed: %v", ErrLeaseLost, err))
+	}
+	return err
+}
+
+// CheckpointSequence writes the shard's checkpoint only while this worker
+// owns the lease.
+func (c *fencedCheckpointer) CheckpointSequence(s *partition.ShardStatus) error {
+	values := map[string]types.AttributeValue{
+		":cp": &types.AttributeValueMemberS{Value: s.GetCheckpoint()},
+		":me": &types.AttributeValueMemberS{Value: c.worker},
+	}
+	update := "SET " + checkpoint.SequenceNumberKey + " = :cp"
+	if s.ParentShardId != "" {
+		update += ", " + checkpoint.ParentShardIdKey + " = :parent"
+		values[":parent"] = &types.AttributeValueMemberS{Value: s.ParentShardId}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := c.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(c.table),
+		Key:                       map[string]types.AttributeValue{checkpoint.LeaseKeyKey: &types.AttributeValueMemberS{Value: s.ID}},
+		UpdateExpression:          aws.String(update),
+		ConditionExpression:       aws.String(checkpoint.LeaseOwnerKey + " = :me"),
+		ExpressionAttributeValues: values,
+	})
+	var cond *types.ConditionalCheckFailedException
+	if errors.As(err, &cond) {
+		err = fmt.Errorf("%w: checkpoint of shard %s refused", ErrLeaseLost, s.ID)
+		c.lost(s.ID, err)
+		return err
+	}
+	return err
+}

@@ -1,0 +1,48 @@
+package consumer
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the consumer's Prometheus series (names in README's
+// operations section).
+type metrics struct {
+	records, bytes, windows              prometheus.Counter
+	rejected, alerts, retries            *prometheus.CounterVec
+	checkpoints, leasesTaken, leasesLost prometheus.Counter
+	stateResets, shardFailures           prometheus.Counter
+	behind, liveSeries, checkpointAge    *prometheus.GaugeVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	c := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "tapline", Name: name, Help: help})
+	}
+	cv := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "tapline", Name: name, Help: help}, labels)
+	}
+	gv := func(name, help string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "tapline", Name: name, Help: help}, []string{"shard"})
+	}
+	m := &metrics{
+		records:       c("records_total", "Records read from the stream."),
+		bytes:         c("record_bytes_total", "Payload bytes of the records read."),
+		windows:       c("windows_total", "Closed windows written."),
+		rejected:      cv("records_rejected_total", "Records dead-lettered, by reason (late records are reason late).", "reason"),
+		alerts:        cv("alerts_total", "Alert transitions, by state.", "state"),
+		retries:       cv("retries_total", "Retried store or checkpoint operations, by operation.", "op"),
+		checkpoints:   c("checkpoints_total", "Checkpoints written (each after its batch and state were durable)."),
+		leasesTaken:   c("leases_taken_total", "Shard leases taken by this worker."),
+		leasesLost:    c("leases_lost_total", "Shard leases lost or given up; the shard's state was dropped."),
+		stateResets:   c("state_resets_total", "Shards started without their stored state (missing or from other windows/rules)."),
+		shardFailures: c("shard_failures_total", "Shards restarted from their checkpoint after an error or panic."),
+		behind:        gv("millis_behind_latest", "How far the shard's reader is behind the stream's tip (GetRecords MillisBehindLatest)."),
+		liveSeries:    gv("live_series", "Live (device, metric) series of the shard."),
+		checkpointAge: gv("checkpoint_age_seconds", "Time since the shard's last checkpoint: what a crash would replay."),
+	}
+	if reg != nil {
+		for _, col := range []prometheus.Collector{m.records, m.bytes, m.windows, m.rejected, m.alerts, m.retries,
+			m.checkpoints, m.leasesTaken, m.leasesLost, m.stateResets, m.shardFailures, m.behind, m.liveSeries, m.checkpointAge} {
+			reg.MustRegister(col)
+		}
+	}
+	return m
+}
