@@ -73,7 +73,7 @@ type Writer struct {
 	first, last string           // sequence numbers of the batch's records
 	after       string           // last sequence number of the previous batch
 	records     int
-	rows        int // rows of every dataset
+	rows        int      // rows of every dataset
 	bytes       int      // estimated size of the buffered rows
 	nextFlush   int64    // watermark at which the batch ends
 	pending     []object // encoded, not yet written: retried first
