@@ -152,6 +152,7 @@ func New(o Options) (*Consumer, error) {
 		return nil, err
 	}
 	c := &Consumer{opts: o, log: o.Logger.With("worker", o.WorkerID), metrics: newMetrics(o.Registry)}
+	bridgeLogrus(o.Logger)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c, nil
 }

@@ -122,15 +122,15 @@ func (w testWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// put sends ticks rounds of one record per device, 10 s of event time
-// apart: keg-0002 leaks from the 12th round, keg-0003 warms up from the
-// 6th; every 97th record is malformed and every 131st an hour late.
-func (e *env) put(devices, ticks int) {
+// put sends rounds from..to-1 of one record per device, 10 s of event
+// time apart: keg-0002 leaks from round 12, keg-0003 warms up from round
+// 6; every 97th record is malformed and every 131st an hour late.
+func (e *env) put(devices, from, to int) {
 	e.t.Helper()
 	t0 := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 	var recs []stack.Record
 	n := 0
-	for tick := range ticks {
+	for tick := from; tick < to; tick++ {
 		ts := t0.Add(time.Duration(tick) * 10 * time.Second)
 		for d := range devices {
 			n++
@@ -283,7 +283,7 @@ func start(t *testing.T, o Options) *Consumer {
 // checkpoints each shard at its last record with its state stored.
 func TestCommitsEqualOracle(t *testing.T) {
 	e := newEnv(t, 2)
-	e.put(30, 40)
+	e.put(30, 0, 40)
 	e.heartbeat(30)
 	want := e.oracle()
 	if len(want.Objects) < 4 || len(want.Alerts) == 0 {

@@ -1,9 +1,13 @@
 package consumer
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"sync"
 
+	"github.com/sirupsen/logrus"
 	kcllog "github.com/vmware/vmware-go-kcl-v2/logger"
 )
 
@@ -25,4 +29,32 @@ func (k kclLogger) WithFields(f kcllog.Fields) kcllog.Logger {
 		args = append(args, key, v)
 	}
 	return kclLogger{k.l.With(args...)}
+}
+
+// Parts of the library log through logrus's global logger rather than
+// the configured one; bridgeLogrus sends those lines to slog as well.
+var bridgeOnce sync.Once
+
+func bridgeLogrus(l *slog.Logger) {
+	bridgeOnce.Do(func() {
+		logrus.SetOutput(io.Discard)
+		logrus.SetLevel(logrus.InfoLevel)
+		logrus.AddHook(logrusHook{l.With("component", "kcl")})
+	})
+}
+
+type logrusHook struct{ l *slog.Logger }
+
+func (logrusHook) Levels() []logrus.Level { return logrus.AllLevels }
+
+func (h logrusHook) Fire(e *logrus.Entry) error {
+	level := slog.LevelDebug // its info lines are per-poll chatter
+	switch {
+	case e.Level <= logrus.ErrorLevel:
+		level = slog.LevelError
+	case e.Level == logrus.WarnLevel:
+		level = slog.LevelWarn
+	}
+	h.l.Log(context.Background(), level, e.Message)
+	return nil
 }

@@ -1,0 +1,247 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	dtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go/middleware"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/config"
+	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/partition"
+
+	"github.com/tapline/tapline/deploy/local/duckdb"
+	"github.com/tapline/tapline/deploy/local/server"
+	"github.com/tapline/tapline/pipeline/consumer/consumertest"
+)
+
+// setOwner overwrites a lease as another worker taking it would.
+func (e *env) setOwner(shard, owner, checkpoint string) {
+	e.t.Helper()
+	_, err := e.db.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(e.name), Item: map[string]dtypes.AttributeValue{
+		"ShardID":      &dtypes.AttributeValueMemberS{Value: shard},
+		"AssignedTo":   &dtypes.AttributeValueMemberS{Value: owner},
+		"LeaseTimeout": &dtypes.AttributeValueMemberS{Value: time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano)},
+		"Checkpoint":   &dtypes.AttributeValueMemberS{Value: checkpoint},
+	}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// The library's checkpoint is an unconditional PutItem: a worker that
+// lost its lease overwrites the new owner's checkpoint. Ours is refused
+// and reports the loss.
+func TestCheckpointIsFencedOnTheLeaseOwner(t *testing.T) {
+	e := newEnv(t, 1)
+	cfg := config.NewKinesisClientLibConfig(e.name, e.name, "us-east-1", "w1").WithFailoverTimeMillis(60_000)
+	c := newFencedCheckpointer(cfg, e.db)
+	if err := c.Init(); err != nil {
+		t.Fatal(err)
+	}
+	waitTable(t, e.db, e.name)
+	st := &partition.ShardStatus{ID: "shardId-000000000000", Mux: &sync.RWMutex{}}
+	if err := c.GetLease(st, "w1"); err != nil {
+		t.Fatal(err)
+	}
+	st.SetCheckpoint("100")
+	if err := c.CheckpointSequence(st); err != nil {
+		t.Fatalf("checkpoint by the owner: %v", err)
+	}
+	if got := e.checkpoints()[st.ID]; got != "100" {
+		t.Fatalf("checkpoint = %q, want 100", got)
+	}
+	e.setOwner(st.ID, "w2", "200") // w2 took the lease and checkpointed
+	st.SetCheckpoint("150")
+	if err := c.CheckpointSequence(st); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("checkpoint after losing the lease = %v, want ErrLeaseLost", err)
+	}
+	if got := e.checkpoints()[st.ID]; got != "200" {
+		t.Fatalf("the new owner's checkpoint became %q", got)
+	}
+}
+
+// A lost lease reaches the shard: it stops, drops its state and never
+// checkpoints again, whatever it still reads.
+func TestLostLeaseStopsTheShard(t *testing.T) {
+	e := newEnv(t, 1)
+	e.put(10, 0, 20)
+	e.heartbeat(10)
+	first := e.oracle()
+	c := start(t, e.options("w1"))
+	e.waitCheckpointed(first.Acked, 30*time.Second)
+	const shard = "shardId-000000000000"
+	e.setOwner(shard, "w2", "1")
+	deadline := time.Now().Add(20 * time.Second)
+	for testutil.ToFloat64(c.metrics.leasesLost) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the lease loss was not noticed in 20 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.put(10, 20, 30) // more records a zombie would checkpoint
+	e.heartbeat(10)
+	time.Sleep(3 * time.Second)
+	if got := e.checkpoints()[shard]; got != "1" {
+		t.Fatalf("checkpoint moved to %s after the lease was lost", got)
+	}
+	for _, id := range c.Owned() {
+		if id == shard {
+			t.Fatal("the worker still lists the lost shard")
+		}
+	}
+}
+
+// faultyStore fails or panics on chosen Puts.
+type faultyStore struct {
+	Store
+	put func(key string) error // called before each Put; may panic
+}
+
+func (f *faultyStore) Put(ctx context.Context, key string, data []byte) (bool, error) {
+	if err := f.put(key); err != nil {
+		return false, err
+	}
+	return f.Store.Put(ctx, key, data)
+}
+
+// A panic outside record decoding (here in the store) would kill the
+// process under the library; it restarts the shard from its checkpoint,
+// and the output is still the oracle's.
+func TestPanicRestartsTheShard(t *testing.T) {
+	e := newEnv(t, 2)
+	e.put(20, 0, 40)
+	e.heartbeat(20)
+	want := e.oracle()
+	var puts, panics atomic.Int64
+	o := e.options("w1")
+	o.Store = &faultyStore{Store: e.store, put: func(string) error {
+		if puts.Add(1) == 3 {
+			panics.Add(1)
+			panic("injected")
+		}
+		return nil
+	}}
+	c := start(t, o)
+	e.waitCheckpointed(want.Acked, 60*time.Second)
+	if panics.Load() != 1 || testutil.ToFloat64(c.metrics.shardFailures) != 1 {
+		t.Fatalf("panics %d, shard failures %v: the fault was not injected", panics.Load(), testutil.ToFloat64(c.metrics.shardFailures))
+	}
+	sameObjects(t, e.objects(), want.Objects)
+}
+
+// The library gives up a shard on ExpiredIteratorException; the lease is
+// released and taken again, and the shard resumes from its checkpoint
+// and state: nothing lost, nothing written twice.
+func TestExpiredIteratorResumes(t *testing.T) {
+	e := newEnv(t, 1)
+	e.put(20, 0, 60)
+	e.heartbeat(20)
+	want := e.oracle()
+	var calls, injected atomic.Int64
+	o := e.options("w1")
+	o.MaxRecords = 100 // many GetRecords calls
+	o.Kinesis = kinesis.New(e.k.Options(), func(ko *kinesis.Options) {
+		ko.APIOptions = append(ko.APIOptions, func(st *middleware.Stack) error {
+			return st.Initialize.Add(middleware.InitializeMiddlewareFunc("expire", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				if _, ok := in.Parameters.(*kinesis.GetRecordsInput); ok && calls.Add(1) == 4 {
+					injected.Add(1)
+					return middleware.InitializeOutput{}, middleware.Metadata{}, &ktypesExpired
+				}
+				return next.HandleInitialize(ctx, in)
+			}), middleware.Before)
+		})
+	})
+	c := start(t, o)
+	e.waitCheckpointed(want.Acked, 60*time.Second)
+	if injected.Load() != 1 || testutil.ToFloat64(c.metrics.leasesTaken) < 2 {
+		t.Fatalf("expired iterators injected %d, leases taken %v: want 1 and a second lease", injected.Load(), testutil.ToFloat64(c.metrics.leasesTaken))
+	}
+	sameObjects(t, e.objects(), want.Objects)
+}
+
+// A restart in the middle of the stream (graceful: the open batch is cut
+// and checkpointed) resumes from the stored state: the rows in S3 are
+// the oracle's rows, none missing, none twice, windows across the
+// restart whole.
+func TestRestartKeepsRows(t *testing.T) {
+	e := newEnv(t, 2)
+	e.put(20, 0, 30)
+	c1, err := New(e.options("w1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c1.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Let it read everything, then stop it with windows open.
+	deadline := time.Now().Add(30 * time.Second)
+	for testutil.ToFloat64(c1.metrics.records) < float64(len(e.records)) {
+		if time.Now().After(deadline) {
+			t.Fatal("records not read in 30 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := c1.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.put(20, 30, 80)
+	e.heartbeat(20)
+	want := e.oracle()
+	start(t, e.options("w2"))
+	e.waitCheckpointed(want.Acked, 60*time.Second)
+	sameRows(t, e.objects(), want.Objects, e.prefix)
+}
+
+// sameRows compares every dataset's rows with DuckDB, as multisets.
+func sameRows(t *testing.T, got, want consumertest.Objects, prefix string) {
+	t.Helper()
+	server.Require(t, duckdb.Available())
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "got"), filepath.Join(dir, "want")
+	if err := consumertest.Data(got).WriteDir(a); err != nil {
+		t.Fatal(err)
+	}
+	if err := want.WriteDir(b); err != nil {
+		t.Fatal(err)
+	}
+	for _, ds := range []string{"raw", "windows", "alerts"} {
+		if _, err := os.Stat(filepath.Join(b, prefix, ds)); err != nil {
+			t.Fatalf("oracle wrote no %s", ds)
+		}
+		n, diff, err := consumertest.SameRows(a, b, prefix, ds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff != "" {
+			t.Errorf("%s rows differ from the oracle's:\n%s", ds, diff)
+		}
+		t.Logf("%s: %d rows equal to the oracle's", ds, n)
+	}
+}
+
+var ktypesExpired = ktypes.ExpiredIteratorException{Message: aws.String("Iterator expired (injected)")}
+
+func waitTable(t *testing.T, db *dynamodb.Client, name string) {
+	t.Helper()
+	for range 200 {
+		out, err := db.DescribeTable(context.Background(), &dynamodb.DescribeTableInput{TableName: aws.String(name)})
+		if err == nil && out.Table.TableStatus == dtypes.TableStatusActive {
+			return
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatalf("table %s not active", name)
+}
