@@ -30,6 +30,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/smithy-go/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/config"
 	kcl "github.com/vmware/vmware-go-kcl-v2/clientlibrary/interfaces"
@@ -204,7 +205,12 @@ func (c *Consumer) Start(ctx context.Context) error {
 		cfg = cfg.WithMaxLeasesForWorker(o.MaxLeases)
 	}
 	c.ckpt = newFencedCheckpointer(cfg, o.DynamoDB)
-	c.worker = worker.NewWorker(c, cfg).WithKinesis(o.Kinesis).WithCheckpointer(c.ckpt)
+	// The library calls Kinesis with context.TODO(): a request that never
+	// answers would hold the shard forever. Bound every call.
+	kc := kinesis.New(o.Kinesis.Options(), func(ko *kinesis.Options) {
+		ko.APIOptions = append(ko.APIOptions, callTimeout(30*time.Second))
+	})
+	c.worker = worker.NewWorker(c, cfg).WithKinesis(kc).WithCheckpointer(c.ckpt)
 	if err := c.worker.Start(); err != nil {
 		return fmt.Errorf("consumer: start: %w", err)
 	}
@@ -278,3 +284,18 @@ func (c *Consumer) Stop(ctx context.Context) error {
 }
 
 var _ kcl.IRecordProcessorFactory = (*Consumer)(nil)
+
+// callTimeout bounds each API call that has no deadline of its own.
+func callTimeout(d time.Duration) func(*middleware.Stack) error {
+	return func(st *middleware.Stack) error {
+		return st.Initialize.Add(middleware.InitializeMiddlewareFunc("tapline-timeout",
+			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				if _, ok := ctx.Deadline(); !ok {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, d)
+					defer cancel()
+				}
+				return next.HandleInitialize(ctx, in)
+			}), middleware.Before)
+	}
+}

@@ -111,7 +111,7 @@ func (e *env) options(worker string) Options {
 		ShardSync:    300 * time.Millisecond,
 		FailoverTime: 3 * time.Second,
 		IdleBetween:  100 * time.Millisecond,
-		Logger:       slog.New(slog.NewJSONHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Logger:       slog.New(slog.NewJSONHandler(testWriter{e.t}, &slog.HandlerOptions{Level: testLogLevel})),
 	}
 }
 
@@ -305,3 +305,11 @@ func TestCommitsEqualOracle(t *testing.T) {
 }
 
 var _ = errors.New
+
+// testLogLevel is Debug with TAPLINE_TEST_DEBUG=1 (the library's lines).
+var testLogLevel = func() slog.Level {
+	if os.Getenv("TAPLINE_TEST_DEBUG") != "" {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}()

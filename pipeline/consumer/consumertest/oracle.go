@@ -54,7 +54,8 @@ func (m *memStore) Put(_ context.Context, key string, data []byte) (bool, error)
 // by po, bo and prefix, cutting batches where the writer says, as the
 // consumer does. It returns the objects written and the alerts, which are
 // what a consumer must have written by the last record of each shard when
-// no wall-clock cut (idle advance, shutdown) happened.
+// no wall-clock cut (idle advance, shutdown) happened. Closed shards are
+// flushed to the end, as the consumer does before SHARD_END.
 func Oracle(ctx context.Context, k *kinesis.Client, stream, prefix string, po pipeline.Options, bo batch.Options) (*Result, error) {
 	store := &memStore{o: Objects{}}
 	res := &Result{Objects: store.o, Acked: map[string]string{}}
@@ -99,6 +100,16 @@ func Oracle(ctx context.Context, k *kinesis.Client, stream, prefix string, po pi
 					}
 					res.Acked[id] = last
 				}
+			}
+			if out.NextShardIterator == nil {
+				// A closed shard (split or merged): the consumer flushes
+				// everything and checkpoints SHARD_END.
+				p.Flush()
+				if _, err := w.Flush(ctx, p.Watermark()); err != nil {
+					return nil, err
+				}
+				res.Acked[id] = "SHARD_END"
+				break
 			}
 			if len(out.Records) == 0 && aws.ToInt64(out.MillisBehindLatest) == 0 {
 				break
