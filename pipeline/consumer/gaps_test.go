@@ -6,6 +6,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	dtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go/middleware"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/config"
@@ -316,5 +318,77 @@ func TestFourShardsOwnedQuickly(t *testing.T) {
 	t.Logf("4 shards owned %v after start (shard sync %v)", took.Round(time.Millisecond), e.options("").ShardSync)
 	if took > 10*time.Second {
 		t.Fatalf("4 shards took %v to own", took)
+	}
+}
+
+// An idle shard closes its windows from the wall clock: the open batch is
+// cut (the cut recorded first), the idle advance recorded, applied and
+// written as a batch named after the watermark, and the state after it
+// stored. A restart that finds the advance recorded but not its state
+// (a crash in between) applies the recorded watermark again and writes
+// the same objects: nothing twice.
+func TestIdleAdvanceIsReplayedExactly(t *testing.T) {
+	e := newEnv(t, 1)
+	e.po.Windows.IdleTimeout = time.Second
+	e.po.Windows.AllowedLateness = 0
+	e.put(10, 0, 30) // 12:00:00 to 12:04:50
+	e.send([]stack.Record{{Key: "keg-0001", Data: []byte(`{"device_id":"keg-0001","ts":"2026-11-27T12:04:59.9Z","metrics":{"temp_c":4}}`)}})
+	c1, err := New(e.options("w1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c1.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	dir := e.prefix + "/_state/" + e.name + "/shardId-000000000000/"
+	var snap string
+	deadline := time.Now().Add(30 * time.Second)
+	for snap == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("no idle advance in 30 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+		keys, _ := e.store.List(ctx, dir)
+		for _, k := range keys {
+			if strings.Contains(k, "/idle-") && strings.HasSuffix(k, ".snap") {
+				snap = k
+			}
+		}
+	}
+	stopCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := c1.Stop(stopCtx); err != nil {
+		t.Fatal(err)
+	}
+	before := consumertest.Data(e.objects())
+	var idleObjects int
+	for k := range before {
+		if strings.Contains(k, "-w") {
+			idleObjects++
+		}
+	}
+	if idleObjects == 0 {
+		t.Fatalf("no batch named after the idle watermark among %v", before.Keys())
+	}
+	// A crash after the idle batch, before its state.
+	if _, err := e.store.Client().DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("b-" + e.name), Key: aws.String(snap)}); err != nil {
+		t.Fatal(err)
+	}
+	c2 := start(t, e.options("w2"))
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		if _, err := e.store.Get(ctx, snap); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the recorded idle advance was not completed in 30 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	after := consumertest.Data(e.objects())
+	sameObjects(t, after, before)
+	if n := testutil.ToFloat64(c2.metrics.stateResets); n != 0 {
+		t.Fatalf("state resets: %v", n)
 	}
 }
