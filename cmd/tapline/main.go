@@ -1,6 +1,7 @@
 // Command tapline turns IoT telemetry into windowed aggregates, alerts and
 // actions. Subcommands:
 //
+//	tapline run         the service: consume a Kinesis stream, write S3, publish alerts
 //	tapline demo        run the shard loop on a simulated keg fleet (no AWS needed)
 //	tapline athena-ddl  print the Athena DDL for the S3 datasets
 package main
@@ -12,15 +13,18 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/tapline/tapline/cmd/internal/demo"
+	"github.com/tapline/tapline/pipeline/service"
 	"github.com/tapline/tapline/sinks/athena"
 )
 
 const usage = `usage: tapline <command> [flags]
 
 commands:
+  run         the service: consume a Kinesis stream (KCL), write Parquet to S3, publish alerts to SNS
   demo        run the shard loop on a simulated keg fleet, no AWS account needed
   athena-ddl  print the Athena/Glue DDL (with partition projection) for the S3 datasets
 
@@ -32,10 +36,12 @@ func main() {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
 	switch os.Args[1] {
+	case "run":
+		err = runService(ctx, os.Args[2:])
 	case "demo":
 		err = runDemo(ctx, os.Args[2:])
 	case "athena-ddl":
@@ -74,6 +80,23 @@ func runDemo(ctx context.Context, args []string) error {
 	}
 	sum.Print(os.Stdout)
 	return nil
+}
+
+func runService(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("tapline run", flag.ContinueOnError)
+	path := fs.String("config", os.Getenv("TAPLINE_CONFIG"), "YAML configuration file (TAPLINE_CONFIG); TAPLINE_* variables override it")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: tapline run [-config file.yaml]\n\nSee deploy/local/tapline.yaml for every setting and its environment variable.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := service.Load(*path, os.Environ())
+	if err != nil {
+		return err
+	}
+	return service.Run(ctx, cfg, service.Logger(cfg, os.Stderr))
 }
 
 func runAthenaDDL(args []string) error {

@@ -81,10 +81,7 @@ func newEnv(t *testing.T, shards int) *env {
 		t.Fatal(err)
 	}
 	specs := []windows.Spec{mustSpec("1m"), mustSpec("5m/1m")}
-	cfg, err := rules.Parse("rules.yml", []byte(`rules:
-  - {name: leak, kind: threshold, metric: flow_lpm, window: 1m, aggregate: min, above: 0.2, for: 2}
-  - {name: warm, kind: threshold, metric: temp_c, window: 5m/1m, aggregate: mean, above: 8, clear: 6}
-`))
+	cfg, err := rules.Parse("rules.yml", []byte(consumertest.Rules))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,40 +119,11 @@ func (w testWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// put sends rounds from..to-1 of one record per device, 10 s of event
-// time apart: keg-0002 leaks from round 12, keg-0003 warms up from round
-// 6; every 97th record is malformed and every 131st an hour late.
+// put sends rounds from..to-1 of consumertest.Telemetry.
 func (e *env) put(devices, from, to int) {
 	e.t.Helper()
-	t0 := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	var recs []stack.Record
-	n := 0
-	for tick := from; tick < to; tick++ {
-		ts := t0.Add(time.Duration(tick) * 10 * time.Second)
-		for d := range devices {
-			n++
-			id := deviceID(d)
-			flow, temp := 0.0, 4.0+float64((tick*7+d)%10)/10
-			if d == 1 && tick >= 12 {
-				flow = 0.5
-			}
-			if d == 2 && tick >= 6 {
-				temp += float64(tick-6) * 0.5
-			}
-			data := fmt.Appendf(nil, `{"device_id":%q,"ts":%d,"metrics":{"flow_lpm":%g,"temp_c":%g}}`, id, ts.UnixMilli(), flow, temp)
-			switch {
-			case n%97 == 0:
-				data = []byte(`{"device_id":"` + id + `","ts":`)
-			case n%131 == 0:
-				data = fmt.Appendf(nil, `{"device_id":%q,"ts":%d,"metrics":{"temp_c":1}}`, id, ts.Add(-time.Hour).UnixMilli())
-			}
-			recs = append(recs, stack.Record{Key: id, Data: data})
-		}
-	}
-	e.send(recs)
+	e.send(consumertest.Telemetry(devices, from, to))
 }
-
-func deviceID(i int) string { return fmt.Sprintf("keg-%04d", i+1) }
 
 func (e *env) send(recs []stack.Record) {
 	e.t.Helper()
@@ -165,15 +133,10 @@ func (e *env) send(recs []stack.Record) {
 	e.records = append(e.records, recs...)
 }
 
-// heartbeat sends, for every device seen, a record an hour after the
-// fleet's data: it closes every window and ends the last batch.
+// heartbeat closes every window: see consumertest.Heartbeat.
 func (e *env) heartbeat(devices int) {
-	var recs []stack.Record
-	for i := range devices {
-		id := deviceID(i)
-		recs = append(recs, stack.Record{Key: id, Data: fmt.Appendf(nil, `{"device_id":%q,"ts":"2026-11-27T23:00:00Z","metrics":{"temp_c":4}}`, id)})
-	}
-	e.send(recs)
+	e.t.Helper()
+	e.send(consumertest.Heartbeat(devices))
 }
 
 // objects reads everything in the bucket.

@@ -126,12 +126,12 @@ func (s *Stack) Env() []string {
 		"AWS_ACCESS_KEY_ID=" + AccessKey,
 		"AWS_SECRET_ACCESS_KEY=" + SecretKey,
 		"AWS_REGION=" + Region,
-		"TAPLINE_KINESIS_ENDPOINT=" + s.Kinesis.Endpoint,
-		"TAPLINE_DYNAMODB_ENDPOINT=" + s.DynamoDB.Endpoint,
-		"TAPLINE_S3_ENDPOINT=" + s.S3.Endpoint,
+		"TAPLINE_ENDPOINTS_KINESIS=" + s.Kinesis.Endpoint,
+		"TAPLINE_ENDPOINTS_DYNAMODB=" + s.DynamoDB.Endpoint,
+		"TAPLINE_ENDPOINTS_S3=" + s.S3.Endpoint,
 	}
 	if s.SNS != nil {
-		env = append(env, "TAPLINE_SNS_ENDPOINT="+s.SNS.Endpoint)
+		env = append(env, "TAPLINE_ENDPOINTS_SNS="+s.SNS.Endpoint)
 	}
 	return env
 }

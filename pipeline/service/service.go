@@ -1,0 +1,210 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tapline/tapline/pipeline"
+	"github.com/tapline/tapline/pipeline/consumer"
+	"github.com/tapline/tapline/schemas"
+	"github.com/tapline/tapline/sinks/batch"
+	"github.com/tapline/tapline/sinks/s3sink"
+	"github.com/tapline/tapline/sinks/snssink"
+	"github.com/tapline/tapline/windows"
+	"github.com/tapline/tapline/windows/rules"
+)
+
+// Logger returns the service's JSON logger at the configured level.
+func Logger(c Config, w interface{ Write([]byte) (int, error) }) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.LogLevel))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// Run runs the service until ctx ends (SIGTERM), then stops fetching,
+// cuts and checkpoints every shard, releases the leases, drains the
+// alert queue and returns, all within Config.ShutdownTimeout.
+func Run(ctx context.Context, c Config, log *slog.Logger) error {
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, func(o *awsconfig.LoadOptions) error {
+		if c.Region != "" {
+			o.Region = c.Region
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("aws config: %w", err)
+	}
+	with := func(endpoint string) aws.Config {
+		cfg := awsCfg.Copy()
+		if endpoint != "" {
+			cfg.BaseEndpoint = aws.String(endpoint)
+		}
+		return cfg
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	s3store, err := s3sink.New(with(c.Endpoints.S3), s3sink.Options{Bucket: c.S3.Bucket})
+	if err != nil {
+		return err
+	}
+	store := instrument(s3store, reg)
+
+	var specs []windows.Spec
+	for _, w := range c.Windows {
+		sp, _ := windows.ParseSpec(w) // validated
+		specs = append(specs, sp)
+	}
+	var rcfg *rules.Config
+	if c.RulesFile != "" {
+		if rcfg, err = rules.Load(c.RulesFile); err != nil {
+			return err
+		}
+	}
+
+	var pub *snssink.Publisher
+	pubDone := make(chan struct{})
+	onAlert := func(*rules.Alert) {}
+	if c.SNS.TopicARN != "" {
+		pub, err = snssink.New(with(c.Endpoints.SNS), snssink.Options{
+			TopicARN: c.SNS.TopicARN,
+			DeadLetter: snssink.DeadLetterTo(store, c.S3.Prefix, func(err error) {
+				log.Error("alert lost: neither published nor dead-lettered", "err", err)
+			}),
+		})
+		if err != nil {
+			return err
+		}
+		reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "tapline", Name: "sns_published_total", Help: "Alerts published to SNS."}, func() float64 { return float64(pub.Sent.Load()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "tapline", Name: "sns_failed_total", Help: "Alerts SNS refused after retries (dead-lettered to S3)."}, func() float64 { return float64(pub.Failed.Load()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "tapline", Name: "sns_dropped_total", Help: "Alerts that found the queue full or closed (dead-lettered to S3)."}, func() float64 { return float64(pub.Dropped.Load()) }),
+		)
+		onAlert = func(a *rules.Alert) {
+			cp := *a
+			pub.Enqueue(&cp)
+		}
+		go func() {
+			defer close(pubDone)
+			pub.Run(context.WithoutCancel(ctx))
+		}()
+	} else {
+		close(pubDone)
+	}
+
+	var initialTime time.Time
+	if c.InitialPosition == consumer.AtTimestamp {
+		initialTime, _ = time.Parse(time.RFC3339, c.InitialTime)
+	}
+	cons, err := consumer.New(consumer.Options{
+		App: c.App, Stream: c.Stream, WorkerID: c.WorkerID, Region: awsCfg.Region,
+		Kinesis:  kinesis.NewFromConfig(with(c.Endpoints.Kinesis)),
+		DynamoDB: dynamodb.NewFromConfig(with(c.Endpoints.DynamoDB)),
+		Store:    store, Prefix: c.S3.Prefix,
+		Pipeline: pipeline.Options{
+			Decode:  schemas.Options{MaxFutureSkew: c.MaxFutureSkew},
+			Windows: windows.Options{Specs: specs, AllowedLateness: c.AllowedLateness, IdleTimeout: c.IdleTimeout, SeriesTTL: c.SeriesTTL, MaxSeries: c.MaxSeries, Quantiles: c.Quantiles},
+			Rules:   rcfg,
+		},
+		Batch:           batch.Options{MaxRows: c.Batch.MaxRows, MaxBytes: c.Batch.MaxBytes, FlushEvery: c.Batch.FlushEvery},
+		OnAlert:         onAlert,
+		InitialPosition: c.InitialPosition, InitialTimestamp: initialTime,
+		ShardSync: c.KCL.ShardSync, FailoverTime: c.KCL.FailoverTime, IdleBetween: c.KCL.IdleBetween,
+		MaxRecords: c.KCL.MaxRecords, MaxLeases: c.KCL.MaxLeases, LeaseStealing: c.KCL.LeaseStealing,
+		Logger: log, Registry: reg,
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", c.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http: %w", err)
+	}
+	srv := &http.Server{Handler: Handler(cons.Ready, reg), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	log.Info("tapline running", "stream", c.Stream, "app", c.App, "bucket", c.S3.Bucket, "prefix", c.S3.Prefix, "http", ln.Addr().String())
+
+	if err := cons.Start(ctx); err != nil {
+		srv.Close()
+		return err
+	}
+	<-ctx.Done()
+	began := time.Now()
+	log.Info("stopping: cutting and checkpointing every shard", "deadline", c.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
+	defer cancel()
+	stopErr := cons.Stop(sctx)
+	if pub != nil {
+		pub.Close()
+	}
+	select {
+	case <-pubDone:
+	case <-sctx.Done():
+		stopErr = errors.Join(stopErr, errors.New("alert queue not drained before the deadline"))
+	}
+	srv.Shutdown(sctx)
+	log.Info("stopped", "took", time.Since(began).Round(time.Millisecond), "err", stopErr)
+	return stopErr
+}
+
+// Handler serves the ops endpoints: /healthz (the process is alive),
+// /readyz (the worker runs and holds a lease) and /metrics.
+func Handler(ready func() bool, reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready() {
+			http.Error(w, "not ready: no shard lease held", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// instrumented counts a store's PUTs, bytes and latency.
+type instrumented struct {
+	*s3sink.Store
+	puts, bytes, existing prometheus.Counter
+	latency               prometheus.Histogram
+}
+
+func instrument(s *s3sink.Store, reg prometheus.Registerer) *instrumented {
+	i := &instrumented{Store: s,
+		puts:     prometheus.NewCounter(prometheus.CounterOpts{Namespace: "tapline", Name: "s3_puts_total", Help: "Objects written to S3 (data and state)."}),
+		bytes:    prometheus.NewCounter(prometheus.CounterOpts{Namespace: "tapline", Name: "s3_put_bytes_total", Help: "Bytes written to S3."}),
+		existing: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "tapline", Name: "s3_puts_existing_total", Help: "PUTs that found the object already written (replays)."}),
+		latency:  prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "tapline", Name: "s3_put_seconds", Help: "S3 PUT latency, retries included.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}),
+	}
+	reg.MustRegister(i.puts, i.bytes, i.existing, i.latency)
+	return i
+}
+
+func (i *instrumented) Put(ctx context.Context, key string, data []byte) (bool, error) {
+	began := time.Now()
+	wrote, err := i.Store.Put(ctx, key, data)
+	i.latency.Observe(time.Since(began).Seconds())
+	if err == nil {
+		i.puts.Inc()
+		i.bytes.Add(float64(len(data)))
+		if !wrote {
+			i.existing.Inc()
+		}
+	}
+	return wrote, err
+}
