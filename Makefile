@@ -11,7 +11,7 @@ FUZZ_TIME   ?= 300000x
 FUZZ_RULES  ?= 100000x
 FUZZ_KEY    ?= 200000x
 
-.PHONY: all test unit fuzz lint bench bench-full demo local-stack
+.PHONY: all test unit fuzz lint bench bench-full demo local-stack stack-up stack-down
 
 all: test
 
@@ -19,13 +19,21 @@ all: test
 test: lint local-stack unit fuzz
 
 ## local-stack: install the pinned servers the integration tests start:
-## DuckDB for Athena (deploy/local/package-lock.json), versitygw for S3 and
-## goaws for SNS (deploy/tools/go.mod, built into .tools/bin). Tests start
-## and stop them.
+## kinesalite (Kinesis), dynalite (DynamoDB) and DuckDB (Athena) from
+## deploy/local/package-lock.json, versitygw (S3) and goaws (SNS) from
+## deploy/tools/go.mod, built into .tools/bin. Tests start and stop them.
 local-stack:
 	npm ci --prefix deploy/local --no-audit --no-fund --loglevel=error
 	$(GO) build -modfile=deploy/tools/go.mod -o .tools/bin/versitygw github.com/versity/versitygw/cmd/versitygw
 	$(GO) build -modfile=deploy/tools/go.mod -o .tools/bin/goaws github.com/Admiral-Piett/goaws/app/cmd
+
+## stack-up: run the local stack on fixed ports for tapline by hand
+## (state, pids and logs in .tapline-stack); stack-down stops it
+stack-up: local-stack
+	$(GO) run ./deploy/local/stackctl up
+
+stack-down:
+	$(GO) run ./deploy/local/stackctl down
 
 unit:
 	$(GO) test -race -count=1 ./...

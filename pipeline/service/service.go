@@ -144,7 +144,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	}
 	<-ctx.Done()
 	began := time.Now()
-	log.Info("stopping: cutting and checkpointing every shard", "deadline", c.ShutdownTimeout)
+	log.Info("stopping: cutting and checkpointing every shard", "deadline", c.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
 	defer cancel()
 	stopErr := cons.Stop(sctx)
@@ -157,7 +157,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 		stopErr = errors.Join(stopErr, errors.New("alert queue not drained before the deadline"))
 	}
 	srv.Shutdown(sctx)
-	log.Info("stopped", "took", time.Since(began).Round(time.Millisecond), "err", stopErr)
+	log.Info("stopped", "took", time.Since(began).Round(time.Millisecond).String(), "err", stopErr)
 	return stopErr
 }
 

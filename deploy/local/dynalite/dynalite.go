@@ -6,18 +6,27 @@ package dynalite
 
 import "github.com/tapline/tapline/deploy/local/server"
 
-// Start runs dynalite on addr ("127.0.0.1:PORT"; empty for a free port).
-func Start(addr string) (*server.Server, error) {
+// Command is the command line serving on addr ("127.0.0.1:PORT").
+func Command(addr string) (string, []string, error) {
 	node, args, err := server.NodeBin("dynalite")
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
+	_, port := server.SplitPort(addr)
+	return node, append(args, "--port", port, "--createTableMs", "10", "--deleteTableMs", "10", "--updateTableMs", "10"), nil
+}
+
+// Start runs dynalite on addr ("127.0.0.1:PORT"; empty for a free port).
+func Start(addr string) (*server.Server, error) {
+	var err error
 	if addr == "" {
 		if addr, err = server.FreeAddr(); err != nil {
 			return nil, err
 		}
 	}
-	_, port := server.SplitPort(addr)
-	args = append(args, "--port", port, "--createTableMs", "10", "--deleteTableMs", "10", "--updateTableMs", "10")
-	return server.Start(node, args, addr)
+	bin, args, err := Command(addr)
+	if err != nil {
+		return nil, err
+	}
+	return server.Start(bin, args, addr)
 }

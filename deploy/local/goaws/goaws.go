@@ -32,13 +32,23 @@ func TopicARN(name string) string { return "arn:aws:sns:" + Region + ":" + Accou
 // HTTP to the given endpoint URLs (raw delivery off: subscribers receive
 // the SNS notification envelope). dir holds the generated config.
 func Start(dir string, topics map[string][]string) (*server.Server, error) {
-	bin, err := server.Binary("goaws", "TAPLINE_GOAWS")
-	if err != nil {
-		return nil, err
-	}
 	addr, err := server.FreeAddr()
 	if err != nil {
 		return nil, err
+	}
+	bin, args, err := Command(addr, dir, topics)
+	if err != nil {
+		return nil, err
+	}
+	return server.Start(bin, args, addr)
+}
+
+// Command writes the config for addr and topics into dir and returns the
+// command line.
+func Command(addr, dir string, topics map[string][]string) (string, []string, error) {
+	bin, err := server.Binary("goaws", "TAPLINE_GOAWS")
+	if err != nil {
+		return "", nil, err
 	}
 	_, port, _ := net.SplitHostPort(addr)
 	var b strings.Builder
@@ -54,7 +64,7 @@ func Start(dir string, topics map[string][]string) (*server.Server, error) {
 	}
 	conf := filepath.Join(dir, "goaws.yaml")
 	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
-		return nil, err
+		return "", nil, err
 	}
-	return server.Start(bin, []string{"-config", conf, "Local"}, addr)
+	return bin, []string{"-config", conf, "Local"}, nil
 }

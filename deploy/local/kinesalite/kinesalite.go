@@ -7,19 +7,28 @@ package kinesalite
 
 import "github.com/tapline/tapline/deploy/local/server"
 
-// Start runs kinesalite on addr ("127.0.0.1:PORT"; empty for a free port).
-func Start(addr string) (*server.Server, error) {
+// Command is the command line serving on addr ("127.0.0.1:PORT").
+func Command(addr string) (string, []string, error) {
 	node, args, err := server.NodeBin("kinesalite")
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
+	_, port := server.SplitPort(addr)
+	return node, append(args, "--port", port, "--shardLimit", "100",
+		"--createStreamMs", "20", "--deleteStreamMs", "20", "--updateStreamMs", "20"), nil
+}
+
+// Start runs kinesalite on addr ("127.0.0.1:PORT"; empty for a free port).
+func Start(addr string) (*server.Server, error) {
+	var err error
 	if addr == "" {
 		if addr, err = server.FreeAddr(); err != nil {
 			return nil, err
 		}
 	}
-	_, port := server.SplitPort(addr)
-	args = append(args, "--port", port, "--shardLimit", "100",
-		"--createStreamMs", "20", "--deleteStreamMs", "20", "--updateStreamMs", "20")
-	return server.Start(node, args, addr)
+	bin, args, err := Command(addr)
+	if err != nil {
+		return nil, err
+	}
+	return server.Start(bin, args, addr)
 }

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -112,6 +113,42 @@ func Start(bin string, args []string, addr string) (*Server, error) {
 		if time.Now().After(deadline) {
 			s.Stop()
 			return nil, fmt.Errorf("%s: not listening on %s after 15s", filepath.Base(bin), addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// StartDetached runs bin in its own process group with output appended
+// to logPath, waits up to 15 s for addr, and leaves it running after this
+// process exits (for make stack-up). It returns the pid.
+func StartDetached(bin string, args []string, addr, logPath string) (int, error) {
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return 0, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("%s: %w", filepath.Base(bin), err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return cmd.Process.Pid, nil
+		}
+		select {
+		case err := <-exited:
+			return 0, fmt.Errorf("%s exited at start (see %s): %v", filepath.Base(bin), logPath, err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			return 0, fmt.Errorf("%s: not listening on %s after 15s (see %s)", filepath.Base(bin), addr, logPath)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -16,15 +16,24 @@ const (
 // ErrUnavailable says the binary is missing: run `make local-stack`.
 var ErrUnavailable = server.ErrMissing
 
-// Start runs versitygw serving root (its buckets are root's directories).
-func Start(root string) (*server.Server, error) {
+// Command is the command line serving root on addr.
+func Command(addr, root string) (string, []string, error) {
 	bin, err := server.Binary("versitygw", "TAPLINE_VERSITYGW")
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
+	return bin, []string{"--port", addr, "--access", AccessKey, "--secret", SecretKey, "--region", Region, "--quiet", "posix", root}, nil
+}
+
+// Start runs versitygw serving root (its buckets are root's directories).
+func Start(root string) (*server.Server, error) {
 	addr, err := server.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	return server.Start(bin, []string{"--port", addr, "--access", AccessKey, "--secret", SecretKey, "--region", Region, "--quiet", "posix", root}, addr)
+	bin, args, err := Command(addr, root)
+	if err != nil {
+		return nil, err
+	}
+	return server.Start(bin, args, addr)
 }
