@@ -14,4 +14,41 @@
 // number, and the records around it are processed as usual. Process
 // returns an error only when a dead letter cannot be stored, because then
 // the shard must not acknowledge the record.
+//
+// # The delivery promise
+//
+// A checkpoint of a shard at sequence number L means: every row derived
+// from the records up to L (raw records, closed windows, alerts, dead
+// letters) is durable in S3, and so is the shard's state after L. Nothing
+// is acknowledged before that, and a replay after a crash changes nothing
+// in S3. The service (package consumer) keeps it this way:
+//
+//  1. Batches end where the batch writer says: after a number of records
+//     or bytes, or when the watermark passes a multiple of FlushEvery.
+//     All three are functions of the records, so a replay cuts the same
+//     batches. Each batch becomes one object per dataset and event hour,
+//     named after the shard and its first and last sequence numbers, with
+//     bytes that are a function of its rows.
+//  2. At the end of a batch the shard writes its objects (put-if-absent:
+//     a replay's second write is a no-op), then its state snapshot
+//     (AppendSnapshot: open panes, live series, rule states with their
+//     z-score baselines and hysteresis), then the checkpoint, in that
+//     order. The checkpoint write is conditional on the lease owner.
+//  3. A new owner restores the snapshot stored with the checkpoint and
+//     continues from the record after it: same state, same records, so
+//     the same batches, bytes and alerts (alerts are published to SNS
+//     only after their batch is durable; a replay may publish one again,
+//     with the same id).
+//  4. The wall clock decides two things the records do not: idle
+//     advances (an idle shard closes its windows) and cuts at shutdown or
+//     before an idle advance. Each is recorded in the store before it is
+//     applied, next to the checkpoint it follows, and a restart applies
+//     the recorded ones, so they too are replayed exactly.
+//
+// Why snapshots rather than checkpointing at the oldest record still in an
+// open window: replaying from there would rebuild the open windows but
+// not the rules' state, which depends on all history (a z-score baseline,
+// an alert firing for an hour), and would cut different batches around
+// the replayed records, duplicating them in S3. A snapshot is small (the
+// open panes: about 100 bytes per live window) and written once per batch.
 package pipeline

@@ -364,11 +364,17 @@ func TestServiceEndToEnd(t *testing.T) {
 	case <-time.After(40 * time.Second):
 		t.Fatal("a2 did not exit within 40 s of SIGTERM")
 	}
-	_, cp = leases(db, app)
-	owner, _ := leases(db, app)
+	owner, cp := leases(db, app)
+	last, err := consumertest.LastSequences(ctx, k, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for id := range want.Acked {
 		if owner[id] != "" {
 			t.Errorf("shard %s still leased to %s after shutdown", id, owner[id])
+		}
+		if cp[id] != last[id] {
+			t.Errorf("shard %s: checkpoint after SIGTERM %s, want its last record %s", id, cp[id], last[id])
 		}
 	}
 	if !strings.Contains(a2.log.String(), `"msg":"stopped"`) {

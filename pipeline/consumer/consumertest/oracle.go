@@ -183,3 +183,31 @@ func SameRows(dirA, dirB, prefix, dataset string) (n int, diff string, err error
 	}
 	return n, b.String(), nil
 }
+
+// LastSequences returns the sequence number of each shard's last record.
+func LastSequences(ctx context.Context, k *kinesis.Client, stream string) (map[string]string, error) {
+	shards, err := k.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(stream)})
+	if err != nil {
+		return nil, err
+	}
+	last := map[string]string{}
+	for _, sh := range shards.Shards {
+		it, err := k.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(stream), ShardId: sh.ShardId, ShardIteratorType: ktypes.ShardIteratorTypeTrimHorizon})
+		if err != nil {
+			return nil, err
+		}
+		for iter := it.ShardIterator; iter != nil; {
+			out, err := k.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter})
+			if err != nil {
+				return nil, err
+			}
+			if n := len(out.Records); n > 0 {
+				last[aws.ToString(sh.ShardId)] = aws.ToString(out.Records[n-1].SequenceNumber)
+			} else if aws.ToInt64(out.MillisBehindLatest) == 0 {
+				break
+			}
+			iter = out.NextShardIterator
+		}
+	}
+	return last, nil
+}
