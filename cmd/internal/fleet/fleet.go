@@ -11,17 +11,23 @@ package fleet
 
 import (
 	"fmt"
+
+	"github.com/tapline/tapline/sinks/command"
 	"math"
 	"math/rand/v2"
 	"strconv"
 	"time"
 )
 
-// Fault is something wrong with one keg from a point in time.
+// Fault is something wrong with one keg, or a fraction of the fleet,
+// from a point in time.
 type Fault struct {
 	Kind   FaultKind
 	Device int           // index of the keg, 0-based
 	From   time.Duration // since the start of the simulation
+	// Fraction, when above 0, applies the fault to that share of the
+	// kegs (chosen by a hash of the index) instead of Device.
+	Fraction float64
 }
 
 // FaultKind names a simulated fault.
@@ -34,6 +40,9 @@ const (
 	Offline       FaultKind = "offline"        // the keg stops sending
 	GasEmpty      FaultKind = "gas-empty"      // CO2 runs out: pressure falls
 	SensorGlitch  FaultKind = "sensor-glitch"  // every third temperature reading is 12 C off
+	StuckSensor   FaultKind = "stuck-sensor"   // the temperature reading stops changing
+	ClockSkew     FaultKind = "clock-skew"     // the keg's clock runs 10 minutes ahead
+	Duplicate     FaultKind = "duplicate"      // every report is sent twice
 )
 
 // Options describe a fleet.
@@ -58,12 +67,17 @@ type Record struct {
 }
 
 type keg struct {
-	id      string
-	gasLoss float64       // kPa lost since the CO2 ran out
-	pourEnd time.Duration // pouring until then
-	temp    float64
-	battery float64
-	seq     int64
+	id          string
+	valveClosed bool       // commanded: no flow at all
+	coolerBoost bool       // commanded: the cooler overrides a failure
+	stuckAt     float64    // the reading a stuck sensor repeats
+	recent      [32]string // ids of the last commands applied
+	nRecent     int
+	gasLoss     float64       // kPa lost since the CO2 ran out
+	pourEnd     time.Duration // pouring until then
+	temp        float64
+	battery     float64
+	seq         int64
 }
 
 // Fleet generates records tick by tick. Not safe for concurrent use.
@@ -117,6 +131,9 @@ func (f *Fleet) Step(dst []Record) ([]Record, time.Time) {
 		k := &f.kegs[i]
 		// Reports spread across the interval, in device order.
 		ts := tick.Add(time.Duration(i) * f.opts.Interval / time.Duration(len(f.kegs)+1))
+		if f.faulty(i, ClockSkew) {
+			ts = ts.Add(10 * time.Minute)
+		}
 		r := Record{Device: k.id, Data: f.report(i, ts), Arrival: arrival}
 		switch x := f.rng.Float64(); {
 		case x < f.opts.BadRate:
@@ -131,6 +148,9 @@ func (f *Fleet) Step(dst []Record) ([]Record, time.Time) {
 			continue
 		}
 		dst = append(dst, r)
+		if f.faulty(i, Duplicate) {
+			dst = append(dst, r)
+		}
 	}
 	f.now += f.opts.Interval
 	return dst, tick
@@ -138,7 +158,15 @@ func (f *Fleet) Step(dst []Record) ([]Record, time.Time) {
 
 func (f *Fleet) faulty(i int, kind FaultKind) bool {
 	for _, fl := range f.opts.Faults {
-		if fl.Device == i && fl.Kind == kind && f.now >= fl.From {
+		if fl.Kind != kind || f.now < fl.From {
+			continue
+		}
+		if fl.Fraction > 0 {
+			// A fixed pseudo-random share of the kegs, the same every run.
+			if float64(uint32(i)*2654435761%10007)/10007 < fl.Fraction {
+				return true
+			}
+		} else if fl.Device == i {
 			return true
 		}
 	}
@@ -160,8 +188,14 @@ func (f *Fleet) report(i int, ts time.Time) []byte {
 	} else if f.faulty(i, Leak) {
 		flow = 0.2 + 0.2*f.rng.Float64()
 	}
-	// The cooler holds 3-4.5 C; a failing one lets it climb 0.1 C a minute.
-	if f.faulty(i, CoolerFailure) {
+	if k.valveClosed {
+		flow = 0 // the shut-off valve stops pours and leaks alike
+	}
+	// The cooler holds 3-4.5 C; a failing one lets it climb 0.1 C a minute;
+	// a boosted one pulls it down 0.5 C a minute whatever the fault.
+	if k.coolerBoost {
+		k.temp = math.Max(k.temp-0.5*f.opts.Interval.Minutes(), 2.5)
+	} else if f.faulty(i, CoolerFailure) {
 		k.temp += 0.1 * f.opts.Interval.Minutes()
 	} else {
 		k.temp += (3.5-k.temp)*0.1 + 0.1*f.rng.NormFloat64()
@@ -183,6 +217,12 @@ func (f *Fleet) report(i int, ts time.Time) []byte {
 	temp := k.temp
 	if f.faulty(i, SensorGlitch) && k.seq%3 == 0 {
 		temp += 12
+	}
+	if f.faulty(i, StuckSensor) {
+		if k.stuckAt == 0 {
+			k.stuckAt = temp
+		}
+		temp = k.stuckAt
 	}
 	buf = append(buf, `,"temp_c":`...)
 	buf = strconv.AppendFloat(buf, round(temp, 2), 'f', -1, 64)
@@ -214,4 +254,64 @@ func (f *Fleet) malformed(id string, ts time.Time) []byte {
 func round(v float64, digits int) float64 {
 	p := math.Pow10(digits)
 	return math.Round(v*p) / p
+}
+
+// Index returns the index of the keg with the id, or -1.
+func (f *Fleet) Index(deviceID string) int {
+	for i := range f.kegs {
+		if f.kegs[i].id == deviceID {
+			return i
+		}
+	}
+	return -1
+}
+
+// Apply makes the keg obey a command: valve closed or open, cooler boost
+// or normal. It reports whether anything changed; a command already
+// applied (same id) changes nothing, and a state the keg does not know is
+// an error (the keg ignores it).
+func (f *Fleet) Apply(c *command.Command) (bool, error) {
+	i := f.Index(c.DeviceID)
+	if i < 0 {
+		return false, fmt.Errorf("fleet: no keg %q", c.DeviceID)
+	}
+	k := &f.kegs[i]
+	for _, id := range k.recent {
+		if id == c.ID {
+			return false, nil
+		}
+	}
+	valve, cooler := k.valveClosed, k.coolerBoost
+	for key, v := range c.Desired {
+		switch {
+		case key == "valve" && (v == "closed" || v == "open"):
+			valve = v == "closed"
+		case key == "cooler" && (v == "boost" || v == "normal"):
+			cooler = v == "boost"
+		default:
+			return false, fmt.Errorf("fleet: %s does not understand %s=%s", k.id, key, v)
+		}
+	}
+	k.recent[k.nRecent%len(k.recent)] = c.ID
+	k.nRecent++
+	changed := valve != k.valveClosed || cooler != k.coolerBoost
+	k.valveClosed, k.coolerBoost = valve, cooler
+	return changed, nil
+}
+
+// Reported is the keg's state as it reports it to its shadow.
+func (f *Fleet) Reported(deviceID string) map[string]string {
+	i := f.Index(deviceID)
+	if i < 0 {
+		return nil
+	}
+	k := &f.kegs[i]
+	valve, cooler := "open", "normal"
+	if k.valveClosed {
+		valve = "closed"
+	}
+	if k.coolerBoost {
+		cooler = "boost"
+	}
+	return map[string]string{"valve": valve, "cooler": cooler}
 }

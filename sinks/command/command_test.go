@@ -1,0 +1,243 @@
+package command
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/iotdataplane"
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/tapline/tapline/deploy/local/mqttbroker"
+	"github.com/tapline/tapline/windows/rules"
+)
+
+func policy(t *testing.T) *Policy {
+	t.Helper()
+	p, err := LoadPolicy("testdata/good.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestBadPolicyNamesEveryProblem(t *testing.T) {
+	_, err := LoadPolicy("testdata/bad.yml")
+	if err == nil {
+		t.Fatal("bad.yml loaded")
+	}
+	for _, want := range []string{`action "Open-Valve"`, `action "nothing" sets no state`, `action "inject": invalid state`,
+		"keg-leak FIRING is listed twice", `state "OK"`, `action "self_destruct" is not in actions`, "on[4]: rule is required"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not report %q:\n%v", want, err)
+		}
+	}
+	if _, err := ParsePolicy("x.yml", []byte("actions: {a: {valve: closed}}\nunknown: 1\n")); err == nil {
+		t.Error("an unknown key was accepted")
+	}
+}
+
+func alert(id, rule string, state rules.State, device string) *AlertMessage {
+	return &AlertMessage{AlertID: id, Rule: rule, State: state, DeviceID: device}
+}
+
+func TestForAlert(t *testing.T) {
+	p := policy(t)
+	now := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	c, ok, err := p.ForAlert(alert("a1", "keg-leak", rules.Firing, "keg-0042"), now)
+	if err != nil || !ok || c.Action != "close_valve" || c.Desired["valve"] != "closed" || c.DeviceID != "keg-0042" {
+		t.Fatalf("leak FIRING -> %+v, %v, %v", c, ok, err)
+	}
+	again, _, _ := p.ForAlert(alert("a1", "keg-leak", rules.Firing, "keg-0042"), now.Add(time.Minute))
+	if again.ID != c.ID {
+		t.Fatal("the same alert gave two command ids")
+	}
+	other, _, _ := p.ForAlert(alert("a2", "keg-leak", rules.Firing, "keg-0042"), now)
+	if other.ID == c.ID {
+		t.Fatal("two alerts gave one command id")
+	}
+	if _, ok, err := p.ForAlert(alert("a3", "keg-leak", rules.Resolved, "keg-0042"), now); ok || err != nil {
+		t.Fatal("no command is listed for a resolved leak")
+	}
+	for _, dev := range []string{"keg/0042", "keg-+", "#", "", strings.Repeat("k", 129)} {
+		if _, _, err := p.ForAlert(alert("a4", "keg-leak", rules.Firing, dev), now); !errors.Is(err, ErrRefused) {
+			t.Errorf("device %q: %v, want refused", dev, err)
+		}
+	}
+}
+
+func TestForRequest(t *testing.T) {
+	p := policy(t)
+	now := time.Now()
+	c, err := p.ForRequest(&Request{DeviceID: "keg-0042", Action: "open_valve", Operator: "alice", RequestID: "r1"}, now)
+	if err != nil || c.Desired["valve"] != "open" {
+		t.Fatalf("open_valve: %+v %v", c, err)
+	}
+	if _, err := p.ForRequest(&Request{DeviceID: "keg-0042", Action: "format_disk", Operator: "alice", RequestID: "r2"}, now); !errors.Is(err, ErrRefused) {
+		t.Fatalf("an action outside the allow-list: %v", err)
+	}
+	if _, err := p.ForRequest(&Request{DeviceID: "../keg", Action: "open_valve", Operator: "alice", RequestID: "r3"}, now); err == nil {
+		t.Fatal("an invalid device id was accepted")
+	}
+}
+
+// recorder is a Deliverer that keeps what it was given and can fail.
+type recorder struct {
+	mu   sync.Mutex
+	sent []*Command
+	fail error
+}
+
+func (r *recorder) Deliver(_ context.Context, c *Command) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail != nil {
+		return r.fail
+	}
+	r.sent = append(r.sent, c)
+	return nil
+}
+
+func snsEvent(t *testing.T, messages ...string) json.RawMessage {
+	var ev events.SNSEvent
+	for i, m := range messages {
+		ev.Records = append(ev.Records, events.SNSEventRecord{EventSource: "aws:sns", SNS: events.SNSEntity{MessageID: string(rune('a' + i)), Message: m}})
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestHandlerReportsEachRecord(t *testing.T) {
+	rec := &recorder{}
+	h := &Handler{Policy: policy(t), Deliver: rec, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	leak := `{"alert_id":"a1","rule":"keg-leak","state":"FIRING","device_id":"keg-0042"}`
+	// SNS hands Lambda the "lambda" entry; a forwarder may pass the whole
+	// MessageStructure=json document.
+	doc, _ := json.Marshal(map[string]string{"default": "x", "lambda": `{"alert_id":"a2","rule":"keg-warm","state":"RESOLVED","device_id":"keg-0007"}`})
+	resp, err := h.Handle(context.Background(), snsEvent(t, leak, string(doc),
+		`{"alert_id":"a3","rule":"keg-offline","state":"FIRING","device_id":"keg-0001"}`,
+		`{"alert_id":"a4","rule":"keg-leak","state":"FIRING","device_id":"keg/../0001"}`,
+		`not json`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var statuses []string
+	for _, r := range resp.Results {
+		statuses = append(statuses, r.Status)
+	}
+	if got := strings.Join(statuses, ","); got != "sent,sent,no_action,refused,refused" {
+		t.Fatalf("statuses %s: %+v", got, resp.Results)
+	}
+	if len(rec.sent) != 2 || rec.sent[1].Desired["cooler"] != "normal" {
+		t.Fatalf("sent %+v", rec.sent)
+	}
+	// A failed delivery is reported and returned, so Lambda retries.
+	rec.fail = errors.New("broker down")
+	resp, err = h.Handle(context.Background(), snsEvent(t, leak))
+	if err == nil || resp.Results[0].Status != "failed" {
+		t.Fatalf("failed delivery: %+v, %v", resp, err)
+	}
+	// A direct invocation: an operator's request, unknown fields refused.
+	rec.fail = nil
+	resp, err = h.Handle(context.Background(), json.RawMessage(`{"device_id":"keg-0042","action":"open_valve","operator":"alice","request_id":"r1"}`))
+	if err != nil || resp.Results[0].Status != "sent" {
+		t.Fatalf("request: %+v, %v", resp, err)
+	}
+	resp, _ = h.Handle(context.Background(), json.RawMessage(`{"device_id":"keg-0042","action":"open_valve","operator":"alice","request_id":"r1","sudo":true}`))
+	if resp.Results[0].Status != "refused" {
+		t.Fatalf("request with an unknown field: %+v", resp)
+	}
+}
+
+// The MQTT deliverer through a real broker: a device subscribed to its
+// command topic receives the command; the same alert twice gives the same
+// command id twice.
+func TestMQTTDelivery(t *testing.T) {
+	b, err := mqttbroker.Start("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	dev, err := DialMQTT(b.URL, "keg-0042")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Disconnect(100)
+	got := make(chan Command, 4)
+	if tok := dev.Subscribe(Topic("keg-0042"), 1, func(_ mqtt.Client, m mqtt.Message) {
+		var c Command
+		json.Unmarshal(m.Payload(), &c)
+		got <- c
+	}); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	pub, err := DialMQTT(b.URL, "commander")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Disconnect(100)
+	h := &Handler{Policy: policy(t), Deliver: MQTT{Client: pub}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	ev := snsEvent(t, `{"alert_id":"a1","rule":"keg-leak","state":"FIRING","device_id":"keg-0042"}`)
+	for range 2 {
+		if _, err := h.Handle(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ids []string
+	for range 2 {
+		select {
+		case c := <-got:
+			if c.Desired["valve"] != "closed" {
+				t.Fatalf("received %+v", c)
+			}
+			ids = append(ids, c.ID)
+		case <-time.After(5 * time.Second):
+			t.Fatal("no command received")
+		}
+	}
+	if ids[0] != ids[1] {
+		t.Fatalf("one alert, two command ids: %v", ids)
+	}
+}
+
+// The shadow deliverer's request, as the IoT data plane receives it: the
+// thing's shadow, its desired state, the command id as clientToken. (No
+// local IoT data plane exists; this checks the request on the wire.)
+func TestShadowRequest(t *testing.T) {
+	var path string
+	var body map[string]any
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		path = r.URL.Path
+		json.NewDecoder(r.Body).Decode(&body)
+		w.Write([]byte(`{"state":{}}`))
+	}))
+	defer srv.Close()
+	client := iotdataplane.New(iotdataplane.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
+		Credentials: credentials.NewStaticCredentialsProvider("k", "s", "")})
+	c := &Command{ID: ID("alert:a1", "keg-0042", "close_valve"), DeviceID: "keg-0042", Action: "close_valve", Desired: map[string]string{"valve": "closed"}}
+	if err := (Shadow{Client: client}).Deliver(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	if path != "/things/keg-0042/shadow" || body["clientToken"] != c.ID || body["state"].(map[string]any)["desired"].(map[string]any)["valve"] != "closed" {
+		t.Fatalf("request %s %v", path, body)
+	}
+	bad := *c
+	bad.DeviceID = "keg/../x"
+	if err := (Shadow{Client: client}).Deliver(context.Background(), &bad); err == nil {
+		t.Fatal("an invalid device id reached the shadow")
+	}
+}

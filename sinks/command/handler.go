@@ -1,0 +1,129 @@
+package command
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+)
+
+// Handler is the command Lambda's logic: SNS events carrying tapline
+// alerts, or an operator's Request invoked directly.
+type Handler struct {
+	Policy  *Policy
+	Deliver Deliverer
+	Log     *slog.Logger
+	Now     func() time.Time // default time.Now
+}
+
+// Result says what became of one record (an SNS record or the request).
+type Result struct {
+	Record  string `json:"record"`            // SNS message id, or "request"
+	Status  string `json:"status"`            // sent, no_action, refused or failed
+	Command string `json:"command,omitempty"` // what was sent or refused
+	Error   string `json:"error,omitempty"`
+}
+
+// Response reports every record. Handle also returns an error when a
+// record failed in a way a retry may fix, so Lambda retries the event;
+// the records already sent are sent again with the same command ids,
+// which devices apply once.
+type Response struct {
+	Results []Result `json:"results"`
+}
+
+// Handle processes one invocation.
+func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (Response, error) {
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
+	}
+	var probe struct {
+		Records []json.RawMessage `json:"Records"`
+	}
+	if err := json.Unmarshal(raw, &probe); err != nil {
+		return Response{}, fmt.Errorf("command: invocation is not JSON: %w", err)
+	}
+	var resp Response
+	var failed error
+	if probe.Records == nil {
+		var req Request
+		if err := strictJSON(raw, &req); err != nil {
+			resp.Results = append(resp.Results, Result{Record: "request", Status: "refused", Error: err.Error()})
+			return resp, nil
+		}
+		c, err := h.Policy.ForRequest(&req, now())
+		resp.Results = append(resp.Results, h.send(ctx, "request", c, err, &failed))
+		return resp, failed
+	}
+	var ev events.SNSEvent
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		return resp, fmt.Errorf("command: not an SNS event: %w", err)
+	}
+	for _, r := range ev.Records {
+		a, err := alertOf(r.SNS.Message)
+		if err != nil {
+			resp.Results = append(resp.Results, Result{Record: r.SNS.MessageID, Status: "refused", Error: err.Error()})
+			h.Log.Warn("refused", "record", r.SNS.MessageID, "err", err)
+			continue
+		}
+		c, ok, err := h.Policy.ForAlert(a, now())
+		if !ok && err == nil {
+			resp.Results = append(resp.Results, Result{Record: r.SNS.MessageID, Status: "no_action"})
+			h.Log.Info("no command for alert", "alert", a.AlertID, "rule", a.Rule, "state", a.State)
+			continue
+		}
+		resp.Results = append(resp.Results, h.send(ctx, r.SNS.MessageID, c, err, &failed))
+	}
+	return resp, failed
+}
+
+func (h *Handler) send(ctx context.Context, record string, c *Command, err error, failed *error) Result {
+	if err != nil {
+		h.Log.Warn("refused", "record", record, "err", err)
+		return Result{Record: record, Status: "refused", Error: err.Error()}
+	}
+	if err := h.Deliver.Deliver(ctx, c); err != nil {
+		*failed = errors.Join(*failed, fmt.Errorf("%s: %w", c.ID, err))
+		h.Log.Error("delivery failed", "record", record, "command", c.String(), "err", err)
+		return Result{Record: record, Status: "failed", Command: c.String(), Error: err.Error()}
+	}
+	h.Log.Info("command sent", "record", record, "command", c.String())
+	return Result{Record: record, Status: "sent", Command: c.String()}
+}
+
+// alertOf reads tapline's alert JSON from an SNS message: the message
+// itself (SNS sends a Lambda subscriber the "lambda" entry of a
+// MessageStructure=json message), or one of the document's entries when a
+// forwarder passed the whole document.
+func alertOf(msg string) (*AlertMessage, error) {
+	var a AlertMessage
+	if err := json.Unmarshal([]byte(msg), &a); err == nil && a.AlertID != "" {
+		return &a, nil
+	}
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(msg), &doc); err == nil {
+		for _, key := range []string{"lambda", "http", "default"} {
+			if s, ok := doc[key].(string); ok {
+				if err := json.Unmarshal([]byte(s), &a); err == nil && a.AlertID != "" {
+					return &a, nil
+				}
+			}
+		}
+	}
+	return nil, errors.New("command: the SNS message is not a tapline alert")
+}
+
+func strictJSON(raw []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("command: request: %w", err)
+	}
+	return nil
+}

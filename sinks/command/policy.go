@@ -1,0 +1,157 @@
+package command
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/tapline/tapline/schemas"
+	"github.com/tapline/tapline/windows/rules"
+)
+
+// Policy decides which alerts become commands. Its YAML:
+//
+//	actions:                     # the allow-list: all a command may set
+//	  close_valve: {valve: closed}
+//	  open_valve: {valve: open}
+//	on:                          # alert (rule, state) -> action
+//	  - {rule: keg-leak, state: FIRING, action: close_valve}
+//
+// Operators may ask for any listed action directly; nothing else is ever
+// sent.
+type Policy struct {
+	Actions map[string]map[string]string
+	On      []Trigger
+}
+
+// Trigger maps an alert's rule and state to an action.
+type Trigger struct {
+	Rule   string
+	State  rules.State
+	Action string
+}
+
+type policyYAML struct {
+	Actions map[string]map[string]string `yaml:"actions"`
+	On      []struct {
+		Rule   string `yaml:"rule"`
+		State  string `yaml:"state"`
+		Action string `yaml:"action"`
+	} `yaml:"on"`
+}
+
+// LoadPolicy reads and validates a policy file.
+func LoadPolicy(path string) (*Policy, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePolicy(path, b)
+}
+
+// ParsePolicy validates a policy: unknown keys, actions that set nothing
+// or something malformed, triggers on unknown actions or states, and a
+// (rule, state) listed twice are errors naming the file.
+func ParsePolicy(file string, data []byte) (*Policy, error) {
+	var y policyYAML
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&y); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("%s: "+format, append([]any{file}, args...)...)) }
+	if len(y.Actions) == 0 {
+		bad("no actions: the allow-list is empty")
+	}
+	for name, desired := range y.Actions {
+		if !nameRE.MatchString(name) {
+			bad("action %q: names are lower case letters, digits and _", name)
+		}
+		if len(desired) == 0 {
+			bad("action %q sets no state", name)
+		}
+		for k, v := range desired {
+			if !nameRE.MatchString(k) || !valueRE.MatchString(v) {
+				bad("action %q: invalid state %q: %q", name, k, v)
+			}
+		}
+	}
+	p := &Policy{Actions: y.Actions}
+	seen := map[string]bool{}
+	for i, t := range y.On {
+		switch {
+		case t.Rule == "":
+			bad("on[%d]: rule is required", i)
+		case t.State != string(rules.Firing) && t.State != string(rules.Resolved):
+			bad("on[%d]: state %q is not FIRING or RESOLVED", i, t.State)
+		case y.Actions[t.Action] == nil:
+			bad("on[%d]: action %q is not in actions", i, t.Action)
+		case seen[t.Rule+"/"+t.State]:
+			bad("on[%d]: %s %s is listed twice", i, t.Rule, t.State)
+		}
+		seen[t.Rule+"/"+t.State] = true
+		p.On = append(p.On, Trigger{Rule: t.Rule, State: rules.State(t.State), Action: t.Action})
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// ErrRefused is wrapped by the errors of commands the policy does not
+// allow.
+var ErrRefused = errors.New("refused by the command policy")
+
+// ForAlert returns the command an alert calls for, or ok=false when the
+// policy has none for its rule and state.
+func (p *Policy) ForAlert(a *AlertMessage, now time.Time) (c *Command, ok bool, err error) {
+	for _, t := range p.On {
+		if t.Rule != a.Rule || t.State != a.State {
+			continue
+		}
+		if !schemas.ValidDeviceID(a.DeviceID) {
+			return nil, false, fmt.Errorf("alert %s: invalid device id %q: %w", a.AlertID, a.DeviceID, ErrRefused)
+		}
+		c := &Command{ID: ID("alert:"+a.AlertID, a.DeviceID, t.Action), DeviceID: a.DeviceID, Action: t.Action,
+			Desired: p.Actions[t.Action], Reason: fmt.Sprintf("%s %s (alert %s)", a.Rule, a.State, a.AlertID), IssuedAt: now}
+		return c, true, c.Validate()
+	}
+	return nil, false, nil
+}
+
+// Request is an operator's command (a direct invocation).
+type Request struct {
+	DeviceID  string `json:"device_id"`
+	Action    string `json:"action"`
+	Operator  string `json:"operator"`
+	RequestID string `json:"request_id"` // the same request id, the same command
+}
+
+// ForRequest returns the command an operator asked for, if allowed.
+func (p *Policy) ForRequest(r *Request, now time.Time) (*Command, error) {
+	desired := p.Actions[r.Action]
+	if desired == nil {
+		return nil, fmt.Errorf("action %q: %w", r.Action, ErrRefused)
+	}
+	if r.Operator == "" || r.RequestID == "" || len(r.Operator) > 64 || len(r.RequestID) > 128 {
+		return nil, fmt.Errorf("operator and request_id are required (at most 64 and 128 bytes)")
+	}
+	c := &Command{ID: ID("request:"+r.Operator+"\x00"+r.RequestID, r.DeviceID, r.Action), DeviceID: r.DeviceID, Action: r.Action,
+		Desired: desired, Reason: "operator " + r.Operator, IssuedAt: now}
+	return c, c.Validate()
+}
+
+// AlertMessage is the part of snssink's alert JSON a command needs.
+type AlertMessage struct {
+	AlertID  string      `json:"alert_id"`
+	Rule     string      `json:"rule"`
+	State    rules.State `json:"state"`
+	DeviceID string      `json:"device_id"`
+	Metric   string      `json:"metric"`
+	At       string      `json:"at"`
+}
