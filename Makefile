@@ -21,11 +21,13 @@ test: lint local-stack unit fuzz
 ## local-stack: install the pinned servers the integration tests start:
 ## kinesalite (Kinesis), dynalite (DynamoDB) and DuckDB (Athena) from
 ## deploy/local/package-lock.json, versitygw (S3) and goaws (SNS) from
-## deploy/tools/go.mod, built into .tools/bin. Tests start and stop them.
+## deploy/tools/go.mod, built into .tools/bin, and the Lambda Runtime
+## Interface Emulator for the command Lambda. Tests start and stop them.
 local-stack:
 	npm ci --prefix deploy/local --no-audit --no-fund --loglevel=error
 	$(GO) build -modfile=deploy/tools/go.mod -o .tools/bin/versitygw github.com/versity/versitygw/cmd/versitygw
 	$(GO) build -modfile=deploy/tools/go.mod -o .tools/bin/goaws github.com/Admiral-Piett/goaws/app/cmd
+	$(GO) build -modfile=deploy/tools/go.mod -o .tools/bin/aws-lambda-rie github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie
 
 ## stack-up: run the local stack on fixed ports for tapline by hand
 ## (state, pids and logs in .tapline-stack); stack-down stops it

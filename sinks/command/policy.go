@@ -64,7 +64,9 @@ func ParsePolicy(file string, data []byte) (*Policy, error) {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("%s: "+format, append([]any{file}, args...)...)) }
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{file}, args...)...))
+	}
 	if len(y.Actions) == 0 {
 		bad("no actions: the allow-list is empty")
 	}

@@ -92,7 +92,15 @@ type Server struct {
 // Start runs bin with args and waits up to 15 s for it to accept
 // connections on addr.
 func Start(bin string, args []string, addr string) (*Server, error) {
+	return StartEnv(bin, args, addr, nil)
+}
+
+// StartEnv is Start with extra environment variables.
+func StartEnv(bin string, args []string, addr string, env []string) (*Server, error) {
 	cmd := exec.Command(bin, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Base(bin), err)

@@ -1,0 +1,84 @@
+// Command commander is the command Lambda: subscribed to tapline's SNS
+// alert topic, it turns alerts into commands to devices by the command
+// policy (policy.yml, embedded; TAPLINE_COMMAND_POLICY names another
+// file), and operators invoke it directly with
+// {"device_id","action","operator","request_id"}. See package
+// sinks/command.
+//
+// Environment:
+//
+//	TAPLINE_COMMAND_BACKEND    shadow (default: UpdateThingShadow), topic (IoT Publish) or mqtt
+//	TAPLINE_MQTT_URL           broker for the mqtt backend (the local stack's)
+//	TAPLINE_ENDPOINTS_IOTDATA  the IoT data plane endpoint (account-specific on AWS:
+//	                           https://{prefix}-ats.iot.{region}.amazonaws.com)
+package main
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/iotdataplane"
+
+	"github.com/tapline/tapline/sinks/command"
+)
+
+//go:embed policy.yml
+var defaultPolicy []byte
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	h, err := newHandler(context.Background(), log)
+	if err != nil {
+		log.Error("commander: cannot start", "err", err)
+		os.Exit(1)
+	}
+	lambda.Start(h.Handle)
+}
+
+func newHandler(ctx context.Context, log *slog.Logger) (*command.Handler, error) {
+	var p *command.Policy
+	var err error
+	if path := os.Getenv("TAPLINE_COMMAND_POLICY"); path != "" {
+		p, err = command.LoadPolicy(path)
+	} else {
+		p, err = command.ParsePolicy("embedded policy.yml", defaultPolicy)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var d command.Deliverer
+	switch backend := os.Getenv("TAPLINE_COMMAND_BACKEND"); backend {
+	case "mqtt":
+		url := os.Getenv("TAPLINE_MQTT_URL")
+		if url == "" {
+			return nil, fmt.Errorf("TAPLINE_MQTT_URL is required for the mqtt backend")
+		}
+		c, err := command.DialMQTT(url, "tapline-commander-"+fmt.Sprint(os.Getpid()))
+		if err != nil {
+			return nil, err
+		}
+		d = command.MQTT{Client: c}
+	case "", "shadow", "topic":
+		cfg, err := awsconfig.LoadDefaultConfig(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if ep := os.Getenv("TAPLINE_ENDPOINTS_IOTDATA"); ep != "" {
+			cfg.BaseEndpoint = aws.String(ep)
+		}
+		client := iotdataplane.NewFromConfig(cfg)
+		d = command.Shadow{Client: client}
+		if backend == "topic" {
+			d = command.IoTTopic{Client: client}
+		}
+	default:
+		return nil, fmt.Errorf("TAPLINE_COMMAND_BACKEND %q is not shadow, topic or mqtt", backend)
+	}
+	return &command.Handler{Policy: p, Deliver: d, Log: log}, nil
+}

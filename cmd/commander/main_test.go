@@ -1,0 +1,67 @@
+package main
+
+import (
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/tapline/tapline/deploy/local/lambdarie"
+	"github.com/tapline/tapline/deploy/local/mqttbroker"
+	"github.com/tapline/tapline/deploy/local/server"
+	"github.com/tapline/tapline/sinks/command"
+)
+
+// The commander binary under the Lambda Runtime Interface Emulator: an SNS
+// event with a leak alert becomes a close_valve command on the device's
+// MQTT topic; an operator's unknown action is refused.
+func TestCommanderUnderRIE(t *testing.T) {
+	broker, err := mqttbroker.Start("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Stop()
+	bin := filepath.Join(t.TempDir(), "bootstrap")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	fn, err := lambdarie.Start(bin, []string{"TAPLINE_COMMAND_BACKEND=mqtt", "TAPLINE_MQTT_URL=" + broker.URL})
+	server.Require(t, err)
+	defer fn.Stop()
+
+	dev, err := command.DialMQTT(broker.URL, "keg-0042")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Disconnect(100)
+	got := make(chan command.Command, 1)
+	dev.Subscribe(command.Topic("keg-0042"), 1, func(_ mqtt.Client, m mqtt.Message) {
+		var c command.Command
+		json.Unmarshal(m.Payload(), &c)
+		got <- c
+	}).Wait()
+
+	ev, _ := json.Marshal(events.SNSEvent{Records: []events.SNSEventRecord{{EventSource: "aws:sns", SNS: events.SNSEntity{MessageID: "m1",
+		Message: `{"alert_id":"0123456789abcdef","rule":"keg-leak","state":"FIRING","device_id":"keg-0042"}`}}}})
+	out, err := fn.Invoke(ev)
+	if err != nil || !strings.Contains(string(out), `"status":"sent"`) {
+		t.Fatalf("invoke: %s, %v", out, err)
+	}
+	select {
+	case c := <-got:
+		if c.Action != "close_valve" || c.Desired["valve"] != "closed" {
+			t.Fatalf("device received %+v", c)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the device received no command")
+	}
+	out, err = fn.Invoke([]byte(`{"device_id":"keg-0042","action":"format_disk","operator":"mallory","request_id":"r1"}`))
+	if err != nil || !strings.Contains(string(out), `"status":"refused"`) {
+		t.Fatalf("unknown action: %s, %v", out, err)
+	}
+}
