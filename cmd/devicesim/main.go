@@ -89,7 +89,7 @@ func main() {
 	stream := flag.String("stream", envOr("TAPLINE_STREAM", "telemetry"), "Kinesis stream (TAPLINE_STREAM); empty: no Kinesis output")
 	endpoint := flag.String("endpoint", os.Getenv("TAPLINE_ENDPOINTS_KINESIS"), "Kinesis endpoint URL; empty: AWS (TAPLINE_ENDPOINTS_KINESIS)")
 	devices := flag.Int("devices", 200, "simulated kegs")
-	duration := flag.Duration("duration", time.Hour, "event time to simulate, ending now (or starting now with -speed)")
+	duration := flag.Duration("duration", time.Hour, "event time to simulate, ending about now")
 	speed := flag.Float64("speed", 0, "simulated seconds per real second; 0: as fast as possible")
 	rate := flag.Int("rate", 0, "at most this many records per second to Kinesis; 0: unlimited")
 	seed := flag.Uint64("seed", 1, "random seed")
@@ -122,10 +122,9 @@ func run(ctx context.Context, stream, endpoint string, devices int, duration tim
 	if devices < 1 || duration <= 0 || speed < 0 {
 		return fmt.Errorf("need devices >= 1, duration > 0, speed >= 0")
 	}
+	// Event time ends about now, so no record lies in the future (the
+	// pipeline rejects records ahead of their arrival).
 	start := time.Now().Add(-duration).Truncate(time.Minute)
-	if speed > 0 {
-		start = time.Now().Truncate(time.Second)
-	}
 	for i := range fs {
 		fs[i].Device %= devices
 	}
