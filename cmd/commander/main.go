@@ -1,6 +1,6 @@
 // Command commander is the command Lambda: subscribed to tapline's SNS
 // alert topic, it turns alerts into commands to devices by the command
-// policy (policy.yml, embedded; TAPLINE_COMMAND_POLICY names another
+// policy (command.Default, embedded; TAPLINE_COMMAND_POLICY names another
 // file), and operators invoke it directly with
 // {"device_id","action","operator","request_id"}. See package
 // sinks/command.
@@ -15,7 +15,6 @@ package main
 
 import (
 	"context"
-	_ "embed"
 	"fmt"
 	"log/slog"
 	"os"
@@ -27,9 +26,6 @@ import (
 
 	"github.com/tapline/tapline/sinks/command"
 )
-
-//go:embed policy.yml
-var defaultPolicy []byte
 
 func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
@@ -47,7 +43,7 @@ func newHandler(ctx context.Context, log *slog.Logger) (*command.Handler, error)
 	if path := os.Getenv("TAPLINE_COMMAND_POLICY"); path != "" {
 		p, err = command.LoadPolicy(path)
 	} else {
-		p, err = command.ParsePolicy("embedded policy.yml", defaultPolicy)
+		p = command.Default()
 	}
 	if err != nil {
 		return nil, err

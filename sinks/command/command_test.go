@@ -241,3 +241,10 @@ func TestShadowRequest(t *testing.T) {
 		t.Fatal("an invalid device id reached the shadow")
 	}
 }
+
+func TestDefaultPolicy(t *testing.T) {
+	p := Default()
+	if c, ok, err := p.ForAlert(alert("a1", "keg-leak", rules.Firing, "keg-0001"), time.Now()); !ok || err != nil || c.Desired["valve"] != "closed" {
+		t.Fatalf("the default policy does not close the valve on a leak: %+v %v %v", c, ok, err)
+	}
+}

@@ -2,6 +2,7 @@ package command
 
 import (
 	"bytes"
+	_ "embed"
 	"errors"
 	"fmt"
 	"os"
@@ -103,6 +104,18 @@ func ParsePolicy(file string, data []byte) (*Policy, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+//go:embed policy.yml
+var defaultPolicy []byte
+
+// Default returns the default policy (policy.yml in this package).
+func Default() *Policy {
+	p, err := ParsePolicy("policy.yml", defaultPolicy)
+	if err != nil {
+		panic(err) // TestDefaultPolicy keeps it valid
+	}
+	return p
 }
 
 // ErrRefused is wrapped by the errors of commands the policy does not

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tapline/tapline/cmd/internal/fleet"
+	"github.com/tapline/tapline/sinks/command"
 	"github.com/tapline/tapline/pipeline"
 	"github.com/tapline/tapline/schemas"
 	"github.com/tapline/tapline/sinks/batch"
@@ -50,6 +51,8 @@ type Summary struct {
 	Rejected          map[string]uint64
 	Windows           uint64
 	Alerts            []string // one line per alert, in order
+	Story             []string // the loop closing: alert -> command -> keg -> resolution
+	Commands          int      // commands the kegs applied
 	Fired, Resolved   uint64
 	DeadLetterFile    string
 	Files             int    // Parquet files written
@@ -116,6 +119,11 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	sum := &Summary{Rejected: map[string]uint64{}, DeadLetterFile: dl.Path()}
 	firing := map[string]bool{}
+	// The loop closes in process: alerts go through the command policy the
+	// commander Lambda runs, and the kegs obey before their next report.
+	policy := command.Default()
+	var commands []*command.Command
+	acted := map[string]string{} // incident -> what the keg did
 	p := &progress{out: o.Out, live: o.Live}
 	proc, err := pipeline.NewProcessor(pipeline.Options{
 		Shard:       "demo",
@@ -133,6 +141,18 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 				delete(firing, a.Incident)
 			}
 			p.println(line)
+			msg := &command.AlertMessage{AlertID: a.ID, Rule: a.Rule, State: a.State, DeviceID: a.Device}
+			if c, ok, err := policy.ForAlert(msg, time.UnixMilli(a.At)); ok && err == nil {
+				commands = append(commands, c)
+				acted[a.Incident] = c.Action
+				story := fmt.Sprintf("%s %s: %s detected -> %s", offset(a.At), a.Device, a.Rule, c.Action)
+				sum.Story = append(sum.Story, story)
+				p.println("         command  " + story)
+			} else if a.State == rules.Resolved && acted[a.Incident] != "" {
+				story := fmt.Sprintf("%s %s: %s resolved after %s", offset(a.At), a.Device, a.Rule, acted[a.Incident])
+				sum.Story = append(sum.Story, story)
+				p.println("         loop     " + story)
+			}
 		},
 	})
 	if err != nil {
@@ -173,6 +193,12 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 			}
 		}
 		proc.Tick(tick) // the simulated clock, so runs repeat exactly
+		for _, c := range commands { // the kegs obey before their next report
+			if changed, err := fl.Apply(c); err == nil && changed {
+				sum.Commands++
+			}
+		}
+		commands = commands[:0]
 		inLoop += time.Since(t0)
 		sum.Records += uint64(len(batch))
 		if out.Due(proc.Watermark()) {
@@ -241,6 +267,10 @@ func (s *Summary) Print(w io.Writer) {
 	fmt.Fprintf(w, "  records       %d in, %d aggregated, %d dead-lettered (%s)\n", s.Records, s.Accepted, total, strings.Join(reasons, ", "))
 	fmt.Fprintf(w, "  windows       %d closed\n", s.Windows)
 	fmt.Fprintf(w, "  alerts        %d fired, %d resolved\n", s.Fired, s.Resolved)
+	fmt.Fprintf(w, "  commands      %d applied by the kegs (policy: sinks/command/policy.yml)\n", s.Commands)
+	for _, line := range s.Story {
+		fmt.Fprintf(w, "    %s\n", line)
+	}
 	fmt.Fprintf(w, "  parquet       %d files written (%d already there) under %s/{raw,windows,alerts}/dt=.../hour=.../\n", s.Files, s.FilesExisting, filepath.Dir(filepath.Dir(s.DeadLetterFile)))
 	fmt.Fprintf(w, "  dead letters  %s\n", s.DeadLetterFile)
 	fmt.Fprintf(w, "  time          %.1fs; the loop (decode, windows, rules, Arrow rows) ran at %.0f records/s on one core\n", s.Elapsed.Seconds(), s.LoopRate)

@@ -33,11 +33,13 @@ func TestDemoCatchesEveryFault(t *testing.T) {
 	sum := run(t, t.TempDir())
 	want := []string{
 		"FIRING   critical keg-leak          keg-0007",
+		"RESOLVED critical keg-leak          keg-0007", // the valve closed
 		"FIRING   critical keg-offline       keg-0021",
 		"FIRING   warning  gas-pressure-drop keg-0031",
 		"RESOLVED warning  gas-pressure-drop keg-0031",
 		"FIRING   warning  cooler-failure    keg-0013",
 		"FIRING   info     temp-anomaly      keg-0041",
+		"RESOLVED warning  cooler-failure    keg-0013", // the cooler boosted
 	}
 	var got []string
 	for _, a := range sum.Alerts {
@@ -48,6 +50,17 @@ func TestDemoCatchesEveryFault(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("alerts:\n%s\nwant (in order):\n%s", strings.Join(sum.Alerts, "\n"), strings.Join(want, "\n"))
+	}
+	// The loop closes: the policy's commands reach the kegs, which act.
+	story := strings.Join(sum.Story, "\n")
+	for _, want := range []string{"keg-0007: keg-leak detected -> close_valve", "keg-0007: keg-leak resolved after close_valve",
+		"keg-0013: cooler-failure detected -> boost_cooler", "keg-0013: cooler-failure resolved after boost_cooler"} {
+		if !strings.Contains(story, want) {
+			t.Errorf("story lacks %q:\n%s", want, story)
+		}
+	}
+	if sum.Commands != 2 {
+		t.Errorf("kegs applied %d commands, want 2", sum.Commands)
 	}
 	if sum.Accepted == 0 || sum.Rejected["malformed_json"] == 0 || sum.Rejected["late"] == 0 {
 		t.Fatalf("want aggregated, malformed and late records: %+v", sum)
