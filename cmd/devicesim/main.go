@@ -88,7 +88,8 @@ func main() {
 	var fs faults
 	stream := flag.String("stream", envOr("TAPLINE_STREAM", "telemetry"), "Kinesis stream (TAPLINE_STREAM); empty: no Kinesis output")
 	endpoint := flag.String("endpoint", os.Getenv("TAPLINE_ENDPOINTS_KINESIS"), "Kinesis endpoint URL; empty: AWS (TAPLINE_ENDPOINTS_KINESIS)")
-	devices := flag.Int("devices", 200, "simulated kegs")
+	devices := flag.Int("devices", 200, "simulated devices")
+	profile := flag.String("profile", "keg", "device profile: keg or sensor (temperature, humidity, battery)")
 	duration := flag.Duration("duration", time.Hour, "event time to simulate, ending about now")
 	speed := flag.Float64("speed", 0, "simulated seconds per real second; 0: as fast as possible")
 	rate := flag.Int("rate", 0, "at most this many records per second to Kinesis; 0: unlimited")
@@ -104,7 +105,14 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, *stream, *endpoint, *devices, *duration, *speed, *rate, *seed, *badRate, *mqttURL, *mqttTelemetry, *cert, *key, *ca, *jsonl, fs); err != nil {
+	if *profile != "keg" && *profile != fleet.Sensor {
+		fmt.Fprintln(os.Stderr, "devicesim: -profile must be keg or sensor")
+		os.Exit(2)
+	}
+	if *profile == "keg" {
+		*profile = fleet.Keg
+	}
+	if err := run(ctx, *profile, *stream, *endpoint, *devices, *duration, *speed, *rate, *seed, *badRate, *mqttURL, *mqttTelemetry, *cert, *key, *ca, *jsonl, fs); err != nil {
 		fmt.Fprintln(os.Stderr, "devicesim:", err)
 		os.Exit(1)
 	}
@@ -117,7 +125,7 @@ func envOr(k, def string) string {
 	return def
 }
 
-func run(ctx context.Context, stream, endpoint string, devices int, duration time.Duration, speed float64, rate int, seed uint64,
+func run(ctx context.Context, profile, stream, endpoint string, devices int, duration time.Duration, speed float64, rate int, seed uint64,
 	badRate float64, mqttURL string, mqttTelemetry bool, cert, key, ca, jsonl string, fs faults) error {
 	if devices < 1 || duration <= 0 || speed < 0 {
 		return fmt.Errorf("need devices >= 1, duration > 0, speed >= 0")
@@ -129,7 +137,7 @@ func run(ctx context.Context, stream, endpoint string, devices int, duration tim
 		fs[i].Device %= devices
 	}
 	o := sim.Options{
-		Fleet:    fleet.Options{Devices: devices, Start: start, Seed: seed, Faults: fs, BadRate: badRate, LateRate: 0.0005, JitterRate: 0.02},
+		Fleet:    fleet.Options{Profile: profile, Devices: devices, Start: start, Seed: seed, Faults: fs, BadRate: badRate, LateRate: 0.0005, JitterRate: 0.02},
 		Duration: duration, Speed: speed, Stream: stream, MaxRate: rate,
 		OnCommand: func(c command.Command, changed bool, err error) {
 			switch {

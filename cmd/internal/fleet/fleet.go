@@ -45,8 +45,15 @@ const (
 	Duplicate     FaultKind = "duplicate"      // every report is sent twice
 )
 
+// Profiles of simulated devices.
+const (
+	Keg    = ""       // smart beer kegs (the default): flow, temperature, CO2 pressure, battery
+	Sensor = "sensor" // a generic environment sensor: temperature, humidity, battery
+)
+
 // Options describe a fleet.
 type Options struct {
+	Profile  string // Keg or Sensor
 	Devices  int
 	Interval time.Duration // between a keg's reports; default 10s
 	Start    time.Time     // event time of the first report
@@ -96,7 +103,11 @@ func New(opts Options) *Fleet {
 	}
 	f := &Fleet{opts: opts, rng: rand.New(rand.NewPCG(opts.Seed, 0x7a91))}
 	for i := 0; i < opts.Devices; i++ {
-		f.kegs = append(f.kegs, keg{id: DeviceID(i), temp: 3 + f.rng.Float64(), battery: 3.9 + 0.2*f.rng.Float64()})
+		k := keg{id: DeviceID(i), temp: 3 + f.rng.Float64(), battery: 3.9 + 0.2*f.rng.Float64()}
+		if opts.Profile == Sensor {
+			k.id, k.temp = fmt.Sprintf("sensor-%04d", i+1), 20+2*f.rng.Float64()
+		}
+		f.kegs = append(f.kegs, k)
 	}
 	return f
 }
@@ -175,6 +186,9 @@ func (f *Fleet) faulty(i int, kind FaultKind) bool {
 
 // report advances keg i by one interval and renders its telemetry.
 func (f *Fleet) report(i int, ts time.Time) []byte {
+	if f.opts.Profile == Sensor {
+		return f.sensorReport(i, ts)
+	}
 	k := &f.kegs[i]
 	k.seq++
 	// Pours start at random (a busy bar: about one every 6 minutes per tap)
@@ -314,4 +328,30 @@ func (f *Fleet) Reported(deviceID string) map[string]string {
 		cooler = "boost"
 	}
 	return map[string]string{"valve": valve, "cooler": cooler}
+}
+
+// sensorReport renders a generic sensor: room temperature drifting with
+// the hour, humidity, battery. A stuck sensor repeats its temperature;
+// a cooler failure here is a heat source: +0.2 C a minute.
+func (f *Fleet) sensorReport(i int, ts time.Time) []byte {
+	k := &f.kegs[i]
+	k.seq++
+	hour := float64(ts.UTC().Hour()) + float64(ts.UTC().Minute())/60
+	target := 21 + 2*math.Sin((hour-9)/24*2*math.Pi)
+	k.temp += (target-k.temp)*0.05 + 0.05*f.rng.NormFloat64()
+	if f.faulty(i, CoolerFailure) {
+		k.temp += 0.2 * f.opts.Interval.Minutes()
+	}
+	temp := k.temp
+	if f.faulty(i, StuckSensor) {
+		if k.stuckAt == 0 {
+			k.stuckAt = temp
+		}
+		temp = k.stuckAt
+	}
+	humidity := 45 - (k.temp-21)*2 + 2*f.rng.NormFloat64()
+	k.battery -= 0.00001 * f.opts.Interval.Seconds()
+	return fmt.Appendf(nil, `{"device_id":"%s","ts":%d,"seq":%d,"metrics":{"temp_c":%s,"humidity_pct":%s,"battery_v":%s}}`,
+		k.id, ts.UnixMilli(), k.seq, strconv.FormatFloat(round(temp, 2), 'f', -1, 64),
+		strconv.FormatFloat(round(humidity, 1), 'f', -1, 64), strconv.FormatFloat(round(k.battery, 3), 'f', -1, 64))
 }

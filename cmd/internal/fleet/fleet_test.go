@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 
@@ -150,5 +151,19 @@ func TestScenarios(t *testing.T) {
 	}
 	if failing < 10 || failing > 30 {
 		t.Errorf("cooler failure on %d of 200 kegs, want about 10%%", failing)
+	}
+}
+
+func TestSensorProfile(t *testing.T) {
+	f := New(Options{Profile: Sensor, Devices: 5, Start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Seed: 3,
+		Faults: []Fault{{Kind: StuckSensor, Device: 0}}})
+	recs := decodeAll(t, f, 30)
+	if len(recs) != 150 {
+		t.Fatalf("%d records, want 150", len(recs))
+	}
+	for _, r := range recs {
+		if !strings.HasPrefix(string(r.DeviceID), "sensor-") || metric(r, "humidity_pct") < 0 || metric(r, "temp_c") < 10 || metric(r, "temp_c") > 30 {
+			t.Fatalf("sensor record %s %v", r.DeviceID, r.Metrics)
+		}
 	}
 }

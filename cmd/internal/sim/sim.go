@@ -41,6 +41,8 @@ type Options struct {
 	// OnTick is called after each tick is sent, with its event time and
 	// the wall time it was sent. Optional.
 	OnTick func(eventTime, sent time.Time)
+	// OnStart is called once the kegs listen for commands. Optional.
+	OnStart func()
 	// OnCommand is called for each command received, with whether the keg
 	// changed and why not. Optional.
 	OnCommand func(c command.Command, changed bool, err error)
@@ -64,6 +66,9 @@ func Run(ctx context.Context, o Options) (Stats, error) {
 		if err := subscribe(o.MQTT, cmds); err != nil {
 			return st, err
 		}
+	}
+	if o.OnStart != nil {
+		o.OnStart()
 	}
 	began := time.Now()
 	var batch []fleet.Record
