@@ -19,10 +19,10 @@ import (
 	"time"
 
 	"github.com/tapline/tapline/cmd/internal/fleet"
-	"github.com/tapline/tapline/sinks/command"
 	"github.com/tapline/tapline/pipeline"
 	"github.com/tapline/tapline/schemas"
 	"github.com/tapline/tapline/sinks/batch"
+	"github.com/tapline/tapline/sinks/command"
 	"github.com/tapline/tapline/sinks/deadletter"
 	"github.com/tapline/tapline/sinks/localdir"
 	"github.com/tapline/tapline/windows"
@@ -192,7 +192,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 				return nil, err
 			}
 		}
-		proc.Tick(tick) // the simulated clock, so runs repeat exactly
+		proc.Tick(tick)              // the simulated clock, so runs repeat exactly
 		for _, c := range commands { // the kegs obey before their next report
 			if changed, err := fl.Apply(c); err == nil && changed {
 				sum.Commands++
