@@ -11,12 +11,13 @@ FUZZ_TIME   ?= 300000x
 FUZZ_RULES  ?= 100000x
 FUZZ_KEY    ?= 200000x
 
-.PHONY: all test unit fuzz lint bench bench-full demo local-stack stack-up stack-down
+.PHONY: all test unit fuzz lint bench bench-full demo local-stack stack-up stack-down deploy-check build-check
 
 all: test
 
-## test: every test: lint, unit, golden and integration tests with -race, brief fuzzing
-test: lint local-stack unit fuzz
+## test: every test: lint, unit, golden and integration tests with -race,
+## brief fuzzing, and the deployment checks
+test: lint local-stack unit fuzz deploy-check
 
 ## local-stack: install the pinned servers the integration tests start:
 ## kinesalite (Kinesis), dynalite (DynamoDB) and DuckDB (Athena) from
@@ -45,6 +46,26 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRFC3339$$' -fuzztime $(FUZZ_TIME) ./schemas
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZ_RULES) ./windows/rules
 	$(GO) test -run '^$$' -fuzz '^FuzzKey$$' -fuzztime $(FUZZ_KEY) ./sinks/layout
+
+## build-check: the container's build step gives a static, reproducible,
+## version-stamped binary (docker cannot run here)
+build-check:
+	sh deploy/build-check.sh
+
+## deploy-check: the CDK app (its own module, deploy/cdk; named packages,
+## since node_modules holds the CLI's Go templates) is vetted, its
+## assertion tests pass, and `cdk synth` (CLI pinned in
+## deploy/cdk/package-lock.json) runs offline with the commander built for
+## Lambda (linux/arm64)
+CDK_ENV := JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 CDK_DISABLE_VERSION_CHECK=1
+deploy-check: build-check
+	GOARCH=arm64 deploy/build.sh .tools/dist/commander/bootstrap ./cmd/commander
+	cd deploy/cdk && $(GO) vet . ./taplinestack && $(GO) tool -modfile=../tools/go.mod staticcheck . ./taplinestack
+	cd deploy/cdk && $(CDK_ENV) $(GO) test -count=1 . ./taplinestack
+	npm ci --prefix deploy/cdk --no-audit --no-fund --loglevel=error
+	rm -rf .tools/cdk.out
+	cd deploy/cdk && $(CDK_ENV) ./node_modules/.bin/cdk synth --quiet --no-notices --no-version-reporting -o ../../.tools/cdk.out -c opsEmail=ops@example.com > /dev/null
+	@echo "deploy-check: synthesized $$(ls .tools/cdk.out/*.template.json)"
 
 ## lint: gofmt, go vet and staticcheck (pinned in deploy/tools/go.mod)
 lint:

@@ -4,6 +4,8 @@
 //	tapline run         the service: consume a Kinesis stream, write S3, publish alerts
 //	tapline demo        run the shard loop on a simulated keg fleet (no AWS needed)
 //	tapline athena-ddl  print the Athena DDL for the S3 datasets
+//	tapline healthcheck GET /healthz of a running service (the container's health check)
+//	tapline version     print the version stamped at build time
 package main
 
 import (
@@ -12,7 +14,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"net/http"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -27,6 +31,8 @@ commands:
   run         the service: consume a Kinesis stream (KCL), write Parquet to S3, publish alerts to SNS
   demo        run the shard loop on a simulated keg fleet, no AWS account needed
   athena-ddl  print the Athena/Glue DDL (with partition projection) for the S3 datasets
+  healthcheck exit 0 if the service on TAPLINE_HTTP_ADDR (default :8080) answers /healthz
+  version     print the version
 
 Run 'tapline <command> -h' for a command's flags.
 `
@@ -44,6 +50,11 @@ func main() {
 		err = runService(ctx, os.Args[2:])
 	case "demo":
 		err = runDemo(ctx, os.Args[2:])
+	case "healthcheck":
+		err = healthcheck(os.Getenv("TAPLINE_HTTP_ADDR"))
+	case "version":
+		fmt.Println("tapline", version)
+		return
 	case "athena-ddl":
 		err = runAthenaDDL(os.Args[2:])
 	case "-h", "--help", "help":
@@ -97,6 +108,30 @@ func runService(ctx context.Context, args []string) error {
 		return err
 	}
 	return service.Run(ctx, cfg, service.Logger(cfg, os.Stderr))
+}
+
+// version is stamped by deploy/build.sh (-ldflags -X main.version=...).
+var version = "dev"
+
+// healthcheck is the container's health check: distroless images have no
+// curl, so the binary checks itself.
+func healthcheck(addr string) error {
+	if addr == "" {
+		addr = ":8080"
+	}
+	if strings.HasPrefix(addr, ":") {
+		addr = "127.0.0.1" + addr
+	}
+	c := http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get("http://" + addr + "/healthz")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthz: %s", resp.Status)
+	}
+	return nil
 }
 
 func runAthenaDDL(args []string) error {

@@ -36,11 +36,13 @@ type shard struct {
 	cutAt     string // a recorded cut (see cut) not yet reached
 	dir       string // state directory of the committed position
 
-	lost     atomic.Bool
-	lostWhy  atomic.Value // error
-	stats    pipeline.Stats
-	lastCkpt time.Time
-	behind   int64
+	lost    atomic.Bool
+	lostWhy atomic.Value // error
+	stats   pipeline.Stats
+	// committedStats are the counters at the last commit.
+	committedStats pipeline.Stats
+	lastCkpt       time.Time
+	behind         int64
 }
 
 func (s *shard) markLost(why error) {
@@ -285,6 +287,15 @@ func (s *shard) commit(cp kcl.IRecordProcessorCheckpointer, seq string) error {
 	s.committed, s.dir, s.cutAt = seq, dir, ""
 	s.lastCkpt = time.Now()
 	s.c.metrics.checkpoints.Inc()
+	// One line per batch: CloudWatch metric filters read the dead-letter
+	// count from it (deploy/cdk's dead-letter alarm).
+	st := s.proc.Stats()
+	var dead uint64
+	for r := range st.Rejected {
+		dead += st.Rejected[r] - s.committedStats.Rejected[r]
+	}
+	s.log.Info("batch committed", "checkpoint", seq, "records", st.Records-s.committedStats.Records, "dead_letters", dead)
+	s.committedStats = st
 	return nil
 }
 

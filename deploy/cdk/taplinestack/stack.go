@@ -1,0 +1,363 @@
+// Package taplinestack is tapline's AWS architecture as a CDK v2 stack:
+// IoT Core topic rule -> Kinesis -> tapline on ECS Fargate (KCL lease
+// table in DynamoDB) -> S3 (Parquet, Glue tables with partition
+// projection, an Athena workgroup) and SNS -> the commander Lambda ->
+// device shadows. Secure by default: one customer-managed KMS key
+// encrypts every store, buckets and topics refuse plain HTTP, the VPC has
+// no NAT (VPC endpoints only), and every role may do only its job.
+package taplinestack
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsapplicationautoscaling"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsathena"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsecs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsglue"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiot"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskinesis"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/tapline/tapline/sinks/athena"
+)
+
+// Props configure the stack. The zero value of a field means its default.
+type Props struct {
+	awscdk.StackProps
+	App              string  // KCL application: lease table name, state directory; default "tapline"
+	Prefix           string  // S3 key prefix of the datasets; default "tapline"
+	Database         string  // Glue database; default "tapline"
+	Shards           float64 // provisioned shards; 0: on-demand
+	DesiredCount     float64 // tapline tasks at start; default 1
+	MaxCount         float64 // autoscaling ceiling; default 4
+	ThingPrefix      string  // commands only reach things whose name starts with it; default "keg-"
+	IoTDataEndpoint  string  // the account's IoT data endpoint (https://...-ats.iot.REGION.amazonaws.com)
+	OpsEmail         string  // optional: alarm and alert emails
+	RepoRoot         string  // the repository (the container's build context)
+	CommanderAsset   string  // directory holding the commander's linux/arm64 "bootstrap"
+	RawRetentionDays float64 // raw telemetry expires after this; default 365
+}
+
+// Topic filter devices publish telemetry on; the third level is the
+// thing name.
+const TelemetryTopic = "tapline/telemetry/+"
+
+// RuleSQL shapes a device message into tapline's record: the device id
+// is the topic's thing name (an IoT policy lets a thing publish only
+// there, so it cannot speak for another), the event time is the
+// payload's ts or, without one, the broker's clock.
+const RuleSQL = "SELECT topic(3) AS device_id, coalesce(ts, timestamp()) AS ts, metrics, seq FROM 'tapline/telemetry/+'"
+
+func (p *Props) defaults() {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&p.App, "tapline")
+	def(&p.Prefix, "tapline")
+	def(&p.Database, "tapline")
+	def(&p.ThingPrefix, "keg-")
+	if p.DesiredCount == 0 {
+		p.DesiredCount = 1
+	}
+	if p.MaxCount == 0 {
+		p.MaxCount = 4
+	}
+	if p.RawRetentionDays == 0 {
+		p.RawRetentionDays = 365
+	}
+}
+
+// New builds the stack.
+func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
+	p.defaults()
+	if p.RepoRoot == "" || p.CommanderAsset == "" {
+		return nil, fmt.Errorf("taplinestack: RepoRoot and CommanderAsset are required")
+	}
+	stack := awscdk.NewStack(scope, &id, &p.StackProps)
+	s := jsii.String
+
+	key := awskms.NewKey(stack, s("Key"), &awskms.KeyProps{
+		EnableKeyRotation: jsii.Bool(true),
+		Description:       s("tapline: stream, lease table, data lake, topics, queues and logs"),
+	})
+	// CloudWatch Logs and the IoT rule's role use the key through services.
+	key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(s(fmt.Sprintf("logs.%s.amazonaws.com", *stack.Region())), nil)},
+		Actions:    s2("kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"),
+		Resources:  s2("*"), // a key policy's resource is the key itself
+	}), jsii.Bool(false))
+
+	// Kinesis: devices' records, partitioned by device id.
+	streamProps := &awskinesis.StreamProps{
+		Encryption: awskinesis.StreamEncryption_KMS, EncryptionKey: key,
+		RetentionPeriod: awscdk.Duration_Hours(jsii.Number(48)),
+		StreamMode:      awskinesis.StreamMode_ON_DEMAND,
+	}
+	if p.Shards > 0 {
+		streamProps.StreamMode, streamProps.ShardCount = awskinesis.StreamMode_PROVISIONED, jsii.Number(p.Shards)
+	}
+	stream := awskinesis.NewStream(stack, s("Stream"), streamProps)
+
+	// The KCL lease table, pre-created with the schema vmware-go-kcl-v2
+	// uses (hash key ShardID), so the service needs no CreateTable.
+	leases := awsdynamodb.NewTable(stack, s("Leases"), &awsdynamodb.TableProps{
+		TableName:    s(p.App),
+		PartitionKey: &awsdynamodb.Attribute{Name: s("ShardID"), Type: awsdynamodb.AttributeType_STRING},
+		BillingMode:  awsdynamodb.BillingMode_PAY_PER_REQUEST,
+		Encryption:   awsdynamodb.TableEncryption_CUSTOMER_MANAGED, EncryptionKey: key,
+		PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{PointInTimeRecoveryEnabled: jsii.Bool(true)},
+		RemovalPolicy:                    awscdk.RemovalPolicy_DESTROY, // leases only: the data is in S3
+	})
+
+	// The data lake.
+	lake := awss3.NewBucket(stack, s("Lake"), &awss3.BucketProps{
+		BlockPublicAccess: awss3.BlockPublicAccess_BLOCK_ALL(),
+		ObjectOwnership:   awss3.ObjectOwnership_BUCKET_OWNER_ENFORCED,
+		Encryption:        awss3.BucketEncryption_KMS, EncryptionKey: key, BucketKeyEnabled: jsii.Bool(true),
+		EnforceSSL: jsii.Bool(true), MinimumTLSVersion: jsii.Number(1.2),
+		Versioned: jsii.Bool(false), // objects are written once (If-None-Match)
+		LifecycleRules: &[]*awss3.LifecycleRule{
+			{Id: s("raw"), Prefix: s(p.Prefix + "/raw/"), Expiration: awscdk.Duration_Days(jsii.Number(p.RawRetentionDays)),
+				Transitions: &[]*awss3.Transition{{StorageClass: awss3.StorageClass_INTELLIGENT_TIERING(), TransitionAfter: awscdk.Duration_Days(jsii.Number(0))}}},
+			{Id: s("state"), Prefix: s(p.Prefix + "/_state/"), Expiration: awscdk.Duration_Days(jsii.Number(14))},
+			{Id: s("athena-results"), Prefix: s("athena-results/"), Expiration: awscdk.Duration_Days(jsii.Number(30))},
+			{Id: s("incomplete-uploads"), AbortIncompleteMultipartUploadAfter: awscdk.Duration_Days(jsii.Number(1))},
+		},
+		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+	})
+
+	// Glue tables with partition projection: the same definitions as
+	// `tapline athena-ddl` (package athena), located in this bucket.
+	tables, err := athena.Tables("placeholder-bucket", p.Prefix, "2024-01-01")
+	if err != nil {
+		return nil, err
+	}
+	db := awsglue.NewCfnDatabase(stack, s("Database"), &awsglue.CfnDatabaseProps{
+		CatalogId:     stack.Account(),
+		DatabaseInput: &awsglue.CfnDatabase_DatabaseInputProperty{Name: s(p.Database), Description: s("tapline's datasets")},
+	})
+	for _, t := range tables {
+		located := func(v string) *string {
+			return awscdk.Fn_Join(s(""), &[]*string{s("s3://"), lake.BucketName(), s("/" + strings.TrimPrefix(v, "s3://placeholder-bucket/"))})
+		}
+		params := map[string]*string{"classification": s("parquet"), "EXTERNAL": s("TRUE")}
+		for k, v := range t.Projection {
+			if strings.HasPrefix(v, "s3://placeholder-bucket/") {
+				params[k] = located(v)
+			} else {
+				params[k] = s(v)
+			}
+		}
+		var cols []interface{}
+		for _, c := range t.Columns {
+			cols = append(cols, &awsglue.CfnTable_ColumnProperty{Name: s(c.Name), Type: s(c.Type)})
+		}
+		tbl := awsglue.NewCfnTable(stack, s("Table"+strings.ToUpper(t.Name[:1])+t.Name[1:]), &awsglue.CfnTableProps{
+			CatalogId: stack.Account(), DatabaseName: s(p.Database),
+			TableInput: &awsglue.CfnTable_TableInputProperty{
+				Name: s(t.Name), TableType: s("EXTERNAL_TABLE"), Parameters: params,
+				PartitionKeys: &[]interface{}{
+					&awsglue.CfnTable_ColumnProperty{Name: s("dt"), Type: s("string")},
+					&awsglue.CfnTable_ColumnProperty{Name: s("hour"), Type: s("string")},
+				},
+				StorageDescriptor: &awsglue.CfnTable_StorageDescriptorProperty{
+					Columns: &cols, Location: located(t.Location),
+					InputFormat:  s("org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"),
+					OutputFormat: s("org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"),
+					SerdeInfo:    &awsglue.CfnTable_SerdeInfoProperty{SerializationLibrary: s("org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe")},
+				},
+			},
+		})
+		tbl.Node().AddDependency(db)
+	}
+	awsathena.NewCfnWorkGroup(stack, s("WorkGroup"), &awsathena.CfnWorkGroupProps{
+		Name: s(p.App), RecursiveDeleteOption: jsii.Bool(true),
+		WorkGroupConfiguration: &awsathena.CfnWorkGroup_WorkGroupConfigurationProperty{
+			EnforceWorkGroupConfiguration: jsii.Bool(true), PublishCloudWatchMetricsEnabled: jsii.Bool(true),
+			ResultConfiguration: &awsathena.CfnWorkGroup_ResultConfigurationProperty{
+				OutputLocation:          awscdk.Fn_Join(s(""), &[]*string{s("s3://"), lake.BucketName(), s("/athena-results/")}),
+				EncryptionConfiguration: &awsathena.CfnWorkGroup_EncryptionConfigurationProperty{EncryptionOption: s("SSE_KMS"), KmsKey: key.KeyArn()},
+			},
+		},
+	})
+
+	// Alerts (to the commander and ops) and operational alarms (ops).
+	alerts := awssns.NewTopic(stack, s("Alerts"), &awssns.TopicProps{MasterKey: key, EnforceSSL: jsii.Bool(true)})
+	ops := awssns.NewTopic(stack, s("Ops"), &awssns.TopicProps{MasterKey: key, EnforceSSL: jsii.Bool(true)})
+	if p.OpsEmail != "" {
+		alerts.AddSubscription(awssnssubscriptions.NewEmailSubscription(s(p.OpsEmail), nil))
+		ops.AddSubscription(awssnssubscriptions.NewEmailSubscription(s(p.OpsEmail), nil))
+	}
+
+	// IoT Core -> Kinesis.
+	ruleLogs := awslogs.NewLogGroup(stack, s("RuleErrors"), &awslogs.LogGroupProps{Retention: awslogs.RetentionDays_ONE_MONTH, EncryptionKey: key})
+	ruleRole := awsiam.NewRole(stack, s("RuleRole"), &awsiam.RoleProps{AssumedBy: awsiam.NewServicePrincipal(s("iot.amazonaws.com"), nil)})
+	stream.GrantWrite(ruleRole)
+	ruleLogs.GrantWrite(ruleRole)
+	awsiot.NewCfnTopicRule(stack, s("TelemetryRule"), &awsiot.CfnTopicRuleProps{
+		TopicRulePayload: &awsiot.CfnTopicRule_TopicRulePayloadProperty{
+			Sql: s(RuleSQL), AwsIotSqlVersion: s("2016-03-23"), RuleDisabled: jsii.Bool(false),
+			Actions: &[]interface{}{&awsiot.CfnTopicRule_ActionProperty{Kinesis: &awsiot.CfnTopicRule_KinesisActionProperty{
+				StreamName: stream.StreamName(), PartitionKey: s("${topic(3)}"), RoleArn: ruleRole.RoleArn(),
+			}}},
+			ErrorAction: &awsiot.CfnTopicRule_ActionProperty{CloudwatchLogs: &awsiot.CfnTopicRule_CloudwatchLogsActionProperty{
+				LogGroupName: ruleLogs.LogGroupName(), RoleArn: ruleRole.RoleArn(),
+			}},
+		},
+	})
+
+	// The commander Lambda.
+	dlq := awssqs.NewQueue(stack, s("CommanderDLQ"), &awssqs.QueueProps{
+		Encryption: awssqs.QueueEncryption_KMS, EncryptionMasterKey: key, EnforceSSL: jsii.Bool(true),
+		RetentionPeriod: awscdk.Duration_Days(jsii.Number(14)),
+	})
+	commander := awslambda.NewFunction(stack, s("Commander"), &awslambda.FunctionProps{
+		Runtime: awslambda.Runtime_PROVIDED_AL2023(), Architecture: awslambda.Architecture_ARM_64(),
+		Handler: s("bootstrap"), Code: awslambda.Code_FromAsset(s(p.CommanderAsset), nil),
+		Timeout: awscdk.Duration_Seconds(jsii.Number(30)), MemorySize: jsii.Number(128),
+		Environment: &map[string]*string{
+			"TAPLINE_COMMAND_BACKEND":   s("shadow"),
+			"TAPLINE_ENDPOINTS_IOTDATA": s(p.IoTDataEndpoint),
+		},
+		DeadLetterQueue: dlq, RetryAttempts: jsii.Number(2),
+		LogGroup: awslogs.NewLogGroup(stack, s("CommanderLogs"), &awslogs.LogGroupProps{Retention: awslogs.RetentionDays_ONE_MONTH, EncryptionKey: key}),
+	})
+	commander.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions:   s2("iot:UpdateThingShadow"),
+		Resources: &[]*string{awscdk.Fn_Sub(s("arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}:thing/"+p.ThingPrefix+"*"), nil)},
+	}))
+	commander.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions:   s2("iot:Publish"),
+		Resources: &[]*string{awscdk.Fn_Sub(s("arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}:topic/tapline/commands/"+p.ThingPrefix+"*"), nil)},
+	}))
+	alerts.AddSubscription(awssnssubscriptions.NewLambdaSubscription(commander, &awssnssubscriptions.LambdaSubscriptionProps{DeadLetterQueue: dlq}))
+
+	// The network: private subnets, no NAT; VPC endpoints for everything
+	// the task talks to.
+	vpc := awsec2.NewVpc(stack, s("Vpc"), &awsec2.VpcProps{
+		MaxAzs: jsii.Number(2), NatGateways: jsii.Number(0),
+		SubnetConfiguration: &[]*awsec2.SubnetConfiguration{{Name: s("private"), SubnetType: awsec2.SubnetType_PRIVATE_ISOLATED, CidrMask: jsii.Number(24)}},
+	})
+	vpc.AddGatewayEndpoint(s("S3"), &awsec2.GatewayVpcEndpointOptions{Service: awsec2.GatewayVpcEndpointAwsService_S3()})
+	vpc.AddGatewayEndpoint(s("DynamoDB"), &awsec2.GatewayVpcEndpointOptions{Service: awsec2.GatewayVpcEndpointAwsService_DYNAMODB()})
+	for name, svc := range map[string]awsec2.InterfaceVpcEndpointAwsService{
+		"Kinesis": awsec2.InterfaceVpcEndpointAwsService_KINESIS_STREAMS(), "SNS": awsec2.InterfaceVpcEndpointAwsService_SNS(),
+		"Logs": awsec2.InterfaceVpcEndpointAwsService_CLOUDWATCH_LOGS(), "KMS": awsec2.InterfaceVpcEndpointAwsService_KMS(),
+		"ECR": awsec2.InterfaceVpcEndpointAwsService_ECR(), "ECRDocker": awsec2.InterfaceVpcEndpointAwsService_ECR_DOCKER(),
+	} {
+		vpc.AddInterfaceEndpoint(s(name), &awsec2.InterfaceVpcEndpointOptions{Service: svc, PrivateDnsEnabled: jsii.Bool(true)})
+	}
+
+	// The service.
+	logs := awslogs.NewLogGroup(stack, s("ServiceLogs"), &awslogs.LogGroupProps{Retention: awslogs.RetentionDays_ONE_MONTH, EncryptionKey: key})
+	taskRole := awsiam.NewRole(stack, s("TaskRole"), &awsiam.RoleProps{AssumedBy: awsiam.NewServicePrincipal(s("ecs-tasks.amazonaws.com"), nil)})
+	execRole := awsiam.NewRole(stack, s("ExecutionRole"), &awsiam.RoleProps{AssumedBy: awsiam.NewServicePrincipal(s("ecs-tasks.amazonaws.com"), nil)})
+	stream.GrantRead(taskRole)
+	leases.GrantReadWriteData(taskRole)
+	alerts.GrantPublish(taskRole)
+	taskRole.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions:   s2("s3:GetObject", "s3:PutObject"),
+		Resources: &[]*string{lake.ArnForObjects(s(p.Prefix + "/*"))},
+	}))
+	taskRole.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions: s2("s3:ListBucket"), Resources: &[]*string{lake.BucketArn()},
+		Conditions: &map[string]interface{}{"StringLike": map[string]interface{}{"s3:prefix": []string{p.Prefix + "/*"}}},
+	}))
+	key.Grant(taskRole, s("kms:Decrypt"), s("kms:GenerateDataKey"))
+
+	cluster := awsecs.NewCluster(stack, s("Cluster"), &awsecs.ClusterProps{Vpc: vpc})
+	task := awsecs.NewFargateTaskDefinition(stack, s("Task"), &awsecs.FargateTaskDefinitionProps{
+		Cpu: jsii.Number(1024), MemoryLimitMiB: jsii.Number(4096), TaskRole: taskRole, ExecutionRole: execRole,
+		RuntimePlatform: &awsecs.RuntimePlatform{CpuArchitecture: awsecs.CpuArchitecture_ARM64(), OperatingSystemFamily: awsecs.OperatingSystemFamily_LINUX()},
+	})
+	task.AddContainer(s("tapline"), &awsecs.ContainerDefinitionOptions{
+		Image: awsecs.ContainerImage_FromAsset(s(p.RepoRoot), &awsecs.AssetImageProps{
+			File:    s("deploy/Dockerfile"),
+			Exclude: s2(".git", ".tools", "**/node_modules", "tapline-data", ".tapline-stack", "deploy/cdk/cdk.out", "**/*.test"),
+		}),
+		Command: s2("run"),
+		Environment: &map[string]*string{
+			"TAPLINE_APP": s(p.App), "TAPLINE_STREAM": stream.StreamName(),
+			"TAPLINE_S3_BUCKET": lake.BucketName(), "TAPLINE_S3_PREFIX": s(p.Prefix),
+			"TAPLINE_SNS_TOPIC_ARN": alerts.TopicArn(), "TAPLINE_RULES_FILE": s(""),
+			"TAPLINE_SHUTDOWN_TIMEOUT": s("100s"), "TAPLINE_KCL_SHARD_SYNC": s("5s"),
+		},
+		Logging:      awsecs.LogDriver_AwsLogs(&awsecs.AwsLogDriverProps{StreamPrefix: s("tapline"), LogGroup: logs}),
+		StopTimeout:  awscdk.Duration_Seconds(jsii.Number(120)),
+		PortMappings: &[]*awsecs.PortMapping{{ContainerPort: jsii.Number(8080)}},
+		HealthCheck: &awsecs.HealthCheck{
+			Command:  s2("CMD", "/tapline", "healthcheck"),
+			Interval: awscdk.Duration_Seconds(jsii.Number(30)), Timeout: awscdk.Duration_Seconds(jsii.Number(5)),
+			Retries: jsii.Number(3), StartPeriod: awscdk.Duration_Seconds(jsii.Number(60)),
+		},
+	})
+	service := awsecs.NewFargateService(stack, s("Service"), &awsecs.FargateServiceProps{
+		Cluster: cluster, TaskDefinition: task, DesiredCount: jsii.Number(p.DesiredCount),
+		VpcSubnets:        &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PRIVATE_ISOLATED},
+		CircuitBreaker:    &awsecs.DeploymentCircuitBreaker{Rollback: jsii.Bool(true)},
+		MinHealthyPercent: jsii.Number(100), MaxHealthyPercent: jsii.Number(200),
+	})
+	scaling := service.AutoScaleTaskCount(&awsapplicationautoscaling.EnableScalingProps{MinCapacity: jsii.Number(p.DesiredCount), MaxCapacity: jsii.Number(p.MaxCount)})
+	scaling.ScaleOnCpuUtilization(s("Cpu"), &awsecs.CpuUtilizationScalingProps{TargetUtilizationPercent: jsii.Number(60)})
+	iteratorAge := stream.MetricGetRecordsIteratorAgeMilliseconds(&awscloudwatch.MetricOptions{Statistic: s("Maximum"), Period: awscdk.Duration_Minutes(jsii.Number(1))})
+	scaling.ScaleOnMetric(s("IteratorAge"), &awsapplicationautoscaling.BasicStepScalingPolicyProps{
+		Metric: iteratorAge, AdjustmentType: awsapplicationautoscaling.AdjustmentType_CHANGE_IN_CAPACITY,
+		ScalingSteps: &[]*awsapplicationautoscaling.ScalingInterval{
+			{Upper: jsii.Number(10_000), Change: jsii.Number(-1)},
+			{Lower: jsii.Number(60_000), Change: jsii.Number(1)},
+			{Lower: jsii.Number(300_000), Change: jsii.Number(2)},
+		},
+	})
+
+	// Alarms, to the ops topic.
+	alarm := func(id string, m awscloudwatch.IMetric, threshold float64, what string) {
+		a := awscloudwatch.NewAlarm(stack, s(id), &awscloudwatch.AlarmProps{
+			Metric: m, Threshold: jsii.Number(threshold), EvaluationPeriods: jsii.Number(3),
+			ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD,
+			TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING, AlarmDescription: s(what),
+		})
+		a.AddAlarmAction(awscloudwatchactions.NewSnsAction(ops))
+	}
+	alarm("IteratorAgeAlarm", iteratorAge, 120_000, "tapline is more than 2 minutes behind the stream")
+	metricFrom := func(id, name, pattern, value string) awscloudwatch.IMetric {
+		awslogs.NewMetricFilter(stack, s(id), &awslogs.MetricFilterProps{
+			LogGroup: logs, MetricNamespace: s("Tapline"), MetricName: s(name),
+			FilterPattern: awslogs.FilterPattern_Literal(s(pattern)), MetricValue: s(value),
+		})
+		return awscloudwatch.NewMetric(&awscloudwatch.MetricProps{Namespace: s("Tapline"), MetricName: s(name), Statistic: s("Sum"), Period: awscdk.Duration_Minutes(jsii.Number(5))})
+	}
+	alarm("ProcessingErrorsAlarm", metricFrom("ErrorLines", "ProcessingErrors", `{ $.level = "ERROR" }`, "1"), 0, "tapline logged errors (shard failures, failed checkpoints)")
+	alarm("DeadLettersAlarm", metricFrom("DeadLetterLines", "DeadLetters", `{ $.msg = "batch committed" && $.dead_letters > 0 }`, "$.dead_letters"), 1000, "more than 1,000 records dead-lettered in 5 minutes")
+	alarm("CommanderErrorsAlarm", commander.MetricErrors(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5))}), 0, "the commander Lambda failed")
+	alarm("CommanderDLQAlarm", dlq.MetricApproximateNumberOfMessagesVisible(nil), 0, "alerts the commander could not handle")
+
+	for name, v := range map[string]*string{"Bucket": lake.BucketName(), "Stream": stream.StreamName(), "AlertsTopic": alerts.TopicArn(), "LeaseTable": leases.TableName(), "Commander": commander.FunctionName()} {
+		awscdk.NewCfnOutput(stack, s("Out"+name), &awscdk.CfnOutputProps{Value: v})
+	}
+	return stack, nil
+}
+
+func s2(v ...string) *[]*string {
+	out := make([]*string, len(v))
+	for i := range v {
+		out[i] = jsii.String(v[i])
+	}
+	return &out
+}

@@ -1,0 +1,316 @@
+package taplinestack
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/tapline/tapline/sinks/athena"
+)
+
+// template synthesizes the stack once (offline: no AWS account, the
+// machine's Node runs the CDK) and returns it as JSON.
+var template = func() func(t *testing.T) map[string]any {
+	var tpl map[string]any
+	var err error
+	return func(t *testing.T) map[string]any {
+		t.Helper()
+		if tpl == nil && err == nil {
+			tpl, err = synth(t)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tpl
+	}
+}()
+
+func synth(t *testing.T) (map[string]any, error) {
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..", "..")
+	asset, err := os.MkdirTemp("", "commander-*")
+	if err != nil {
+		return nil, err
+	}
+	// The synth only stages the asset: a placeholder bootstrap will do.
+	if err := os.WriteFile(filepath.Join(asset, "bootstrap"), []byte("placeholder"), 0o755); err != nil {
+		return nil, err
+	}
+	out, err := os.MkdirTemp("", "cdk-out-*")
+	if err != nil {
+		return nil, err
+	}
+	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(out)})
+	stack, err := New(app, "Tapline", Props{
+		StackProps: awscdk.StackProps{Env: &awscdk.Environment{Account: jsii.String("123456789012"), Region: jsii.String("eu-west-1")}},
+		RepoRoot:   root, CommanderAsset: asset, OpsEmail: "ops@example.com",
+		IoTDataEndpoint: "https://example-ats.iot.eu-west-1.amazonaws.com",
+	})
+	if err != nil {
+		return nil, err
+	}
+	tpl := assertions.Template_FromStack(stack, nil).ToJSON()
+	b, err := json.Marshal(tpl)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	return m, json.Unmarshal(b, &m)
+}
+
+// resources returns the template's resources of a type, by logical id.
+func resources(t *testing.T, typ string) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for id, r := range template(t)["Resources"].(map[string]any) {
+		r := r.(map[string]any)
+		if r["Type"] == typ {
+			props, _ := r["Properties"].(map[string]any)
+			out[id] = props
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("no %s in the template", typ)
+	}
+	return out
+}
+
+func get(v any, path ...string) any {
+	for _, p := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[p]
+	}
+	return v
+}
+
+func js(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+// Every store is encrypted with the customer-managed key.
+func TestEncryptionEverywhere(t *testing.T) {
+	for id, p := range resources(t, "AWS::Kinesis::Stream") {
+		if get(p, "StreamEncryption", "EncryptionType") != "KMS" {
+			t.Errorf("stream %s: %s", id, js(p["StreamEncryption"]))
+		}
+	}
+	for id, p := range resources(t, "AWS::DynamoDB::Table") {
+		if get(p, "SSESpecification", "SSEEnabled") != true || get(p, "SSESpecification", "SSEType") != "KMS" || get(p, "BillingMode") != "PAY_PER_REQUEST" {
+			t.Errorf("lease table %s: %s", id, js(p))
+		}
+		if js(p["KeySchema"]) != `[{"AttributeName":"ShardID","KeyType":"HASH"}]` {
+			t.Errorf("lease table key %s: the KCL's schema is ShardID", js(p["KeySchema"]))
+		}
+	}
+	for id, p := range resources(t, "AWS::S3::Bucket") {
+		enc := js(p["BucketEncryption"])
+		if !strings.Contains(enc, `"SSEAlgorithm":"aws:kms"`) || js(get(p, "PublicAccessBlockConfiguration")) != `{"BlockPublicAcls":true,"BlockPublicPolicy":true,"IgnorePublicAcls":true,"RestrictPublicBuckets":true}` ||
+			!strings.Contains(js(p["OwnershipControls"]), "BucketOwnerEnforced") {
+			t.Errorf("bucket %s: %s", id, js(p))
+		}
+	}
+	for _, typ := range []string{"AWS::SNS::Topic", "AWS::SQS::Queue"} {
+		for id, p := range resources(t, typ) {
+			if p["KmsMasterKeyId"] == nil {
+				t.Errorf("%s %s is not encrypted with KMS", typ, id)
+			}
+		}
+	}
+	for id, p := range resources(t, "AWS::Logs::LogGroup") {
+		if p["KmsKeyId"] == nil {
+			t.Errorf("log group %s is not encrypted", id)
+		}
+	}
+	for id, p := range resources(t, "AWS::KMS::Key") {
+		if p["EnableKeyRotation"] != true {
+			t.Errorf("key %s: rotation off", id)
+		}
+	}
+}
+
+// Buckets, topics and queues refuse requests without TLS.
+func TestTLSOnly(t *testing.T) {
+	for _, typ := range []string{"AWS::S3::BucketPolicy", "AWS::SNS::TopicPolicy", "AWS::SQS::QueuePolicy"} {
+		for id, p := range resources(t, typ) {
+			if !strings.Contains(js(p), `"aws:SecureTransport":"false"`) {
+				t.Errorf("%s %s does not deny insecure transport: %s", typ, id, js(p))
+			}
+		}
+	}
+}
+
+// No role may do everything: no "*" or "service:*" action, and "*" as a
+// resource only for actions that have no resource (ECR's token, X-Ray,
+// and the KMS key's own policy, whose resource is the key).
+func TestLeastPrivilege(t *testing.T) {
+	resourceless := map[string]bool{"ecr:GetAuthorizationToken": true}
+	for id, p := range resources(t, "AWS::IAM::Policy") {
+		for _, st := range get(p, "PolicyDocument", "Statement").([]any) {
+			st := st.(map[string]any)
+			actions := list(st["Action"])
+			for _, a := range actions {
+				if a == "*" || strings.HasSuffix(a, ":*") {
+					t.Errorf("policy %s allows %s", id, a)
+				}
+			}
+			res, ok := st["Resource"].([]any)
+			if !ok {
+				res = []any{st["Resource"]}
+			}
+			for _, r := range res {
+				if r == "*" {
+					for _, a := range actions {
+						if !resourceless[a] {
+							t.Errorf("policy %s: %s on every resource", id, a)
+						}
+					}
+				}
+			}
+		}
+	}
+	// The task role: read the stream, use its lease table, write under its
+	// prefix, publish to its topic; the commander: only things and topics
+	// with the configured prefix.
+	all := js(resources(t, "AWS::IAM::Policy"))
+	for _, want := range []string{`"s3:GetObject","s3:PutObject"`, `/tapline/*`, `"s3:prefix":["tapline/*"]`, `thing/keg-*`, `topic/tapline/commands/keg-*`, `"sns:Publish"`, `"kinesis:GetRecords"`} {
+		if !strings.Contains(all, want) {
+			t.Errorf("policies lack %s", want)
+		}
+	}
+	for _, bad := range []string{`"s3:DeleteObject"`, `"dynamodb:CreateTable"`, `"kinesis:PutRecord","kinesis:PutRecords"],"Effect":"Allow","Resource":"*"`} {
+		if strings.Contains(all, bad) {
+			t.Errorf("policies grant %s", bad)
+		}
+	}
+}
+
+func list(v any) []string {
+	switch v := v.(type) {
+	case string:
+		return []string{v}
+	case []any:
+		var out []string
+		for _, x := range v {
+			out = append(out, x.(string))
+		}
+		return out
+	}
+	return nil
+}
+
+// The IoT rule shapes device messages into tapline's records and
+// partitions them by device id; its errors are logged.
+func TestTopicRule(t *testing.T) {
+	for _, p := range resources(t, "AWS::IoT::TopicRule") {
+		payload := p["TopicRulePayload"].(map[string]any)
+		if payload["Sql"] != RuleSQL || payload["AwsIotSqlVersion"] != "2016-03-23" {
+			t.Errorf("rule SQL %v (%v)", payload["Sql"], payload["AwsIotSqlVersion"])
+		}
+		if get(payload["Actions"].([]any)[0], "Kinesis", "PartitionKey") != "${topic(3)}" {
+			t.Errorf("partition key %s", js(payload["Actions"]))
+		}
+		if get(payload, "ErrorAction", "CloudwatchLogs") == nil {
+			t.Error("no error action")
+		}
+	}
+	if !strings.Contains(RuleSQL, "topic(3) AS device_id") || !strings.Contains(RuleSQL, "coalesce(ts, timestamp()) AS ts") {
+		t.Errorf("rule SQL %q does not take the device from the topic and the time from the payload or the broker", RuleSQL)
+	}
+}
+
+// The service: stopTimeout 120 (ECS's maximum), the health check, no
+// public IP, VPC endpoints instead of a NAT.
+func TestService(t *testing.T) {
+	for _, p := range resources(t, "AWS::ECS::TaskDefinition") {
+		c := p["ContainerDefinitions"].([]any)[0].(map[string]any)
+		if c["StopTimeout"] != float64(120) {
+			t.Errorf("stopTimeout %v", c["StopTimeout"])
+		}
+		if js(get(c, "HealthCheck", "Command")) != `["CMD","/tapline","healthcheck"]` {
+			t.Errorf("health check %s", js(c["HealthCheck"]))
+		}
+		if p["TaskRoleArn"] == nil || p["ExecutionRoleArn"] == nil || js(p["TaskRoleArn"]) == js(p["ExecutionRoleArn"]) {
+			t.Error("task and execution roles must be separate")
+		}
+	}
+	for _, p := range resources(t, "AWS::ECS::Service") {
+		if get(p, "NetworkConfiguration", "AwsvpcConfiguration", "AssignPublicIp") != "DISABLED" {
+			t.Errorf("service network %s", js(p["NetworkConfiguration"]))
+		}
+	}
+	if _, ok := template(t)["Resources"].(map[string]any)["VpcNATGateway"]; ok {
+		t.Error("a NAT gateway")
+	}
+	var endpoints []string
+	for _, p := range resources(t, "AWS::EC2::VPCEndpoint") {
+		endpoints = append(endpoints, js(p["ServiceName"]))
+	}
+	sort.Strings(endpoints)
+	all := strings.Join(endpoints, " ")
+	for _, svc := range []string{"kinesis-streams", "sns", "logs", "ecr.api", "ecr.dkr", "kms", ".s3", ".dynamodb"} {
+		if !strings.Contains(all, svc) {
+			t.Errorf("no VPC endpoint for %s: %s", svc, all)
+		}
+	}
+	if len(resources(t, "AWS::ApplicationAutoScaling::ScalingPolicy")) < 2 {
+		t.Error("want CPU and iterator-age scaling")
+	}
+	if n := len(resources(t, "AWS::CloudWatch::Alarm")); n < 5 {
+		t.Errorf("%d alarms, want iterator age, errors, dead letters, Lambda errors, DLQ", n)
+	}
+	for _, p := range resources(t, "AWS::Lambda::Function") {
+		if js(p["Architectures"]) == `["arm64"]` && p["Runtime"] != "provided.al2023" {
+			t.Errorf("commander runtime %v", p["Runtime"])
+		}
+	}
+}
+
+// The Glue tables project partitions exactly as `tapline athena-ddl`
+// says: the same columns and TBLPROPERTIES, in the stack's bucket.
+func TestGlueTablesMatchAthenaDDL(t *testing.T) {
+	want, err := athena.Tables("placeholder-bucket", "tapline", "2024-01-01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]map[string]any{}
+	for _, p := range resources(t, "AWS::Glue::Table") {
+		got[get(p, "TableInput", "Name").(string)] = p["TableInput"].(map[string]any)
+	}
+	for _, w := range want {
+		g := got[w.Name]
+		if g == nil {
+			t.Errorf("no Glue table %s", w.Name)
+			continue
+		}
+		var cols []string
+		for _, c := range w.Columns {
+			cols = append(cols, c.Name+" "+c.Type)
+		}
+		var gcols []string
+		for _, c := range get(g, "StorageDescriptor", "Columns").([]any) {
+			gcols = append(gcols, c.(map[string]any)["Name"].(string)+" "+c.(map[string]any)["Type"].(string))
+		}
+		if strings.Join(cols, ",") != strings.Join(gcols, ",") {
+			t.Errorf("%s columns:\n glue  %v\n athena %v", w.Name, gcols, cols)
+		}
+		params := g["Parameters"].(map[string]any)
+		for k, v := range w.Projection {
+			gv := js(params[k])
+			if strings.HasPrefix(v, "s3://placeholder-bucket/") {
+				if !strings.Contains(gv, strings.TrimPrefix(v, "s3://placeholder-bucket")) {
+					t.Errorf("%s %s = %s, want %s in the stack's bucket", w.Name, k, gv, v)
+				}
+			} else if params[k] != v {
+				t.Errorf("%s %s = %s, want %q", w.Name, k, gv, v)
+			}
+		}
+	}
+}
