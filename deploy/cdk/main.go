@@ -44,7 +44,7 @@ func main() {
 	}
 	_, err := taplinestack.New(app, str("stackName", "Tapline"), taplinestack.Props{
 		StackProps: awscdk.StackProps{Env: env},
-		App: str("app", ""), Prefix: str("prefix", ""), Database: str("database", ""),
+		App:        str("app", ""), Prefix: str("prefix", ""), Database: str("database", ""),
 		Shards: num("shards", 0), DesiredCount: num("desiredCount", 0), MaxCount: num("maxCount", 0),
 		ThingPrefix: str("thingPrefix", ""), IoTDataEndpoint: str("iotDataEndpoint", ""), OpsEmail: str("opsEmail", ""),
 		RawRetentionDays: num("rawRetentionDays", 0),
