@@ -296,7 +296,7 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 		Environment: &map[string]*string{
 			"TAPLINE_APP": s(p.App), "TAPLINE_STREAM": stream.StreamName(),
 			"TAPLINE_S3_BUCKET": lake.BucketName(), "TAPLINE_S3_PREFIX": s(p.Prefix),
-			"TAPLINE_SNS_TOPIC_ARN": alerts.TopicArn(), "TAPLINE_RULES_FILE": s(""),
+			"TAPLINE_SNS_TOPIC_ARN": alerts.TopicArn(), "TAPLINE_RULES_FILE": s("/etc/tapline/rules.yml"),
 			"TAPLINE_SHUTDOWN_TIMEOUT": s("100s"), "TAPLINE_KCL_SHARD_SYNC": s("5s"),
 		},
 		Logging:      awsecs.LogDriver_AwsLogs(&awsecs.AwsLogDriverProps{StreamPrefix: s("tapline"), LogGroup: logs}),

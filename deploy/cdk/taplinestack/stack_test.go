@@ -314,3 +314,30 @@ func TestGlueTablesMatchAthenaDDL(t *testing.T) {
 		}
 	}
 }
+
+// The container runs `tapline run` with the rules baked into the image.
+func TestContainerConfig(t *testing.T) {
+	for _, p := range resources(t, "AWS::ECS::TaskDefinition") {
+		c := p["ContainerDefinitions"].([]any)[0].(map[string]any)
+		env := map[string]string{}
+		for _, e := range c["Environment"].([]any) {
+			e := e.(map[string]any)
+			if v, ok := e["Value"].(string); ok {
+				env[e["Name"].(string)] = v
+			}
+		}
+		if env["TAPLINE_RULES_FILE"] != "/etc/tapline/rules.yml" || env["TAPLINE_S3_PREFIX"] != "tapline" || env["TAPLINE_APP"] != "tapline" {
+			t.Errorf("container environment %v", env)
+		}
+		if js(c["Command"]) != `["run"]` {
+			t.Errorf("command %s", js(c["Command"]))
+		}
+	}
+	df, err := os.ReadFile(filepath.Join("..", "..", "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(df), "/etc/tapline/rules.yml") {
+		t.Error("the Dockerfile does not put the rules where the task looks for them")
+	}
+}
