@@ -74,13 +74,16 @@ lint:
 	$(GO) vet ./...
 	$(TOOLS) staticcheck ./...
 
-## bench: the loop, decode and naive baseline at 10k devices (a few minutes)
+## bench: the loop, decode, the naive baseline and DuckDB up to 100k devices,
+## snapshots; then the throughput plot (about ten minutes)
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 1s ./schemas ./benchmarks | tee benchmarks/results/latest.txt
+	$(GO) test -run '^$$' -bench . -benchtime 1s -timeout 60m ./schemas ./benchmarks | tee benchmarks/results/latest.txt
+	$(GO) run ./benchmarks/plot -o benchmarks/results/scaling.png benchmarks/results/latest.txt
 
 ## bench-full: adds 1M devices and the 1M-device window close (needs ~8 GiB)
 bench-full:
-	TAPLINE_BENCH_FULL=1 $(GO) test -run '^$$' -bench . -benchtime 1s -timeout 60m ./schemas ./benchmarks | tee benchmarks/results/latest-full.txt
+	TAPLINE_BENCH_FULL=1 $(GO) test -run '^$$' -bench . -benchtime 1s -timeout 90m ./schemas ./benchmarks | tee benchmarks/results/latest-full.txt
+	$(GO) run ./benchmarks/plot -o benchmarks/results/scaling-full.png benchmarks/results/latest-full.txt
 
 ## demo: the newcomer's first command
 demo:

@@ -118,10 +118,18 @@ func TestAgreesWithDuckDB(t *testing.T) {
 	}
 }
 
-// BenchmarkVersusDuckDB times the same job, 1M records of 10k devices:
-// DuckDB (one thread, timed inside DuckDB) and tapline (one goroutine).
+// BenchmarkVersusDuckDB times the same job, 1M records of 1k, 10k and
+// 100k devices: DuckDB (one thread, timed inside DuckDB) and tapline (one
+// goroutine).
 func BenchmarkVersusDuckDB(b *testing.B) {
-	ds := Generate(10_000, 1_000_000, time.Second, 6)
+	for _, devices := range []int{1_000, 10_000, 100_000} {
+		b.Run(fmt.Sprintf("devices=%dk", devices/1000), func(b *testing.B) {
+			versusDuckDB(b, Generate(devices, 1_000_000, time.Second, 6))
+		})
+	}
+}
+
+func versusDuckDB(b *testing.B, ds *Dataset) {
 	b.Run("duckdb", func(b *testing.B) {
 		server.Require(b, duckdb.Available())
 		dir := b.TempDir()

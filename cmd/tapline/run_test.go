@@ -42,7 +42,7 @@ type proc struct {
 	err  error         // its exit status, after done
 }
 
-func startProc(t *testing.T, bin, name string, env []string) *proc {
+func startProc(t testing.TB, bin, name string, env []string) *proc {
 	t.Helper()
 	addr, err := server.FreeAddr()
 	if err != nil {
@@ -107,7 +107,7 @@ func (p *proc) metric(name string) float64 {
 	return 0
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, ok func() bool) time.Duration {
+func waitFor(t testing.TB, what string, timeout time.Duration, ok func() bool) time.Duration {
 	t.Helper()
 	began := time.Now()
 	for !ok() {
@@ -379,5 +379,51 @@ func TestServiceEndToEnd(t *testing.T) {
 	}
 	if !strings.Contains(a2.log.String(), `"msg":"stopped"`) {
 		t.Errorf("a2 did not log its stop")
+	}
+}
+
+// BenchmarkServiceThroughput measures records/s through `tapline run` on
+// the local stack: 4 shards preloaded with 200,000 records (1,000
+// devices), then one service started; the clock runs from its first lease
+// to the moment it has read every record. kinesalite serves GetRecords
+// far slower than Kinesis (it is a Node.js process on the same two
+// cores), so this bounds the local path, not tapline: see RESULTS.md.
+//
+//	go test -run '^$' -bench ServiceThroughput -benchtime 1x ./cmd/tapline
+func BenchmarkServiceThroughput(b *testing.B) {
+	dir := b.TempDir()
+	bin := filepath.Join(dir, "tapline")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	st, err := stack.Start(stack.Options{Dir: dir})
+	server.Require(b, err)
+	defer st.Stop()
+	ctx := context.Background()
+	k := st.KinesisClient()
+	for i := range b.N {
+		stream := fmt.Sprintf("tp%d", i)
+		if err := stack.CreateStream(ctx, k, stream, 4); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := st.S3Store(ctx, "lake"); err != nil {
+			b.Fatal(err)
+		}
+		recs := consumertest.Telemetry(1000, 0, 200)
+		if err := stack.Put(ctx, k, stream, recs); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		p := startProc(b, bin, "bench", append(st.Env(), "TAPLINE_APP="+stream, "TAPLINE_STREAM="+stream, "TAPLINE_S3_BUCKET=lake",
+			"TAPLINE_KCL_SHARD_SYNC=200ms", "TAPLINE_KCL_IDLE_BETWEEN_READS=50ms", "TAPLINE_IDLE_TIMEOUT=10m"))
+		waitFor(b, "ready", 30*time.Second, func() bool { c, _ := p.get("/readyz"); return c == 200 })
+		began := time.Now()
+		waitFor(b, "every record read", 10*time.Minute, func() bool { return p.metric("tapline_records_total") >= float64(len(recs)) })
+		took := time.Since(began)
+		b.StopTimer()
+		b.ReportMetric(float64(len(recs))/took.Seconds(), "records/s")
+		b.ReportMetric(p.metric("tapline_s3_puts_total"), "s3-puts")
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		<-p.done
 	}
 }
