@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -230,4 +232,91 @@ func errString(err error) string {
 		return " error: " + err.Error()
 	}
 	return ""
+}
+
+// BenchmarkAlertLatency measures event-to-alert latency through `tapline
+// run` on the local stack: 200 simulated kegs at 120x speed, 40 of them
+// starting to leak 30 s of event time apart, so 40 leak alerts fire at
+// different window ends. Each sample is the wall time from the record
+// that closed the deciding window (the first past its end plus the 30 s
+// allowed lateness) to the alert at the SNS HTTP subscriber. It reports
+// p50, p99 and the maximum.
+//
+//	go test -run '^$' -bench AlertLatency -benchtime 1x ./cmd/tapline
+func BenchmarkAlertLatency(b *testing.B) {
+	dir := b.TempDir()
+	bin := filepath.Join(dir, "tapline")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	obs := &seen{}
+	sub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		received := time.Now()
+		body, _ := io.ReadAll(r.Body)
+		var n struct{ Message string }
+		var raw map[string]any
+		if json.Unmarshal(body, &n) != nil || json.Unmarshal([]byte(n.Message), &raw) != nil {
+			return
+		}
+		if h, ok := raw["http"].(string); ok {
+			raw = nil
+			json.Unmarshal([]byte(h), &raw)
+		}
+		at, _ := time.Parse(time.RFC3339, fmt.Sprint(raw["at"]))
+		obs.mu.Lock()
+		obs.alerts = append(obs.alerts, seenAlert{fmt.Sprint(raw["alert_id"]), fmt.Sprint(raw["rule"]), fmt.Sprint(raw["state"]), fmt.Sprint(raw["device_id"]), at, received})
+		obs.mu.Unlock()
+	}))
+	defer sub.Close()
+	st, err := stack.Start(stack.Options{Dir: dir, Topics: map[string][]string{"tapline-alerts": {sub.URL}}})
+	server.Require(b, err)
+	defer st.Stop()
+	ctx := context.Background()
+	k := st.KinesisClient()
+	if err := stack.CreateStream(ctx, k, "telemetry", 4); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := st.S3Store(ctx, "lake"); err != nil {
+		b.Fatal(err)
+	}
+	p := startProc(b, bin, "tapline", append(st.Env(), "TAPLINE_STREAM=telemetry", "TAPLINE_S3_BUCKET=lake", "TAPLINE_APP=latency",
+		"TAPLINE_SNS_TOPIC_ARN="+goaws.TopicARN("tapline-alerts"), "TAPLINE_RULES_FILE=../internal/demo/rules.yml",
+		"TAPLINE_KCL_SHARD_SYNC=200ms", "TAPLINE_KCL_IDLE_BETWEEN_READS=50ms"))
+	waitFor(b, "ready", 30*time.Second, func() bool { return p.metric("tapline_leases_taken_total") >= 4 })
+	var faults []fleet.Fault
+	for i := range 40 {
+		faults = append(faults, fleet.Fault{Kind: fleet.Leak, Device: 5 * i, From: 5*time.Minute + time.Duration(i)*30*time.Second})
+	}
+	duration := 30 * time.Minute
+	b.ResetTimer()
+	if _, err := sim.Run(ctx, sim.Options{
+		Fleet:    fleet.Options{Devices: 200, Start: time.Now().Add(-duration).Truncate(time.Minute), Seed: 9, Faults: faults},
+		Duration: duration, Speed: 120, Kinesis: k, Stream: "telemetry",
+		OnTick: func(event, sent time.Time) {
+			obs.mu.Lock()
+			obs.ticks = append(obs.ticks, seenTick{event, sent})
+			obs.mu.Unlock()
+		},
+	}); err != nil {
+		b.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // the last alerts in flight
+	b.StopTimer()
+	var lat []time.Duration
+	for _, a := range obs.alerts {
+		if a.Rule == "keg-leak" && a.State == "FIRING" {
+			if closed := obs.sentAt(a.At.Add(30 * time.Second)); !closed.IsZero() {
+				lat = append(lat, a.Received.Sub(closed))
+			}
+		}
+	}
+	if len(lat) < 30 {
+		b.Fatalf("%d leak alerts timed, want about 40", len(lat))
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	q := func(f float64) float64 { return float64(lat[int(f*float64(len(lat)-1))].Milliseconds()) }
+	b.ReportMetric(q(0.5), "p50-ms")
+	b.ReportMetric(q(0.99), "p99-ms")
+	b.ReportMetric(float64(lat[len(lat)-1].Milliseconds()), "max-ms")
+	b.ReportMetric(float64(len(lat)), "alerts")
 }
