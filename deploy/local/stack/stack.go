@@ -165,11 +165,15 @@ type Record struct {
 	Data []byte
 }
 
-// Put writes records with PutRecords, 500 at a time, retrying the ones a
-// response reports failed.
+// Put writes records with PutRecords, at most 500 and about 4 MB a call
+// (the API's limits are 500 and 5 MB).
 func Put(ctx context.Context, k *kinesis.Client, stream string, records []Record) error {
 	for len(records) > 0 {
-		n := min(len(records), 500)
+		n, size := 0, 0
+		for n < len(records) && n < 500 && (n == 0 || size+len(records[n].Data) < 4<<20) {
+			size += len(records[n].Data) + len(records[n].Key)
+			n++
+		}
 		entries := make([]ktypes.PutRecordsRequestEntry, n)
 		for i, r := range records[:n] {
 			entries[i] = ktypes.PutRecordsRequestEntry{PartitionKey: aws.String(r.Key), Data: r.Data}

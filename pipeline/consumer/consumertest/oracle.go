@@ -211,3 +211,81 @@ func LastSequences(ctx context.Context, k *kinesis.Client, stream string) (map[s
 	}
 	return last, nil
 }
+
+// Report is what Verify found: the Jepsen-style figures of a fault test.
+type Report struct {
+	Records          int // raw rows the oracle wrote (records acknowledged)
+	Lost             int // of those, missing from the checked objects
+	Duplicates       int // raw rows present more than once
+	WindowMismatches int // window rows in one side and not the other (as multisets)
+	AlertMismatches  int // alert rows likewise
+}
+
+// OK reports whether nothing was lost, duplicated or different.
+func (r Report) OK() bool {
+	return r.Lost == 0 && r.Duplicates == 0 && r.WindowMismatches == 0 && r.AlertMismatches == 0
+}
+
+func (r Report) String() string {
+	return fmt.Sprintf("%d records: %d lost, %d duplicate rows, %d window and %d alert rows mismatched",
+		r.Records, r.Lost, r.Duplicates, r.WindowMismatches, r.AlertMismatches)
+}
+
+// Verify compares the objects in dir got with the oracle's in dir want,
+// in DuckDB: raw records by (shard, sequence number), windows and alerts
+// as multisets of whole rows.
+func Verify(got, want, prefix string) (Report, error) {
+	var r Report
+	glob := func(dir, ds string) string { return filepath.ToSlash(filepath.Join(dir, prefix, ds)) + "/**/*.parquet" }
+	has := func(dir, ds string) bool { _, err := os.Stat(filepath.Join(dir, prefix, ds)); return err == nil }
+	count := func(sql string) (int, error) {
+		res, err := duckdb.Query(sql)
+		if err != nil {
+			return 0, err
+		}
+		var n int
+		fmt.Sscan(fmt.Sprint(res.Rows[0][0]), &n)
+		return n, nil
+	}
+	var err error
+	if !has(want, "raw") {
+		return r, fmt.Errorf("consumertest: the oracle wrote no raw records")
+	}
+	if r.Records, err = count(fmt.Sprintf("SELECT count(*) FROM read_parquet('%s')", glob(want, "raw"))); err != nil {
+		return r, err
+	}
+	if !has(got, "raw") {
+		r.Lost = r.Records
+		return r, nil
+	}
+	if r.Lost, err = count(fmt.Sprintf("SELECT count(*) FROM (SELECT shard_id, sequence_number FROM read_parquet('%s') EXCEPT SELECT shard_id, sequence_number FROM read_parquet('%s'))", glob(want, "raw"), glob(got, "raw"))); err != nil {
+		return r, err
+	}
+	if r.Duplicates, err = count(fmt.Sprintf("SELECT count(*) - count(DISTINCT (shard_id, sequence_number)) FROM read_parquet('%s')", glob(got, "raw"))); err != nil {
+		return r, err
+	}
+	for _, ds := range []struct {
+		name string
+		n    *int
+	}{{"windows", &r.WindowMismatches}, {"alerts", &r.AlertMismatches}} {
+		g, w := has(got, ds.name), has(want, ds.name)
+		switch {
+		case !g && !w:
+			continue
+		case !g || !w:
+			*ds.n = -1 // one side has the dataset, the other none
+			continue
+		}
+		q := "SELECT count(*) FROM (SELECT * EXCLUDE (dt, hour) FROM read_parquet('%s', hive_partitioning = true) EXCEPT ALL SELECT * EXCLUDE (dt, hour) FROM read_parquet('%s', hive_partitioning = true))"
+		a, err := count(fmt.Sprintf(q, glob(got, ds.name), glob(want, ds.name)))
+		if err != nil {
+			return r, err
+		}
+		b, err := count(fmt.Sprintf(q, glob(want, ds.name), glob(got, ds.name)))
+		if err != nil {
+			return r, err
+		}
+		*ds.n = a + b
+	}
+	return r, nil
+}
