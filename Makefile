@@ -10,6 +10,7 @@ FUZZ_DECODE ?= 300000x
 FUZZ_TIME   ?= 300000x
 FUZZ_RULES  ?= 100000x
 FUZZ_KEY    ?= 200000x
+FUZZ_TOPIC  ?= 100000x
 
 .PHONY: all test unit fuzz lint bench bench-full demo local-stack stack-up stack-down deploy-check build-check
 
@@ -46,6 +47,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRFC3339$$' -fuzztime $(FUZZ_TIME) ./schemas
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZ_RULES) ./windows/rules
 	$(GO) test -run '^$$' -fuzz '^FuzzKey$$' -fuzztime $(FUZZ_KEY) ./sinks/layout
+	$(GO) test -run '^$$' -fuzz '^FuzzCommandTopic$$' -fuzztime $(FUZZ_TOPIC) ./sinks/command
 
 ## build-check: the container's build step gives a static, reproducible,
 ## version-stamped binary (docker cannot run here)

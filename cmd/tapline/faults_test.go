@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -421,5 +423,158 @@ func TestFaultPoisonRecords(t *testing.T) {
 		len(valid), rep, rejected, took.Round(time.Millisecond))
 	if rejected < 10_000 {
 		t.Errorf("only %v records rejected", rejected)
+	}
+}
+
+// Fault 2: SIGTERM under load. The service cuts, checkpoints and exits;
+// the next one re-reads only what was not yet checkpointed.
+func TestFaultSigtermUnderLoad(t *testing.T) {
+	e := newFaultEnv(t, 2)
+	recs := append(consumertest.Telemetry(200, 0, 150), consumertest.Heartbeat(200)...)
+	e.put(recs)
+	want := e.oracle()
+	a := e.start("a")
+	var readA float64
+	waitFor(t, "a reads", 60*time.Second, func() bool { readA = a.metric("tapline_records_total"); return readA >= 10_000 })
+	sent := time.Now()
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-a.done:
+	case <-time.After(40 * time.Second):
+		t.Fatal("no exit 40 s after SIGTERM")
+	}
+	shutdown := time.Since(sent)
+	if a.err != nil {
+		t.Fatalf("exit after SIGTERM: %v", a.err)
+	}
+	readA = metricFromLog(a, readA)
+	b := e.start("b")
+	e.waitAcked(want, 120*time.Second)
+	waitFor(t, "b reads the rest", 30*time.Second, func() bool { return b.metric("tapline_records_total")+readA >= float64(len(recs)) })
+	reprocessed := b.metric("tapline_records_total") + readA - float64(len(recs))
+	rep := e.verify(want)
+	t.Logf("RELIABILITY sigterm: stopped after reading at least %.0f of %d records; exit 0 in %v; records read again after restart: %.0f; %s",
+		readA, len(recs), shutdown.Round(time.Millisecond), reprocessed, rep)
+	if reprocessed > 0 {
+		t.Errorf("%.0f records read twice after a graceful stop", reprocessed)
+	}
+}
+
+// metricFromLog returns what a stopped process had read: its last
+// /metrics answer is gone, so take the larger of the last figure seen and
+// the records its final checkpoints cover (logged per batch).
+func metricFromLog(p *proc, seen float64) float64 {
+	var total float64
+	for _, line := range strings.Split(p.log.String(), "\n") {
+		if i := strings.Index(line, `"records":`); i >= 0 && strings.Contains(line, `"batch committed"`) {
+			var n float64
+			fmt.Sscan(strings.Trim(line[i+len(`"records":`):], `,}`), &n)
+			total += n
+		}
+	}
+	return max(total, seen)
+}
+
+// Fault 8: SNS down (every Publish refused) for 10 s, then back. Alerts
+// are retried by the SDK and, if they still fail, dead-lettered to S3:
+// none is lost.
+func TestFaultSNSDown(t *testing.T) {
+	e := newFaultEnv(t, 2)
+	e.put(consumertest.Telemetry(100, 0, 150))
+	e.put(consumertest.Heartbeat(100))
+	var down atomic.Bool
+	down.Store(true)
+	e.sns.SetRule(func(r *faultproxy.Request) faultproxy.Fault {
+		if down.Load() && r.Method == "POST" {
+			return faultproxy.Fault{Status: 503, Body: `<ErrorResponse><Error><Code>ServiceUnavailable</Code><Message>injected</Message></Error></ErrorResponse>`, Header: map[string]string{"Content-Type": "text/xml"}}
+		}
+		return faultproxy.Fault{}
+	})
+	want := e.oracle()
+	e.start("w")
+	e.waitAcked(want, 120*time.Second)
+	time.Sleep(10 * time.Second)
+	down.Store(false)
+	rep := e.verify(want)
+	// Every alert reached the subscriber or the dead-letter prefix.
+	ctx := context.Background()
+	store, _ := e.st.S3Store(ctx, "lake")
+	keys, _ := store.List(ctx, "tapline/deadletter/")
+	dead := map[string]bool{}
+	for _, k := range keys {
+		if i := strings.Index(k, "/alert-"); i >= 0 {
+			dead[k[i+len("/alert-"):i+len("/alert-")+16]] = true
+		}
+	}
+	waitFor(t, "alerts delivered or dead-lettered", 60*time.Second, func() bool {
+		e.sub.mu.Lock()
+		defer e.sub.mu.Unlock()
+		for _, a := range want.Alerts {
+			if e.sub.ids[a.ID] == 0 && !dead[a.ID] {
+				keys, _ = store.List(ctx, "tapline/deadletter/")
+				for _, k := range keys {
+					if strings.Contains(k, "/alert-"+a.ID) {
+						dead[a.ID] = true
+					}
+				}
+				if !dead[a.ID] {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	notDelivered, dup := e.alertsReceived(want)
+	lost := 0
+	for _, a := range want.Alerts {
+		e.sub.mu.Lock()
+		got := e.sub.ids[a.ID] > 0
+		e.sub.mu.Unlock()
+		if !got && !dead[a.ID] {
+			lost++
+		}
+	}
+	t.Logf("RELIABILITY sns-down: %d publishes refused over 10 s; %d alerts: %d delivered (after the SDK's retries), %d dead-lettered to S3, %d lost; %d delivered twice; %s",
+		e.sns.Injected.Load(), len(want.Alerts), len(want.Alerts)-notDelivered, len(dead), lost, dup, rep)
+	if lost > 0 {
+		t.Errorf("%d alerts neither delivered nor dead-lettered", lost)
+	}
+}
+
+// Fault 10: clock-skewed devices among good ones. keg-0001..0009 run 10
+// minutes ahead: within the allowed skew, they move the shard's watermark,
+// and the other devices' records behind it are dead-lettered as late
+// (event time is per shard; that is the price of a fast clock). keg-0010
+// runs a year ahead: its records are rejected as future. Nothing is
+// lost or double-counted: what is aggregated equals the oracle.
+func TestFaultClockSkew(t *testing.T) {
+	e := newFaultEnv(t, 2)
+	recs := consumertest.Telemetry(100, 0, 120)
+	tsRE := regexp.MustCompile(`"ts":(\d+)`)
+	shift := func(data []byte, by time.Duration) []byte {
+		return tsRE.ReplaceAllFunc(data, func(m []byte) []byte {
+			ms, _ := strconv.ParseInt(string(m[5:]), 10, 64)
+			return fmt.Appendf(nil, `"ts":%d`, ms+by.Milliseconds())
+		})
+	}
+	for i := range recs {
+		switch d := string(recs[i].Data); {
+		case strings.Contains(d, `"keg-000`):
+			recs[i].Data = shift(recs[i].Data, 10*time.Minute)
+		case strings.Contains(d, `"keg-0010"`):
+			recs[i].Data = shift(recs[i].Data, 365*24*time.Hour)
+		}
+	}
+	e.put(recs)
+	e.put(consumertest.Heartbeat(100))
+	want := e.oracle()
+	p := e.start("w")
+	e.waitAcked(want, 120*time.Second)
+	rep := e.verify(want)
+	future := p.metric(`tapline_records_rejected_total{reason="future_ts"}`)
+	late := p.metric(`tapline_records_rejected_total{reason="late"}`)
+	t.Logf("RELIABILITY clock-skew: %.0f records a year ahead rejected as future_ts; %.0f records dead-lettered as late behind the 10-minute-fast clocks; %s", future, late, rep)
+	if future == 0 || late == 0 {
+		t.Errorf("future %v, late %v: the skew had no effect", future, late)
 	}
 }

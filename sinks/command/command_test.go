@@ -161,6 +161,11 @@ func TestHandlerReportsEachRecord(t *testing.T) {
 	if resp.Results[0].Status != "refused" {
 		t.Fatalf("request with an unknown field: %+v", resp)
 	}
+	big := append([]byte(`{"device_id":"keg-0042","action":"open_valve","operator":"`), make([]byte, MaxInvocation)...)
+	resp, _ = h.Handle(context.Background(), append(big, `"}`...))
+	if resp.Results[0].Status != "refused" {
+		t.Fatalf("an oversized invocation: %+v", resp)
+	}
 }
 
 // The MQTT deliverer through a real broker: a device subscribed to its
@@ -247,4 +252,33 @@ func TestDefaultPolicy(t *testing.T) {
 	if c, ok, err := p.ForAlert(alert("a1", "keg-leak", rules.Firing, "keg-0001"), time.Now()); !ok || err != nil || c.Desired["valve"] != "closed" {
 		t.Fatalf("the default policy does not close the valve on a leak: %+v %v %v", c, ok, err)
 	}
+}
+
+// FuzzCommandTopic: whatever device id, action and state a command
+// carries, if it validates, its MQTT topic is exactly tapline/commands/
+// and one level without wildcards, and its shadow document is JSON with
+// only the desired state.
+func FuzzCommandTopic(f *testing.F) {
+	for _, s := range []string{"keg-0042", "../x", "a/+/#", "$aws", "kеg", "x\x00y", "", strings.Repeat("k", 129)} {
+		f.Add(s, "close_valve", "valve", "closed")
+	}
+	f.Fuzz(func(t *testing.T, device, action, key, value string) {
+		c := &Command{ID: ID("alert:x", device, action), DeviceID: device, Action: action, Desired: map[string]string{key: value}}
+		if c.Validate() != nil {
+			return
+		}
+		topic := Topic(c.DeviceID)
+		rest, ok := strings.CutPrefix(topic, "tapline/commands/")
+		if !ok || rest == "" || strings.ContainsAny(rest, "/+#\x00") || strings.HasPrefix(rest, "$") {
+			t.Fatalf("device %q gives topic %q", device, topic)
+		}
+		doc, err := ShadowUpdate(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(doc, &m); err != nil || len(m) != 2 || m["clientToken"] != c.ID {
+			t.Fatalf("shadow document %s", doc)
+		}
+	})
 }

@@ -21,6 +21,10 @@ type Handler struct {
 	Now     func() time.Time // default time.Now
 }
 
+// MaxInvocation bounds an invocation's size: an SNS event carries at most
+// one 256 KiB message, an operator's request a few hundred bytes.
+const MaxInvocation = 512 << 10
+
 // Result says what became of one record (an SNS record or the request).
 type Result struct {
 	Record  string `json:"record"`            // SNS message id, or "request"
@@ -42,6 +46,9 @@ func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (Response, er
 	now := time.Now
 	if h.Now != nil {
 		now = h.Now
+	}
+	if len(raw) > MaxInvocation {
+		return Response{Results: []Result{{Record: "invocation", Status: "refused", Error: fmt.Sprintf("invocation of %d bytes exceeds %d", len(raw), MaxInvocation)}}}, nil
 	}
 	var probe struct {
 		Records []json.RawMessage `json:"Records"`

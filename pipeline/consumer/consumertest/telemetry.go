@@ -13,8 +13,9 @@ const Rules = `rules:
   - {name: warm, kind: threshold, metric: temp_c, window: 5m/1m, aggregate: mean, above: 8, clear: 6}
 `
 
-// Start is the event time of round 0.
-var Start = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+// Start is the event time of round 0: in the past, so that no record
+// (the heartbeat included) is rejected as ahead of its arrival.
+var Start = time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
 
 // DeviceID names device i.
 func DeviceID(i int) string { return fmt.Sprintf("keg-%04d", i+1) }
@@ -66,7 +67,8 @@ func Heartbeat(devices int) []stack.Record {
 	var recs []stack.Record
 	for i := range devices {
 		id := DeviceID(i)
-		recs = append(recs, stack.Record{Key: id, Data: fmt.Appendf(nil, `{"device_id":%q,"ts":"2026-11-27T23:00:00Z","metrics":{"temp_c":4}}`, id)})
+		ts := Start.Add(11 * time.Hour).Format(time.RFC3339)
+		recs = append(recs, stack.Record{Key: id, Data: fmt.Appendf(nil, `{"device_id":%q,"ts":%q,"metrics":{"temp_c":4}}`, id, ts)})
 	}
 	return recs
 }
