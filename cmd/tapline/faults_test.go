@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
 	"github.com/tapline/tapline/deploy/local/faultproxy"
 	"github.com/tapline/tapline/deploy/local/goaws"
 	"github.com/tapline/tapline/deploy/local/server"
@@ -326,27 +328,7 @@ func TestFaultDynamoDB(t *testing.T) {
 	// Watch every checkpoint for a step back.
 	stop := make(chan struct{})
 	backwards := make(chan string, 1)
-	go func() {
-		last := map[string]string{}
-		db := e.st.DynamoDBClient()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-			_, cp := leases(db, "faults")
-			for id, seq := range cp {
-				if prev := last[id]; prev != "" && seq != "SHARD_END" && seqLess(seq, prev) {
-					select {
-					case backwards <- fmt.Sprintf("%s: %s after %s", id, seq, prev):
-					default:
-					}
-				}
-				last[id] = seq
-			}
-		}
-	}()
+	go watchCheckpoints(e.st.DynamoDBClient(), stop, backwards)
 	e.start("w")
 	took := e.waitAcked(want, 180*time.Second)
 	close(stop)
@@ -356,7 +338,7 @@ func TestFaultDynamoDB(t *testing.T) {
 		t.Errorf("a checkpoint moved backwards: %s", b)
 	default:
 	}
-	t.Logf("RELIABILITY dynamodb-errors: %d faults injected (1 in 5 lease/checkpoint writes fails, 1 in 5 delayed 300 ms); %s; no checkpoint moved backwards; caught up in %v",
+	t.Logf("RELIABILITY dynamodb-errors: %d faults injected (1 in 5 lease/checkpoint writes fails, 1 in 5 delayed 300 ms); %s; checkpoints polled every 20 ms; caught up in %v",
 		e.dynamodb.Injected.Load(), rep, took.Round(time.Millisecond))
 }
 
@@ -577,4 +559,128 @@ func TestFaultClockSkew(t *testing.T) {
 	if future == 0 || late == 0 {
 		t.Errorf("future %v, late %v: the skew had no effect", future, late)
 	}
+}
+
+// Fault 3: three workers racing for leases with staggered starts; one is
+// frozen (SIGSTOP) past the failover time, the others take its shards,
+// then it is resumed: its late renewals and checkpoints are refused, no
+// checkpoint moves backwards, and S3 still equals the oracle.
+func TestFaultFrozenWorker(t *testing.T) {
+	e := newFaultEnv(t, 4)
+	e.put(consumertest.Telemetry(200, 0, 100))
+	var workers []*proc
+	for i, name := range []string{"a", "b", "c"} {
+		if i > 0 {
+			time.Sleep(400 * time.Millisecond) // staggered starts
+		}
+		workers = append(workers, e.start(name))
+	}
+	db := e.st.DynamoDBClient()
+	var owner map[string]string
+	waitFor(t, "all 4 shards owned", 30*time.Second, func() bool { owner, _ = leases(db, "faults"); return len(owner) == 4 })
+	victim := workers[0]
+	for _, w := range workers {
+		for _, o := range owner {
+			if o == w.name {
+				victim = w // a worker that owns something
+			}
+		}
+	}
+	stop := make(chan struct{})
+	backwards := make(chan string, 1)
+	go watchCheckpoints(db, stop, backwards)
+	victim.cmd.Process.Signal(syscall.SIGSTOP)
+	frozen := time.Now()
+	took := waitFor(t, "the frozen worker's shards taken over", 30*time.Second, func() bool {
+		o, _ := leases(db, "faults")
+		for _, w := range o {
+			if w == victim.name {
+				return false
+			}
+		}
+		return len(o) == 4
+	})
+	e.put(append(consumertest.Telemetry(200, 100, 200), consumertest.Heartbeat(200)...)) // written while it sleeps
+	time.Sleep(time.Until(frozen.Add(8 * time.Second)))
+	victim.cmd.Process.Signal(syscall.SIGCONT)
+	want := e.oracle()
+	e.waitAcked(want, 120*time.Second)
+	close(stop)
+	rep := e.verify(want)
+	select {
+	case b := <-backwards:
+		t.Errorf("a checkpoint moved backwards: %s", b)
+	default:
+	}
+	t.Logf("RELIABILITY frozen-worker: %s frozen 8 s (failover 3 s), its shards taken over in %v, resumed; lease losses it reported: %v; checkpoints polled every 20 ms; %s",
+		victim.name, took.Round(time.Millisecond), victim.metric("tapline_leases_lost_total"), rep)
+}
+
+// watchCheckpoints reports a checkpoint that moves backwards.
+func watchCheckpoints(client *dynamodb.Client, stop <-chan struct{}, backwards chan<- string) {
+	last := map[string]string{}
+	for {
+		select {
+		case <-stop:
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+		_, cp := leases(client, "faults")
+		for id, seq := range cp {
+			if prev := last[id]; prev != "" && seq != "SHARD_END" && seqLess(seq, prev) {
+				select {
+				case backwards <- fmt.Sprintf("%s: %s after %s", id, seq, prev):
+				default:
+				}
+			}
+			last[id] = seq
+		}
+	}
+}
+
+// Fault 11: a backlog (every record written before the service starts)
+// caught up, then a short soak at a steady rate watching the service's
+// resident memory.
+func TestFaultBacklogAndSoak(t *testing.T) {
+	e := newFaultEnv(t, 4)
+	backlog := consumertest.Telemetry(500, 0, 200) // 100,000 records: 33 minutes of a 500-device fleet
+	e.put(backlog)
+	p := e.start("w")
+	began := time.Now()
+	waitFor(t, "backlog read", 180*time.Second, func() bool { return p.metric("tapline_records_total") >= float64(len(backlog)) })
+	catchUp := time.Since(began)
+	rss0 := rss(p)
+	// Soak: 500 devices, a round (500 records) every 100 ms for 30 s.
+	soak := 30 * time.Second
+	end := time.Now().Add(soak)
+	var samples []float64
+	for round := 200; time.Now().Before(end); round++ {
+		e.put(consumertest.Telemetry(500, round, round+1))
+		if round%50 == 0 {
+			samples = append(samples, rss(p))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	rss1 := rss(p)
+	t.Logf("RELIABILITY backlog+soak: %d records caught up in %v (%.0f records/s on kinesalite); soak %v at 5,000 records/s: RSS %.0f MB after catch-up, %.0f MB at the end, samples %v MB; shard failures %v",
+		len(backlog), catchUp.Round(time.Millisecond), float64(len(backlog))/catchUp.Seconds(), soak, rss0, rss1, samples, p.metric("tapline_shard_failures_total"))
+	if rss1 > 2*rss0+100 {
+		t.Errorf("RSS grew from %.0f MB to %.0f MB in a %v soak", rss0, rss1, soak)
+	}
+}
+
+// rss is the process's resident set, MB.
+func rss(p *proc) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if kb, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var v float64
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(kb), "kB")), &v)
+			return v / 1024
+		}
+	}
+	return 0
 }

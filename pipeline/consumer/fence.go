@@ -26,10 +26,18 @@ var ErrLeaseLost = errors.New("consumer: lease lost to another worker")
 //     library's is an unconditional PutItem, so a worker that lost its
 //     lease (a long GC pause, a partition) could move the new owner's
 //     checkpoint, past records the new owner has not made durable.
+//
 //   - Lease loss is reported. The library stops the shard's consumer when
 //     a renewal fails but never tells the record processor; here a failed
 //     renewal or a fenced checkpoint marks the shard lost, and the
 //     processor drops its state.
+//
+//   - Lease renewals never write the checkpoint. The library's renewal is
+//     a PutItem of the whole item with the checkpoint it holds in memory;
+//     a renewal delayed in flight can land after a newer checkpoint and
+//     put the older one back (the fault suite caught this with 300 ms of
+//     DynamoDB latency). Here takeLease updates only the owner and the
+//     lease timeout, under the same conditions.
 //
 // It also lets the consumer fail one shard on purpose (fail): the next
 // renewal then fails, the library releases the lease, and the shard starts
@@ -39,6 +47,8 @@ type fencedCheckpointer struct {
 	db     *dynamodb.Client
 	table  string
 	worker string
+
+	stealing bool // lease stealing on: the library's GetLease is used
 
 	mu     sync.Mutex
 	shards map[string]*shard // live record processors of this worker
@@ -53,7 +63,62 @@ func newFencedCheckpointer(cfg *config.KinesisClientLibConfiguration, db *dynamo
 		worker:           cfg.WorkerID,
 		shards:           map[string]*shard{},
 		failed:           map[string]error{},
+		stealing:         cfg.EnableLeaseStealing,
 	}
+}
+
+// takeLease takes or renews the shard's lease for worker: a conditional
+// UpdateItem of the owner and the lease timeout only, on the condition
+// the library uses (nobody owns it, or the owner and timeout are still
+// the ones read), so a renewal can never move the checkpoint.
+func (c *fencedCheckpointer) takeLease(s *partition.ShardStatus, worker string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	key := map[string]types.AttributeValue{checkpoint.LeaseKeyKey: &types.AttributeValueMemberS{Value: s.ID}}
+	cur, err := c.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(c.table), Key: key, ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	timeout := now.Add(time.Duration(c.LeaseDuration) * time.Millisecond)
+	values := map[string]types.AttributeValue{
+		":me": &types.AttributeValueMemberS{Value: worker},
+		":t":  &types.AttributeValueMemberS{Value: timeout.Format(time.RFC3339Nano)},
+	}
+	cond := "attribute_not_exists(" + checkpoint.LeaseOwnerKey + ")"
+	owner, hasOwner := cur.Item[checkpoint.LeaseOwnerKey].(*types.AttributeValueMemberS)
+	oldT, hasT := cur.Item[checkpoint.LeaseTimeoutKey].(*types.AttributeValueMemberS)
+	if hasOwner && hasT {
+		expires, err := time.Parse(time.RFC3339Nano, oldT.Value)
+		if err != nil {
+			return err
+		}
+		if now.Before(expires) && owner.Value != worker {
+			return checkpoint.ErrLeaseNotAcquired{}
+		}
+		cond = checkpoint.LeaseOwnerKey + " = :old AND " + checkpoint.LeaseTimeoutKey + " = :oldt"
+		values[":old"], values[":oldt"] = owner, oldT
+	}
+	update := "SET " + checkpoint.LeaseOwnerKey + " = :me, " + checkpoint.LeaseTimeoutKey + " = :t"
+	if s.ParentShardId != "" {
+		update += ", " + checkpoint.ParentShardIdKey + " = :parent"
+		values[":parent"] = &types.AttributeValueMemberS{Value: s.ParentShardId}
+	}
+	_, err = c.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(c.table), Key: key, UpdateExpression: aws.String(update),
+		ConditionExpression: aws.String(cond), ExpressionAttributeValues: values,
+	})
+	var condErr *types.ConditionalCheckFailedException
+	if errors.As(err, &condErr) {
+		return checkpoint.ErrLeaseNotAcquired{}
+	}
+	if err != nil {
+		return err
+	}
+	s.Mux.Lock()
+	s.AssignedTo, s.LeaseTimeout = worker, timeout
+	s.Mux.Unlock()
+	return nil
 }
 
 func (c *fencedCheckpointer) register(s *shard) {
@@ -111,7 +176,13 @@ func (c *fencedCheckpointer) GetLease(s *partition.ShardStatus, worker string) e
 		c.lost(s.ID, why)
 		return fmt.Errorf("consumer: shard %s given up: %w", s.ID, why)
 	}
-	err := c.DynamoCheckpoint.GetLease(s, worker)
+	var err error
+	if c.stealing {
+		// Lease stealing needs the library's ClaimRequest handling.
+		err = c.DynamoCheckpoint.GetLease(s, worker)
+	} else {
+		err = c.takeLease(s, worker)
+	}
 	if err != nil && renewal {
 		c.lost(s.ID, fmt.Errorf("%w: renewal failed: %v", ErrLeaseLost, err))
 	}

@@ -65,6 +65,15 @@ func TestCheckpointIsFencedOnTheLeaseOwner(t *testing.T) {
 	if got := e.checkpoints()[st.ID]; got != "100" {
 		t.Fatalf("checkpoint = %q, want 100", got)
 	}
+	// A renewal holding an older checkpoint in memory (the library's
+	// renewal would write it back) leaves the stored one alone.
+	st.SetCheckpoint("50")
+	if err := c.GetLease(st, "w1"); err != nil {
+		t.Fatalf("renewal: %v", err)
+	}
+	if got := e.checkpoints()[st.ID]; got != "100" {
+		t.Fatalf("a renewal moved the checkpoint back to %q", got)
+	}
 	e.setOwner(st.ID, "w2", "200") // w2 took the lease and checkpointed
 	st.SetCheckpoint("150")
 	if err := c.CheckpointSequence(st); !errors.Is(err, ErrLeaseLost) {
