@@ -35,6 +35,18 @@ import (
 // record is in S3 exactly once and every window and alert row equals the
 // in-process oracle's.
 
+// long is set by `make test-faults` (TAPLINE_FAULTS_LONG=1): the issue's
+// full durations instead of the short forms `make test` runs.
+var long = os.Getenv("TAPLINE_FAULTS_LONG") != ""
+
+// pick returns the short or the long form of a test parameter.
+func pick[T any](short, full T) T {
+	if long {
+		return full
+	}
+	return short
+}
+
 var tapBin = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "tapline-bin-*")
 	if err != nil {
@@ -475,7 +487,8 @@ func TestFaultSNSDown(t *testing.T) {
 	want := e.oracle()
 	e.start("w")
 	e.waitAcked(want, 120*time.Second)
-	time.Sleep(10 * time.Second)
+	outage := pick(10*time.Second, 2*time.Minute)
+	time.Sleep(outage)
 	down.Store(false)
 	rep := e.verify(want)
 	// Every alert reached the subscriber or the dead-letter prefix.
@@ -516,8 +529,8 @@ func TestFaultSNSDown(t *testing.T) {
 			lost++
 		}
 	}
-	t.Logf("RELIABILITY sns-down: %d publishes refused over 10 s; %d alerts: %d delivered (after the SDK's retries), %d dead-lettered to S3, %d lost; %d delivered twice; %s",
-		e.sns.Injected.Load(), len(want.Alerts), len(want.Alerts)-notDelivered, len(dead), lost, dup, rep)
+	t.Logf("RELIABILITY sns-down: %d publishes refused over %v; %d alerts: %d delivered (after the SDK's retries), %d dead-lettered to S3, %d lost; %d delivered twice; %s",
+		e.sns.Injected.Load(), outage, len(want.Alerts), len(want.Alerts)-notDelivered, len(dead), lost, dup, rep)
 	if lost > 0 {
 		t.Errorf("%d alerts neither delivered nor dead-lettered", lost)
 	}
@@ -643,20 +656,21 @@ func watchCheckpoints(client *dynamodb.Client, stop <-chan struct{}, backwards c
 // resident memory.
 func TestFaultBacklogAndSoak(t *testing.T) {
 	e := newFaultEnv(t, 4)
-	backlog := consumertest.Telemetry(500, 0, 200) // 100,000 records: 33 minutes of a 500-device fleet
+	rounds := pick(200, 2160)                         // 33 minutes or 6 hours of a 500-device fleet
+	backlog := consumertest.Telemetry(500, 0, rounds) // 100,000 or 1,080,000 records
 	e.put(backlog)
 	p := e.start("w")
 	began := time.Now()
-	waitFor(t, "backlog read", 180*time.Second, func() bool { return p.metric("tapline_records_total") >= float64(len(backlog)) })
+	waitFor(t, "backlog read", pick(180*time.Second, 20*time.Minute), func() bool { return p.metric("tapline_records_total") >= float64(len(backlog)) })
 	catchUp := time.Since(began)
 	rss0 := rss(p)
 	// Soak: 500 devices, a round (500 records) every 100 ms for 30 s.
-	soak := 30 * time.Second
+	soak := pick(30*time.Second, 10*time.Minute)
 	end := time.Now().Add(soak)
 	var samples []float64
-	for round := 200; time.Now().Before(end); round++ {
+	for round := rounds; time.Now().Before(end); round++ {
 		e.put(consumertest.Telemetry(500, round, round+1))
-		if round%50 == 0 {
+		if round%pick(50, 600) == 0 {
 			samples = append(samples, rss(p))
 		}
 		time.Sleep(100 * time.Millisecond)
