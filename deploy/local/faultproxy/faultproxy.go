@@ -1,5 +1,8 @@
 // Package faultproxy is a small HTTP reverse proxy put in front of a local
-// AWS stand-in (kinesalite, dynalite, versitygw, goaws) to inject the
+// AWS stand-in (kinesalite, dynalite, versitygw, goaws). With no rule it
+// only shields the server from clients killed mid-request (it forwards
+// whole requests only, and finishes them whatever the client does), which
+// kinesalite and dynalite do not survive. With a rule it injects the
 // faults real services produce: error responses (throttling, 500, 503),
 // latency, connections reset before the request reaches the server, and
 // requests that succeed on the server whose response never arrives. A
@@ -8,6 +11,7 @@ package faultproxy
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -70,8 +74,14 @@ func Start(target string, rule Rule) (*Proxy, error) {
 	p := &Proxy{URL: "http://" + ln.Addr().String(), ln: ln, rule: rule}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return // the client went away mid-request: forward nothing
+		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
+		// A client that dies while the server works must not abort the
+		// server's side: kinesalite and dynalite crash on aborted requests.
+		r = r.WithContext(context.WithoutCancel(r.Context()))
 		op := r.Method
 		if t := r.Header.Get("X-Amz-Target"); t != "" {
 			op = t[strings.LastIndex(t, ".")+1:]

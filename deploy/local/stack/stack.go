@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/tapline/tapline/deploy/local/dynalite"
+	"github.com/tapline/tapline/deploy/local/faultproxy"
 	"github.com/tapline/tapline/deploy/local/goaws"
 	"github.com/tapline/tapline/deploy/local/kinesalite"
 	"github.com/tapline/tapline/deploy/local/server"
@@ -41,6 +42,7 @@ type Stack struct {
 	Dir                        string // state: the S3 root, goaws config
 	Kinesis, DynamoDB, S3, SNS *server.Server
 	servers                    []*server.Server
+	shields                    []*faultproxy.Proxy
 }
 
 // Options choose what to start.
@@ -77,11 +79,25 @@ func Start(o Options) (*Stack, error) {
 		s.Stop()
 		return nil, err
 	}
+	// kinesalite and dynalite crash when a client dies mid-request (the
+	// tests SIGKILL services): clients reach them through a shield.
+	for _, srv := range []*server.Server{s.Kinesis, s.DynamoDB} {
+		p, err := faultproxy.Start(srv.Endpoint, nil)
+		if err != nil {
+			s.Stop()
+			return nil, err
+		}
+		s.shields = append(s.shields, p)
+		srv.Endpoint = p.URL
+	}
 	return s, nil
 }
 
 // Stop stops every stand-in.
 func (s *Stack) Stop() {
+	for _, p := range s.shields {
+		p.Stop()
+	}
 	for _, srv := range s.servers {
 		srv.Stop()
 	}
