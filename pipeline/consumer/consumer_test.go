@@ -61,6 +61,7 @@ type env struct {
 	prefix  string
 	alerts  atomic.Int64
 	records []stack.Record
+	logs    testWriter
 }
 
 var envs atomic.Int64
@@ -71,7 +72,7 @@ func newEnv(t *testing.T, shards int) *env {
 		server.Require(t, stackErr)
 	}
 	ctx := context.Background()
-	e := &env{t: t, name: fmt.Sprintf("t%d-%d", time.Now().UnixNano()%1e6, envs.Add(1)), prefix: "lake"}
+	e := &env{t: t, name: fmt.Sprintf("t%d-%d", time.Now().UnixNano()%1e6, envs.Add(1)), prefix: "lake", logs: newTestWriter(t)}
 	e.k, e.db = local.KinesisClient(), local.DynamoDBClient()
 	var err error
 	if e.store, err = local.S3Store(ctx, "b-"+e.name); err != nil {
@@ -108,14 +109,27 @@ func (e *env) options(worker string) Options {
 		ShardSync:    300 * time.Millisecond,
 		FailoverTime: 3 * time.Second,
 		IdleBetween:  100 * time.Millisecond,
-		Logger:       slog.New(slog.NewJSONHandler(testWriter{e.t}, &slog.HandlerOptions{Level: testLogLevel})),
+		Logger:       slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: testLogLevel})),
 	}
 }
 
-type testWriter struct{ t *testing.T }
+// testWriter logs to the test while it runs; a worker still stopping
+// after the test ended writes nowhere (testing panics on a late Log).
+type testWriter struct {
+	t    *testing.T
+	done *atomic.Bool
+}
+
+func newTestWriter(t *testing.T) testWriter {
+	w := testWriter{t: t, done: new(atomic.Bool)}
+	t.Cleanup(func() { w.done.Store(true) })
+	return w
+}
 
 func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(b)))
+	if !w.done.Load() {
+		w.t.Log(strings.TrimSpace(string(b)))
+	}
 	return len(b), nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sirupsen/logrus"
 	kcllog "github.com/vmware/vmware-go-kcl-v2/logger"
@@ -32,18 +33,23 @@ func (k kclLogger) WithFields(f kcllog.Fields) kcllog.Logger {
 }
 
 // Parts of the library log through logrus's global logger rather than
-// the configured one; bridgeLogrus sends those lines to slog as well.
-var bridgeOnce sync.Once
+// the configured one; bridgeLogrus sends those lines to slog as well, to
+// the logger of the latest Consumer (a process runs one).
+var (
+	bridgeOnce sync.Once
+	bridgeTo   atomic.Pointer[slog.Logger]
+)
 
 func bridgeLogrus(l *slog.Logger) {
+	bridgeTo.Store(l.With("component", "kcl"))
 	bridgeOnce.Do(func() {
 		logrus.SetOutput(io.Discard)
 		logrus.SetLevel(logrus.InfoLevel)
-		logrus.AddHook(logrusHook{l.With("component", "kcl")})
+		logrus.AddHook(logrusHook{})
 	})
 }
 
-type logrusHook struct{ l *slog.Logger }
+type logrusHook struct{}
 
 func (logrusHook) Levels() []logrus.Level { return logrus.AllLevels }
 
@@ -55,6 +61,6 @@ func (h logrusHook) Fire(e *logrus.Entry) error {
 	case e.Level == logrus.WarnLevel:
 		level = slog.LevelWarn
 	}
-	h.l.Log(context.Background(), level, e.Message)
+	bridgeTo.Load().Log(context.Background(), level, e.Message)
 	return nil
 }
