@@ -3,6 +3,8 @@ package benchmarks
 import (
 	"runtime"
 	"testing"
+
+	"github.com/tapline/tapline/pipeline"
 )
 
 // BenchmarkSnapshot measures the shard state snapshot the service writes
@@ -14,11 +16,7 @@ import (
 func BenchmarkSnapshot(b *testing.B) {
 	for _, f := range fleets[:3] {
 		b.Run(f.name, func(b *testing.B) {
-			ds := dataset(f.devices)
-			p := newProcessor(b, nil)
-			for _, r := range ds.Records {
-				p.Process(r, "", 0)
-			}
+			p := warmProcessor(b, f.devices)
 			var snap []byte
 			b.ReportAllocs()
 			for b.Loop() {
@@ -36,12 +34,7 @@ func BenchmarkSnapshot(b *testing.B) {
 func BenchmarkRestore(b *testing.B) {
 	for _, f := range fleets[:3] {
 		b.Run(f.name, func(b *testing.B) {
-			ds := dataset(f.devices)
-			p := newProcessor(b, nil)
-			for _, r := range ds.Records {
-				p.Process(r, "", 0)
-			}
-			snap := p.AppendSnapshot(nil)
+			snap := warmProcessor(b, f.devices).AppendSnapshot(nil)
 			b.ReportAllocs()
 			for b.Loop() {
 				q := newProcessor(b, nil)
@@ -51,4 +44,14 @@ func BenchmarkRestore(b *testing.B) {
 			}
 		})
 	}
+}
+
+// warmProcessor is a processor after one pass over the fleet's dataset:
+// every series live, windows open.
+func warmProcessor(b *testing.B, devices int) *pipeline.Processor {
+	p := newProcessor(b, nil)
+	for _, r := range dataset(devices).Records {
+		p.Process(r, "", 0)
+	}
+	return p
 }

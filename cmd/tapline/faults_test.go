@@ -337,19 +337,11 @@ func TestFaultDynamoDB(t *testing.T) {
 		return faultproxy.Fault{}
 	})
 	want := e.oracle()
-	// Watch every checkpoint for a step back.
-	stop := make(chan struct{})
-	backwards := make(chan string, 1)
-	go watchCheckpoints(e.st.DynamoDBClient(), stop, backwards)
+	stopWatch := e.watchCheckpoints()
 	e.start("w")
 	took := e.waitAcked(want, 180*time.Second)
-	close(stop)
+	stopWatch()
 	rep := e.verify(want)
-	select {
-	case b := <-backwards:
-		t.Errorf("a checkpoint moved backwards: %s", b)
-	default:
-	}
 	t.Logf("RELIABILITY dynamodb-errors: %d faults injected (1 in 5 lease/checkpoint writes fails, 1 in 5 delayed 300 ms); %s; checkpoints polled every 20 ms; caught up in %v",
 		e.dynamodb.Injected.Load(), rep, took.Round(time.Millisecond))
 }
@@ -599,9 +591,7 @@ func TestFaultFrozenWorker(t *testing.T) {
 			}
 		}
 	}
-	stop := make(chan struct{})
-	backwards := make(chan string, 1)
-	go watchCheckpoints(db, stop, backwards)
+	stopWatch := e.watchCheckpoints()
 	victim.cmd.Process.Signal(syscall.SIGSTOP)
 	frozen := time.Now()
 	took := waitFor(t, "the frozen worker's shards taken over", 30*time.Second, func() bool {
@@ -618,19 +608,29 @@ func TestFaultFrozenWorker(t *testing.T) {
 	victim.cmd.Process.Signal(syscall.SIGCONT)
 	want := e.oracle()
 	e.waitAcked(want, 120*time.Second)
-	close(stop)
+	stopWatch()
 	rep := e.verify(want)
-	select {
-	case b := <-backwards:
-		t.Errorf("a checkpoint moved backwards: %s", b)
-	default:
-	}
 	t.Logf("RELIABILITY frozen-worker: %s frozen 8 s (failover 3 s), its shards taken over in %v, resumed; lease losses it reported: %v; checkpoints polled every 20 ms; %s",
 		victim.name, took.Round(time.Millisecond), victim.metric("tapline_leases_lost_total"), rep)
 }
 
-// watchCheckpoints reports a checkpoint that moves backwards.
-func watchCheckpoints(client *dynamodb.Client, stop <-chan struct{}, backwards chan<- string) {
+// watchCheckpoints polls every checkpoint until the returned function is
+// called, which fails the test if one ever moved backwards.
+func (e *faultEnv) watchCheckpoints() (stop func()) {
+	done := make(chan struct{})
+	backwards := make(chan string, 1)
+	go pollCheckpoints(e.st.DynamoDBClient(), done, backwards)
+	return func() {
+		close(done)
+		select {
+		case b := <-backwards:
+			e.t.Errorf("a checkpoint moved backwards: %s", b)
+		default:
+		}
+	}
+}
+
+func pollCheckpoints(client *dynamodb.Client, stop <-chan struct{}, backwards chan<- string) {
 	last := map[string]string{}
 	for {
 		select {

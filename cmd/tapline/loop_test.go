@@ -252,15 +252,9 @@ func BenchmarkAlertLatency(b *testing.B) {
 	obs := &seen{}
 	sub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		received := time.Now()
-		body, _ := io.ReadAll(r.Body)
-		var n struct{ Message string }
-		var raw map[string]any
-		if json.Unmarshal(body, &n) != nil || json.Unmarshal([]byte(n.Message), &raw) != nil {
+		raw := alertOf(r)
+		if raw == nil {
 			return
-		}
-		if h, ok := raw["http"].(string); ok {
-			raw = nil
-			json.Unmarshal([]byte(h), &raw)
 		}
 		at, _ := time.Parse(time.RFC3339, fmt.Sprint(raw["at"]))
 		obs.mu.Lock()

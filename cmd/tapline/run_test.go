@@ -145,18 +145,28 @@ type subscriber struct {
 	alerts map[string]map[string]any
 }
 
-func (s *subscriber) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// alertOf reads the alert JSON from an SNS notification an HTTP
+// subscriber received; nil if it holds none.
+func alertOf(r *http.Request) map[string]any {
 	body, _ := io.ReadAll(r.Body)
 	var n struct{ Message string }
 	var m map[string]any
 	if json.Unmarshal(body, &n) != nil || json.Unmarshal([]byte(n.Message), &m) != nil {
-		return
+		return nil
 	}
 	// goaws forwards the whole MessageStructure=json document; real SNS
 	// sends the "http" entry.
 	if h, ok := m["http"].(string); ok {
 		m = nil
 		json.Unmarshal([]byte(h), &m)
+	}
+	return m
+}
+
+func (s *subscriber) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	m := alertOf(r)
+	if m == nil {
+		return
 	}
 	id, _ := m["alert_id"].(string)
 	s.mu.Lock()

@@ -19,16 +19,4 @@ func Command(addr string) (string, []string, error) {
 }
 
 // Start runs kinesalite on addr ("127.0.0.1:PORT"; empty for a free port).
-func Start(addr string) (*server.Server, error) {
-	var err error
-	if addr == "" {
-		if addr, err = server.FreeAddr(); err != nil {
-			return nil, err
-		}
-	}
-	bin, args, err := Command(addr)
-	if err != nil {
-		return nil, err
-	}
-	return server.Start(bin, args, addr)
-}
+func Start(addr string) (*server.Server, error) { return server.StartAt(addr, Command) }

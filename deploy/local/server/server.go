@@ -66,6 +66,22 @@ func NodeBin(name string) (string, []string, error) {
 	return node, []string{script}, nil
 }
 
+// StartAt runs the command line cmd gives for addr ("127.0.0.1:PORT"; empty
+// for a free port) and waits for it: the stand-ins' Start functions.
+func StartAt(addr string, cmd func(addr string) (string, []string, error)) (*Server, error) {
+	var err error
+	if addr == "" {
+		if addr, err = FreeAddr(); err != nil {
+			return nil, err
+		}
+	}
+	bin, args, err := cmd(addr)
+	if err != nil {
+		return nil, err
+	}
+	return Start(bin, args, addr)
+}
+
 // SplitPort splits "host:port".
 func SplitPort(addr string) (host, port string) {
 	host, port, _ = net.SplitHostPort(addr)
