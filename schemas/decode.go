@@ -58,8 +58,15 @@ type Decoder struct {
 
 	// set while decoding one record
 	data   []byte
-	synErr *Error // first syntax error: ends decoding
-	semErr *Error // first semantic error: decoding goes on to find syntax errors
+	synErr *Error  // first syntax error: ends decoding
+	semErr *Error  // first semantic error: decoding goes on to find syntax errors
+	values []value // where the full decoder found each value
+
+	shapes    [maxShapes]shape // see shape.go
+	nshapes   int
+	lastShape int // tried first
+	nextShape int // replaced next once all are in use
+	shapeHits uint64
 }
 
 // NewDecoder returns a Decoder with the given limits.
@@ -77,10 +84,14 @@ func (d *Decoder) Decode(data []byte, refMs int64) (*Record, error) {
 		return nil, &Error{Reason: ReasonTooLarge, Offset: d.opts.MaxRecordBytes,
 			Detail: "record is " + strconv.Itoa(len(data)) + " bytes, limit " + strconv.Itoa(d.opts.MaxRecordBytes)}
 	}
+	d.scratch = d.scratch[:0]
+	if d.decodeShapes(data, refMs) {
+		return &d.rec, nil
+	}
 	r := &d.rec
 	r.DeviceID, r.Time, r.Seq, r.Metrics = nil, 0, -1, r.Metrics[:0]
-	d.scratch = d.scratch[:0]
 	d.data, d.synErr, d.semErr = data, nil, nil
+	d.values = d.values[:0]
 
 	haveTS, haveMetrics := false, false
 	i := d.ws(0)
@@ -110,11 +121,13 @@ func (d *Decoder) Decode(data []byte, refMs int64) (*Record, error) {
 				i++
 			}
 			i = d.ws(i)
+			valueAt, kind := i, valIgnored
 			switch string(key) {
 			case "device_id":
 				if r.DeviceID != nil {
 					d.semantic(ReasonDuplicateKey, keyAt, `duplicate key "device_id"`)
 				}
+				kind = valDevice
 				at := i
 				if i < len(data) && data[i] == '"' {
 					var id []byte
@@ -138,20 +151,24 @@ func (d *Decoder) Decode(data []byte, refMs int64) (*Record, error) {
 					d.semantic(ReasonDuplicateKey, keyAt, `duplicate key "ts"`)
 				}
 				haveTS = true
+				kind = valTS
 				i = d.ts(i, refMs)
 			case "seq":
 				if r.Seq != -1 {
 					d.semantic(ReasonDuplicateKey, keyAt, `duplicate key "seq"`)
 				}
+				kind = valSeq
 				i = d.seq(i)
 			case "metrics":
 				if haveMetrics {
 					d.semantic(ReasonDuplicateKey, keyAt, `duplicate key "metrics"`)
 				}
 				haveMetrics = true
+				kind = valNone // metric records each member
 				i = d.metricsObject(i, keyAt)
 			default:
 				if i < len(data) && (data[i] == '-' || data[i] >= '0' && data[i] <= '9' || data[i] == 'N' || data[i] == 'I') {
+					kind = valNone // metric records it
 					i = d.metric(key, keyAt, i)
 				} else {
 					// An ignored field may not shadow a metric: encoding/json
@@ -159,6 +176,9 @@ func (d *Decoder) Decode(data []byte, refMs int64) (*Record, error) {
 					d.checkNotMetric(key, keyAt)
 					i = d.skip(i, 0)
 				}
+			}
+			if kind != valNone {
+				d.values = append(d.values, value{kind: kind, start: valueAt, end: i})
 			}
 			if d.synErr != nil {
 				return nil, d.synErr
@@ -189,6 +209,7 @@ func (d *Decoder) Decode(data []byte, refMs int64) (*Record, error) {
 	case len(r.Metrics) == 0:
 		return nil, &Error{Reason: ReasonNoMetrics, Offset: len(data), Detail: "no numeric metric in the record"}
 	}
+	d.learn(data)
 	return r, nil
 }
 
@@ -365,6 +386,7 @@ func (d *Decoder) metric(name []byte, nameAt, i int) int {
 		return j
 	}
 	d.rec.Metrics = append(ms, Metric{Name: name, Value: v})
+	d.values = append(d.values, value{kind: valMetric, start: i, end: j, name: name})
 	return j
 }
 

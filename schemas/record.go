@@ -1,8 +1,9 @@
 package schemas
 
 // Record is a decoded, validated telemetry record. Its byte slices alias
-// the input and the Decoder's scratch buffer: they are valid until the next
-// call to Decode. Copy what must outlive that (the windows package interns
+// the input and the Decoder's own memory (unescaped strings, the metric
+// names of remembered shapes): they are valid until the next call to
+// Decode. Copy what must outlive that (the windows package interns
 // device ids and metric names once per series).
 type Record struct {
 	DeviceID []byte

@@ -1,0 +1,193 @@
+package schemas
+
+// Shapes: a device sends the same record again and again with only the
+// values changed. The Decoder remembers the structure of the last few
+// records it accepted (their shapes) and decodes a record that has one of
+// them by comparing the bytes between values and parsing only the values:
+// keys are not scanned byte by byte, metric names not validated and not
+// checked for duplicates again, because they equal the names of a record
+// that passed those checks.
+//
+// A shape is the literal bytes before each value (braces, keys, colons,
+// commas and whitespace, exactly as sent), what each value is, and the
+// literal after the last one. Values are parsed by the same code as in
+// the full decoder, so a record that matches a shape decodes to what the
+// full decoder would return. Anything else, including every invalid
+// value, goes to the full decoder, which reports the error; a differential
+// fuzz target (FuzzShape) holds the two paths equal.
+
+// maxShapes is how many shapes a Decoder remembers: enough for the few
+// firmware versions and device kinds that feed one shard.
+const maxShapes = 4
+
+// maxShapeValues bounds the values of a record that is remembered as a
+// shape; larger records always take the full decoder.
+const maxShapeValues = 64
+
+type valueKind uint8
+
+const (
+	valDevice valueKind = iota
+	valTS
+	valSeq
+	valMetric  // a number: top level or under "metrics"
+	valIgnored // a top-level field that is not a number
+	valNone    // not recorded (the "metrics" object: its members are)
+)
+
+// value is where the full decoder found a value, recorded so an accepted
+// record can become a shape.
+type value struct {
+	kind       valueKind
+	start, end int
+	name       []byte // valMetric: its (unescaped) name
+}
+
+type shape struct {
+	buf    []byte // literals and metric names, with 16 bytes of padding
+	fields []field
+	tail   [2]uint32 // buf offsets of the literal after the last value
+}
+
+type field struct {
+	lit    [2]uint32 // buf offsets of the literal before the value
+	kind   valueKind
+	nameAt [2]uint32
+	name   []byte // valMetric: buf[nameAt[0]:nameAt[1]], with 16 bytes of capacity at least
+}
+
+type shapeResult uint8
+
+const (
+	shapeMismatch shapeResult = iota // the record has another shape
+	shapeInvalid                     // the shape matched so far, a value is bad
+	shapeDecoded
+)
+
+// decodeShapes tries the remembered shapes, most recently matched first.
+func (d *Decoder) decodeShapes(data []byte, refMs int64) bool {
+	for k := range d.nshapes {
+		s := (d.lastShape + k) % d.nshapes
+		switch d.decodeShape(&d.shapes[s], data, refMs) {
+		case shapeDecoded:
+			d.lastShape = s
+			d.shapeHits++
+			return true
+		case shapeInvalid:
+			return false
+		}
+	}
+	return false
+}
+
+// decodeShape decodes data if it has shape s.
+func (d *Decoder) decodeShape(s *shape, data []byte, refMs int64) shapeResult {
+	r := &d.rec
+	r.DeviceID, r.Time, r.Seq, r.Metrics = nil, 0, -1, r.Metrics[:0]
+	d.data, d.synErr, d.semErr = data, nil, nil
+	i := 0
+	for k := range s.fields {
+		f := &s.fields[k]
+		if !hasLiteral(data, i, s.buf[f.lit[0]:f.lit[1]]) {
+			return shapeMismatch
+		}
+		i += int(f.lit[1] - f.lit[0])
+		if i >= len(data) {
+			return shapeInvalid
+		}
+		c := data[i]
+		number := c == '-' || c >= '0' && c <= '9'
+		switch f.kind {
+		case valMetric:
+			if !number {
+				// NaN, Infinity, or not a number: the full decoder
+				// decides what it is.
+				return shapeInvalid
+			}
+			v, ok, j := d.number(i)
+			if !ok {
+				return shapeInvalid
+			}
+			r.Metrics = append(r.Metrics, Metric{Name: f.name, Value: v})
+			i = j
+		case valDevice:
+			if c != '"' {
+				return shapeInvalid
+			}
+			id, j := d.str(i)
+			if d.synErr != nil || d.class&charDevice == 0 || len(id) > MaxIDLen {
+				return shapeInvalid
+			}
+			r.DeviceID, i = id, j
+		case valTS:
+			i = d.ts(i, refMs)
+		case valSeq:
+			i = d.seq(i)
+		case valIgnored:
+			if number || c == 'N' || c == 'I' {
+				return shapeInvalid // a number here would be a metric
+			}
+			i = d.skip(i, 0)
+		}
+		if d.synErr != nil || d.semErr != nil {
+			return shapeInvalid
+		}
+	}
+	tail := s.buf[s.tail[0]:s.tail[1]]
+	if len(data)-i != len(tail) || string(data[i:]) != string(tail) {
+		return shapeMismatch
+	}
+	return shapeDecoded
+}
+
+// hasLiteral reports whether data continues at i with lit.
+func hasLiteral(data []byte, i int, lit []byte) bool {
+	return len(data)-i >= len(lit) && string(data[i:i+len(lit)]) == string(lit)
+}
+
+// learn remembers the shape of the record just accepted by the full
+// decoder, replacing the least recently learned one. It reuses the
+// replaced shape's memory, so a shard that alternates between a few more
+// shapes than maxShapes still does not allocate once warm.
+func (d *Decoder) learn(data []byte) {
+	if len(d.values) > maxShapeValues {
+		return
+	}
+	k := d.nshapes
+	if k < maxShapes {
+		d.nshapes++
+	} else {
+		k = d.nextShape
+		d.nextShape = (d.nextShape + 1) % maxShapes
+	}
+	s := &d.shapes[k]
+	s.buf, s.fields = s.buf[:0], s.fields[:0]
+	prev := 0
+	for _, v := range d.values {
+		from := uint32(len(s.buf))
+		s.buf = append(s.buf, data[prev:v.start]...)
+		s.fields = append(s.fields, field{lit: [2]uint32{from, uint32(len(s.buf))}, kind: v.kind})
+		prev = v.end
+	}
+	from := uint32(len(s.buf))
+	s.buf = append(s.buf, data[prev:]...)
+	s.tail = [2]uint32{from, uint32(len(s.buf))}
+	// Names last, then padding, so every name can be loaded 16 bytes at a
+	// time (windows compares names that way). The names are sliced once
+	// buf has stopped growing.
+	for j, v := range d.values {
+		from := uint32(len(s.buf))
+		s.buf = append(s.buf, v.name...)
+		s.fields[j].nameAt = [2]uint32{from, uint32(len(s.buf))}
+	}
+	s.buf = append(s.buf, padding[:]...)
+	for j := range s.fields {
+		f := &s.fields[j]
+		if f.kind == valMetric {
+			f.name = s.buf[f.nameAt[0]:f.nameAt[1]]
+		}
+	}
+	d.lastShape = k
+}
+
+var padding [16]byte
