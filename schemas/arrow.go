@@ -17,11 +17,11 @@ const (
 // milliseconds marked UTC (never nanoseconds or INT96), signed integers
 // only, UTF-8 strings, and the standard MAP layout.
 var (
-	tsMs   = arrow.FixedWidthTypes.Timestamp_ms // TimestampType{Unit: Millisecond, TimeZone: "UTC"}
-	str    = arrow.BinaryTypes.String
-	f64    = arrow.PrimitiveTypes.Float64
-	i64    = arrow.PrimitiveTypes.Int64
-	binary = arrow.BinaryTypes.Binary
+	tsMs = arrow.FixedWidthTypes.Timestamp_ms // TimestampType{Unit: Millisecond, TimeZone: "UTC"}
+	str  = arrow.BinaryTypes.String
+	f64  = arrow.PrimitiveTypes.Float64
+	i64  = arrow.PrimitiveTypes.Int64
+	bin  = arrow.BinaryTypes.Binary
 )
 
 func schema(dataset string, fields ...arrow.Field) *arrow.Schema {
@@ -67,7 +67,7 @@ var WindowsSchema = schema("windows",
 	arrow.Field{Name: "p50", Type: f64, Nullable: true},
 	arrow.Field{Name: "p90", Type: f64, Nullable: true},
 	arrow.Field{Name: "p99", Type: f64, Nullable: true},
-	arrow.Field{Name: "sketch", Type: binary, Nullable: true},
+	arrow.Field{Name: "sketch", Type: bin, Nullable: true},
 )
 
 // AlertsSchema is the alerts dataset: one row per FIRING or RESOLVED

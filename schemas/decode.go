@@ -432,7 +432,10 @@ func (d *Decoder) number(i int) (v float64, ok bool, end int) {
 		return d.numberGeneral(i)
 	}
 	// Exact: the mantissa is below 10^15 < 2^53 and 10^frac is exact.
-	v = float64(mant) / pow10[frac]
+	v = float64(mant)
+	if frac > 0 {
+		v /= pow10[frac]
+	}
 	if neg {
 		v = -v
 	}

@@ -1,5 +1,9 @@
 package schemas
 
+import "encoding/binary"
+
+var le = binary.LittleEndian
+
 // Shapes: a device sends the same record again and again with only the
 // values changed. The Decoder remembers the structure of the last few
 // records it accepted (their shapes) and decodes a record that has one of
@@ -120,9 +124,17 @@ func (d *Decoder) decodeShape(s *shape, data []byte, refMs int64) shapeResult {
 			}
 			r.DeviceID, i = id, j
 		case valTS:
-			i = d.ts(i, refMs)
+			if ms, j, ok := d.whole(i); ok && ms <= maxTime && (refMs <= 0 || ms <= refMs+d.skewMs) {
+				r.Time, i = ms, j
+			} else {
+				i = d.ts(i, refMs)
+			}
 		case valSeq:
-			i = d.seq(i)
+			if n, j, ok := d.whole(i); ok && n <= 1<<53 {
+				r.Seq, i = n, j
+			} else {
+				i = d.seq(i)
+			}
 		case valIgnored:
 			if number || c == 'N' || c == 'I' {
 				return shapeInvalid // a number here would be a metric
@@ -140,9 +152,33 @@ func (d *Decoder) decodeShape(s *shape, data []byte, refMs int64) shapeResult {
 	return shapeDecoded
 }
 
-// hasLiteral reports whether data continues at i with lit.
+// hasLiteral reports whether data continues at i with lit. Literals are
+// short (a comma, a key, a colon), so it compares words, the first and
+// last eight bytes overlapping, instead of calling memequal.
 func hasLiteral(data []byte, i int, lit []byte) bool {
-	return len(data)-i >= len(lit) && string(data[i:i+len(lit)]) == string(lit)
+	n := len(lit)
+	if len(data)-i < n {
+		return false
+	}
+	b := data[i : i+n]
+	switch {
+	case n >= 8:
+		for k := 0; k+8 < n; k += 8 {
+			if le.Uint64(b[k:]) != le.Uint64(lit[k:]) {
+				return false
+			}
+		}
+		// the last eight, overlapping the ones compared
+		return le.Uint64(b[n-8:]) == le.Uint64(lit[n-8:])
+	case n >= 4:
+		return le.Uint32(b) == le.Uint32(lit) && le.Uint32(b[n-4:]) == le.Uint32(lit[n-4:])
+	}
+	for k := range n {
+		if b[k] != lit[k] {
+			return false
+		}
+	}
+	return true
 }
 
 // learn remembers the shape of the record just accepted by the full
@@ -191,3 +227,20 @@ func (d *Decoder) learn(data []byte) {
 }
 
 var padding [16]byte
+
+// whole parses the common form of ts and seq, a non-negative integer of
+// up to 15 digits, as an integer. Anything else, including every number
+// that is not plain, is for d.ts and d.seq.
+func (d *Decoder) whole(i int) (int64, int, bool) {
+	data := d.data
+	j, n := scanDigits(data, i, 0)
+	if digits := j - i; digits == 0 || digits > 15 || digits > 1 && data[i] == '0' {
+		return 0, j, false
+	}
+	if j < len(data) {
+		if c := data[j]; c == '.' || c == 'e' || c == 'E' || c == 'N' || c == 'I' || c >= 'a' && c <= 'z' {
+			return 0, j, false
+		}
+	}
+	return int64(n), j, true
+}

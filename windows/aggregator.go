@@ -343,23 +343,55 @@ func (a *Aggregator) Add(deviceID []byte, ts int64, metrics []schemas.Metric) Cl
 	off := floorMod(p, a.ring)
 	ep, at := uint32(p), int32(ts-start)
 	col := off << chunkBits
-	// Locals, so the loop keeps them in registers across the pane stores.
+	if len(metrics) > len(d.hint) || a.opts.Quantiles {
+		a.addSlow(d, di, col, off, ep, at, metrics)
+		return class
+	}
+	// Two loops, so that the one updating panes has few live values and
+	// no calls (which would spill them): first the series of each metric,
+	// then the panes.
+	var sis [len(d.hint)]uint32
+	keys := a.metricKeys
+	for k := range metrics {
+		// Devices send their metrics in a stable order, so the slot that
+		// held the k-th metric last time almost always holds it again.
+		if h := d.hint[k]; h < 8 && uint16(h) < d.n && keys[d.inl[h].metric].quick(metrics[k].Name) {
+			sis[k] = d.inl[h].series
+		} else {
+			sis[k] = a.seriesOf(di, k, metrics[k].Name)
+			keys = a.metricKeys
+		}
+	}
+	chunks := a.chunks
+	for k := range metrics {
+		si := sis[k]
+		pn := &chunks[si>>chunkBits][col|int64(si&chunkMask)]
+		if pn.epoch != ep {
+			// a pane from an older, closed span: start afresh
+			pn.count, pn.epoch = 0, ep
+		}
+		pn.add(at, metrics[k].Value)
+	}
+	return class
+}
+
+// addSlow is Add's loop for records with more metrics than a device has
+// hints, and with quantile sketches.
+func (a *Aggregator) addSlow(d *device, di uint32, col, off int64, ep uint32, at int32, metrics []schemas.Metric) {
 	chunks, keys, names := a.chunks, a.metricKeys, a.metricNames
 	for k := range metrics {
 		name := metrics[k].Name
 		var si uint32
-		// Devices send their metrics in a stable order, so the slot that
-		// held the k-th metric last time almost always holds it again.
 		if h := d.hint[k&7]; k < 8 && h < 8 && uint16(h) < d.n &&
 			(keys[d.inl[h].metric].quick(name) || names[d.inl[h].metric] == string(name)) {
 			si = d.inl[h].series
 		} else {
 			si = a.seriesOf(di, k, name)
 			chunks, keys, names = a.chunks, a.metricKeys, a.metricNames
+			d = &a.devices[di]
 		}
 		pn := &chunks[si>>chunkBits][col|int64(si&chunkMask)]
 		if pn.epoch != ep {
-			// a pane from an older, closed span: start afresh
 			pn.count, pn.epoch = 0, ep
 			if a.sketches != nil {
 				a.sketches[int64(si)*a.ring+off].Clear()
@@ -370,7 +402,6 @@ func (a *Aggregator) Add(deviceID []byte, ts int64, metrics []schemas.Metric) Cl
 			_ = a.sketches[int64(si)*a.ring+off].Add(metrics[k].Value)
 		}
 	}
-	return class
 }
 
 // lookup finds a device by id in the device table.
