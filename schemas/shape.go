@@ -108,9 +108,42 @@ func (d *Decoder) decodeShape(s *shape, data []byte, refMs int64) shapeResult {
 				// decides what it is.
 				return shapeInvalid
 			}
-			v, ok, j := d.number(i)
-			if !ok {
-				return shapeInvalid
+			// number's fast path, inline: a call here costs as much
+			// as the parse (Go keeps no registers across calls).
+			j := i
+			if c == '-' {
+				j++
+			}
+			from := j
+			var mant uint64
+			for j < len(data) && data[j]-'0' <= 9 {
+				mant = mant*10 + uint64(data[j]-'0')
+				j++
+			}
+			digits, frac := j-from, 0
+			if j < len(data) && data[j] == '.' {
+				j++
+				for j < len(data) && data[j]-'0' <= 9 {
+					mant = mant*10 + uint64(data[j]-'0')
+					j++
+					frac++
+				}
+			}
+			var v float64
+			if digits == 0 || digits > 1 && data[from] == '0' || frac == 0 && data[j-1] == '.' ||
+				digits+frac > 15 || j < len(data) && (data[j] == 'e' || data[j] == 'E' || data[j] == 'N' || data[j] == 'I' || data[j] >= 'a' && data[j] <= 'z') {
+				var ok bool
+				if v, ok, j = d.number(i); !ok || d.synErr != nil {
+					return shapeInvalid
+				}
+			} else {
+				v = float64(mant)
+				if frac > 0 {
+					v /= pow10[frac]
+				}
+				if c == '-' {
+					v = -v
+				}
 			}
 			r.Metrics = append(r.Metrics, Metric{Name: f.name, Value: v})
 			i = j

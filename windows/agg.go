@@ -64,8 +64,9 @@ func (a *Agg) Merge(b *Agg) {
 	a.Mean += d * float64(b.Count) / float64(n)
 	a.Count = n
 	a.Sum += b.Sum
-	a.Min = math.Min(a.Min, b.Min)
-	a.Max = math.Max(a.Max, b.Max)
+	// The builtins: math.Min's semantics (NaN, -0 < +0) without its call.
+	a.Min = min(a.Min, b.Min)
+	a.Max = max(a.Max, b.Max)
 	if b.FirstTS < a.FirstTS {
 		a.FirstTS, a.First = b.FirstTS, b.First
 	}
