@@ -54,10 +54,13 @@ type shape struct {
 }
 
 type field struct {
-	lit    [2]uint32 // buf offsets of the literal before the value
-	kind   valueKind
-	nameAt [2]uint32
-	name   []byte // valMetric: buf[nameAt[0]:nameAt[1]], with 16 bytes of capacity at least
+	// The literal's first 16 bytes as words and the masks of its bytes
+	// in them, for literals of up to 16 bytes (most: a comma and a key).
+	w0, w1, m0, m1 uint64
+	lit            [2]uint32 // buf offsets of the literal before the value
+	kind           valueKind
+	nameAt         [2]uint32
+	name           []byte // valMetric: buf[nameAt[0]:nameAt[1]], with 16 bytes of capacity at least
 }
 
 type shapeResult uint8
@@ -92,10 +95,15 @@ func (d *Decoder) decodeShape(s *shape, data []byte, refMs int64) shapeResult {
 	i := 0
 	for k := range s.fields {
 		f := &s.fields[k]
-		if !hasLiteral(data, i, s.buf[f.lit[0]:f.lit[1]]) {
+		n := int(f.lit[1] - f.lit[0])
+		if n <= 16 && len(data)-i >= 16 {
+			if le.Uint64(data[i:])&f.m0 != f.w0 || le.Uint64(data[i+8:])&f.m1 != f.w1 {
+				return shapeMismatch
+			}
+		} else if !hasLiteral(data, i, s.buf[f.lit[0]:f.lit[1]]) {
 			return shapeMismatch
 		}
-		i += int(f.lit[1] - f.lit[0])
+		i += n
 		if i >= len(data) {
 			return shapeInvalid
 		}
@@ -252,6 +260,12 @@ func (d *Decoder) learn(data []byte) {
 	s.buf = append(s.buf, padding[:]...)
 	for j := range s.fields {
 		f := &s.fields[j]
+		if lit := s.buf[f.lit[0]:f.lit[1]]; len(lit) <= 16 {
+			var w [16]byte
+			copy(w[:], lit)
+			f.w0, f.w1 = le.Uint64(w[:8]), le.Uint64(w[8:])
+			f.m0, f.m1 = lowBytes(min(len(lit), 8)), lowBytes(max(len(lit)-8, 0))
+		}
 		if f.kind == valMetric {
 			f.name = s.buf[f.nameAt[0]:f.nameAt[1]]
 		}
@@ -260,6 +274,14 @@ func (d *Decoder) learn(data []byte) {
 }
 
 var padding [16]byte
+
+// lowBytes masks the low n bytes of a word (n in 0..8).
+func lowBytes(n int) uint64 {
+	if n >= 8 {
+		return ^uint64(0)
+	}
+	return uint64(1)<<(8*uint(n)) - 1
+}
 
 // whole parses the common form of ts and seq, a non-negative integer of
 // up to 15 digits, as an integer. Anything else, including every number
