@@ -151,7 +151,8 @@ type spec struct {
 
 // device is one live device. Its id (up to 32 bytes) and first eight
 // series are inline, so the hot path finds everything about a device in
-// the few cache lines of this struct.
+// the first two of its three cache lines (everything up to inl; the
+// padding keeps devices aligned to lines in the slice).
 type device struct {
 	hash  uint64 // of the id, for the device table
 	last  int64  // largest event time seen
@@ -160,9 +161,10 @@ type device struct {
 	n     uint16
 	hint  [8]uint8 // record position -> likely slot
 	short [32]byte
-	id    string
 	inl   [8]slot // slots 0-7, sorted by metric name with more
-	more  []slot  // slots 8 and up
+	id    string
+	more  []slot // slots 8 and up
+	_     [24]byte
 }
 
 type slot struct {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"unsafe"
 )
 
 // TestDevTableInsertRemove checks the open-addressing table against a Go
@@ -53,5 +54,17 @@ func TestDevTableInsertRemove(t *testing.T) {
 		if tbl.n != len(want) {
 			t.Fatalf("step %d: table counts %d, want %d", step, tbl.n, len(want))
 		}
+	}
+}
+
+// TestDeviceLayout: the hot fields of a device share its first two cache
+// lines, and devices are whole lines so a slice of them stays aligned.
+func TestDeviceLayout(t *testing.T) {
+	var d device
+	if size := unsafe.Sizeof(d); size%64 != 0 {
+		t.Errorf("device is %d bytes, not a multiple of a cache line", size)
+	}
+	if end := unsafe.Offsetof(d.inl) + unsafe.Sizeof(d.inl); end > 128 {
+		t.Errorf("device's inline slots end at byte %d, past its second line", end)
 	}
 }
