@@ -426,6 +426,13 @@ func (a *Aggregator) lookup(h uint64, id []byte) (uint32, bool) {
 // the next record. Add checks that hint inline first.
 func (a *Aggregator) seriesOf(di uint32, k int, name []byte) uint32 {
 	d := &a.devices[di]
+	// The hint, compared in full: nameKey.quick cannot decide for names
+	// longer than 16 bytes or at the very end of their buffer.
+	if k < len(d.hint) {
+		if h := d.hint[k]; h < 8 && uint16(h) < d.n && a.metricNames[d.inl[h].metric] == string(name) {
+			return d.inl[h].series
+		}
+	}
 	j, found := a.findSlot(d, name)
 	if !found {
 		a.newSeries(di, j, name)
