@@ -80,6 +80,7 @@ type goldenHeader struct {
 	SeriesTTL   time.Duration    `yaml:"series_ttl"`
 	Quantiles   bool             `yaml:"quantiles"`
 	Skew        time.Duration    `yaml:"max_future_skew"`
+	MaxAhead    time.Duration    `yaml:"max_ahead"`
 	Rules       []map[string]any `yaml:"rules"`
 }
 
@@ -126,6 +127,7 @@ func runGolden(t *testing.T, file, header, events string, batch bool, restartEve
 		DeadLetters: rec,
 		OnWindow:    func(w *windows.Window) { rec.lines = append(rec.lines, fmtWindow(w, h.Quantiles)) },
 		OnAlert:     func(a *rules.Alert) { rec.lines = append(rec.lines, fmtAlert(a)) },
+		MaxAhead:    h.MaxAhead,
 	}
 	p, err := NewProcessor(opts)
 	if err != nil {
@@ -135,10 +137,13 @@ func runGolden(t *testing.T, file, header, events string, batch bool, restartEve
 	p.Tick(wall)
 	seq := 0
 	var arrival int64
+	pinned := false // arrival set by an arrive event, not by event times
 	var pending []Input
 	feed := func(data []byte, ts int64) {
 		seq++
-		arrival = max(arrival, ts)
+		if !pinned {
+			arrival = max(arrival, ts)
+		}
 		if batch {
 			pending = append(pending, Input{Data: data, Seq: strconv.Itoa(seq), Arrival: arrival})
 			return
@@ -185,6 +190,11 @@ func runGolden(t *testing.T, file, header, events string, batch bool, restartEve
 		switch f[0] {
 		case "raw": // raw JSON, arriving at the current arrival time
 			feed([]byte(strings.TrimSpace(strings.TrimPrefix(sc.Text(), "raw"))), arrival)
+		case "arrive": // records from now on arrive at this time, whatever their event time
+			if len(f) != 2 {
+				fail("want: arrive TIME")
+			}
+			arrival, pinned = base.UnixMilli()+parseOffset(t, f[1]), true
 		case "tick": // the wall clock moves on with no records
 			drain()
 			d, err := time.ParseDuration(f[1])
@@ -224,6 +234,9 @@ func runGolden(t *testing.T, file, header, events string, batch bool, restartEve
 	st := p.Stats()
 	rec.lines = append(rec.lines, fmt.Sprintf("# stats: records=%d accepted=%d in_order=%d out_of_order=%d late=%d windows=%d fired=%d resolved=%d evicted=%d live_series=%d",
 		st.Records, st.Accepted, st.Windows.InOrder, st.Windows.OutOfOrder, st.Windows.Late, st.Windows.Windows, st.Fired, st.Resolved, st.Windows.Evicted, p.LiveSeries()))
+	if st.Clamped > 0 {
+		rec.lines[len(rec.lines)-1] += fmt.Sprintf(" clamped=%d", st.Clamped)
+	}
 	return strings.Join(rec.lines, "\n") + "\n"
 }
 

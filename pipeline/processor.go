@@ -32,6 +32,14 @@ type Options struct {
 	// OnRecord receives each record that was aggregated, for the raw
 	// dataset. The record is reused after the call. Optional.
 	OnRecord func(rec *schemas.Record, seq string, arrival int64)
+	// MaxAhead bounds how far a record's event time may lie after its
+	// arrival time for the windows: a later one is windowed at arrival +
+	// MaxAhead (and counted in Stats.Clamped; the raw dataset keeps its
+	// time). The watermark follows the largest event time, so without
+	// the bound one device with a fast clock would make every other
+	// device's records on the shard late. 0 disables it, as does a
+	// record without an arrival time.
+	MaxAhead time.Duration
 }
 
 // Stats count a Processor's records. Read them on the owning goroutine.
@@ -39,6 +47,7 @@ type Stats struct {
 	Records  uint64                     // records given to Process
 	Bytes    uint64                     // their payload bytes
 	Accepted uint64                     // decoded and aggregated
+	Clamped  uint64                     // accepted, windowed at arrival + MaxAhead
 	Rejected [schemas.NumReasons]uint64 // by reason, dead-lettered
 	Windows  windows.Stats
 	Fired    uint64
@@ -48,14 +57,15 @@ type Stats struct {
 // Processor runs decode → windows → rules for one shard. Create it with
 // NewProcessor; it starts nothing.
 type Processor struct {
-	opts    Options
-	dec     *schemas.Decoder
-	agg     *windows.Aggregator
-	eng     *rules.Engine
-	stats   Stats
-	letter  schemas.DeadLetter
-	dlErr   error // first dead-letter failure, sticky
-	onAlert rules.AlertFunc
+	opts     Options
+	dec      *schemas.Decoder
+	agg      *windows.Aggregator
+	eng      *rules.Engine
+	stats    Stats
+	letter   schemas.DeadLetter
+	dlErr    error // first dead-letter failure, sticky
+	onAlert  rules.AlertFunc
+	maxAhead int64 // ms
 }
 
 // NewProcessor validates opts and builds the shard's state.
@@ -63,7 +73,10 @@ func NewProcessor(opts Options) (*Processor, error) {
 	if opts.DeadLetters == nil {
 		return nil, errors.New("pipeline: a dead-letter store is required")
 	}
-	p := &Processor{opts: opts, dec: schemas.NewDecoder(opts.Decode), onAlert: opts.OnAlert}
+	if opts.MaxAhead < 0 {
+		return nil, fmt.Errorf("pipeline: max ahead %v is negative", opts.MaxAhead)
+	}
+	p := &Processor{opts: opts, dec: schemas.NewDecoder(opts.Decode), onAlert: opts.OnAlert, maxAhead: opts.MaxAhead.Milliseconds()}
 	if p.onAlert == nil {
 		p.onAlert = func(*rules.Alert) {}
 	}
@@ -105,10 +118,15 @@ func (p *Processor) Process(data []byte, seq string, arrival int64) (err error) 
 		}
 		return p.reject(data, seq, arrival, reason, derr.Error())
 	}
-	switch p.agg.Add(rec.DeviceID, rec.Time, rec.Metrics) {
+	ts := rec.Time
+	if p.maxAhead > 0 && arrival > 0 && ts-arrival > p.maxAhead {
+		ts = arrival + p.maxAhead
+		p.stats.Clamped++
+	}
+	switch p.agg.Add(rec.DeviceID, ts, rec.Metrics) {
 	case windows.Late:
 		return p.reject(data, seq, arrival, schemas.ReasonLate,
-			fmt.Sprintf("late: event time %s is behind watermark %s", fmtMs(rec.Time), fmtMs(p.agg.Watermark())))
+			fmt.Sprintf("late: event time %s is behind watermark %s", fmtMs(ts), fmtMs(p.agg.Watermark())))
 	case windows.SeriesLimit:
 		return p.reject(data, seq, arrival, schemas.ReasonSeriesLimit, "series limit reached: record would create a new series")
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/tapline/tapline/deploy/local/stack"
 	"github.com/tapline/tapline/pipeline"
 	"github.com/tapline/tapline/pipeline/consumer/consumertest"
+	"github.com/tapline/tapline/pipeline/service"
 	"github.com/tapline/tapline/sinks/batch"
 	"github.com/tapline/tapline/windows"
 	"github.com/tapline/tapline/windows/rules"
@@ -141,7 +142,7 @@ func (e *faultEnv) oracle() *consumertest.Result {
 		e.t.Fatal(err)
 	}
 	want, err := consumertest.Oracle(context.Background(), e.st.KinesisClient(), e.stream, "tapline",
-		pipeline.Options{Windows: windows.Options{Specs: specs, AllowedLateness: 30 * time.Second}, Rules: rcfg},
+		pipeline.Options{Windows: windows.Options{Specs: specs, AllowedLateness: 30 * time.Second}, Rules: rcfg, MaxAhead: service.DefaultMaxAhead},
 		batch.Options{MaxRows: 3000, FlushEvery: 2 * time.Minute})
 	if err != nil {
 		e.t.Fatal(err)
@@ -528,12 +529,15 @@ func TestFaultSNSDown(t *testing.T) {
 	}
 }
 
-// Fault 10: clock-skewed devices among good ones. keg-0001..0009 run 10
-// minutes ahead: within the allowed skew, they move the shard's watermark,
-// and the other devices' records behind it are dead-lettered as late
-// (event time is per shard; that is the price of a fast clock). keg-0010
-// runs a year ahead: its records are rejected as future. Nothing is
-// lost or double-counted: what is aggregated equals the oracle.
+// Fault 10: clock-skewed devices among good ones, first in a backlog of
+// week-old records that arrive all at once, then live. keg-0001..0009 run
+// ahead, keg-0010 a year ahead (rejected as future_ts). In the backlog the
+// fast clocks lead the others by 10 minutes while all records arrive
+// together: the shard's watermark follows them and the other devices'
+// records are late (dead-lettered, nothing lost; what is aggregated
+// equals the oracle). Live, records arrive as they are sent: the fast
+// clocks' records are windowed at arrival + max_ahead, so the others'
+// records are not late.
 func TestFaultClockSkew(t *testing.T) {
 	e := newFaultEnv(t, 2)
 	recs := consumertest.Telemetry(100, 0, 120)
@@ -560,9 +564,35 @@ func TestFaultClockSkew(t *testing.T) {
 	rep := e.verify(want)
 	future := p.metric(`tapline_records_rejected_total{reason="future_ts"}`)
 	late := p.metric(`tapline_records_rejected_total{reason="late"}`)
-	t.Logf("RELIABILITY clock-skew: %.0f records a year ahead rejected as future_ts; %.0f records dead-lettered as late behind the 10-minute-fast clocks; %s", future, late, rep)
+	t.Logf("RELIABILITY clock-skew: backlog: %.0f records a year ahead rejected as future_ts; %.0f records dead-lettered as late behind the 10-minute-fast clocks; %s", future, late, rep)
 	if future == 0 || late == 0 {
-		t.Errorf("future %v, late %v: the skew had no effect", future, late)
+		t.Errorf("backlog: future %v, late %v: the skew had no effect", future, late)
+	}
+
+	// Live: three rounds, each device once a second, the fast clocks 4
+	// minutes ahead (within the allowed future skew) and first in each
+	// round (devices 0-8), so without max_ahead every other record would
+	// be late.
+	var live []stack.Record
+	now := time.Now()
+	for round := range 3 {
+		for d := range 100 {
+			ts, id := now.Add(time.Duration(round)*time.Second), consumertest.DeviceID(d)
+			if d < 9 {
+				ts = ts.Add(4 * time.Minute)
+			}
+			live = append(live, stack.Record{Key: id, Data: fmt.Appendf(nil, `{"device_id":%q,"ts":%d,"metrics":{"temp_c":4}}`, id, ts.UnixMilli())})
+		}
+	}
+	total := p.metric(`tapline_records_total`) + float64(len(live))
+	e.put(live)
+	waitFor(t, "the live records read", 60*time.Second, func() bool { return p.metric(`tapline_records_total`) >= total })
+	clamped := p.metric(`tapline_records_clamped_total`)
+	liveLate := p.metric(`tapline_records_rejected_total{reason="late"}`) - late
+	liveFuture := p.metric(`tapline_records_rejected_total{reason="future_ts"}`) - future
+	t.Logf("RELIABILITY clock-skew: live: %d records, %.0f of the 4-minute-fast clocks windowed at arrival + max_ahead, %.0f late, %.0f future", len(live), clamped, liveLate, liveFuture)
+	if clamped != 27 || liveLate != 0 || liveFuture != 0 {
+		t.Errorf("live: %v clamped (want 27), %v late, %v future (want 0)", clamped, liveLate, liveFuture)
 	}
 }
 

@@ -27,6 +27,7 @@ import (
 	"github.com/tapline/tapline/deploy/local/stack"
 	"github.com/tapline/tapline/pipeline"
 	"github.com/tapline/tapline/pipeline/consumer/consumertest"
+	"github.com/tapline/tapline/pipeline/service"
 	"github.com/tapline/tapline/sinks/batch"
 	"github.com/tapline/tapline/windows"
 	"github.com/tapline/tapline/windows/rules"
@@ -280,7 +281,7 @@ func TestServiceEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	want, err := consumertest.Oracle(ctx, k, stream, prefix,
-		pipeline.Options{Windows: windows.Options{Specs: windowSpecs, AllowedLateness: 30 * time.Second}, Rules: rcfg},
+		pipeline.Options{Windows: windows.Options{Specs: windowSpecs, AllowedLateness: 30 * time.Second}, Rules: rcfg, MaxAhead: service.DefaultMaxAhead},
 		batch.Options{MaxRows: 4000, FlushEvery: 2 * time.Minute})
 	if err != nil {
 		t.Fatal(err)

@@ -54,6 +54,7 @@ type Config struct {
 	MaxSeries       int           `yaml:"max_series"`
 	Quantiles       bool          `yaml:"quantiles"`
 	MaxFutureSkew   time.Duration `yaml:"max_future_skew"`
+	MaxAhead        time.Duration `yaml:"max_ahead"`  // 0: off
 	RulesFile       string        `yaml:"rules_file"` // empty: no rules
 
 	Batch struct {
@@ -76,6 +77,12 @@ type Config struct {
 	LogLevel        string        `yaml:"log_level"`        // debug, info, warn, error
 }
 
+// DefaultMaxAhead is how far after its arrival a record's event time
+// counts for the windows (see pipeline.Options.MaxAhead): well above the
+// few milliseconds an NTP-synced device leads by, well below the default
+// allowed lateness, so a fast clock cannot make other devices late.
+const DefaultMaxAhead = 10 * time.Second
+
 // Defaults returns the configuration before the file and environment.
 func Defaults() Config {
 	var c Config
@@ -85,6 +92,7 @@ func Defaults() Config {
 	c.Windows = []string{"1m", "5m/1m"}
 	c.AllowedLateness = 30 * time.Second
 	c.IdleTimeout = time.Minute
+	c.MaxAhead = DefaultMaxAhead
 	c.HTTPAddr = ":8080"
 	c.ShutdownTimeout = 100 * time.Second
 	c.LogLevel = "info"
@@ -215,6 +223,9 @@ func (c *Config) Validate() error {
 		if _, err := windows.ParseSpec(w); err != nil {
 			bad("windows", "%v", err)
 		}
+	}
+	if c.MaxAhead < 0 {
+		bad("max_ahead", "%v is negative (0 turns it off)", c.MaxAhead)
 	}
 	if c.ShutdownTimeout <= 0 || c.ShutdownTimeout > 120*time.Second {
 		bad("shutdown_timeout", "%v must be above 0 and at most 120s (the ECS stopTimeout limit)", c.ShutdownTimeout)

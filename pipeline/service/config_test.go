@@ -23,7 +23,8 @@ func TestExampleConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Stream != "telemetry" || c.Endpoints.Kinesis != "http://127.0.0.1:4567" || c.KCL.ShardSync != time.Second || len(c.Windows) != 2 {
+	if c.Stream != "telemetry" || c.Endpoints.Kinesis != "http://127.0.0.1:4567" || c.KCL.ShardSync != time.Second || len(c.Windows) != 2 ||
+		c.MaxAhead != DefaultMaxAhead {
 		t.Fatalf("loaded %+v", c)
 	}
 }
@@ -32,12 +33,12 @@ func TestEnvironmentOverridesTheFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c.yaml")
 	os.WriteFile(path, []byte("stream: a\ns3: {bucket: b}\nkcl: {shard_sync: 1s}\n"), 0o644)
 	c, err := Load(path, []string{"TAPLINE_STREAM=env-stream", "TAPLINE_KCL_SHARD_SYNC=250ms", "TAPLINE_WINDOWS=1m, 10m/5m",
-		"TAPLINE_QUANTILES=true", "TAPLINE_KCL_MAX_RECORDS=500", "TAPLINE_ENDPOINTS_S3=http://127.0.0.1:1", "OTHER=x"})
+		"TAPLINE_QUANTILES=true", "TAPLINE_KCL_MAX_RECORDS=500", "TAPLINE_ENDPOINTS_S3=http://127.0.0.1:1", "TAPLINE_MAX_AHEAD=2s", "OTHER=x"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Stream != "env-stream" || c.S3.Bucket != "b" || c.KCL.ShardSync != 250*time.Millisecond || !c.Quantiles ||
-		c.KCL.MaxRecords != 500 || strings.Join(c.Windows, "|") != "1m|10m/5m" || c.Endpoints.S3 != "http://127.0.0.1:1" {
+		c.KCL.MaxRecords != 500 || strings.Join(c.Windows, "|") != "1m|10m/5m" || c.Endpoints.S3 != "http://127.0.0.1:1" || c.MaxAhead != 2*time.Second {
 		t.Fatalf("got %+v", c)
 	}
 }
@@ -48,8 +49,8 @@ func TestBadConfigSaysWhatAndWhere(t *testing.T) {
 	if _, err := Load(path, nil); err == nil || !strings.Contains(err.Error(), "windowz") {
 		t.Errorf("unknown key: %v", err)
 	}
-	_, err := Load("", []string{"TAPLINE_SHUTDOWN_TIMEOUT=5m", "TAPLINE_WINDOWS=1m,7x", "TAPLINE_INITIAL_POSITION=OLDEST", "TAPLINE_ENDPOINTS_SNS=localhost:4100"})
-	for _, want := range []string{"stream: required", "s3.bucket: required", "shutdown_timeout", "windows", "initial_position", "endpoints.sns"} {
+	_, err := Load("", []string{"TAPLINE_SHUTDOWN_TIMEOUT=5m", "TAPLINE_WINDOWS=1m,7x", "TAPLINE_INITIAL_POSITION=OLDEST", "TAPLINE_ENDPOINTS_SNS=localhost:4100", "TAPLINE_MAX_AHEAD=-1s"})
+	for _, want := range []string{"stream: required", "s3.bucket: required", "shutdown_timeout", "windows", "initial_position", "endpoints.sns", "max_ahead"} {
 		if err == nil || !strings.Contains(err.Error(), "config: "+want) {
 			t.Errorf("error %v does not report %q", err, want)
 		}

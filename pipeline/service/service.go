@@ -115,9 +115,10 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 		DynamoDB: dynamodb.NewFromConfig(with(c.Endpoints.DynamoDB)),
 		Store:    store, Prefix: c.S3.Prefix,
 		Pipeline: pipeline.Options{
-			Decode:  schemas.Options{MaxFutureSkew: c.MaxFutureSkew},
-			Windows: windows.Options{Specs: specs, AllowedLateness: c.AllowedLateness, IdleTimeout: c.IdleTimeout, SeriesTTL: c.SeriesTTL, MaxSeries: c.MaxSeries, Quantiles: c.Quantiles},
-			Rules:   rcfg,
+			Decode:   schemas.Options{MaxFutureSkew: c.MaxFutureSkew},
+			Windows:  windows.Options{Specs: specs, AllowedLateness: c.AllowedLateness, IdleTimeout: c.IdleTimeout, SeriesTTL: c.SeriesTTL, MaxSeries: c.MaxSeries, Quantiles: c.Quantiles},
+			Rules:    rcfg,
+			MaxAhead: c.MaxAhead,
 		},
 		Batch:           batch.Options{MaxRows: c.Batch.MaxRows, MaxBytes: c.Batch.MaxBytes, FlushEvery: c.Batch.FlushEvery},
 		OnAlert:         onAlert,
