@@ -93,7 +93,7 @@ bench:
 ## bench-full: adds 1M devices and the 1M-device window close (needs ~8 GiB)
 bench-full:
 	TAPLINE_BENCH_FULL=1 $(GO) test -run '^$$' -bench . -benchtime 1s -timeout 90m ./schemas ./benchmarks | tee benchmarks/results/latest-full.txt
-	$(GO) run ./benchmarks/plot -o benchmarks/results/scaling-full.png benchmarks/results/latest-full.txt
+	$(GO) run ./benchmarks/plot -o benchmarks/results/scaling.png benchmarks/results/latest-full.txt
 
 ## demo: the newcomer's first command
 demo:

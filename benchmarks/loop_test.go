@@ -198,7 +198,11 @@ func BenchmarkWindowsAdd(b *testing.B) {
 				}
 				recs[i] = decoded{append([]byte(nil), rec.DeviceID...), rec.Time, nil}
 				for _, m := range rec.Metrics {
-					recs[i].metrics = append(recs[i].metrics, schemas.Metric{Name: append([]byte(nil), m.Name...), Value: m.Value})
+					// Names with 16 bytes of room after them, as the
+					// decoder hands them out (the windows package
+					// compares names 16 bytes at a time).
+					name := append(make([]byte, 0, len(m.Name)+16), m.Name...)
+					recs[i].metrics = append(recs[i].metrics, schemas.Metric{Name: name, Value: m.Value})
 				}
 			}
 			var specs []windows.Spec
