@@ -452,7 +452,7 @@ func TestFaultSigtermUnderLoad(t *testing.T) {
 // the records its final checkpoints cover (logged per batch).
 func metricFromLog(p *proc, seen float64) float64 {
 	var total float64
-	for _, line := range strings.Split(p.log.String(), "\n") {
+	for _, line := range strings.Split(p.logs(), "\n") {
 		if i := strings.Index(line, `"records":`); i >= 0 && strings.Contains(line, `"batch committed"`) {
 			var n float64
 			fmt.Sscan(strings.Trim(line[i+len(`"records":`):], `,}`), &n)
@@ -478,7 +478,7 @@ func TestFaultSNSDown(t *testing.T) {
 		return faultproxy.Fault{}
 	})
 	want := e.oracle()
-	e.start("w")
+	w := e.start("w")
 	e.waitAcked(want, 120*time.Second)
 	outage := pick(10*time.Second, 2*time.Minute)
 	time.Sleep(outage)
@@ -526,6 +526,35 @@ func TestFaultSNSDown(t *testing.T) {
 		e.sns.Injected.Load(), outage, len(want.Alerts), len(want.Alerts)-notDelivered, len(dead), lost, dup, rep)
 	if lost > 0 {
 		t.Errorf("%d alerts neither delivered nor dead-lettered", lost)
+	}
+
+	// The line the stack's AlertsDeadLetteredAlarm counts.
+	if n := strings.Count(w.logs(), `"msg":"alert dead-lettered"`); n != len(dead) {
+		t.Errorf("%d 'alert dead-lettered' log lines for %d dead-lettered alerts", n, len(dead))
+	}
+	// SNS is back: an operator redrives the dead-lettered alerts, twice.
+	redrive := func() string {
+		cmd := exec.Command(e.bin, "redrive-alerts")
+		cmd.Env = append(os.Environ(), e.env...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("redrive-alerts: %v\n%s", err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	first := redrive()
+	waitFor(t, "every alert at the subscriber after the redrive", 30*time.Second, func() bool {
+		notDelivered, _ := e.alertsReceived(want)
+		return notDelivered == 0
+	})
+	second := redrive()
+	_, dupAfter := e.alertsReceived(want)
+	t.Logf("RELIABILITY sns-down: redrive-alerts: %q; run again: %q; every alert delivered, %d delivered twice", first, second, dupAfter)
+	if want := fmt.Sprintf("dead-lettered alerts: %d; published now: %d;", len(dead), len(dead)); !strings.HasPrefix(first, want) {
+		t.Errorf("first redrive said %q, want %q...", first, want)
+	}
+	if !strings.Contains(second, "published now: 0;") {
+		t.Errorf("second redrive said %q: it sent again", second)
 	}
 }
 

@@ -4,6 +4,7 @@
 //	tapline run         the service: consume a Kinesis stream, write S3, publish alerts
 //	tapline demo        run the shard loop on a simulated keg fleet (no AWS needed)
 //	tapline athena-ddl  print the Athena DDL for the S3 datasets
+//	tapline redrive-alerts  publish the alerts dead-lettered while SNS refused them
 //	tapline healthcheck GET /healthz of a running service (the container's health check)
 //	tapline version     print the version stamped at build time
 package main
@@ -31,6 +32,8 @@ commands:
   run         the service: consume a Kinesis stream (KCL), write Parquet to S3, publish alerts to SNS
   demo        run the shard loop on a simulated keg fleet, no AWS account needed
   athena-ddl  print the Athena/Glue DDL (with partition projection) for the S3 datasets
+  redrive-alerts
+              publish the alerts dead-lettered to S3 while SNS refused them (oldest first, each once)
   healthcheck exit 0 if the service on TAPLINE_HTTP_ADDR (default :8080) answers /healthz
   version     print the version
 
@@ -57,6 +60,8 @@ func main() {
 		return
 	case "athena-ddl":
 		err = runAthenaDDL(os.Args[2:])
+	case "redrive-alerts":
+		err = runRedrive(ctx, os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -108,6 +113,35 @@ func runService(ctx context.Context, args []string) error {
 		return err
 	}
 	return service.Run(ctx, cfg, service.Logger(cfg, os.Stderr))
+}
+
+func runRedrive(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("tapline redrive-alerts", flag.ContinueOnError)
+	path := fs.String("config", os.Getenv("TAPLINE_CONFIG"), "the service's YAML configuration (TAPLINE_CONFIG); TAPLINE_* variables override it")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: tapline redrive-alerts [-config file.yaml]\n\n"+
+			"Publishes the alerts under {prefix}/deadletter/ that SNS refused, oldest first, and marks each\n"+
+			"under {prefix}/_redriven/ so a second run does not send it again. Run it with the service's\n"+
+			"configuration and role (on ECS: a one-off task of the service's task definition).")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := service.Load(*path, os.Environ())
+	if err != nil {
+		return err
+	}
+	rep, err := service.RedriveAlerts(ctx, cfg)
+	for _, r := range rep.Refused {
+		fmt.Fprintln(os.Stderr, "refused:", r)
+	}
+	fmt.Printf("dead-lettered alerts: %d; published now: %d; published by an earlier run: %d; refused: %d\n",
+		rep.Found, rep.Sent, rep.Already, len(rep.Refused))
+	if err == nil && len(rep.Refused) > 0 {
+		err = fmt.Errorf("%d objects under the dead-letter prefix are not alerts this service wrote", len(rep.Refused))
+	}
+	return err
 }
 
 // version is stamped by deploy/build.sh (-ldflags -X main.version=...).

@@ -38,7 +38,7 @@ type proc struct {
 	name string
 	cmd  *exec.Cmd
 	addr string
-	log  *bytes.Buffer
+	out  *syncWriter   // its stdout and stderr
 	done chan struct{} // closed when the process exited
 	err  error         // its exit status, after done
 }
@@ -49,10 +49,10 @@ func startProc(t testing.TB, bin, name string, env []string) *proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{name: name, addr: addr, log: &bytes.Buffer{}, done: make(chan struct{})}
+	p := &proc{name: name, addr: addr, out: &syncWriter{w: &bytes.Buffer{}}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, "run")
 	p.cmd.Env = append(append(os.Environ(), env...), "TAPLINE_WORKER_ID="+name, "TAPLINE_HTTP_ADDR="+addr)
-	p.cmd.Stdout, p.cmd.Stderr = &syncWriter{w: p.log}, &syncWriter{w: p.log}
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func startProc(t testing.TB, bin, name string, env []string) *proc {
 		p.cmd.Process.Kill()
 		<-p.done
 		if t.Failed() {
-			t.Logf("--- log of %s (last 6000 bytes)\n%s", name, tail(p.log.String(), 6000))
+			t.Logf("--- log of %s (last 6000 bytes)\n%s", name, tail(p.logs(), 6000))
 		}
 	})
 	return p
@@ -76,6 +76,13 @@ func (s *syncWriter) Write(b []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(b)
+}
+
+// logs is what the process wrote so far; safe while it runs.
+func (p *proc) logs() string {
+	p.out.mu.Lock()
+	defer p.out.mu.Unlock()
+	return p.out.w.String()
 }
 
 func tail(s string, n int) string {
@@ -388,7 +395,7 @@ func TestServiceEndToEnd(t *testing.T) {
 			t.Errorf("shard %s: checkpoint after SIGTERM %s, want its last record %s", id, cp[id], last[id])
 		}
 	}
-	if !strings.Contains(a2.log.String(), `"msg":"stopped"`) {
+	if !strings.Contains(a2.logs(), `"msg":"stopped"`) {
 		t.Errorf("a2 did not log its stop")
 	}
 }

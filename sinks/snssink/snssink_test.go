@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,9 +15,13 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/tapline/tapline/deploy/local/goaws"
 	"github.com/tapline/tapline/deploy/local/server"
+	"github.com/tapline/tapline/deploy/local/versitygw"
+	"github.com/tapline/tapline/sinks/layout"
+	"github.com/tapline/tapline/sinks/s3sink"
 	"github.com/tapline/tapline/windows/rules"
 )
 
@@ -215,4 +220,117 @@ func TestUnpublishedAlertsReachTheDeadLetterPrefix(t *testing.T) {
 	if err := json.Unmarshal(data, &line); err != nil || line.Reason != "alert_not_published" || line.Alert["device_id"] != "keg-0042" || line.Error == "" {
 		t.Fatalf("dead letter %s: %v", data, err)
 	}
+}
+
+// TestRedrive dead-letters alerts to a real S3 server (versitygw) as the
+// service does when SNS is down, then redrives them through a real SNS
+// server (goaws): oldest first, each once across runs, and a tampered
+// object refused.
+func TestRedrive(t *testing.T) {
+	ctx := context.Background()
+	s3srv, err := versitygw.Start(t.TempDir())
+	server.Require(t, err)
+	defer s3srv.Stop()
+	store, err := s3sink.New(aws.Config{
+		Region:       versitygw.Region,
+		Credentials:  credentials.NewStaticCredentialsProvider(versitygw.AccessKey, versitygw.SecretKey, ""),
+		BaseEndpoint: aws.String(s3srv.Endpoint),
+	}, s3sink.Options{Bucket: "lake"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("lake")}); err != nil {
+		t.Fatal(err)
+	}
+
+	var mu sync.Mutex
+	var subjects []string
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var n notification
+		json.NewDecoder(r.Body).Decode(&n)
+		mu.Lock()
+		subjects = append(subjects, n.Subject)
+		mu.Unlock()
+	}))
+	defer recv.Close()
+	snsSrv, err := goaws.Start(t.TempDir(), map[string][]string{"tapline-alerts": {recv.URL}})
+	server.Require(t, err)
+	defer snsSrv.Stop()
+
+	// Three alerts SNS refused, dead-lettered as the service does.
+	leak := *firing
+	leak.ID, leak.At = "00000000000000a1", firing.At+60_000
+	leakEarlier := *firing
+	leakEarlier.ID, leakEarlier.Device = "00000000000000b2", "keg-0007"
+	back := *resolved
+	back.ID, back.At = "00000000000000a0", leak.At // same time as leak and first by key: FIRING goes first
+	var lost []error
+	dead := DeadLetterTo(store, "tapline", func(err error) { lost = append(lost, err) })
+	for _, a := range []*rules.Alert{&back, &leak, &leakEarlier} {
+		dead(a, errors.New("SNS down"))
+	}
+	if len(lost) > 0 {
+		t.Fatal(lost)
+	}
+	// A record's dead letters in the same partition are not alerts, and
+	// an alert edited in the bucket to aim at another device's topic is
+	// refused.
+	part := strings.TrimSuffix(mustKey(t, leak), "alert-00000000000000a1-firing.jsonl")
+	store.Put(ctx, part+"shardId-000000000000-1-2.jsonl", []byte(`{"reason":"late"}`+"\n"))
+	forged := *firing
+	forged.ID = "00000000000000d4"
+	dead(&forged, errors.New("SNS down"))
+	body, _ := store.Get(ctx, mustKey(t, forged))
+	store.Client().DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("lake"), Key: aws.String(mustKey(t, forged))})
+	store.Put(ctx, mustKey(t, forged), []byte(strings.Replace(string(body), `"keg-0042"`, `"keg-0042/../+"`, 1)))
+
+	p, err := New(aws.Config{
+		Region:       goaws.Region,
+		Credentials:  credentials.NewStaticCredentialsProvider("x", "y", ""),
+		BaseEndpoint: aws.String(snsSrv.Endpoint),
+	}, Options{TopicARN: goaws.TopicARN("tapline-alerts"), DeadLetter: func(*rules.Alert, error) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := p.Redrive(ctx, store, "tapline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Found != 4 || rep.Sent != 3 || rep.Already != 0 || len(rep.Refused) != 1 || !strings.Contains(rep.Refused[0].Error(), "not a thing name") {
+		t.Fatalf("first run: %+v", rep)
+	}
+	want := []string{Subject(&leakEarlier), Subject(&leak), Subject(&back)}
+	waitFor := func(n int) []string {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			mu.Lock()
+			got := slices.Clone(subjects)
+			mu.Unlock()
+			if len(got) >= n || time.Now().After(deadline) {
+				return got
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if got := waitFor(3); !slices.Equal(got, want) {
+		t.Fatalf("subscriber got %q, want %q", got, want)
+	}
+
+	rep, err = p.Redrive(ctx, store, "tapline")
+	if err != nil || rep.Sent != 0 || rep.Already != 3 {
+		t.Fatalf("second run: %+v, %v", rep, err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if got := waitFor(3); len(got) != 3 {
+		t.Fatalf("the second run sent again: %q", got)
+	}
+}
+
+func mustKey(t *testing.T, a rules.Alert) string {
+	t.Helper()
+	k, err := layout.AlertDeadLetterKey("tapline", a.At, a.ID, string(a.State))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

@@ -345,6 +345,7 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	}
 	alarm("ProcessingErrorsAlarm", metricFrom("ErrorLines", "ProcessingErrors", `{ $.level = "ERROR" }`, "1"), 0, "tapline logged errors (shard failures, failed checkpoints)")
 	alarm("DeadLettersAlarm", metricFrom("DeadLetterLines", "DeadLetters", `{ $.msg = "batch committed" && $.dead_letters > 0 }`, "$.dead_letters"), 1000, "more than 1,000 records dead-lettered in 5 minutes")
+	alarm("AlertsDeadLetteredAlarm", metricFrom("AlertDeadLetterLines", "AlertsDeadLettered", `{ $.msg = "alert dead-lettered" }`, "1"), 0, "alerts SNS refused are in S3: run tapline redrive-alerts once SNS accepts again (deploy/README.md)")
 	alarm("CommanderErrorsAlarm", commander.MetricErrors(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5))}), 0, "the commander Lambda failed")
 	alarm("CommanderDLQAlarm", dlq.MetricApproximateNumberOfMessagesVisible(nil), 0, "alerts the commander could not handle")
 

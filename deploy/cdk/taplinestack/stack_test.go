@@ -2,6 +2,7 @@ package taplinestack
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -263,8 +264,19 @@ func TestService(t *testing.T) {
 	if len(resources(t, "AWS::ApplicationAutoScaling::ScalingPolicy")) < 2 {
 		t.Error("want CPU and iterator-age scaling")
 	}
-	if n := len(resources(t, "AWS::CloudWatch::Alarm")); n < 5 {
-		t.Errorf("%d alarms, want iterator age, errors, dead letters, Lambda errors, DLQ", n)
+	if n := len(resources(t, "AWS::CloudWatch::Alarm")); n < 6 {
+		t.Errorf("%d alarms, want iterator age, errors, dead letters, alerts dead-lettered, Lambda errors, DLQ", n)
+	}
+	// The service's log lines the alarms count (pipeline/service; the
+	// fault tests check that the service writes them).
+	patterns := map[string]bool{}
+	for _, p := range resources(t, "AWS::Logs::MetricFilter") {
+		patterns[fmt.Sprint(p["FilterPattern"])] = true
+	}
+	for _, want := range []string{`{ $.msg = "alert dead-lettered" }`, `{ $.msg = "batch committed" && $.dead_letters > 0 }`} {
+		if !patterns[want] {
+			t.Errorf("no metric filter %s among %v", want, patterns)
+		}
 	}
 	for _, p := range resources(t, "AWS::Lambda::Function") {
 		if js(p["Architectures"]) == `["arm64"]` && p["Runtime"] != "provided.al2023" {

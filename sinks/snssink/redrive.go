@@ -1,0 +1,182 @@
+package snssink
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tapline/tapline/schemas"
+	"github.com/tapline/tapline/sinks/layout"
+	"github.com/tapline/tapline/sinks/s3sink"
+	"github.com/tapline/tapline/windows/rules"
+)
+
+// RedriveStore is what Redrive needs of the bucket; s3sink.Store is one.
+// Get reports a missing key with an error wrapping s3sink.ErrNotFound.
+type RedriveStore interface {
+	Store
+	Get(ctx context.Context, key string) ([]byte, error)
+	List(ctx context.Context, prefix string) ([]string, error)
+}
+
+// RedriveReport says what Redrive did.
+type RedriveReport struct {
+	Found   int     // dead-lettered alerts under the prefix
+	Sent    int     // published now
+	Already int     // redriven by an earlier run: not sent again
+	Refused []error // objects that are not dead-lettered alerts, one error each
+}
+
+// redriveMarks is where Redrive marks the alerts it sent, outside the
+// dead-letter dataset (an Athena table reads every object under its
+// location).
+const redriveMarks = "_redriven"
+
+// Redrive publishes the alerts dead-lettered under prefix (DeadLetterTo)
+// because SNS refused them or the queue was full: oldest first by event
+// time, FIRING before RESOLVED at the same time, in the same message form
+// as when they were raised. Each one sent is marked under
+// {prefix}/_redriven/ so a later run does not send it again; the object
+// itself stays (the service cannot delete). A crash between a publish and
+// its mark sends that alert once more on the next run, with the same
+// alert id, from which the command Lambda derives the same command id.
+//
+// An object that does not parse, or whose alert fails validation (a
+// device id that is not a thing name, a key that does not match the
+// alert), is refused and reported, never published. Redrive stops at the
+// first alert SNS refuses: the rest keep their order for the next run.
+func (p *Publisher) Redrive(ctx context.Context, store RedriveStore, prefix string) (RedriveReport, error) {
+	var rep RedriveReport
+	root := layout.DeadLetter
+	if prefix != "" {
+		root = prefix + "/" + root
+	}
+	keys, err := store.List(ctx, root+"/")
+	if err != nil {
+		return rep, err
+	}
+	type pending struct {
+		key   string
+		alert *rules.Alert
+	}
+	var todo []pending
+	for _, key := range keys {
+		if !strings.HasPrefix(path.Base(key), "alert-") {
+			continue // a record's dead letters
+		}
+		rep.Found++
+		a, err := readDeadAlert(ctx, store, prefix, key)
+		if err != nil {
+			rep.Refused = append(rep.Refused, err)
+			continue
+		}
+		todo = append(todo, pending{key, a})
+	}
+	slices.SortStableFunc(todo, func(x, y pending) int {
+		if c := cmp.Compare(x.alert.At, y.alert.At); c != 0 {
+			return c
+		}
+		return cmp.Compare(stateOrder(x.alert.State), stateOrder(y.alert.State))
+	})
+	for _, t := range todo {
+		mark := markKey(prefix, t.key)
+		switch _, err := store.Get(ctx, mark); {
+		case err == nil:
+			rep.Already++
+			continue
+		case !errors.Is(err, s3sink.ErrNotFound):
+			return rep, fmt.Errorf("snssink: redrive %s: %w", t.key, err)
+		}
+		in, err := Input(t.alert, p.opts.TopicARN)
+		if err == nil {
+			_, err = p.client.Publish(ctx, in)
+		}
+		if err != nil {
+			return rep, fmt.Errorf("snssink: redrive alert %s (%s): %w", t.alert.ID, t.key, err)
+		}
+		p.Sent.Add(1)
+		rep.Sent++
+		if _, err := store.Put(ctx, mark, []byte(time.Now().UTC().Format(time.RFC3339)+" "+t.key+"\n")); err != nil {
+			return rep, fmt.Errorf("snssink: alert %s published, but not marked as redriven (a next run sends it again): %w", t.alert.ID, err)
+		}
+	}
+	return rep, nil
+}
+
+func stateOrder(s rules.State) int {
+	if s == rules.Firing {
+		return 0
+	}
+	return 1
+}
+
+// markKey is the key of the mark of the dead letter at key.
+func markKey(prefix, key string) string {
+	name := strings.TrimSuffix(path.Base(key), ".jsonl")
+	if prefix != "" {
+		return prefix + "/" + redriveMarks + "/" + name
+	}
+	return redriveMarks + "/" + name
+}
+
+// readDeadAlert reads and checks one dead-lettered alert.
+func readDeadAlert(ctx context.Context, store RedriveStore, prefix, key string) (*rules.Alert, error) {
+	b, err := store.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	var line struct {
+		Reason string    `json:"reason"`
+		Error  string    `json:"error"`
+		Alert  alertJSON `json:"alert"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&line); err != nil {
+		return nil, fmt.Errorf("%s: not a dead-lettered alert: %v", key, err)
+	}
+	if line.Reason != "alert_not_published" {
+		return nil, fmt.Errorf("%s: not a dead-lettered alert: reason %q", key, line.Reason)
+	}
+	a, err := fromJSON(line.Alert)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", key, err)
+	}
+	// The key is derived from the alert: one that does not match was not
+	// written by DeadLetterTo.
+	if want, err := layout.AlertDeadLetterKey(prefix, a.At, a.ID, string(a.State)); err != nil || want != key {
+		return nil, fmt.Errorf("%s: the alert inside (%s %s) belongs under another key", key, a.ID, a.State)
+	}
+	return a, nil
+}
+
+// fromJSON is the inverse of toJSON, with the checks an alert from
+// storage needs before it reaches SNS and the command Lambda.
+func fromJSON(j alertJSON) (*rules.Alert, error) {
+	a := &rules.Alert{ID: j.ID, Incident: j.Incident, State: rules.State(j.State), Rule: j.Rule, Kind: j.Kind, Severity: j.Severity,
+		Device: j.Device, Metric: j.Metric, Window: j.Window, Value: j.Value, Threshold: j.Threshold, Message: j.Message}
+	if !schemas.ValidDeviceID(j.Device) {
+		return nil, fmt.Errorf("device_id %q is not a thing name", j.Device)
+	}
+	if j.Metric != "" && !schemas.ValidMetricName(j.Metric) {
+		return nil, fmt.Errorf("metric %q is not a metric name", j.Metric)
+	}
+	for _, t := range []struct {
+		s   string
+		dst *int64
+	}{{j.Start, &a.Start}, {j.End, &a.End}, {j.At, &a.At}} {
+		tm, err := time.Parse(time.RFC3339Nano, t.s)
+		if err != nil {
+			return nil, fmt.Errorf("time %q: %v", t.s, err)
+		}
+		*t.dst = tm.UnixMilli()
+	}
+	return a, nil
+}
