@@ -256,7 +256,7 @@ func (c *Consumer) Ready() bool {
 	return started && len(c.ckpt.owned()) > 0
 }
 
-// Owned returns the shards this worker processes now.
+// Owned returns the shards this worker processes now, sorted.
 func (c *Consumer) Owned() []string {
 	if c.ckpt == nil {
 		return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -162,6 +163,7 @@ func (c *fencedCheckpointer) owned() []string {
 	for id := range c.shards {
 		ids = append(ids, id)
 	}
+	slices.Sort(ids)
 	return ids
 }
 

@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -432,4 +433,37 @@ func TestMergeLosesNoRecord(t *testing.T) {
 	e.waitCheckpointed(want.Acked, 60*time.Second)
 	sameRows(t, e.objects(), want.Objects, e.prefix)
 	t.Logf("parents and child checkpointed %v", e.checkpoints())
+}
+
+// With lease stealing on (the library's), a worker that joins late takes
+// shards from the one that holds them all, the way a scaled-out ECS
+// service would spread, and whatever the leases do, what the two write is
+// exactly the oracle's: each handover cuts, stores and checkpoints the
+// batch before the lease moves, or the next owner replays it. The library
+// does not always settle: in 2 of 6 runs leases kept moving between the two for
+// the 10 s watched (RELIABILITY.md); the moves are logged, not asserted,
+// and stealing stays off by default.
+func TestLeaseStealingKeepsOutputExact(t *testing.T) {
+	e := newEnv(t, 4)
+	e.put(30, 0, 40)
+	e.heartbeat(30)
+	want := e.oracle()
+	o1 := e.options("w1")
+	o1.LeaseStealing = true
+	w1 := start(t, o1)
+	waitOwned(t, w1, 4)
+	o2 := e.options("w2")
+	o2.LeaseStealing = true
+	w2 := start(t, o2)
+	took := waitOwned(t, w2, 2)
+	moves, last := 0, fmt.Sprint(w1.Owned(), w2.Owned())
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if now := fmt.Sprint(w1.Owned(), w2.Owned()); now != last {
+			moves++
+			last = now
+		}
+	}
+	t.Logf("w2 owned 2 of 4 shards %v after it started; then the owners changed %d times in 10 s; now %s", took.Round(time.Millisecond), moves, last)
+	e.waitCheckpointed(want.Acked, 60*time.Second)
+	sameObjects(t, e.objects(), want.Objects)
 }
