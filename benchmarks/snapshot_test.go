@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/tapline/tapline/pipeline"
+	"github.com/tapline/tapline/pipeline/consumer"
 )
 
 // BenchmarkSnapshot measures the shard state snapshot the service writes
@@ -54,4 +55,21 @@ func warmProcessor(b *testing.B, devices int) *pipeline.Processor {
 		p.Process(r, "", 0)
 	}
 	return p
+}
+
+// BenchmarkSnapshotCompress is the compression the service applies to a
+// snapshot before storing it (consumer.CompressState).
+func BenchmarkSnapshotCompress(b *testing.B) {
+	for _, f := range fleets[:3] {
+		b.Run(f.name, func(b *testing.B) {
+			snap := warmProcessor(b, f.devices).AppendSnapshot(nil)
+			var stored []byte
+			b.ReportAllocs()
+			for b.Loop() {
+				stored = consumer.CompressState(snap)
+			}
+			b.ReportMetric(float64(len(stored))/(1<<20), "MiB")
+			b.ReportMetric(float64(len(snap))/float64(len(stored)), "ratio")
+		})
+	}
 }

@@ -203,10 +203,14 @@ func (s *shard) encodeState() []byte {
 	b := binary.AppendUvarint(nil, uint64(len(after)))
 	b = append(b, after...)
 	b = binary.AppendVarint(b, next)
-	return s.proc.AppendSnapshot(b)
+	return CompressState(s.proc.AppendSnapshot(b))
 }
 
-func (s *shard) load(b []byte) error {
+func (s *shard) load(stored []byte) error {
+	b, err := DecompressState(stored)
+	if err != nil {
+		return err
+	}
 	n, k := binary.Uvarint(b)
 	if k <= 0 || uint64(len(b)-k) < n {
 		return errors.New("consumer: corrupt shard state")
