@@ -14,9 +14,10 @@ var le = binary.LittleEndian
 //
 // A shape is the literal bytes before each value (braces, keys, colons,
 // commas and whitespace, exactly as sent), what each value is, and the
-// literal after the last one. Values are parsed by the same code as in
-// the full decoder, so a record that matches a shape decodes to what the
-// full decoder would return. Anything else, including every invalid
+// literal after the last one. Values are parsed as the full decoder
+// parses them (plain numbers by an inline copy of its fast path, the rest
+// by its own functions), so a record that matches a shape decodes to what
+// the full decoder would return. Anything else, including every invalid
 // value, goes to the full decoder, which reports the error; a differential
 // fuzz target (FuzzShape) holds the two paths equal.
 
