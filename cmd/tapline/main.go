@@ -118,8 +118,9 @@ func runService(ctx context.Context, args []string) error {
 func runRedrive(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("tapline redrive-alerts", flag.ContinueOnError)
 	path := fs.String("config", os.Getenv("TAPLINE_CONFIG"), "the service's YAML configuration (TAPLINE_CONFIG); TAPLINE_* variables override it")
+	within := fs.Duration("since", 0, "only alerts of the last DURATION of event time (lists fewer partitions); 0: all")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: tapline redrive-alerts [-config file.yaml]\n\n"+
+		fmt.Fprintln(fs.Output(), "usage: tapline redrive-alerts [-config file.yaml] [-since 48h]\n\n"+
 			"Publishes the alerts under {prefix}/deadletter/ that SNS refused, oldest first, and marks each\n"+
 			"under {prefix}/_redriven/ so a second run does not send it again. Run it with the service's\n"+
 			"configuration and role (on ECS: a one-off task of the service's task definition).")
@@ -132,7 +133,11 @@ func runRedrive(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	rep, err := service.RedriveAlerts(ctx, cfg)
+	var since time.Time
+	if *within > 0 {
+		since = time.Now().Add(-*within)
+	}
+	rep, err := service.RedriveAlerts(ctx, cfg, since)
 	for _, r := range rep.Refused {
 		fmt.Fprintln(os.Stderr, "refused:", r)
 	}

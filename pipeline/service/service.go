@@ -227,10 +227,10 @@ func awsConfigs(ctx context.Context, c Config) (func(endpoint string) aws.Config
 }
 
 // RedriveAlerts publishes the alerts the service dead-lettered to S3 when
-// SNS refused them (snssink.Publisher.Redrive), with the service's
-// configuration and permissions: S3 read, list and put under the prefix,
-// and publish to the topic.
-func RedriveAlerts(ctx context.Context, c Config) (snssink.RedriveReport, error) {
+// SNS refused them (snssink.Publisher.Redrive), those of event time since
+// or later (zero: all), with the service's configuration and permissions:
+// S3 read, list and put under the prefix, and publish to the topic.
+func RedriveAlerts(ctx context.Context, c Config, since time.Time) (snssink.RedriveReport, error) {
 	if c.SNS.TopicARN == "" {
 		return snssink.RedriveReport{}, errors.New("redrive: no sns.topic_arn configured (TAPLINE_SNS_TOPIC_ARN)")
 	}
@@ -247,6 +247,6 @@ func RedriveAlerts(ctx context.Context, c Config) (snssink.RedriveReport, error)
 	if err != nil {
 		return snssink.RedriveReport{}, err
 	}
-	rep, err := pub.Redrive(ctx, store, c.S3.Prefix)
+	rep, err := pub.Redrive(ctx, store, c.S3.Prefix, since)
 	return rep, errors.Join(err, failed)
 }

@@ -48,19 +48,37 @@ const redriveMarks = "_redriven"
 // its mark sends that alert once more on the next run, with the same
 // alert id, from which the command Lambda derives the same command id.
 //
+// With since set, only the hourly partitions from since's hour on are
+// listed (alerts are filed by event time): a bucket that keeps millions
+// of record dead letters is not listed whole.
+//
 // An object that does not parse, or whose alert fails validation (a
 // device id that is not a thing name, a key that does not match the
 // alert), is refused and reported, never published. Redrive stops at the
 // first alert SNS refuses: the rest keep their order for the next run.
-func (p *Publisher) Redrive(ctx context.Context, store RedriveStore, prefix string) (RedriveReport, error) {
+func (p *Publisher) Redrive(ctx context.Context, store RedriveStore, prefix string, since time.Time) (RedriveReport, error) {
 	var rep RedriveReport
-	root := layout.DeadLetter
-	if prefix != "" {
-		root = prefix + "/" + root
+	dir := func(partition string) string {
+		if prefix != "" {
+			return prefix + "/" + partition + "/"
+		}
+		return partition + "/"
 	}
-	keys, err := store.List(ctx, root+"/")
-	if err != nil {
-		return rep, err
+	var keys []string
+	if since.IsZero() {
+		all, err := store.List(ctx, dir(layout.DeadLetter))
+		if err != nil {
+			return rep, err
+		}
+		keys = all
+	}
+	// Up to an hour past now: event times may run a little ahead.
+	for h := since.Truncate(time.Hour); !since.IsZero() && h.Before(time.Now().Add(time.Hour)); h = h.Add(time.Hour) {
+		hour, err := store.List(ctx, dir(layout.Partition(layout.DeadLetter, h.UnixMilli())))
+		if err != nil {
+			return rep, err
+		}
+		keys = append(keys, hour...)
 	}
 	type pending struct {
 		key   string

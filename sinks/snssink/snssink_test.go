@@ -292,7 +292,7 @@ func TestRedrive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := p.Redrive(ctx, store, "tapline")
+	rep, err := p.Redrive(ctx, store, "tapline", time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,13 +316,26 @@ func TestRedrive(t *testing.T) {
 		t.Fatalf("subscriber got %q, want %q", got, want)
 	}
 
-	rep, err = p.Redrive(ctx, store, "tapline")
+	rep, err = p.Redrive(ctx, store, "tapline", time.Time{})
 	if err != nil || rep.Sent != 0 || rep.Already != 3 {
 		t.Fatalf("second run: %+v, %v", rep, err)
 	}
 	time.Sleep(200 * time.Millisecond)
 	if got := waitFor(3); len(got) != 3 {
 		t.Fatalf("the second run sent again: %q", got)
+	}
+
+	// With since, only the partitions from then on are listed: a fresh
+	// alert is found, the year-old ones are not looked at.
+	fresh := leak
+	fresh.ID, fresh.At = "00000000000000e5", time.Now().UnixMilli()
+	dead(&fresh, errors.New("SNS down"))
+	rep, err = p.Redrive(ctx, store, "tapline", time.Now().Add(-time.Hour))
+	if err != nil || rep.Found != 1 || rep.Sent != 1 {
+		t.Fatalf("since an hour ago: %+v, %v", rep, err)
+	}
+	if got := waitFor(4); len(got) != 4 || got[3] != Subject(&fresh) {
+		t.Fatalf("subscriber got %q", got)
 	}
 }
 
