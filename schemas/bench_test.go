@@ -2,6 +2,8 @@ package schemas
 
 import (
 	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -37,4 +39,38 @@ func BenchmarkDecodeEncodingJSON(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkDecodeShapes decodes records of several shapes in turn (the
+// same metrics in different key orders, as different firmware might send
+// them). Up to four shapes are remembered; a shard whose records come in
+// more alternating shapes than that decodes every record with the full
+// decoder (and relearns a shape after each).
+func BenchmarkDecodeShapes(b *testing.B) {
+	metrics := []string{`"flow_lpm":3.214`, `"temp_c":4.125`, `"pressure_kpa":101.325`, `"battery_v":3.71`, `"rssi_dbm":-67`, `"valve_open":1}`}
+	for _, n := range []int{1, 4, 5} {
+		var recs [][]byte
+		for k := range n {
+			m := append([]string(nil), metrics...)
+			m[0], m[k] = m[k], m[0] // a different order per shape
+			for i := range m {
+				m[i] = strings.TrimSuffix(m[i], "}")
+			}
+			recs = append(recs, []byte(`{"device_id":"keg-004217","ts":1732712345123,"seq":918273,"metrics":{`+strings.Join(m, ",")+`}}`))
+		}
+		b.Run(fmt.Sprintf("shapes=%d", n), func(b *testing.B) {
+			d := NewDecoder(Options{})
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, err := d.Decode(recs[i], ref); err != nil {
+					b.Fatal(err)
+				}
+				if i++; i == len(recs) {
+					i = 0
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+		})
+	}
 }

@@ -67,6 +67,10 @@ type Decoder struct {
 	lastShape int // tried first
 	nextShape int // replaced next once all are in use
 	shapeHits uint64
+	window    int  // records in the current verdict window
+	waste     int  // failed attempts in it
+	shapeOff  int  // records left to decode in full after a bad window
+	recording bool // values are recorded: the record may become a shape
 }
 
 // NewDecoder returns a Decoder with the given limits.
@@ -85,7 +89,11 @@ func (d *Decoder) Decode(data []byte, refMs int64) (*Record, error) {
 			Detail: "record is " + strconv.Itoa(len(data)) + " bytes, limit " + strconv.Itoa(d.opts.MaxRecordBytes)}
 	}
 	d.scratch = d.scratch[:0]
-	if d.decodeShapes(data, refMs) {
+	shapes := d.shapeOff == 0
+	d.recording = shapes
+	if !shapes {
+		d.shapeOff--
+	} else if d.decodeShapes(data, refMs) {
 		return &d.rec, nil
 	}
 	r := &d.rec
@@ -177,8 +185,8 @@ func (d *Decoder) Decode(data []byte, refMs int64) (*Record, error) {
 					i = d.skip(i, 0)
 				}
 			}
-			if kind != valNone {
-				d.values = append(d.values, value{kind: kind, start: valueAt, end: i})
+			if kind != valNone && d.recording {
+				d.values = append(d.values, value{start: uint32(valueAt), end: uint32(i), kind: kind})
 			}
 			if d.synErr != nil {
 				return nil, d.synErr
@@ -209,7 +217,9 @@ func (d *Decoder) Decode(data []byte, refMs int64) (*Record, error) {
 	case len(r.Metrics) == 0:
 		return nil, &Error{Reason: ReasonNoMetrics, Offset: len(data), Detail: "no numeric metric in the record"}
 	}
-	d.learn(data)
+	if shapes {
+		d.learn(data)
+	}
 	return r, nil
 }
 
@@ -386,7 +396,9 @@ func (d *Decoder) metric(name []byte, nameAt, i int) int {
 		return j
 	}
 	d.rec.Metrics = append(ms, Metric{Name: name, Value: v})
-	d.values = append(d.values, value{kind: valMetric, start: i, end: j, name: name})
+	if d.recording {
+		d.values = append(d.values, value{start: uint32(i), end: uint32(j), kind: valMetric})
+	}
 	return j
 }
 

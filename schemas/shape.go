@@ -1,6 +1,9 @@
 package schemas
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math"
+)
 
 var le = binary.LittleEndian
 
@@ -41,11 +44,11 @@ const (
 )
 
 // value is where the full decoder found a value, recorded so an accepted
-// record can become a shape.
+// record can become a shape. No pointers, so recording one is a plain
+// store: the k-th valMetric's name is the record's k-th metric name.
 type value struct {
+	start, end uint32
 	kind       valueKind
-	start, end int
-	name       []byte // valMetric: its (unescaped) name
 }
 
 type shape struct {
@@ -72,20 +75,51 @@ const (
 	shapeDecoded
 )
 
-// decodeShapes tries the remembered shapes, most recently matched first.
+// The shape path pays for itself only while most records match a shape
+// on the first try or so: a failed attempt parses values up to the first
+// literal that differs, and a record that matches no shape is decoded in
+// full and learned after up to four failed attempts. When a window of
+// records wasted more than about one and a half attempts per record
+// (a record of no known shape counting as five), which a shard whose
+// records come in more shapes than are remembered does, the decoder
+// skips shapes for a while and decodes everything in full, as fast as
+// before shapes existed.
+const (
+	shapeWindow    = 256     // records per verdict
+	shapeMaxWaste  = 384     // wasted attempts per window before backing off
+	shapeMissWaste = 5       // a record of no known shape
+	shapeBackOff   = 1 << 16 // records decoded in full after a bad window (a minute of a busy shard)
+)
+
+// decodeShapes tries the remembered shapes, most recently matched first,
+// and keeps the shape path's accounts.
 func (d *Decoder) decodeShapes(data []byte, refMs int64) bool {
+	d.window++
+	hit := false
 	for k := range d.nshapes {
 		s := (d.lastShape + k) % d.nshapes
-		switch d.decodeShape(&d.shapes[s], data, refMs) {
-		case shapeDecoded:
+		res := d.decodeShape(&d.shapes[s], data, refMs)
+		if res == shapeDecoded {
 			d.lastShape = s
 			d.shapeHits++
-			return true
-		case shapeInvalid:
-			return false
+			hit = true
+			break
+		}
+		d.waste++
+		if res == shapeInvalid {
+			break
 		}
 	}
-	return false
+	if !hit {
+		d.waste += shapeMissWaste
+	}
+	if d.window == shapeWindow {
+		if d.waste > shapeMaxWaste {
+			d.shapeOff = shapeBackOff
+		}
+		d.window, d.waste = 0, 0
+	}
+	return hit
 }
 
 // decodeShape decodes data if it has shape s.
@@ -228,8 +262,8 @@ func hasLiteral(data []byte, i int, lit []byte) bool {
 // replaced shape's memory, so a shard that alternates between a few more
 // shapes than maxShapes still does not allocate once warm.
 func (d *Decoder) learn(data []byte) {
-	if len(d.values) > maxShapeValues {
-		return
+	if len(d.values) > maxShapeValues || len(data) > math.MaxUint32 {
+		return // value offsets are 32 bits
 	}
 	k := d.nshapes
 	if k < maxShapes {
@@ -245,7 +279,7 @@ func (d *Decoder) learn(data []byte) {
 		from := uint32(len(s.buf))
 		s.buf = append(s.buf, data[prev:v.start]...)
 		s.fields = append(s.fields, field{lit: [2]uint32{from, uint32(len(s.buf))}, kind: v.kind})
-		prev = v.end
+		prev = int(v.end)
 	}
 	from := uint32(len(s.buf))
 	s.buf = append(s.buf, data[prev:]...)
@@ -253,10 +287,14 @@ func (d *Decoder) learn(data []byte) {
 	// Names last, then padding, so every name can be loaded 16 bytes at a
 	// time (windows compares names that way). The names are sliced once
 	// buf has stopped growing.
+	m := 0
 	for j, v := range d.values {
-		from := uint32(len(s.buf))
-		s.buf = append(s.buf, v.name...)
-		s.fields[j].nameAt = [2]uint32{from, uint32(len(s.buf))}
+		if v.kind == valMetric {
+			from := uint32(len(s.buf))
+			s.buf = append(s.buf, d.rec.Metrics[m].Name...)
+			s.fields[j].nameAt = [2]uint32{from, uint32(len(s.buf))}
+			m++
+		}
 	}
 	s.buf = append(s.buf, padding[:]...)
 	for j := range s.fields {

@@ -46,7 +46,7 @@ func withValues(d *Decoder, learned, repl []byte) []byte {
 		} else {
 			out = append(out, learned[v.start:v.end]...)
 		}
-		prev = v.end
+		prev = int(v.end)
 	}
 	return append(out, learned[prev:]...)
 }
@@ -148,5 +148,49 @@ func TestShapesRotate(t *testing.T) {
 	}
 	if got := d.shapeHits - before; got != 3*maxShapes {
 		t.Fatalf("%d shape hits for %d records of %d remembered shapes", got, 3*maxShapes, maxShapes)
+	}
+}
+
+// TestShapesBackOff: records in more alternating shapes than are
+// remembered make the decoder stop trying shapes for a while (and decode
+// right); records of one shape never do.
+func TestShapesBackOff(t *testing.T) {
+	var recs [][]byte
+	for k := range maxShapes + 2 {
+		recs = append(recs, fmt.Appendf(nil, `{"device_id":"d%d","ts":1732712345123,"m%d":%d.5}`, k, k, k))
+	}
+	d := NewDecoder(Options{})
+	for i := range shapeWindow {
+		r := recs[i%len(recs)]
+		got, err := d.Decode(r, ref)
+		want, werr := NewDecoder(Options{}).Decode(r, ref)
+		if diff := sameResult(got, err, want, werr); diff != "" {
+			t.Fatalf("%s: %s", r, diff)
+		}
+	}
+	if d.shapeOff != shapeBackOff {
+		t.Fatalf("after a window of %d records in %d shapes: shapeOff %d, want %d", shapeWindow, len(recs), d.shapeOff, shapeBackOff)
+	}
+	hits := d.shapeHits
+	for i := range 100 {
+		if _, err := d.Decode(recs[0], ref); err != nil {
+			t.Fatal(err)
+		}
+		if d.shapeOff != shapeBackOff-1-i {
+			t.Fatalf("shapeOff %d after %d records", d.shapeOff, i+1)
+		}
+	}
+	if d.shapeHits != hits {
+		t.Fatal("shapes tried while backing off")
+	}
+
+	one := NewDecoder(Options{})
+	for range 3 * shapeWindow {
+		if _, err := one.Decode(recs[0], ref); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if one.shapeOff != 0 || one.shapeHits != 3*shapeWindow-1 {
+		t.Fatalf("one shape: shapeOff %d, %d hits", one.shapeOff, one.shapeHits)
 	}
 }
