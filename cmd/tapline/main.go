@@ -100,15 +100,7 @@ func runDemo(ctx context.Context, args []string) error {
 
 func runService(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("tapline run", flag.ContinueOnError)
-	path := fs.String("config", os.Getenv("TAPLINE_CONFIG"), "YAML configuration file (TAPLINE_CONFIG); TAPLINE_* variables override it")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: tapline run [-config file.yaml]\n\nSee deploy/local/tapline.yaml for every setting and its environment variable.")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cfg, err := service.Load(*path, os.Environ())
+	cfg, err := parseServiceFlags(fs, args, "usage: tapline run [-config file.yaml]\n\nSee deploy/local/tapline.yaml for every setting and its environment variable.")
 	if err != nil {
 		return err
 	}
@@ -117,19 +109,11 @@ func runService(ctx context.Context, args []string) error {
 
 func runRedrive(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("tapline redrive-alerts", flag.ContinueOnError)
-	path := fs.String("config", os.Getenv("TAPLINE_CONFIG"), "the service's YAML configuration (TAPLINE_CONFIG); TAPLINE_* variables override it")
 	within := fs.Duration("since", 0, "only alerts of the last DURATION of event time (lists fewer partitions); 0: all")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: tapline redrive-alerts [-config file.yaml] [-since 48h]\n\n"+
-			"Publishes the alerts under {prefix}/deadletter/ that SNS refused, oldest first, and marks each\n"+
-			"under {prefix}/_redriven/ so a second run does not send it again. Run it with the service's\n"+
-			"configuration and role (on ECS: a one-off task of the service's task definition).")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cfg, err := service.Load(*path, os.Environ())
+	cfg, err := parseServiceFlags(fs, args, "usage: tapline redrive-alerts [-config file.yaml] [-since 48h]\n\n"+
+		"Publishes the alerts under {prefix}/deadletter/ that SNS refused, oldest first, and marks each\n"+
+		"under {prefix}/_redriven/ so a second run does not send it again. Run it with the service's\n"+
+		"configuration and role (on ECS: a one-off task of the service's task definition).")
 	if err != nil {
 		return err
 	}
@@ -147,6 +131,20 @@ func runRedrive(ctx context.Context, args []string) error {
 		err = fmt.Errorf("%d objects under the dead-letter prefix are not alerts this service wrote", len(rep.Refused))
 	}
 	return err
+}
+
+// parseServiceFlags adds -config to fs, parses args and loads the
+// service's configuration, as `run` and the commands that act for it do.
+func parseServiceFlags(fs *flag.FlagSet, args []string, usage string) (service.Config, error) {
+	path := fs.String("config", os.Getenv("TAPLINE_CONFIG"), "YAML configuration file (TAPLINE_CONFIG); TAPLINE_* variables override it")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return service.Config{}, err
+	}
+	return service.Load(*path, os.Environ())
 }
 
 // version is stamped by deploy/build.sh (-ldflags -X main.version=...).
