@@ -440,7 +440,7 @@ func (d *Decoder) number(i int) (v float64, ok bool, end int) {
 			return d.numberGeneral(i)
 		}
 	}
-	if intDigits+frac > 15 || j < len(data) && (data[j] == 'e' || data[j] == 'E' || data[j] == 'N' || data[j] == 'I' || data[j] >= 'a' && data[j] <= 'z') {
+	if intDigits+frac > 15 || j < len(data) && numberGoesOn(data[j]) {
 		return d.numberGeneral(i)
 	}
 	// Exact: the mantissa is below 10^15 < 2^53 and 10^frac is exact.
@@ -562,6 +562,13 @@ func (d *Decoder) numberGeneral(i int) (v float64, ok bool, end int) {
 	}
 	v, ok = parseFloatSlow(data[start:i])
 	return v, ok, i
+}
+
+// numberGoesOn reports whether c after a number's digits makes it not
+// plain: an exponent, or letters, which numberGeneral rejects or reads as
+// NaN and Infinity.
+func numberGoesOn(c byte) bool {
+	return c == 'e' || c == 'E' || c == 'N' || c == 'I' || c >= 'a' && c <= 'z'
 }
 
 var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
