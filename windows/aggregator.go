@@ -346,7 +346,7 @@ func (a *Aggregator) Add(deviceID []byte, ts int64, metrics []schemas.Metric) Cl
 	ep, at := uint32(p), int32(ts-start)
 	col := off << chunkBits
 	if len(metrics) > len(d.hint) || a.opts.Quantiles {
-		a.addSlow(d, di, col, off, ep, at, metrics)
+		a.addSlow(di, col, off, ep, at, metrics)
 		return class
 	}
 	// Two loops, so that the one updating panes has few live values and
@@ -379,20 +379,10 @@ func (a *Aggregator) Add(deviceID []byte, ts int64, metrics []schemas.Metric) Cl
 
 // addSlow is Add's loop for records with more metrics than a device has
 // hints, and with quantile sketches.
-func (a *Aggregator) addSlow(d *device, di uint32, col, off int64, ep uint32, at int32, metrics []schemas.Metric) {
-	chunks, keys, names := a.chunks, a.metricKeys, a.metricNames
+func (a *Aggregator) addSlow(di uint32, col, off int64, ep uint32, at int32, metrics []schemas.Metric) {
 	for k := range metrics {
-		name := metrics[k].Name
-		var si uint32
-		if h := d.hint[k&7]; k < 8 && h < 8 && uint16(h) < d.n &&
-			(keys[d.inl[h].metric].quick(name) || names[d.inl[h].metric] == string(name)) {
-			si = d.inl[h].series
-		} else {
-			si = a.seriesOf(di, k, name)
-			chunks, keys, names = a.chunks, a.metricKeys, a.metricNames
-			d = &a.devices[di]
-		}
-		pn := &chunks[si>>chunkBits][col|int64(si&chunkMask)]
+		si := a.seriesOf(di, k, metrics[k].Name) // the hint first, then a search
+		pn := &a.chunks[si>>chunkBits][col|int64(si&chunkMask)]
 		if pn.epoch != ep {
 			pn.count, pn.epoch = 0, ep
 			if a.sketches != nil {
