@@ -233,10 +233,7 @@ func positionCode(p string) int {
 // firstStart returns the application's first start time, recording now
 // if this is the first.
 func (c *Consumer) firstStart(ctx context.Context) (time.Time, error) {
-	key := "_state/" + c.opts.App + "/first-start"
-	if c.opts.Prefix != "" {
-		key = c.opts.Prefix + "/" + key
-	}
+	key := layout.Under(c.opts.Prefix, "_state/"+c.opts.App+"/first-start")
 	now := time.Now().UTC().Format(time.RFC3339Nano)
 	if _, err := c.opts.Store.Put(ctx, key, []byte(now)); err != nil {
 		return time.Time{}, err

@@ -440,9 +440,9 @@ func TestMergeLosesNoRecord(t *testing.T) {
 // service would spread, and whatever the leases do, what the two write is
 // exactly the oracle's: each handover cuts, stores and checkpoints the
 // batch before the lease moves, or the next owner replays it. The library
-// does not always settle: in 2 of 6 runs leases kept moving between the two for
-// the 10 s watched (RELIABILITY.md); the moves are logged, not asserted,
-// and stealing stays off by default.
+// does not always settle: in 2 of 6 runs leases kept moving between the
+// two for the 10 s watched (RELIABILITY.md); the moves are logged, not
+// asserted, and stealing stays off by default.
 func TestLeaseStealingKeepsOutputExact(t *testing.T) {
 	e := newEnv(t, 4)
 	e.put(30, 0, 40)

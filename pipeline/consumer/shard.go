@@ -17,6 +17,7 @@ import (
 	"github.com/tapline/tapline/pipeline"
 	"github.com/tapline/tapline/schemas"
 	"github.com/tapline/tapline/sinks/batch"
+	"github.com/tapline/tapline/sinks/layout"
 	"github.com/tapline/tapline/windows"
 	"github.com/tapline/tapline/windows/rules"
 )
@@ -117,11 +118,7 @@ func (s *shard) stateDir(pos string) string {
 	if pos == "" {
 		pos = "start"
 	}
-	d := "_state/" + s.c.opts.App + "/" + s.id + "/" + pos + "/"
-	if s.c.opts.Prefix != "" {
-		d = s.c.opts.Prefix + "/" + d
-	}
-	return d
+	return layout.Under(s.c.opts.Prefix, "_state/"+s.c.opts.App+"/"+s.id+"/"+pos+"/")
 }
 
 func idleName(wm int64) string { return fmt.Sprintf("idle-%020d", wm) }

@@ -103,11 +103,16 @@ func Key(prefix, dataset string, eventMs int64, shard, first, last, ext string) 
 	if eventMs < 0 || eventMs > 253402300799999 {
 		return "", fmt.Errorf("layout: event time %d outside years 1970-9999", eventMs)
 	}
-	key := Partition(dataset, eventMs) + "/" + shard + "-" + first + "-" + last + "." + ext
-	if prefix != "" {
-		key = prefix + "/" + key
+	return Under(prefix, Partition(dataset, eventMs)+"/"+shard+"-"+first+"-"+last+"."+ext), nil
+}
+
+// Under is key under prefix: "{prefix}/{key}", or key when the prefix is
+// empty (the bucket's root).
+func Under(prefix, key string) string {
+	if prefix == "" {
+		return key
 	}
-	return key, nil
+	return prefix + "/" + key
 }
 
 // AlertDeadLetterKey names the object holding an alert that could not be
@@ -126,9 +131,5 @@ func AlertDeadLetterKey(prefix string, atMs int64, alertID, state string) (strin
 	if atMs < 0 || atMs > 253402300799999 {
 		return "", fmt.Errorf("layout: event time %d outside years 1970-9999", atMs)
 	}
-	key := Partition(DeadLetter, atMs) + "/alert-" + alertID + "-" + strings.ToLower(state) + ".jsonl"
-	if prefix != "" {
-		key = prefix + "/" + key
-	}
-	return key, nil
+	return Under(prefix, Partition(DeadLetter, atMs)+"/alert-"+alertID+"-"+strings.ToLower(state)+".jsonl"), nil
 }

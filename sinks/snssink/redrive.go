@@ -58,12 +58,7 @@ const redriveMarks = "_redriven"
 // first alert SNS refuses: the rest keep their order for the next run.
 func (p *Publisher) Redrive(ctx context.Context, store RedriveStore, prefix string, since time.Time) (RedriveReport, error) {
 	var rep RedriveReport
-	dir := func(partition string) string {
-		if prefix != "" {
-			return prefix + "/" + partition + "/"
-		}
-		return partition + "/"
-	}
+	dir := func(partition string) string { return layout.Under(prefix, partition+"/") }
 	var keys []string
 	if since.IsZero() {
 		all, err := store.List(ctx, dir(layout.DeadLetter))
@@ -137,11 +132,7 @@ func stateOrder(s rules.State) int {
 
 // markKey is the key of the mark of the dead letter at key.
 func markKey(prefix, key string) string {
-	name := strings.TrimSuffix(path.Base(key), ".jsonl")
-	if prefix != "" {
-		return prefix + "/" + redriveMarks + "/" + name
-	}
-	return redriveMarks + "/" + name
+	return layout.Under(prefix, redriveMarks+"/"+strings.TrimSuffix(path.Base(key), ".jsonl"))
 }
 
 // readDeadAlert reads and checks one dead-lettered alert.
@@ -150,17 +141,13 @@ func readDeadAlert(ctx context.Context, store RedriveStore, prefix, key string) 
 	if err != nil {
 		return nil, err
 	}
-	var line struct {
-		Reason string    `json:"reason"`
-		Error  string    `json:"error"`
-		Alert  alertJSON `json:"alert"`
-	}
+	var line deadAlert
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&line); err != nil {
 		return nil, fmt.Errorf("%s: not a dead-lettered alert: %v", key, err)
 	}
-	if line.Reason != "alert_not_published" {
+	if line.Reason != reasonNotPublished {
 		return nil, fmt.Errorf("%s: not a dead-lettered alert: reason %q", key, line.Reason)
 	}
 	a, err := fromJSON(line.Alert)

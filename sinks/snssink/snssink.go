@@ -254,6 +254,15 @@ type Store interface {
 	Put(ctx context.Context, key string, data []byte) (bool, error)
 }
 
+// deadAlert is the line DeadLetterTo stores and Redrive reads.
+type deadAlert struct {
+	Reason string    `json:"reason"`
+	Error  string    `json:"error"`
+	Alert  alertJSON `json:"alert"`
+}
+
+const reasonNotPublished = "alert_not_published"
+
 // DeadLetterTo returns a DeadLetter function that stores each alert that
 // could not be published as one JSON line under the dead-letter prefix
 // (layout.AlertDeadLetterKey), with the reason. The store must be safe
@@ -264,11 +273,7 @@ func DeadLetterTo(store Store, prefix string, onErr func(error)) func(*rules.Ale
 		key, err := layout.AlertDeadLetterKey(prefix, a.At, a.ID, string(a.State))
 		if err == nil {
 			var line []byte
-			line, err = json.Marshal(struct {
-				Reason string    `json:"reason"`
-				Error  string    `json:"error"`
-				Alert  alertJSON `json:"alert"`
-			}{"alert_not_published", why.Error(), toJSON(a)})
+			line, err = json.Marshal(deadAlert{reasonNotPublished, why.Error(), toJSON(a)})
 			if err == nil {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				_, err = store.Put(ctx, key, append(line, '\n'))
