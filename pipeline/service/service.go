@@ -242,11 +242,11 @@ func RedriveAlerts(ctx context.Context, c Config, since time.Time) (snssink.Redr
 	if err != nil {
 		return snssink.RedriveReport{}, err
 	}
-	var failed error
-	pub, err := snssink.New(with(c.Endpoints.SNS), snssink.Options{TopicARN: c.SNS.TopicARN, DeadLetter: func(_ *rules.Alert, err error) { failed = err }})
+	// Redrive publishes directly and reports failures itself; nothing is
+	// queued, so nothing reaches DeadLetter.
+	pub, err := snssink.New(with(c.Endpoints.SNS), snssink.Options{TopicARN: c.SNS.TopicARN, DeadLetter: func(*rules.Alert, error) {}})
 	if err != nil {
 		return snssink.RedriveReport{}, err
 	}
-	rep, err := pub.Redrive(ctx, store, c.S3.Prefix, since)
-	return rep, errors.Join(err, failed)
+	return pub.Redrive(ctx, store, c.S3.Prefix, since)
 }
