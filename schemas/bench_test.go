@@ -3,6 +3,7 @@ package schemas
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 )
@@ -73,4 +74,20 @@ func BenchmarkDecodeShapes(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 		})
 	}
+}
+
+// BenchmarkDecodeFull is the full decoder alone (shapes off), what a
+// record of no remembered shape costs; before shapes existed it was
+// BenchmarkDecode.
+func BenchmarkDecodeFull(b *testing.B) {
+	d := NewDecoder(Options{})
+	d.shapeOff = math.MaxInt
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchRecord)))
+	for b.Loop() {
+		if _, err := d.Decode(benchRecord, ref); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
