@@ -1,6 +1,10 @@
-// Package schemas owns tapline's data contracts: the JSON telemetry record
+// Package schemas owns tapline's wire contracts: the JSON telemetry record
 // that devices send through an AWS IoT rule, the reasons a record is
-// rejected, and the Arrow schemas of the datasets tapline writes to S3.
+// rejected, the dead-letter line, and the alert message (AlertMessage)
+// that the SNS sink publishes and the command Lambda reads. The Arrow
+// schemas of the datasets in S3 belong to package sinks/parquet, which
+// writes them; this package links no Arrow, so the command Lambda stays
+// small.
 //
 // # The telemetry record
 //

@@ -20,7 +20,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/tapline/tapline/deploy/local/mqttbroker"
-	"github.com/tapline/tapline/windows/rules"
+	"github.com/tapline/tapline/schemas"
 )
 
 func policy(t *testing.T) *Policy {
@@ -48,30 +48,30 @@ func TestBadPolicyNamesEveryProblem(t *testing.T) {
 	}
 }
 
-func alert(id, rule string, state rules.State, device string) *AlertMessage {
-	return &AlertMessage{AlertID: id, Rule: rule, State: state, DeviceID: device}
+func alert(id, rule string, state schemas.AlertState, device string) *schemas.AlertMessage {
+	return &schemas.AlertMessage{ID: id, Rule: rule, State: state, Device: device}
 }
 
 func TestForAlert(t *testing.T) {
 	p := policy(t)
 	now := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
-	c, ok, err := p.ForAlert(alert("a1", "keg-leak", rules.Firing, "keg-0042"), now)
+	c, ok, err := p.ForAlert(alert("a1", "keg-leak", schemas.AlertFiring, "keg-0042"), now)
 	if err != nil || !ok || c.Action != "close_valve" || c.Desired["valve"] != "closed" || c.DeviceID != "keg-0042" {
 		t.Fatalf("leak FIRING -> %+v, %v, %v", c, ok, err)
 	}
-	again, _, _ := p.ForAlert(alert("a1", "keg-leak", rules.Firing, "keg-0042"), now.Add(time.Minute))
+	again, _, _ := p.ForAlert(alert("a1", "keg-leak", schemas.AlertFiring, "keg-0042"), now.Add(time.Minute))
 	if again.ID != c.ID {
 		t.Fatal("the same alert gave two command ids")
 	}
-	other, _, _ := p.ForAlert(alert("a2", "keg-leak", rules.Firing, "keg-0042"), now)
+	other, _, _ := p.ForAlert(alert("a2", "keg-leak", schemas.AlertFiring, "keg-0042"), now)
 	if other.ID == c.ID {
 		t.Fatal("two alerts gave one command id")
 	}
-	if _, ok, err := p.ForAlert(alert("a3", "keg-leak", rules.Resolved, "keg-0042"), now); ok || err != nil {
+	if _, ok, err := p.ForAlert(alert("a3", "keg-leak", schemas.AlertResolved, "keg-0042"), now); ok || err != nil {
 		t.Fatal("no command is listed for a resolved leak")
 	}
 	for _, dev := range []string{"keg/0042", "keg-+", "#", "", strings.Repeat("k", 129)} {
-		if _, _, err := p.ForAlert(alert("a4", "keg-leak", rules.Firing, dev), now); !errors.Is(err, ErrRefused) {
+		if _, _, err := p.ForAlert(alert("a4", "keg-leak", schemas.AlertFiring, dev), now); !errors.Is(err, ErrRefused) {
 			t.Errorf("device %q: %v, want refused", dev, err)
 		}
 	}
@@ -249,7 +249,7 @@ func TestShadowRequest(t *testing.T) {
 
 func TestDefaultPolicy(t *testing.T) {
 	p := Default()
-	if c, ok, err := p.ForAlert(alert("a1", "keg-leak", rules.Firing, "keg-0001"), time.Now()); !ok || err != nil || c.Desired["valve"] != "closed" {
+	if c, ok, err := p.ForAlert(alert("a1", "keg-leak", schemas.AlertFiring, "keg-0001"), time.Now()); !ok || err != nil || c.Desired["valve"] != "closed" {
 		t.Fatalf("the default policy does not close the valve on a leak: %+v %v %v", c, ok, err)
 	}
 }

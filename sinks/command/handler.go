@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/tapline/tapline/schemas"
 )
 
 // Handler is the command Lambda's logic: SNS events carrying tapline
@@ -82,7 +84,7 @@ func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (Response, er
 		c, ok, err := h.Policy.ForAlert(a, now())
 		if !ok && err == nil {
 			resp.Results = append(resp.Results, Result{Record: r.SNS.MessageID, Status: "no_action"})
-			h.Log.Info("no command for alert", "alert", a.AlertID, "rule", a.Rule, "state", a.State)
+			h.Log.Info("no command for alert", "alert", a.ID, "rule", a.Rule, "state", a.State)
 			continue
 		}
 		resp.Results = append(resp.Results, h.send(ctx, r.SNS.MessageID, c, err, &failed))
@@ -108,16 +110,16 @@ func (h *Handler) send(ctx context.Context, record string, c *Command, err error
 // itself (SNS sends a Lambda subscriber the "lambda" entry of a
 // MessageStructure=json message), or one of the document's entries when a
 // forwarder passed the whole document.
-func alertOf(msg string) (*AlertMessage, error) {
-	var a AlertMessage
-	if err := json.Unmarshal([]byte(msg), &a); err == nil && a.AlertID != "" {
+func alertOf(msg string) (*schemas.AlertMessage, error) {
+	var a schemas.AlertMessage
+	if err := json.Unmarshal([]byte(msg), &a); err == nil && a.ID != "" {
 		return &a, nil
 	}
 	var doc map[string]any
 	if err := json.Unmarshal([]byte(msg), &doc); err == nil {
 		for _, key := range []string{"lambda", "http", "default"} {
 			if s, ok := doc[key].(string); ok {
-				if err := json.Unmarshal([]byte(s), &a); err == nil && a.AlertID != "" {
+				if err := json.Unmarshal([]byte(s), &a); err == nil && a.ID != "" {
 					return &a, nil
 				}
 			}

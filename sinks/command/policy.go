@@ -11,7 +11,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tapline/tapline/schemas"
-	"github.com/tapline/tapline/windows/rules"
 )
 
 // Policy decides which alerts become commands. Its YAML:
@@ -32,7 +31,7 @@ type Policy struct {
 // Trigger maps an alert's rule and state to an action.
 type Trigger struct {
 	Rule   string
-	State  rules.State
+	State  schemas.AlertState
 	Action string
 }
 
@@ -90,7 +89,7 @@ func ParsePolicy(file string, data []byte) (*Policy, error) {
 		switch {
 		case t.Rule == "":
 			bad("on[%d]: rule is required", i)
-		case t.State != string(rules.Firing) && t.State != string(rules.Resolved):
+		case t.State != string(schemas.AlertFiring) && t.State != string(schemas.AlertResolved):
 			bad("on[%d]: state %q is not FIRING or RESOLVED", i, t.State)
 		case y.Actions[t.Action] == nil:
 			bad("on[%d]: action %q is not in actions", i, t.Action)
@@ -98,7 +97,7 @@ func ParsePolicy(file string, data []byte) (*Policy, error) {
 			bad("on[%d]: %s %s is listed twice", i, t.Rule, t.State)
 		}
 		seen[t.Rule+"/"+t.State] = true
-		p.On = append(p.On, Trigger{Rule: t.Rule, State: rules.State(t.State), Action: t.Action})
+		p.On = append(p.On, Trigger{Rule: t.Rule, State: schemas.AlertState(t.State), Action: t.Action})
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -124,16 +123,16 @@ var ErrRefused = errors.New("refused by the command policy")
 
 // ForAlert returns the command an alert calls for, or ok=false when the
 // policy has none for its rule and state.
-func (p *Policy) ForAlert(a *AlertMessage, now time.Time) (c *Command, ok bool, err error) {
+func (p *Policy) ForAlert(a *schemas.AlertMessage, now time.Time) (c *Command, ok bool, err error) {
 	for _, t := range p.On {
 		if t.Rule != a.Rule || t.State != a.State {
 			continue
 		}
-		if !schemas.ValidDeviceID(a.DeviceID) {
-			return nil, false, fmt.Errorf("alert %s: invalid device id %q: %w", a.AlertID, a.DeviceID, ErrRefused)
+		if !schemas.ValidDeviceID(a.Device) {
+			return nil, false, fmt.Errorf("alert %s: invalid device id %q: %w", a.ID, a.Device, ErrRefused)
 		}
-		c := &Command{ID: ID("alert:"+a.AlertID, a.DeviceID, t.Action), DeviceID: a.DeviceID, Action: t.Action,
-			Desired: p.Actions[t.Action], Reason: fmt.Sprintf("%s %s (alert %s)", a.Rule, a.State, a.AlertID), IssuedAt: now}
+		c := &Command{ID: ID("alert:"+a.ID, a.Device, t.Action), DeviceID: a.Device, Action: t.Action,
+			Desired: p.Actions[t.Action], Reason: fmt.Sprintf("%s %s (alert %s)", a.Rule, a.State, a.ID), IssuedAt: now}
 		return c, true, c.Validate()
 	}
 	return nil, false, nil
@@ -159,14 +158,4 @@ func (p *Policy) ForRequest(r *Request, now time.Time) (*Command, error) {
 	c := &Command{ID: ID("request:"+r.Operator+"\x00"+r.RequestID, r.DeviceID, r.Action), DeviceID: r.DeviceID, Action: r.Action,
 		Desired: desired, Reason: "operator " + r.Operator, IssuedAt: now}
 	return c, c.Validate()
-}
-
-// AlertMessage is the part of snssink's alert JSON a command needs.
-type AlertMessage struct {
-	AlertID  string      `json:"alert_id"`
-	Rule     string      `json:"rule"`
-	State    rules.State `json:"state"`
-	DeviceID string      `json:"device_id"`
-	Metric   string      `json:"metric"`
-	At       string      `json:"at"`
 }

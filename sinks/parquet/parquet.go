@@ -1,6 +1,6 @@
 // Package parquet encodes tapline's three datasets (raw telemetry, window
 // aggregates, alerts) as Parquet files Athena reads without surprises:
-// the Arrow schemas of package schemas, zstd compression, dictionary
+// the Arrow schemas in schema.go, zstd compression, dictionary
 // encoding for the low-cardinality string columns, statistics on every
 // column, timestamps as INT64 milliseconds adjusted to UTC.
 //
@@ -139,7 +139,7 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Windows encodes the window aggregates dataset (schemas.WindowsSchema).
+// Windows encodes the window aggregates dataset (WindowsSchema).
 type Windows struct {
 	encoder
 	sketch []byte
@@ -147,7 +147,7 @@ type Windows struct {
 
 // NewWindows returns an empty windows encoder.
 func NewWindows(o Options) (*Windows, error) {
-	e, err := newEncoder(schemas.WindowsSchema, o, "window_spec", "device_id", "metric")
+	e, err := newEncoder(WindowsSchema, o, "window_spec", "device_id", "metric")
 	return &Windows{encoder: e}, err
 }
 
@@ -185,12 +185,12 @@ func (e *Windows) Append(w *windows.Window) {
 	e.rows++
 }
 
-// Alerts encodes the alerts dataset (schemas.AlertsSchema).
+// Alerts encodes the alerts dataset (AlertsSchema).
 type Alerts struct{ encoder }
 
 // NewAlerts returns an empty alerts encoder.
 func NewAlerts(o Options) (*Alerts, error) {
-	e, err := newEncoder(schemas.AlertsSchema, o, "rule", "kind", "severity", "state", "device_id", "metric", "window_spec")
+	e, err := newEncoder(AlertsSchema, o, "rule", "kind", "severity", "state", "device_id", "metric", "window_spec")
 	return &Alerts{e}, err
 }
 
@@ -220,13 +220,13 @@ func appendOptional(b *array.StringBuilder, s string) {
 	b.Append(s)
 }
 
-// Raw encodes the raw telemetry dataset (schemas.RawSchema): one row per
+// Raw encodes the raw telemetry dataset (RawSchema): one row per
 // accepted record, its metrics as a MAP.
 type Raw struct{ encoder }
 
 // NewRaw returns an empty raw encoder.
 func NewRaw(o Options) (*Raw, error) {
-	e, err := newEncoder(schemas.RawSchema, o, "device_id", "shard_id")
+	e, err := newEncoder(RawSchema, o, "device_id", "shard_id")
 	return &Raw{e}, err
 }
 

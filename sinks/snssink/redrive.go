@@ -150,7 +150,7 @@ func readDeadAlert(ctx context.Context, store RedriveStore, prefix, key string) 
 	if line.Reason != reasonNotPublished {
 		return nil, fmt.Errorf("%s: not a dead-lettered alert: reason %q", key, line.Reason)
 	}
-	a, err := fromJSON(line.Alert)
+	a, err := fromMessage(line.Alert)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", key, err)
 	}
@@ -162,10 +162,10 @@ func readDeadAlert(ctx context.Context, store RedriveStore, prefix, key string) 
 	return a, nil
 }
 
-// fromJSON is the inverse of toJSON, with the checks an alert from
+// fromMessage is the inverse of Message, with the checks an alert from
 // storage needs before it reaches SNS and the command Lambda.
-func fromJSON(j alertJSON) (*rules.Alert, error) {
-	a := &rules.Alert{ID: j.ID, Incident: j.Incident, State: rules.State(j.State), Rule: j.Rule, Kind: j.Kind, Severity: j.Severity,
+func fromMessage(j schemas.AlertMessage) (*rules.Alert, error) {
+	a := &rules.Alert{ID: j.ID, Incident: j.Incident, State: j.State, Rule: j.Rule, Kind: j.Kind, Severity: j.Severity,
 		Device: j.Device, Metric: j.Metric, Window: j.Window, Value: j.Value, Threshold: j.Threshold, Message: j.Message}
 	if !schemas.ValidDeviceID(j.Device) {
 		return nil, fmt.Errorf("device_id %q is not a thing name", j.Device)

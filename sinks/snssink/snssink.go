@@ -31,6 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sns/types"
 
+	"github.com/tapline/tapline/schemas"
 	"github.com/tapline/tapline/sinks/layout"
 	"github.com/tapline/tapline/windows/rules"
 )
@@ -156,34 +157,14 @@ func (p *Publisher) publish(ctx context.Context, a *rules.Alert) {
 	p.Sent.Add(1)
 }
 
-// alertJSON is the alert as programs receive it.
-type alertJSON struct {
-	ID        string  `json:"alert_id"`
-	Incident  string  `json:"incident_id"`
-	State     string  `json:"state"`
-	Rule      string  `json:"rule"`
-	Kind      string  `json:"kind"`
-	Severity  string  `json:"severity"`
-	Device    string  `json:"device_id"`
-	Metric    string  `json:"metric,omitempty"`
-	Window    string  `json:"window_spec,omitempty"`
-	Value     float64 `json:"value"`
-	Threshold float64 `json:"threshold"`
-	Start     string  `json:"window_start"`
-	End       string  `json:"window_end"`
-	At        string  `json:"at"`
-	Message   string  `json:"message"`
-}
-
-func toJSON(a *rules.Alert) alertJSON {
-	return alertJSON{
-		ID: a.ID, Incident: a.Incident, State: string(a.State), Rule: a.Rule, Kind: a.Kind, Severity: a.Severity,
+// Message is the alert as programs receive it.
+func Message(a *rules.Alert) schemas.AlertMessage {
+	return schemas.AlertMessage{
+		ID: a.ID, Incident: a.Incident, State: a.State, Rule: a.Rule, Kind: a.Kind, Severity: a.Severity,
 		Device: a.Device, Metric: a.Metric, Window: a.Window, Value: a.Value, Threshold: a.Threshold,
-		Start: rfc3339(a.Start), End: rfc3339(a.End), At: rfc3339(a.At), Message: a.Message,
+		Start: schemas.AlertTime(a.Start), End: schemas.AlertTime(a.End), At: schemas.AlertTime(a.At), Message: a.Message,
 	}
 }
-
-func rfc3339(ms int64) string { return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z") }
 
 // Subject is the alert's one-line summary, at most 100 characters as
 // SNS requires: state, severity, rule, device, metric=value and the level.
@@ -206,11 +187,11 @@ func num(v float64) string { return strconv.FormatFloat(v, 'g', 4, 64) }
 
 // Input builds the Publish request for an alert on topic.
 func Input(a *rules.Alert, topic string) (*sns.PublishInput, error) {
-	body, err := json.Marshal(toJSON(a))
+	body, err := json.Marshal(Message(a))
 	if err != nil {
 		return nil, err
 	}
-	text := Subject(a) + "\n\n" + a.Message + "\nat " + rfc3339(a.At) + "\nalert " + a.ID + ", incident " + a.Incident
+	text := Subject(a) + "\n\n" + a.Message + "\nat " + schemas.AlertTime(a.At) + "\nalert " + a.ID + ", incident " + a.Incident
 	msg, err := json.Marshal(map[string]string{
 		"default": text,
 		"email":   text,
@@ -256,9 +237,9 @@ type Store interface {
 
 // deadAlert is the line DeadLetterTo stores and Redrive reads.
 type deadAlert struct {
-	Reason string    `json:"reason"`
-	Error  string    `json:"error"`
-	Alert  alertJSON `json:"alert"`
+	Reason string               `json:"reason"`
+	Error  string               `json:"error"`
+	Alert  schemas.AlertMessage `json:"alert"`
 }
 
 const reasonNotPublished = "alert_not_published"
@@ -273,7 +254,7 @@ func DeadLetterTo(store Store, prefix string, onErr func(error)) func(*rules.Ale
 		key, err := layout.AlertDeadLetterKey(prefix, a.At, a.ID, string(a.State))
 		if err == nil {
 			var line []byte
-			line, err = json.Marshal(deadAlert{reasonNotPublished, why.Error(), toJSON(a)})
+			line, err = json.Marshal(deadAlert{reasonNotPublished, why.Error(), Message(a)})
 			if err == nil {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				_, err = store.Put(ctx, key, append(line, '\n'))

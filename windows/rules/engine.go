@@ -9,16 +9,17 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tapline/tapline/schemas"
 	"github.com/tapline/tapline/windows"
 )
 
-// State of an alert as delivered.
-type State string
+// State of an alert as delivered (schemas.AlertState).
+type State = schemas.AlertState
 
 // Alert states. PENDING is internal and never delivered.
 const (
-	Firing   State = "FIRING"
-	Resolved State = "RESOLVED"
+	Firing   = schemas.AlertFiring
+	Resolved = schemas.AlertResolved
 )
 
 // Alert is one state change of a (rule, series) pair.

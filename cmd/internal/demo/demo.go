@@ -141,7 +141,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 				delete(firing, a.Incident)
 			}
 			p.println(line)
-			msg := &command.AlertMessage{AlertID: a.ID, Rule: a.Rule, State: a.State, DeviceID: a.Device}
+			msg := &schemas.AlertMessage{ID: a.ID, Rule: a.Rule, State: a.State, Device: a.Device}
 			if c, ok, err := policy.ForAlert(msg, time.UnixMilli(a.At)); ok && err == nil {
 				commands = append(commands, c)
 				acted[a.Incident] = c.Action

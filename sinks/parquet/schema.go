@@ -1,4 +1,4 @@
-package schemas
+package parquet
 
 import "github.com/apache/arrow-go/v18/arrow"
 
@@ -24,7 +24,7 @@ var (
 	bin  = arrow.BinaryTypes.Binary
 )
 
-func schema(dataset string, fields ...arrow.Field) *arrow.Schema {
+func datasetSchema(dataset string, fields ...arrow.Field) *arrow.Schema {
 	md := arrow.NewMetadata([]string{MetaDataset, MetaVersion}, []string{dataset, SchemaVersion})
 	return arrow.NewSchema(fields, &md)
 }
@@ -33,7 +33,7 @@ func schema(dataset string, fields ...arrow.Field) *arrow.Schema {
 // its metrics as a MAP so a query reads metrics['temp_c'] and new metrics
 // need no schema change. Partitioned by event time (dt, hour) in the S3
 // key, not in the file.
-var RawSchema = schema("raw",
+var RawSchema = datasetSchema("raw",
 	arrow.Field{Name: "device_id", Type: str},
 	arrow.Field{Name: "ts", Type: tsMs},
 	arrow.Field{Name: "seq", Type: i64, Nullable: true},
@@ -47,7 +47,7 @@ var RawSchema = schema("raw",
 // window of one (device, metric). count, sum, mean and m2 are kept so
 // analysts can re-aggregate windows exactly (Chan et al.'s merge), and the
 // DDSketch (protobuf) so quantiles can be merged too.
-var WindowsSchema = schema("windows",
+var WindowsSchema = datasetSchema("windows",
 	arrow.Field{Name: "window_spec", Type: str},
 	arrow.Field{Name: "window_start", Type: tsMs},
 	arrow.Field{Name: "window_end", Type: tsMs},
@@ -72,7 +72,7 @@ var WindowsSchema = schema("windows",
 
 // AlertsSchema is the alerts dataset: one row per FIRING or RESOLVED
 // notification.
-var AlertsSchema = schema("alerts",
+var AlertsSchema = datasetSchema("alerts",
 	arrow.Field{Name: "alert_id", Type: str},
 	arrow.Field{Name: "incident_id", Type: str},
 	arrow.Field{Name: "rule", Type: str},

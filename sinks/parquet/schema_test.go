@@ -1,4 +1,4 @@
-package schemas
+package parquet
 
 import (
 	"testing"
