@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/tapline/tapline/pipeline"
-	"github.com/tapline/tapline/pipeline/consumer"
+	"github.com/tapline/tapline/pipeline/journal"
 )
 
 // BenchmarkSnapshot measures the shard state snapshot the service writes
@@ -58,7 +58,7 @@ func warmProcessor(b *testing.B, devices int) *pipeline.Processor {
 }
 
 // BenchmarkSnapshotCompress is the compression the service applies to a
-// snapshot before storing it (consumer.CompressState).
+// snapshot before storing it (journal.CompressState).
 func BenchmarkSnapshotCompress(b *testing.B) {
 	for _, f := range fleets[:3] {
 		b.Run(f.name, func(b *testing.B) {
@@ -66,7 +66,7 @@ func BenchmarkSnapshotCompress(b *testing.B) {
 			var stored []byte
 			b.ReportAllocs()
 			for b.Loop() {
-				stored = consumer.CompressState(snap)
+				stored = journal.CompressState(snap)
 			}
 			b.ReportMetric(float64(len(stored))/(1<<20), "MiB")
 			b.ReportMetric(float64(len(snap))/float64(len(stored)), "ratio")

@@ -21,7 +21,8 @@
 // from the records up to L (raw records, closed windows, alerts, dead
 // letters) is durable in S3, and so is the shard's state after L. Nothing
 // is acknowledged before that, and a replay after a crash changes nothing
-// in S3. The service (package consumer) keeps it this way:
+// in S3. Package journal keeps it this way (package consumer drives it
+// from the KCL):
 //
 //  1. Batches end where the batch writer says: after a number of records
 //     or bytes, or when the watermark passes a multiple of FlushEvery.

@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/DataDog/sketches-go/ddsketch"
-	"github.com/tapline/tapline/windows/internal/wire"
+	"github.com/tapline/tapline/windows/wire"
 )
 
 // snapshotMagic starts every aggregator snapshot; bump it when the format

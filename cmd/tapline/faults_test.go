@@ -186,7 +186,7 @@ func (e *faultEnv) verify(want *consumertest.Result) consumertest.Report {
 	}
 	dir := e.t.TempDir()
 	a, b := filepath.Join(dir, "got"), filepath.Join(dir, "want")
-	if err := consumertest.Data(got).WriteDir(a); err != nil {
+	if err := got.Data("tapline").WriteDir(a); err != nil {
 		e.t.Fatal(err)
 	}
 	if err := want.Objects.WriteDir(b); err != nil {

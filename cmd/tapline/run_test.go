@@ -29,6 +29,7 @@ import (
 	"github.com/tapline/tapline/pipeline/consumer/consumertest"
 	"github.com/tapline/tapline/pipeline/service"
 	"github.com/tapline/tapline/sinks/batch"
+	"github.com/tapline/tapline/sinks/layout"
 	"github.com/tapline/tapline/windows"
 	"github.com/tapline/tapline/windows/rules"
 )
@@ -312,7 +313,7 @@ func TestServiceEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	data := consumertest.Data(got)
+	data := got.Data(prefix)
 	for _, key := range want.Objects.Keys() {
 		if !bytes.Equal(data[key], want.Objects[key]) {
 			t.Errorf("%s: missing or different from the oracle's", key)
@@ -325,7 +326,7 @@ func TestServiceEndToEnd(t *testing.T) {
 	}
 	_, cp := leases(db, app)
 	for id, seq := range cp {
-		if _, ok := got[fmt.Sprintf("%s/_state/%s/%s/%s/base.snap", prefix, app, id, seq)]; !ok {
+		if _, ok := got[layout.StateDir(prefix, app, id, seq)+"base.snap"]; !ok {
 			t.Errorf("checkpoint %s of %s has no stored state", seq, id)
 		}
 	}

@@ -1,7 +1,7 @@
 // Package consumer runs tapline's pipeline on a Kinesis stream through the
 // Kinesis Client Library (github.com/vmware/vmware-go-kcl-v2): one
-// pipeline.Processor and one batch.Writer per shard lease, state snapshots
-// and checkpoints as package pipeline's delivery promise describes, and
+// journal (package journal: the pipeline, its batch writer and the
+// delivery protocol) per shard lease, checkpoints through the KCL, and
 // workarounds for the library's gaps through its extension points:
 //
 //   - fencedCheckpointer: checkpoints are conditional on the lease owner,
@@ -37,19 +37,14 @@ import (
 	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/worker"
 
 	"github.com/tapline/tapline/pipeline"
-	"github.com/tapline/tapline/schemas"
+	"github.com/tapline/tapline/pipeline/journal"
 	"github.com/tapline/tapline/sinks/batch"
-	"github.com/tapline/tapline/sinks/layout"
 	"github.com/tapline/tapline/windows/rules"
 )
 
 // Store holds tapline's objects: batches (immutable, put-if-absent) and
 // the shards' state. s3sink.Store is one.
-type Store interface {
-	batch.Store
-	Get(ctx context.Context, key string) ([]byte, error)
-	List(ctx context.Context, prefix string) ([]string, error)
-}
+type Store = journal.Store
 
 // Initial positions of a shard without a checkpoint.
 const (
@@ -114,9 +109,6 @@ func New(o Options) (*Consumer, error) {
 	case o.Kinesis == nil || o.DynamoDB == nil || o.Store == nil:
 		return nil, errors.New("consumer: Kinesis, DynamoDB and a store are required")
 	}
-	if err := layout.ValidPrefix(o.App); err != nil || len(o.App) > 200 {
-		return nil, fmt.Errorf("consumer: application name %q must be a valid key segment: %v", o.App, err)
-	}
 	if o.WorkerID == "" {
 		host, _ := os.Hostname()
 		o.WorkerID = host + "-" + strconv.Itoa(os.Getpid())
@@ -141,26 +133,15 @@ func New(o Options) (*Consumer, error) {
 	default:
 		return nil, fmt.Errorf("consumer: initial position %q is not TRIM_HORIZON, LATEST or AT_TIMESTAMP", o.InitialPosition)
 	}
-	// The pipeline options are checked once here rather than per shard.
-	po := o.Pipeline
-	po.Shard, po.DeadLetters = "check", nopLetters{}
-	if _, err := pipeline.NewProcessor(po); err != nil {
-		return nil, err
-	}
-	bo := o.Batch
-	bo.Shard, bo.Prefix = "check", o.Prefix
-	if _, err := batch.New(o.Store, bo); err != nil {
-		return nil, err
+	// The shards' options are checked once here rather than per shard.
+	if _, err := journal.New(journal.Options{Store: o.Store, Prefix: o.Prefix, App: o.App, Shard: "check", Pipeline: o.Pipeline, Batch: o.Batch}); err != nil {
+		return nil, fmt.Errorf("consumer: %w", err)
 	}
 	c := &Consumer{opts: o, log: o.Logger.With("worker", o.WorkerID), metrics: newMetrics(o.Registry)}
 	bridgeLogrus(o.Logger)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c, nil
 }
-
-type nopLetters struct{}
-
-func (nopLetters) Write(*schemas.DeadLetter) error { return nil }
 
 func orDefault(d, def time.Duration) time.Duration {
 	if d <= 0 {
@@ -180,7 +161,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 	if pos == Latest {
 		// LATEST would also apply to the children of a later split, which
 		// would skip their records: read from the first start instead.
-		first, err := c.firstStart(ctx)
+		first, err := journal.FirstStart(ctx, o.Store, o.Prefix, o.App, time.Now())
 		if err != nil {
 			return err
 		}
@@ -228,21 +209,6 @@ func positionCode(p string) int {
 		return int(config.AT_TIMESTAMP)
 	}
 	return int(config.TRIM_HORIZON)
-}
-
-// firstStart returns the application's first start time, recording now
-// if this is the first.
-func (c *Consumer) firstStart(ctx context.Context) (time.Time, error) {
-	key := layout.Under(c.opts.Prefix, "_state/"+c.opts.App+"/first-start")
-	now := time.Now().UTC().Format(time.RFC3339Nano)
-	if _, err := c.opts.Store.Put(ctx, key, []byte(now)); err != nil {
-		return time.Time{}, err
-	}
-	b, err := c.opts.Store.Get(ctx, key)
-	if err != nil {
-		return time.Time{}, err
-	}
-	return time.Parse(time.RFC3339Nano, string(b))
 }
 
 // Ready reports whether the worker runs and holds at least one lease.

@@ -22,6 +22,7 @@ import (
 	"github.com/tapline/tapline/pipeline"
 	"github.com/tapline/tapline/pipeline/consumer/consumertest"
 	"github.com/tapline/tapline/sinks/batch"
+	"github.com/tapline/tapline/sinks/layout"
 	"github.com/tapline/tapline/sinks/parquet"
 	"github.com/tapline/tapline/sinks/s3sink"
 	"github.com/tapline/tapline/windows"
@@ -72,7 +73,7 @@ func newEnv(t *testing.T, shards int) *env {
 		server.Require(t, stackErr)
 	}
 	ctx := context.Background()
-	e := &env{t: t, name: fmt.Sprintf("t%d-%d", time.Now().UnixNano()%1e6, envs.Add(1)), prefix: "lake", logs: newTestWriter(t)}
+	e := &env{t: t, name: fmt.Sprintf("t%d-%d", time.Now().UnixNano()%1e6, envs.Add(1)), prefix: testPrefix, logs: newTestWriter(t)}
 	e.k, e.db = local.KinesisClient(), local.DynamoDBClient()
 	var err error
 	if e.store, err = local.S3Store(ctx, "b-"+e.name); err != nil {
@@ -220,11 +221,14 @@ func (e *env) oracle() *consumertest.Result {
 	return r
 }
 
+// testPrefix is every test environment's key prefix.
+const testPrefix = "lake"
+
 // sameObjects fails unless got holds exactly want's data objects, byte
 // for byte.
 func sameObjects(t *testing.T, got, want consumertest.Objects) {
 	t.Helper()
-	got = consumertest.Data(got)
+	got = got.Data(testPrefix)
 	for _, k := range want.Keys() {
 		if g, ok := got[k]; !ok {
 			t.Errorf("missing %s", k)
@@ -271,7 +275,7 @@ func TestCommitsEqualOracle(t *testing.T) {
 	got := e.objects()
 	sameObjects(t, got, want.Objects)
 	for id, seq := range e.checkpoints() {
-		key := fmt.Sprintf("%s/_state/%s/%s/%s/base.snap", e.prefix, e.name, id, seq)
+		key := layout.StateDir(e.prefix, e.name, id, seq) + "base.snap"
 		if _, ok := got[key]; !ok {
 			t.Errorf("shard %s: checkpoint %s has no state %s", id, seq, key)
 		}

@@ -28,6 +28,7 @@ import (
 	"github.com/tapline/tapline/deploy/local/server"
 	"github.com/tapline/tapline/deploy/local/stack"
 	"github.com/tapline/tapline/pipeline/consumer/consumertest"
+	"github.com/tapline/tapline/sinks/layout"
 )
 
 // setOwner overwrites a lease as another worker taking it would.
@@ -225,7 +226,7 @@ func sameRows(t *testing.T, got, want consumertest.Objects, prefix string) {
 	server.Require(t, duckdb.Available())
 	dir := t.TempDir()
 	a, b := filepath.Join(dir, "got"), filepath.Join(dir, "want")
-	if err := consumertest.Data(got).WriteDir(a); err != nil {
+	if err := got.Data(testPrefix).WriteDir(a); err != nil {
 		t.Fatal(err)
 	}
 	if err := want.WriteDir(b); err != nil {
@@ -274,7 +275,7 @@ func TestSplitLosesNoRecord(t *testing.T) {
 	// timestamp, so the records go first here; the consumer bounds the
 	// call and retries, but the test need not wait for that.)
 	first := time.Now().Add(-time.Second).UTC().Format(time.RFC3339Nano)
-	if _, err := e.store.Put(ctx, e.prefix+"/_state/"+e.name+"/first-start", []byte(first)); err != nil {
+	if _, err := e.store.Put(ctx, layout.FirstStart(e.prefix, e.name), []byte(first)); err != nil {
 		t.Fatal(err)
 	}
 	e.put(20, 0, 30)
@@ -351,7 +352,7 @@ func TestIdleAdvanceIsReplayedExactly(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	dir := e.prefix + "/_state/" + e.name + "/shardId-000000000000/"
+	dir := layout.Under(e.prefix, layout.State+"/"+e.name+"/shardId-000000000000/") // every position
 	var snap string
 	deadline := time.Now().Add(30 * time.Second)
 	for snap == "" {
@@ -371,7 +372,7 @@ func TestIdleAdvanceIsReplayedExactly(t *testing.T) {
 	if err := c1.Stop(stopCtx); err != nil {
 		t.Fatal(err)
 	}
-	before := consumertest.Data(e.objects())
+	before := e.objects().Data(testPrefix)
 	var idleObjects int
 	for k := range before {
 		if strings.Contains(k, "-w") {
@@ -396,7 +397,7 @@ func TestIdleAdvanceIsReplayedExactly(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	after := consumertest.Data(e.objects())
+	after := e.objects().Data(testPrefix)
 	sameObjects(t, after, before)
 	if n := testutil.ToFloat64(c2.metrics.stateResets); n != 0 {
 		t.Fatalf("state resets: %v", n)

@@ -1,5 +1,5 @@
 // Package athena describes tapline's S3 datasets as Athena (Glue) tables:
-// columns generated from the Arrow schemas in package parquet, and
+// columns generated from the Arrow schemas in package datasets, and
 // partition projection over the dt/hour layout of package layout, so new
 // partitions are queryable the moment they are written, without MSCK
 // REPAIR or a crawler. Tables is exported so the infrastructure code can
@@ -14,8 +14,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 
+	"github.com/tapline/tapline/sinks/datasets"
 	"github.com/tapline/tapline/sinks/layout"
-	"github.com/tapline/tapline/sinks/parquet"
 )
 
 // Column is a table column with its Hive/Athena type.
@@ -58,7 +58,7 @@ func Tables(bucket, prefix, projectionStart string) ([]Table, error) {
 	var out []Table
 	for _, name := range []string{layout.Raw, layout.Windows, layout.Alerts} {
 		t := Table{Name: name, Location: root + name + "/"}
-		for _, f := range parquet.Datasets[name].Fields() {
+		for _, f := range datasets.ByName[name].Fields() {
 			ty, err := hiveType(f.Type)
 			if err != nil {
 				return nil, fmt.Errorf("athena: %s.%s: %w", name, f.Name, err)
@@ -77,7 +77,7 @@ func Tables(bucket, prefix, projectionStart string) ([]Table, error) {
 			"projection.hour.digits":      "2",
 			"storage.location.template":   t.Location + "dt=${dt}/hour=${hour}/",
 			"parquet.compression":         "ZSTD",
-			"tapline.schema_version":      parquet.SchemaVersion,
+			"tapline.schema_version":      datasets.Version,
 		}
 		out = append(out, t)
 	}
@@ -151,7 +151,7 @@ func Script(database, bucket, prefix, projectionStart string) (string, error) {
 		return "", err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "-- tapline datasets in s3://%s/%s (schema version %s).\n", bucket, prefix, parquet.SchemaVersion)
+	fmt.Fprintf(&b, "-- tapline datasets in s3://%s/%s (schema version %s).\n", bucket, prefix, datasets.Version)
 	b.WriteString("-- Partition projection: no MSCK REPAIR TABLE and no crawler needed.\n\n")
 	fmt.Fprintf(&b, "CREATE DATABASE IF NOT EXISTS `%s`;\n\n", database)
 	for _, t := range tables {

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tapline/tapline/sinks/parquet"
+	"github.com/tapline/tapline/sinks/datasets"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/script.golden")
@@ -37,7 +37,7 @@ func TestColumnsFollowSchemas(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tb := range tables {
-		fields := parquet.Datasets[tb.Name].Fields()
+		fields := datasets.ByName[tb.Name].Fields()
 		if len(fields) != len(tb.Columns) {
 			t.Fatalf("%s: %d columns, schema has %d fields", tb.Name, len(tb.Columns), len(fields))
 		}

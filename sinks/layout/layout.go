@@ -133,3 +133,41 @@ func AlertDeadLetterKey(prefix string, atMs int64, alertID, state string) (strin
 	}
 	return Under(prefix, Partition(DeadLetter, atMs)+"/alert-"+alertID+"-"+strings.ToLower(state)+".jsonl"), nil
 }
+
+// Namespaces beside the datasets. Objects under State expire (the CDK
+// stack's lifecycle rule): a shard's state matters only until its next
+// checkpoint. Objects under App never expire.
+const (
+	State = "_state"
+	App   = "_app"
+)
+
+// StateDir is the directory of a shard's state at one acknowledged
+// position: {prefix}/_state/{app}/{shard}/{position}/, where position is
+// the checkpointed sequence number, or "start" before the first
+// checkpoint. Package journal names the objects inside it.
+func StateDir(prefix, app, shard, position string) string {
+	if position == "" {
+		position = "start"
+	}
+	return Under(prefix, State+"/"+app+"/"+shard+"/"+position+"/")
+}
+
+// FirstStart is the key of the application's first start time, which an
+// initial position of LATEST resolves to: {prefix}/_app/{app}/first-start.
+// It must never expire (the children of a split read from it).
+func FirstStart(prefix, app string) string { return Under(prefix, App+"/"+app+"/first-start") }
+
+// LegacyFirstStart is where releases before the _app namespace kept the
+// first start, under the expiring _state namespace.
+func LegacyFirstStart(prefix, app string) string { return Under(prefix, State+"/"+app+"/first-start") }
+
+// Internal reports whether key, relative to prefix, is tapline's own
+// bookkeeping (State or App) rather than a dataset's object.
+func Internal(prefix, key string) bool {
+	rel := key
+	if prefix != "" {
+		rel = strings.TrimPrefix(key, prefix+"/")
+	}
+	return strings.HasPrefix(rel, State+"/") || strings.HasPrefix(rel, App+"/")
+}

@@ -1,6 +1,6 @@
 // Package parquet encodes tapline's three datasets (raw telemetry, window
 // aggregates, alerts) as Parquet files Athena reads without surprises:
-// the Arrow schemas in schema.go, zstd compression, dictionary
+// the Arrow schemas of package datasets, zstd compression, dictionary
 // encoding for the low-cardinality string columns, statistics on every
 // column, timestamps as INT64 milliseconds adjusted to UTC.
 //
@@ -24,6 +24,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/tapline/tapline/schemas"
+	"github.com/tapline/tapline/sinks/datasets"
 	"github.com/tapline/tapline/windows"
 	"github.com/tapline/tapline/windows/rules"
 )
@@ -139,7 +140,7 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Windows encodes the window aggregates dataset (WindowsSchema).
+// Windows encodes the window aggregates dataset (datasets.Windows).
 type Windows struct {
 	encoder
 	sketch []byte
@@ -147,7 +148,7 @@ type Windows struct {
 
 // NewWindows returns an empty windows encoder.
 func NewWindows(o Options) (*Windows, error) {
-	e, err := newEncoder(WindowsSchema, o, "window_spec", "device_id", "metric")
+	e, err := newEncoder(datasets.Windows, o, "window_spec", "device_id", "metric")
 	return &Windows{encoder: e}, err
 }
 
@@ -185,12 +186,12 @@ func (e *Windows) Append(w *windows.Window) {
 	e.rows++
 }
 
-// Alerts encodes the alerts dataset (AlertsSchema).
+// Alerts encodes the alerts dataset (datasets.Alerts).
 type Alerts struct{ encoder }
 
 // NewAlerts returns an empty alerts encoder.
 func NewAlerts(o Options) (*Alerts, error) {
-	e, err := newEncoder(AlertsSchema, o, "rule", "kind", "severity", "state", "device_id", "metric", "window_spec")
+	e, err := newEncoder(datasets.Alerts, o, "rule", "kind", "severity", "state", "device_id", "metric", "window_spec")
 	return &Alerts{e}, err
 }
 
@@ -220,13 +221,13 @@ func appendOptional(b *array.StringBuilder, s string) {
 	b.Append(s)
 }
 
-// Raw encodes the raw telemetry dataset (RawSchema): one row per
+// Raw encodes the raw telemetry dataset (datasets.Raw): one row per
 // accepted record, its metrics as a MAP.
 type Raw struct{ encoder }
 
 // NewRaw returns an empty raw encoder.
 func NewRaw(o Options) (*Raw, error) {
-	e, err := newEncoder(RawSchema, o, "device_id", "shard_id")
+	e, err := newEncoder(datasets.Raw, o, "device_id", "shard_id")
 	return &Raw{e}, err
 }
 

@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/tapline/tapline/windows"
-	"github.com/tapline/tapline/windows/internal/wire"
+	"github.com/tapline/tapline/windows/wire"
 )
 
 const snapshotMagic = "tapline.rules/1"

@@ -34,6 +34,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/tapline/tapline/sinks/athena"
+	"github.com/tapline/tapline/sinks/layout"
 )
 
 // Props configure the stack. The zero value of a field means its default.
@@ -136,7 +137,9 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 		LifecycleRules: &[]*awss3.LifecycleRule{
 			{Id: s("raw"), Prefix: s(p.Prefix + "/raw/"), Expiration: awscdk.Duration_Days(jsii.Number(p.RawRetentionDays)),
 				Transitions: &[]*awss3.Transition{{StorageClass: awss3.StorageClass_INTELLIGENT_TIERING(), TransitionAfter: awscdk.Duration_Days(jsii.Number(0))}}},
-			{Id: s("state"), Prefix: s(p.Prefix + "/_state/"), Expiration: awscdk.Duration_Days(jsii.Number(14))},
+			// Shard state matters until the next checkpoint; the first-start
+			// marker (layout.App) must never expire.
+			{Id: s("state"), Prefix: s(layout.Under(p.Prefix, layout.State) + "/"), Expiration: awscdk.Duration_Days(jsii.Number(14))},
 			{Id: s("athena-results"), Prefix: s("athena-results/"), Expiration: awscdk.Duration_Days(jsii.Number(30))},
 			{Id: s("incomplete-uploads"), AbortIncompleteMultipartUploadAfter: awscdk.Duration_Days(jsii.Number(1))},
 		},

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/tapline/tapline/sinks/athena"
+	"github.com/tapline/tapline/sinks/layout"
 )
 
 // template synthesizes the stack once (offline: no AWS account, the
@@ -324,6 +325,33 @@ func TestGlueTablesMatchAthenaDDL(t *testing.T) {
 				t.Errorf("%s %s = %s, want %q", w.Name, k, gv, v)
 			}
 		}
+	}
+}
+
+// Shard state expires; the first-start marker, which LATEST resolves to
+// for every shard (children of later splits too), never does.
+func TestStateExpiresButNotTheFirstStart(t *testing.T) {
+	state := layout.StateDir("tapline", "tapline", "shardId-000000000000", "123") + "base.snap"
+	first := layout.FirstStart("tapline", "tapline")
+	stateExpires := false
+	for id, p := range resources(t, "AWS::S3::Bucket") {
+		rules, _ := get(p, "LifecycleConfiguration", "Rules").([]any)
+		for _, r := range rules {
+			r := r.(map[string]any)
+			prefix, _ := r["Prefix"].(string)
+			if r["ExpirationInDays"] == nil {
+				continue
+			}
+			if strings.HasPrefix(first, prefix) {
+				t.Errorf("bucket %s: lifecycle rule %v expires the first-start marker %s", id, r["Id"], first)
+			}
+			if strings.HasPrefix(state, prefix) {
+				stateExpires = true
+			}
+		}
+	}
+	if !stateExpires {
+		t.Errorf("no lifecycle rule expires shard state (%s)", state)
 	}
 }
 

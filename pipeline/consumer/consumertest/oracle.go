@@ -18,6 +18,7 @@ import (
 	"github.com/tapline/tapline/deploy/local/duckdb"
 	"github.com/tapline/tapline/pipeline"
 	"github.com/tapline/tapline/sinks/batch"
+	"github.com/tapline/tapline/sinks/layout"
 	"github.com/tapline/tapline/windows/rules"
 )
 
@@ -120,11 +121,12 @@ func Oracle(ctx context.Context, k *kinesis.Client, stream, prefix string, po pi
 	return res, nil
 }
 
-// Data returns the objects of the datasets (not the shards' state).
-func Data(o Objects) Objects {
+// Data returns the objects of the datasets under prefix, without
+// tapline's own bookkeeping (shard state, the first-start marker).
+func (o Objects) Data(prefix string) Objects {
 	d := Objects{}
 	for k, v := range o {
-		if !strings.Contains(k, "_state/") {
+		if !layout.Internal(prefix, k) {
 			d[k] = v
 		}
 	}

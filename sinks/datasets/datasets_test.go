@@ -1,4 +1,4 @@
-package parquet
+package datasets
 
 import (
 	"testing"
@@ -34,8 +34,8 @@ func TestArrowTypesAthenaReads(t *testing.T) {
 			t.Errorf("%s: %s is not read reliably by Athena", path, dt)
 		}
 	}
-	for name, s := range Datasets {
-		if v, _ := s.Metadata().GetValue(MetaVersion); v != SchemaVersion {
+	for name, s := range ByName {
+		if v, _ := s.Metadata().GetValue(MetaVersion); v != Version {
 			t.Errorf("%s: schema version %q", name, v)
 		}
 		if d, _ := s.Metadata().GetValue(MetaDataset); d != name {

@@ -1,11 +1,15 @@
-package parquet
+// Package datasets owns the Arrow schemas of the datasets tapline writes
+// to S3 (raw telemetry, window aggregates, alerts): what the Parquet
+// encoder writes, what the Athena tables declare. It holds no encoder,
+// so the table definitions (and the CDK app) need only Arrow's types.
+package datasets
 
 import "github.com/apache/arrow-go/v18/arrow"
 
-// SchemaVersion is the version of the three datasets' schemas below. It
+// Version is the version of the three datasets' schemas below. It
 // is stored in every file's metadata; a change that is not purely
 // additive (new nullable columns at the end) bumps it.
-const SchemaVersion = "1"
+const Version = "1"
 
 // Metadata keys on every dataset schema.
 const (
@@ -24,16 +28,16 @@ var (
 	bin  = arrow.BinaryTypes.Binary
 )
 
-func datasetSchema(dataset string, fields ...arrow.Field) *arrow.Schema {
-	md := arrow.NewMetadata([]string{MetaDataset, MetaVersion}, []string{dataset, SchemaVersion})
+func schema(dataset string, fields ...arrow.Field) *arrow.Schema {
+	md := arrow.NewMetadata([]string{MetaDataset, MetaVersion}, []string{dataset, Version})
 	return arrow.NewSchema(fields, &md)
 }
 
-// RawSchema is the raw telemetry dataset: one row per accepted record,
+// Raw is the raw telemetry dataset: one row per accepted record,
 // its metrics as a MAP so a query reads metrics['temp_c'] and new metrics
 // need no schema change. Partitioned by event time (dt, hour) in the S3
 // key, not in the file.
-var RawSchema = datasetSchema("raw",
+var Raw = schema("raw",
 	arrow.Field{Name: "device_id", Type: str},
 	arrow.Field{Name: "ts", Type: tsMs},
 	arrow.Field{Name: "seq", Type: i64, Nullable: true},
@@ -43,11 +47,11 @@ var RawSchema = datasetSchema("raw",
 	arrow.Field{Name: "sequence_number", Type: str},
 )
 
-// WindowsSchema is the window aggregates dataset: one row per closed
+// Windows is the window aggregates dataset: one row per closed
 // window of one (device, metric). count, sum, mean and m2 are kept so
 // analysts can re-aggregate windows exactly (Chan et al.'s merge), and the
 // DDSketch (protobuf) so quantiles can be merged too.
-var WindowsSchema = datasetSchema("windows",
+var Windows = schema("windows",
 	arrow.Field{Name: "window_spec", Type: str},
 	arrow.Field{Name: "window_start", Type: tsMs},
 	arrow.Field{Name: "window_end", Type: tsMs},
@@ -70,9 +74,9 @@ var WindowsSchema = datasetSchema("windows",
 	arrow.Field{Name: "sketch", Type: bin, Nullable: true},
 )
 
-// AlertsSchema is the alerts dataset: one row per FIRING or RESOLVED
+// Alerts is the alerts dataset: one row per FIRING or RESOLVED
 // notification.
-var AlertsSchema = datasetSchema("alerts",
+var Alerts = schema("alerts",
 	arrow.Field{Name: "alert_id", Type: str},
 	arrow.Field{Name: "incident_id", Type: str},
 	arrow.Field{Name: "rule", Type: str},
@@ -90,5 +94,5 @@ var AlertsSchema = datasetSchema("alerts",
 	arrow.Field{Name: "message", Type: str},
 )
 
-// Datasets lists the schemas by dataset name.
-var Datasets = map[string]*arrow.Schema{"raw": RawSchema, "windows": WindowsSchema, "alerts": AlertsSchema}
+// ByName lists the schemas by dataset name.
+var ByName = map[string]*arrow.Schema{"raw": Raw, "windows": Windows, "alerts": Alerts}

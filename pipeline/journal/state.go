@@ -1,10 +1,12 @@
-package consumer
+package journal
 
 import (
 	"bytes"
 	"fmt"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/tapline/tapline/windows/wire"
 )
 
 // Stored shard state is compressed: a 10k-device shard's state is 16 MiB
@@ -32,7 +34,36 @@ func DecompressState(stored []byte) ([]byte, error) {
 	}
 	b, err := stateDecoder.DecodeAll(stored, nil)
 	if err != nil {
-		return nil, fmt.Errorf("consumer: stored state: %w", err)
+		return nil, fmt.Errorf("journal: stored state: %w", err)
 	}
 	return b, nil
+}
+
+// encode is the stored state of the shard: the batch writer's position,
+// then the processor's snapshot, compressed.
+func (j *Journal) encode() []byte {
+	after, next := j.w.State()
+	w := wire.Writer{}
+	w.String(after)
+	w.Int(next)
+	return CompressState(j.proc.AppendSnapshot(w.B))
+}
+
+// load restores what encode stored.
+func (j *Journal) load(stored []byte) error {
+	b, err := DecompressState(stored)
+	if err != nil {
+		return err
+	}
+	r := wire.Reader{B: b}
+	after := r.String()
+	next := r.Int()
+	if r.Err() != nil {
+		return fmt.Errorf("journal: shard state: %w", r.Err())
+	}
+	if err := j.proc.Restore(r.B); err != nil {
+		return err
+	}
+	j.w.Resume(after, next)
+	return nil
 }
