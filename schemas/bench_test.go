@@ -81,7 +81,7 @@ func BenchmarkDecodeShapes(b *testing.B) {
 // BenchmarkDecode.
 func BenchmarkDecodeFull(b *testing.B) {
 	d := NewDecoder(Options{})
-	d.shapeOff = math.MaxInt
+	d.shapes.off = math.MaxInt
 	b.ReportAllocs()
 	b.SetBytes(int64(len(benchRecord)))
 	for b.Loop() {

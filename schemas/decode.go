@@ -4,7 +4,6 @@ import (
 	"math"
 	"strconv"
 	"time"
-	"unicode/utf8"
 )
 
 // Options bound what the Decoder accepts. The zero value of a field means
@@ -57,20 +56,13 @@ type Decoder struct {
 	rec     Record
 
 	// set while decoding one record
-	data   []byte
-	synErr *Error  // first syntax error: ends decoding
-	semErr *Error  // first semantic error: decoding goes on to find syntax errors
-	values []value // where the full decoder found each value
+	data      []byte
+	synErr    *Error  // first syntax error: ends decoding
+	semErr    *Error  // first semantic error: decoding goes on to find syntax errors
+	values    []value // where the full decoder found each value
+	recording bool    // values are recorded: the record may become a shape
 
-	shapes    [maxShapes]shape // see shape.go
-	nshapes   int
-	lastShape int // tried first
-	nextShape int // replaced next once all are in use
-	shapeHits uint64
-	window    int  // records in the current verdict window
-	waste     int  // failed attempts in it
-	shapeOff  int  // records left to decode in full after a bad window
-	recording bool // values are recorded: the record may become a shape
+	shapes shapeCache // see shape.go
 }
 
 // NewDecoder returns a Decoder with the given limits.
@@ -89,16 +81,14 @@ func (d *Decoder) Decode(data []byte, refMs int64) (*Record, error) {
 			Detail: "record is " + strconv.Itoa(len(data)) + " bytes, limit " + strconv.Itoa(d.opts.MaxRecordBytes)}
 	}
 	d.scratch = d.scratch[:0]
-	shapes := d.shapeOff == 0
+	shapes := d.shapes.off == 0
 	d.recording = shapes
 	if !shapes {
-		d.shapeOff--
+		d.shapes.off--
 	} else if d.decodeShapes(data, refMs) {
 		return &d.rec, nil
 	}
-	r := &d.rec
-	r.DeviceID, r.Time, r.Seq, r.Metrics = nil, 0, -1, r.Metrics[:0]
-	d.data, d.synErr, d.semErr = data, nil, nil
+	r := d.begin(data)
 	d.values = d.values[:0]
 
 	haveTS, haveMetrics := false, false
@@ -218,9 +208,18 @@ func (d *Decoder) Decode(data []byte, refMs int64) (*Record, error) {
 		return nil, &Error{Reason: ReasonNoMetrics, Offset: len(data), Detail: "no numeric metric in the record"}
 	}
 	if shapes {
-		d.learn(data)
+		d.shapes.learn(data, d.values, r.Metrics)
 	}
 	return r, nil
+}
+
+// begin resets the record and the per-record state before data is
+// decoded, by either path.
+func (d *Decoder) begin(data []byte) *Record {
+	r := &d.rec
+	r.DeviceID, r.Time, r.Seq, r.Metrics = nil, 0, -1, r.Metrics[:0]
+	d.data, d.synErr, d.semErr = data, nil, nil
+	return r
 }
 
 func (d *Decoder) syntax(at int, detail string) *Error {
@@ -411,281 +410,6 @@ func (d *Decoder) checkNotMetric(key []byte, at int) {
 	}
 }
 
-// number scans a JSON number at i. ok is false for a value that is not a
-// finite float64: the non-JSON literals NaN, Infinity and -Infinity, which
-// devices written in JavaScript or Python emit, and overflows like 1e400.
-//
-// Telemetry numbers are short decimals without exponents: those take the
-// fast path here, the rest numberGeneral.
-func (d *Decoder) number(i int) (v float64, ok bool, end int) {
-	data := d.data
-	j := i
-	neg := j < len(data) && data[j] == '-'
-	if neg {
-		j++
-	}
-	start := j
-	j, mant := scanDigits(data, j, 0)
-	intDigits := j - start
-	if intDigits == 0 || intDigits > 1 && data[start] == '0' {
-		return d.numberGeneral(i)
-	}
-	frac := 0
-	if j < len(data) && data[j] == '.' {
-		j++
-		fs := j
-		j, mant = scanDigits(data, j, mant)
-		frac = j - fs
-		if frac == 0 {
-			return d.numberGeneral(i)
-		}
-	}
-	if intDigits+frac > 15 || j < len(data) && numberGoesOn(data[j]) {
-		return d.numberGeneral(i)
-	}
-	// Exact: the mantissa is below 10^15 < 2^53 and 10^frac is exact.
-	v = float64(mant)
-	if frac > 0 {
-		v /= pow10[frac]
-	}
-	if neg {
-		v = -v
-	}
-	return v, true, j
-}
-
-// scanDigits accumulates the decimal digits from j into mant (which wraps
-// past 19 digits: callers count digits and take the general path then).
-func scanDigits(data []byte, j int, mant uint64) (int, uint64) {
-	for j < len(data) {
-		c := data[j] - '0'
-		if c > 9 {
-			break
-		}
-		mant = mant*10 + uint64(c)
-		j++
-	}
-	return j, mant
-}
-
-// numberGeneral handles every JSON number and the non-JSON literals.
-func (d *Decoder) numberGeneral(i int) (v float64, ok bool, end int) {
-	data := d.data
-	start := i
-	if c := data[i]; c == 'N' || c == 'I' || c == '-' && i+1 < len(data) && data[i+1] == 'I' {
-		for _, lit := range [...]string{"NaN", "Infinity", "-Infinity"} {
-			if hasPrefix(data[i:], lit) {
-				return 0, false, i + len(lit)
-			}
-		}
-	}
-	neg := false
-	if data[i] == '-' {
-		neg = true
-		i++
-	}
-	var mant uint64
-	digits, exp := 0, 0
-	switch {
-	case i < len(data) && data[i] == '0':
-		i++
-	case i < len(data) && data[i] >= '1' && data[i] <= '9':
-		for ; i < len(data) && data[i] >= '0' && data[i] <= '9'; i++ {
-			if digits < 19 {
-				mant = mant*10 + uint64(data[i]-'0')
-				digits++
-			} else {
-				exp++
-			}
-		}
-	default:
-		d.syntax(i, "invalid number")
-		return 0, false, i
-	}
-	if i < len(data) && data[i] == '.' {
-		i++
-		if i >= len(data) || data[i] < '0' || data[i] > '9' {
-			d.syntax(i, "invalid number: digit expected after '.'")
-			return 0, false, i
-		}
-		for ; i < len(data) && data[i] >= '0' && data[i] <= '9'; i++ {
-			if digits < 19 {
-				if mant == 0 && data[i] == '0' {
-					exp-- // leading zeros of 0.000x keep the mantissa short
-				} else {
-					mant = mant*10 + uint64(data[i]-'0')
-					digits++
-					exp--
-				}
-			}
-		}
-	}
-	if i < len(data) && (data[i] == 'e' || data[i] == 'E') {
-		i++
-		eneg := false
-		if i < len(data) && (data[i] == '+' || data[i] == '-') {
-			eneg = data[i] == '-'
-			i++
-		}
-		if i >= len(data) || data[i] < '0' || data[i] > '9' {
-			d.syntax(i, "invalid number: digit expected in exponent")
-			return 0, false, i
-		}
-		e := 0
-		for ; i < len(data) && data[i] >= '0' && data[i] <= '9'; i++ {
-			if e < 100000 {
-				e = e*10 + int(data[i]-'0')
-			}
-		}
-		if eneg {
-			e = -e
-		}
-		exp += e
-	}
-	if i < len(data) && (data[i] == 'N' || data[i] == 'I' || data[i] >= 'a' && data[i] <= 'z') {
-		d.syntax(i, "invalid number")
-		return 0, false, i
-	}
-	// Clinger's fast path: exact when the mantissa and the power of ten are
-	// both exactly representable. Otherwise defer to strconv.
-	if digits <= 15 && exp >= -22 && exp <= 22 && mant < 1<<53 {
-		v = float64(mant)
-		if exp < 0 {
-			v /= pow10[-exp]
-		} else {
-			v *= pow10[exp]
-		}
-		if neg {
-			v = -v
-		}
-		return v, true, i
-	}
-	v, ok = parseFloatSlow(data[start:i])
-	return v, ok, i
-}
-
-// numberGoesOn reports whether c after a number's digits makes it not
-// plain: an exponent, or letters, which numberGeneral rejects or reads as
-// NaN and Infinity.
-func numberGoesOn(c byte) bool {
-	return c == 'e' || c == 'E' || c == 'N' || c == 'I' || c >= 'a' && c <= 'z'
-}
-
-var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
-	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
-
-// str scans a JSON string at i and returns its unescaped bytes. Strings
-// without escapes alias the input; others are unescaped into scratch.
-func (d *Decoder) str(i int) ([]byte, int) {
-	data := d.data
-	if i >= len(data) || data[i] != '"' {
-		d.syntax(i, "expected a string")
-		return nil, i
-	}
-	i++
-	start := i
-	class := uint8(charDevice | charMetric)
-	for i < len(data) {
-		c := idChar[data[i]]
-		if c&charStrEnd != 0 {
-			break
-		}
-		class &= c
-		i++
-	}
-	if i < len(data) {
-		switch c := data[i]; {
-		case c == '"':
-			d.class = class
-			if i == start {
-				d.class = 0
-			}
-			return data[start:i], i + 1
-		case c == '\\':
-			return d.strEscaped(start, i)
-		default:
-			d.syntax(i, "control character in string")
-			return nil, i
-		}
-	}
-	d.syntax(i, "unterminated string")
-	return nil, i
-}
-
-func (d *Decoder) strEscaped(start, i int) ([]byte, int) {
-	data := d.data
-	out := len(d.scratch)
-	d.scratch = append(d.scratch, data[start:i]...)
-	for i < len(data) {
-		c := data[i]
-		switch {
-		case c == '"':
-			s := d.scratch[out:len(d.scratch):len(d.scratch)]
-			d.class = 0
-			if ValidDeviceID(s) {
-				d.class |= charDevice
-			}
-			if ValidMetricName(s) {
-				d.class |= charMetric
-			}
-			return s, i + 1
-		case c < 0x20:
-			d.syntax(i, "control character in string")
-			return nil, i
-		case c != '\\':
-			d.scratch = append(d.scratch, c)
-			i++
-			continue
-		}
-		if i+1 >= len(data) {
-			break
-		}
-		switch e := data[i+1]; e {
-		case '"', '\\', '/':
-			d.scratch = append(d.scratch, e)
-		case 'b':
-			d.scratch = append(d.scratch, '\b')
-		case 'f':
-			d.scratch = append(d.scratch, '\f')
-		case 'n':
-			d.scratch = append(d.scratch, '\n')
-		case 'r':
-			d.scratch = append(d.scratch, '\r')
-		case 't':
-			d.scratch = append(d.scratch, '\t')
-		case 'u':
-			r, n := hex4(data[i+2:])
-			if n < 0 {
-				d.syntax(i, "invalid \\u escape")
-				return nil, i
-			}
-			i += 6
-			if utf16Surrogate(r) {
-				// A high surrogate followed by a low one is one rune;
-				// anything else decodes to U+FFFD, as in encoding/json.
-				if hasPrefix(data[i:], `\u`) {
-					if r2, n2 := hex4(data[i+2:]); n2 >= 0 {
-						if c := combineSurrogates(r, r2); c >= 0 {
-							d.scratch = utf8.AppendRune(d.scratch, c)
-							i += 6
-							continue
-						}
-					}
-				}
-				r = utf8.RuneError
-			}
-			d.scratch = utf8.AppendRune(d.scratch, r)
-			continue
-		default:
-			d.syntax(i, "invalid escape in string")
-			return nil, i
-		}
-		i += 2
-	}
-	d.syntax(i, "unterminated string")
-	return nil, i
-}
-
 // skip scans over any JSON value at i, checking its syntax.
 func (d *Decoder) skip(i, depth int) int {
 	data := d.data
@@ -785,34 +509,4 @@ func knownKey(b []byte) ([]byte, int) {
 
 func hasPrefix(b []byte, s string) bool {
 	return len(b) >= len(s) && string(b[:len(s)]) == s
-}
-
-func hex4(b []byte) (rune, int) {
-	if len(b) < 4 {
-		return 0, -1
-	}
-	var r rune
-	for _, c := range b[:4] {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c = c - 'a' + 10
-		case c >= 'A' && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return 0, -1
-		}
-		r = r<<4 | rune(c)
-	}
-	return r, 4
-}
-
-func utf16Surrogate(r rune) bool { return r >= 0xd800 && r < 0xe000 }
-
-func combineSurrogates(hi, lo rune) rune {
-	if hi >= 0xd800 && hi < 0xdc00 && lo >= 0xdc00 && lo < 0xe000 {
-		return (hi-0xd800)<<10 | (lo - 0xdc00) + 0x10000
-	}
-	return -1
 }

@@ -14,6 +14,12 @@ type Record struct {
 
 // Metric is one named measurement of a Record.
 type Metric struct {
+	// Name aliases the input or the Decoder's memory. Its capacity
+	// reaches past the name: at least 16 bytes from its start for a
+	// record decoded by a remembered shape (the shape's names are
+	// padded), and to the end of the input otherwise. Readers may load
+	// the 16 bytes from Name's start (package word) to compare names
+	// without memequal, and must check cap(Name) >= 16 first.
 	Name  []byte
 	Value float64 // always finite
 }

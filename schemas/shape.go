@@ -3,6 +3,8 @@ package schemas
 import (
 	"encoding/binary"
 	"math"
+
+	"github.com/tapline/tapline/schemas/word"
 )
 
 var le = binary.LittleEndian
@@ -58,13 +60,13 @@ type shape struct {
 }
 
 type field struct {
-	// The literal's first 16 bytes as words and the masks of its bytes
-	// in them, for literals of up to 16 bytes (most: a comma and a key).
-	w0, w1, m0, m1 uint64
-	lit            [2]uint32 // buf offsets of the literal before the value
-	kind           valueKind
-	nameAt         [2]uint32
-	name           []byte // valMetric: buf[nameAt[0]:nameAt[1]], with 16 bytes of capacity at least
+	// The literal as words, for literals of up to 16 bytes (most: a comma
+	// and a key).
+	word   word.Key
+	lit    [2]uint32 // buf offsets of the literal before the value
+	kind   valueKind
+	nameAt [2]uint32
+	name   []byte // valMetric: buf[nameAt[0]:nameAt[1]], with 16 bytes of capacity at least
 }
 
 type shapeResult uint8
@@ -91,48 +93,60 @@ const (
 	shapeBackOff   = 1 << 16 // records decoded in full after a bad window (a minute of a busy shard)
 )
 
+// shapeCache is a Decoder's memory of the shapes of recent records and
+// the accounts that decide whether trying them pays.
+type shapeCache struct {
+	shapes [maxShapes]shape
+	n      int
+	last   int // tried first
+	next   int // replaced next once all are in use
+	hits   uint64
+	window int // records in the current verdict window
+	waste  int // failed attempts in it
+	off    int // records left to decode in full after a bad window
+}
+
 // decodeShapes tries the remembered shapes, most recently matched first,
 // and keeps the shape path's accounts.
 func (d *Decoder) decodeShapes(data []byte, refMs int64) bool {
-	d.window++
+	c := &d.shapes
+	c.window++
 	hit := false
-	for k := range d.nshapes {
-		s := (d.lastShape + k) % d.nshapes
-		res := d.decodeShape(&d.shapes[s], data, refMs)
+	for k := range c.n {
+		s := (c.last + k) % c.n
+		res := d.decodeShape(&c.shapes[s], data, refMs)
 		if res == shapeDecoded {
-			d.lastShape = s
-			d.shapeHits++
+			c.last = s
+			c.hits++
 			hit = true
 			break
 		}
-		d.waste++
+		c.waste++
 		if res == shapeInvalid {
 			break
 		}
 	}
 	if !hit {
-		d.waste += shapeMissWaste
+		c.waste += shapeMissWaste
 	}
-	if d.window == shapeWindow {
-		if d.waste > shapeMaxWaste {
-			d.shapeOff = shapeBackOff
+	if c.window == shapeWindow {
+		if c.waste > shapeMaxWaste {
+			c.off = shapeBackOff
 		}
-		d.window, d.waste = 0, 0
+		c.window, c.waste = 0, 0
 	}
 	return hit
 }
 
 // decodeShape decodes data if it has shape s.
 func (d *Decoder) decodeShape(s *shape, data []byte, refMs int64) shapeResult {
-	r := &d.rec
-	r.DeviceID, r.Time, r.Seq, r.Metrics = nil, 0, -1, r.Metrics[:0]
-	d.data, d.synErr, d.semErr = data, nil, nil
+	r := d.begin(data)
 	i := 0
 	for k := range s.fields {
 		f := &s.fields[k]
 		n := int(f.lit[1] - f.lit[0])
 		if n <= 16 && len(data)-i >= 16 {
-			if le.Uint64(data[i:])&f.m0 != f.w0 || le.Uint64(data[i+8:])&f.m1 != f.w1 {
+			if !f.word.PrefixOf(data[i:]) {
 				return shapeMismatch
 			}
 		} else if !hasLiteral(data, i, s.buf[f.lit[0]:f.lit[1]]) {
@@ -258,25 +272,26 @@ func hasLiteral(data []byte, i int, lit []byte) bool {
 	return true
 }
 
-// learn remembers the shape of the record just accepted by the full
-// decoder, replacing the least recently learned one. It reuses the
-// replaced shape's memory, so a shard that alternates between a few more
-// shapes than maxShapes still does not allocate once warm.
-func (d *Decoder) learn(data []byte) {
-	if len(d.values) > maxShapeValues || len(data) > math.MaxUint32 {
+// learn remembers the shape of a record just accepted by the full
+// decoder (its bytes, where the values were, its metrics), replacing the
+// least recently learned one. It reuses the replaced shape's memory, so a
+// shard that alternates between a few more shapes than maxShapes still
+// does not allocate once warm.
+func (c *shapeCache) learn(data []byte, values []value, metrics []Metric) {
+	if len(values) > maxShapeValues || len(data) > math.MaxUint32 {
 		return // value offsets are 32 bits
 	}
-	k := d.nshapes
+	k := c.n
 	if k < maxShapes {
-		d.nshapes++
+		c.n++
 	} else {
-		k = d.nextShape
-		d.nextShape = (d.nextShape + 1) % maxShapes
+		k = c.next
+		c.next = (c.next + 1) % maxShapes
 	}
-	s := &d.shapes[k]
+	s := &c.shapes[k]
 	s.buf, s.fields = s.buf[:0], s.fields[:0]
 	prev := 0
-	for _, v := range d.values {
+	for _, v := range values {
 		from := uint32(len(s.buf))
 		s.buf = append(s.buf, data[prev:v.start]...)
 		s.fields = append(s.fields, field{lit: [2]uint32{from, uint32(len(s.buf))}, kind: v.kind})
@@ -289,10 +304,10 @@ func (d *Decoder) learn(data []byte) {
 	// time (windows compares names that way). The names are sliced once
 	// buf has stopped growing.
 	m := 0
-	for j, v := range d.values {
+	for j, v := range values {
 		if v.kind == valMetric {
 			from := uint32(len(s.buf))
-			s.buf = append(s.buf, d.rec.Metrics[m].Name...)
+			s.buf = append(s.buf, metrics[m].Name...)
 			s.fields[j].nameAt = [2]uint32{from, uint32(len(s.buf))}
 			m++
 		}
@@ -300,42 +315,12 @@ func (d *Decoder) learn(data []byte) {
 	s.buf = append(s.buf, padding[:]...)
 	for j := range s.fields {
 		f := &s.fields[j]
-		if lit := s.buf[f.lit[0]:f.lit[1]]; len(lit) <= 16 {
-			var w [16]byte
-			copy(w[:], lit)
-			f.w0, f.w1 = le.Uint64(w[:8]), le.Uint64(w[8:])
-			f.m0, f.m1 = lowBytes(min(len(lit), 8)), lowBytes(max(len(lit)-8, 0))
-		}
+		f.word = word.Make(s.buf[f.lit[0]:f.lit[1]])
 		if f.kind == valMetric {
 			f.name = s.buf[f.nameAt[0]:f.nameAt[1]]
 		}
 	}
-	d.lastShape = k
+	c.last = k
 }
 
 var padding [16]byte
-
-// lowBytes masks the low n bytes of a word (n in 0..8).
-func lowBytes(n int) uint64 {
-	if n >= 8 {
-		return ^uint64(0)
-	}
-	return uint64(1)<<(8*uint(n)) - 1
-}
-
-// whole parses the common form of ts and seq, a non-negative integer of
-// up to 15 digits, as an integer. Anything else, including every number
-// that is not plain, is for d.ts and d.seq.
-func (d *Decoder) whole(i int) (int64, int, bool) {
-	data := d.data
-	j, n := scanDigits(data, i, 0)
-	if digits := j - i; digits == 0 || digits > 15 || digits > 1 && data[i] == '0' {
-		return 0, j, false
-	}
-	if j < len(data) {
-		if c := data[j]; c == '.' || numberGoesOn(c) {
-			return 0, j, false
-		}
-	}
-	return int64(n), j, true
-}

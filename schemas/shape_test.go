@@ -92,16 +92,16 @@ func TestShapeIsUsed(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d.shapeHits != uint64(k) {
-			t.Fatalf("record %d: %d shape hits, want %d", k, d.shapeHits, k)
+		if d.shapes.hits != uint64(k) {
+			t.Fatalf("record %d: %d shape hits, want %d", k, d.shapes.hits, k)
 		}
 		r2, e2 := NewDecoder(Options{}).Decode([]byte(s), ref)
 		if diff := sameResult(r, err, r2, e2); diff != "" {
 			t.Fatal(diff)
 		}
 	}
-	if d.shapeHits != 2 {
-		t.Fatalf("%d shape hits, want 2", d.shapeHits)
+	if d.shapes.hits != 2 {
+		t.Fatalf("%d shape hits, want 2", d.shapes.hits)
 	}
 	// A bad value in a known shape gets the full decoder's error.
 	_, err := d.Decode([]byte(`{"device_id":"keg/4","ts":1732712345125,"metrics":{"flow_lpm":-1,"temp_c":5}}`), ref)
@@ -138,7 +138,7 @@ func TestShapesRotate(t *testing.T) {
 		t.Fatalf("%v allocations per round", n)
 	}
 	// The last maxShapes shapes in turn all hit.
-	before := d.shapeHits
+	before := d.shapes.hits
 	for range 3 {
 		for _, r := range recs[2:] {
 			if _, err := d.Decode(r, ref); err != nil {
@@ -146,7 +146,7 @@ func TestShapesRotate(t *testing.T) {
 			}
 		}
 	}
-	if got := d.shapeHits - before; got != 3*maxShapes {
+	if got := d.shapes.hits - before; got != 3*maxShapes {
 		t.Fatalf("%d shape hits for %d records of %d remembered shapes", got, 3*maxShapes, maxShapes)
 	}
 }
@@ -168,19 +168,19 @@ func TestShapesBackOff(t *testing.T) {
 			t.Fatalf("%s: %s", r, diff)
 		}
 	}
-	if d.shapeOff != shapeBackOff {
-		t.Fatalf("after a window of %d records in %d shapes: shapeOff %d, want %d", shapeWindow, len(recs), d.shapeOff, shapeBackOff)
+	if d.shapes.off != shapeBackOff {
+		t.Fatalf("after a window of %d records in %d shapes: shapeOff %d, want %d", shapeWindow, len(recs), d.shapes.off, shapeBackOff)
 	}
-	hits := d.shapeHits
+	hits := d.shapes.hits
 	for i := range 100 {
 		if _, err := d.Decode(recs[0], ref); err != nil {
 			t.Fatal(err)
 		}
-		if d.shapeOff != shapeBackOff-1-i {
-			t.Fatalf("shapeOff %d after %d records", d.shapeOff, i+1)
+		if d.shapes.off != shapeBackOff-1-i {
+			t.Fatalf("shapeOff %d after %d records", d.shapes.off, i+1)
 		}
 	}
-	if d.shapeHits != hits {
+	if d.shapes.hits != hits {
 		t.Fatal("shapes tried while backing off")
 	}
 
@@ -190,7 +190,7 @@ func TestShapesBackOff(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if one.shapeOff != 0 || one.shapeHits != 3*shapeWindow-1 {
-		t.Fatalf("one shape: shapeOff %d, %d hits", one.shapeOff, one.shapeHits)
+	if one.shapes.off != 0 || one.shapes.hits != 3*shapeWindow-1 {
+		t.Fatalf("one shape: shapeOff %d, %d hits", one.shapes.off, one.shapes.hits)
 	}
 }
