@@ -20,18 +20,19 @@ type DeadLetters interface {
 // call returns.
 type WindowFunc func(*windows.Window)
 
-// Options configure a Processor.
+// Options configure a Processor. The yaml tags are the service's
+// configuration keys (the outputs are wired by the program).
 type Options struct {
-	Shard       string
-	Decode      schemas.Options
-	Windows     windows.Options
-	Rules       *rules.Config // nil: no rules
-	DeadLetters DeadLetters   // required
-	OnWindow    WindowFunc    // optional
-	OnAlert     rules.AlertFunc
+	Shard       string          `yaml:"-"`
+	Decode      schemas.Options `yaml:",inline"`
+	Windows     windows.Options `yaml:",inline"`
+	Rules       *rules.Config   `yaml:"-"` // nil: no rules
+	DeadLetters DeadLetters     `yaml:"-"` // required
+	OnWindow    WindowFunc      `yaml:"-"` // optional
+	OnAlert     rules.AlertFunc `yaml:"-"`
 	// OnRecord receives each record that was aggregated, for the raw
 	// dataset. The record is reused after the call. Optional.
-	OnRecord func(rec *schemas.Record, seq string, arrival int64)
+	OnRecord func(rec *schemas.Record, seq string, arrival int64) `yaml:"-"`
 	// MaxAhead bounds how far a record's event time may lie after its
 	// arrival time for the windows: a later one is windowed at arrival +
 	// MaxAhead (and counted in Stats.Clamped; the raw dataset keeps its
@@ -39,7 +40,23 @@ type Options struct {
 	// the bound one device with a fast clock would make every other
 	// device's records on the shard late. 0 disables it, as does a
 	// record without an arrival time.
-	MaxAhead time.Duration
+	MaxAhead time.Duration `yaml:"max_ahead"`
+}
+
+// EnsureDefaults sets the zero fields that have defaults.
+func (o *Options) EnsureDefaults() {
+	o.Decode.EnsureDefaults()
+	o.Windows.EnsureDefaults()
+}
+
+// Validate reports every problem with the configuration, one per line,
+// each naming its configuration key.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.MaxAhead < 0 {
+		errs = append(errs, fmt.Errorf("max_ahead: %v is negative (0 turns it off)", o.MaxAhead))
+	}
+	return errors.Join(o.Decode.Validate(), o.Windows.Validate(), errors.Join(errs...))
 }
 
 // Stats count a Processor's records. Read them on the owning goroutine.
@@ -73,8 +90,9 @@ func NewProcessor(opts Options) (*Processor, error) {
 	if opts.DeadLetters == nil {
 		return nil, errors.New("pipeline: a dead-letter store is required")
 	}
-	if opts.MaxAhead < 0 {
-		return nil, fmt.Errorf("pipeline: max ahead %v is negative", opts.MaxAhead)
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
 	}
 	p := &Processor{opts: opts, dec: schemas.NewDecoder(opts.Decode), onAlert: opts.OnAlert, maxAhead: opts.MaxAhead.Milliseconds()}
 	if p.onAlert == nil {

@@ -1,6 +1,8 @@
 package schemas
 
 import (
+	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"time"
@@ -10,12 +12,12 @@ import (
 // its default.
 type Options struct {
 	// MaxRecordBytes rejects larger records before parsing. Default 128 KiB.
-	MaxRecordBytes int
+	MaxRecordBytes int `yaml:"max_record_bytes"`
 	// MaxFutureSkew is how far ts may lie ahead of the reference time passed
 	// to Decode. Default 5 minutes.
-	MaxFutureSkew time.Duration
+	MaxFutureSkew time.Duration `yaml:"max_future_skew"`
 	// MaxMetrics bounds metrics per record. Default 256.
-	MaxMetrics int
+	MaxMetrics int `yaml:"max_metrics"`
 }
 
 // Default limits.
@@ -25,17 +27,33 @@ const (
 	DefaultMaxMetrics     = 256
 )
 
-func (o Options) withDefaults() Options {
-	if o.MaxRecordBytes <= 0 {
+// EnsureDefaults sets the zero fields to their defaults.
+func (o *Options) EnsureDefaults() {
+	if o.MaxRecordBytes == 0 {
 		o.MaxRecordBytes = DefaultMaxRecordBytes
 	}
-	if o.MaxFutureSkew <= 0 {
+	if o.MaxFutureSkew == 0 {
 		o.MaxFutureSkew = DefaultMaxFutureSkew
 	}
-	if o.MaxMetrics <= 0 {
+	if o.MaxMetrics == 0 {
 		o.MaxMetrics = DefaultMaxMetrics
 	}
-	return o
+}
+
+// Validate reports every problem, one per line, each naming its
+// configuration key.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.MaxRecordBytes < 0 {
+		errs = append(errs, fmt.Errorf("max_record_bytes: %d is negative", o.MaxRecordBytes))
+	}
+	if o.MaxFutureSkew < 0 {
+		errs = append(errs, fmt.Errorf("max_future_skew: %v is negative", o.MaxFutureSkew))
+	}
+	if o.MaxMetrics < 0 {
+		errs = append(errs, fmt.Errorf("max_metrics: %d is negative", o.MaxMetrics))
+	}
+	return errors.Join(errs...)
 }
 
 // maxDepth bounds nesting inside ignored fields so a hostile record cannot
@@ -67,7 +85,7 @@ type Decoder struct {
 
 // NewDecoder returns a Decoder with the given limits.
 func NewDecoder(opts Options) *Decoder {
-	opts = opts.withDefaults()
+	opts.EnsureDefaults()
 	return &Decoder{opts: opts, skewMs: opts.MaxFutureSkew.Milliseconds()}
 }
 

@@ -11,26 +11,26 @@ import (
 )
 
 // Options configure an Aggregator. The zero value of a field means its
-// default.
+// default. The yaml tags are the service's configuration keys.
 type Options struct {
 	// Specs are the windows computed for every series. At least one.
-	Specs []Spec
+	Specs []Spec `yaml:"windows"`
 	// AllowedLateness is how far behind the largest event time seen a
 	// record may be and still count. Default 0.
-	AllowedLateness time.Duration
+	AllowedLateness time.Duration `yaml:"allowed_lateness"`
 	// IdleTimeout is how long (wall clock) the shard may receive nothing
 	// before Tick advances the watermark with the wall clock. 0 disables it.
-	IdleTimeout time.Duration
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// SeriesTTL evicts a series after this much event time without data.
 	// Default 1h.
-	SeriesTTL time.Duration
+	SeriesTTL time.Duration `yaml:"series_ttl"`
 	// MaxSeries bounds live (device, metric) series; records that would
 	// create more are refused. Default 10,000,000.
-	MaxSeries int
+	MaxSeries int `yaml:"max_series"`
 	// Quantiles keeps a DDSketch (1% relative accuracy) per pane so windows
 	// report p50, p90 and p99. It costs about 30 ns per value and a few
 	// hundred bytes per pane.
-	Quantiles bool
+	Quantiles bool `yaml:"quantiles"`
 }
 
 // Defaults.
@@ -39,32 +39,47 @@ const (
 	DefaultMaxSeries = 10_000_000
 )
 
-// Validate reports the first problem with o.
-func (o Options) Validate() error {
+// EnsureDefaults sets the zero fields that have defaults.
+func (o *Options) EnsureDefaults() {
+	if o.SeriesTTL == 0 {
+		o.SeriesTTL = DefaultSeriesTTL
+	}
+	if o.MaxSeries == 0 {
+		o.MaxSeries = DefaultMaxSeries
+	}
+}
+
+// Validate reports every problem, one per line, each naming its
+// configuration key.
+func (o *Options) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if len(o.Specs) == 0 {
-		return errors.New("windows: at least one window spec is required")
+		bad("windows: at least one window spec is required")
 	}
 	seen := map[string]bool{}
 	for _, s := range o.Specs {
 		if err := s.Validate(); err != nil {
-			return fmt.Errorf("windows: %w", err)
+			bad("windows: %w", err)
 		}
 		if seen[s.Name] {
-			return fmt.Errorf("windows: window %q is listed twice", s.Name)
+			bad("windows: window %q is listed twice", s.Name)
 		}
 		seen[s.Name] = true
 	}
-	switch {
-	case o.AllowedLateness < 0 || o.AllowedLateness%time.Millisecond != 0:
-		return fmt.Errorf("windows: allowed lateness %v must be whole non-negative milliseconds", o.AllowedLateness)
-	case o.IdleTimeout < 0:
-		return fmt.Errorf("windows: idle timeout %v is negative", o.IdleTimeout)
-	case o.SeriesTTL < 0:
-		return fmt.Errorf("windows: series TTL %v is negative", o.SeriesTTL)
-	case o.MaxSeries < 0:
-		return fmt.Errorf("windows: max series %d is negative", o.MaxSeries)
+	if o.AllowedLateness < 0 || o.AllowedLateness%time.Millisecond != 0 {
+		bad("allowed_lateness: %v must be whole non-negative milliseconds", o.AllowedLateness)
 	}
-	return nil
+	if o.IdleTimeout < 0 {
+		bad("idle_timeout: %v is negative", o.IdleTimeout)
+	}
+	if o.SeriesTTL < 0 {
+		bad("series_ttl: %v is negative", o.SeriesTTL)
+	}
+	if o.MaxSeries < 0 {
+		bad("max_series: %d is negative", o.MaxSeries)
+	}
+	return errors.Join(errs...)
 }
 
 // Class is how Add classified a record.
@@ -256,14 +271,9 @@ type Aggregator struct {
 
 // New returns an Aggregator that delivers to out. It starts nothing.
 func New(opts Options, out Output) (*Aggregator, error) {
+	opts.EnsureDefaults()
 	if err := opts.Validate(); err != nil {
-		return nil, err
-	}
-	if opts.SeriesTTL == 0 {
-		opts.SeriesTTL = DefaultSeriesTTL
-	}
-	if opts.MaxSeries == 0 {
-		opts.MaxSeries = DefaultMaxSeries
+		return nil, fmt.Errorf("windows: %w", err)
 	}
 	a := &Aggregator{
 		opts:        opts,

@@ -56,6 +56,20 @@ func (s Spec) Tumbling() bool { return s.Size == s.Slide }
 
 func (s Spec) String() string { return s.Name }
 
+// UnmarshalText parses a spec as ParseSpec does, so configuration files
+// and environment variables decode straight into Specs.
+func (s *Spec) UnmarshalText(b []byte) error {
+	sp, err := ParseSpec(string(b))
+	if err != nil {
+		return err
+	}
+	*s = sp
+	return nil
+}
+
+// MarshalText returns the spec as written.
+func (s Spec) MarshalText() ([]byte, error) { return []byte(s.Name), nil }
+
 func gcd(a, b int64) int64 {
 	for b != 0 {
 		a, b = b, a%b

@@ -39,6 +39,7 @@ import (
 	"github.com/tapline/tapline/pipeline"
 	"github.com/tapline/tapline/pipeline/journal"
 	"github.com/tapline/tapline/sinks/batch"
+	"github.com/tapline/tapline/sinks/layout"
 	"github.com/tapline/tapline/windows/rules"
 )
 
@@ -53,38 +54,98 @@ const (
 	AtTimestamp = "AT_TIMESTAMP"
 )
 
-// Options configure a Consumer.
+// Options configure a Consumer. The yaml tags are the service's
+// configuration keys; the fields tagged "-" are wired by the program.
 type Options struct {
-	App      string // application name: the lease table and the state directory
-	Stream   string
-	WorkerID string // default: host name and process id
-	Region   string
-
-	Kinesis  *kinesis.Client
-	DynamoDB *dynamodb.Client
-	Store    Store
-	Prefix   string // key prefix of every object
-
-	Pipeline pipeline.Options // Shard and outputs are set per shard
-	Batch    batch.Options    // Shard and Prefix are set per shard
-	// OnAlert receives each alert once the batch holding it is durable;
-	// after a replay it may receive an alert again (same ID).
-	OnAlert rules.AlertFunc
+	App      string `yaml:"app"` // application name: the lease table and the state directory
+	Stream   string `yaml:"stream"`
+	WorkerID string `yaml:"worker_id"` // default: host name and process id
+	Region   string `yaml:"region"`
 
 	// InitialPosition of a shard without checkpoint: TRIM_HORIZON
 	// (default), LATEST or AT_TIMESTAMP (with InitialTimestamp).
-	InitialPosition  string
-	InitialTimestamp time.Time
+	InitialPosition  string    `yaml:"initial_position"`
+	InitialTimestamp time.Time `yaml:"initial_timestamp"`
 
-	ShardSync     time.Duration // how often leases are looked for (one taken per sync); default 5s
-	FailoverTime  time.Duration // lease duration; default 10s
-	IdleBetween   time.Duration // wait after an empty GetRecords; default 1s
-	MaxRecords    int           // per GetRecords; default 10,000
-	MaxLeases     int           // per worker; default unlimited
-	LeaseStealing bool          // balance leases between workers
+	KCL      KCL              `yaml:"kcl"`
+	Pipeline pipeline.Options `yaml:",inline"` // Shard and outputs are set per shard
+	Batch    batch.Options    `yaml:"batch"`   // Shard and Prefix are set per shard
 
-	Logger   *slog.Logger
-	Registry prometheus.Registerer // nil: metrics are not registered
+	Kinesis  *kinesis.Client  `yaml:"-"`
+	DynamoDB *dynamodb.Client `yaml:"-"`
+	Store    Store            `yaml:"-"`
+	Prefix   string           `yaml:"-"` // key prefix of every object
+	// OnAlert receives each alert once the batch holding it is durable;
+	// after a replay it may receive an alert again (same ID).
+	OnAlert  rules.AlertFunc       `yaml:"-"`
+	Logger   *slog.Logger          `yaml:"-"`
+	Registry prometheus.Registerer `yaml:"-"` // nil: metrics are not registered
+}
+
+// KCL tunes the Kinesis Client Library.
+type KCL struct {
+	ShardSync     time.Duration `yaml:"shard_sync"`         // how often leases are looked for (one taken per sync); default 5s
+	FailoverTime  time.Duration `yaml:"failover_time"`      // lease duration; default 10s
+	IdleBetween   time.Duration `yaml:"idle_between_reads"` // wait after an empty GetRecords; default 1s
+	MaxRecords    int           `yaml:"max_records"`        // per GetRecords; default 10,000
+	MaxLeases     int           `yaml:"max_leases"`         // per worker; default unlimited
+	LeaseStealing bool          `yaml:"lease_stealing"`     // balance leases between workers
+}
+
+// EnsureDefaults sets the zero fields that have defaults, the pipeline's
+// and the batch writer's included.
+func (o *Options) EnsureDefaults() {
+	if o.WorkerID == "" {
+		host, _ := os.Hostname()
+		o.WorkerID = host + "-" + strconv.Itoa(os.Getpid())
+	}
+	if o.InitialPosition == "" {
+		o.InitialPosition = TrimHorizon
+	}
+	k := &o.KCL
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&k.ShardSync, 5 * time.Second}, {&k.FailoverTime, 10 * time.Second}, {&k.IdleBetween, time.Second}} {
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	if k.MaxRecords == 0 {
+		k.MaxRecords = 10_000
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	o.Pipeline.EnsureDefaults()
+	o.Batch.EnsureDefaults()
+}
+
+// Validate reports every problem with the configuration (not the
+// clients, which New checks), one per line, each naming its key.
+func (o *Options) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if o.Stream == "" {
+		bad("stream: required")
+	}
+	if err := layout.ValidSegment(o.App); err != nil {
+		bad("app: %v", err)
+	}
+	switch o.InitialPosition {
+	case "", TrimHorizon, Latest:
+	case AtTimestamp:
+		if o.InitialTimestamp.IsZero() {
+			bad("initial_timestamp: AT_TIMESTAMP needs an RFC 3339 time")
+		}
+	default:
+		bad("initial_position: %q is not TRIM_HORIZON, LATEST or AT_TIMESTAMP", o.InitialPosition)
+	}
+	k := o.KCL
+	if k.ShardSync < 0 || k.FailoverTime < 0 || k.IdleBetween < 0 || k.MaxRecords < 0 || k.MaxLeases < 0 {
+		bad("kcl: durations and counts may not be negative: %+v", k)
+	}
+	return errors.Join(errors.Join(errs...), o.Pipeline.Validate(), o.Batch.Validate())
 }
 
 // Consumer is the KCL worker with tapline's shard processors.
@@ -103,35 +164,12 @@ type Consumer struct {
 
 // New validates the options; Start starts the worker.
 func New(o Options) (*Consumer, error) {
-	switch {
-	case o.App == "" || o.Stream == "":
-		return nil, errors.New("consumer: application and stream names are required")
-	case o.Kinesis == nil || o.DynamoDB == nil || o.Store == nil:
+	if o.Kinesis == nil || o.DynamoDB == nil || o.Store == nil {
 		return nil, errors.New("consumer: Kinesis, DynamoDB and a store are required")
 	}
-	if o.WorkerID == "" {
-		host, _ := os.Hostname()
-		o.WorkerID = host + "-" + strconv.Itoa(os.Getpid())
-	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
-	o.ShardSync = orDefault(o.ShardSync, 5*time.Second)
-	o.FailoverTime = orDefault(o.FailoverTime, 10*time.Second)
-	o.IdleBetween = orDefault(o.IdleBetween, time.Second)
-	if o.MaxRecords <= 0 {
-		o.MaxRecords = 10_000
-	}
-	switch o.InitialPosition {
-	case "":
-		o.InitialPosition = TrimHorizon
-	case TrimHorizon, Latest:
-	case AtTimestamp:
-		if o.InitialTimestamp.IsZero() {
-			return nil, errors.New("consumer: AT_TIMESTAMP needs an initial timestamp")
-		}
-	default:
-		return nil, fmt.Errorf("consumer: initial position %q is not TRIM_HORIZON, LATEST or AT_TIMESTAMP", o.InitialPosition)
+	o.EnsureDefaults()
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("consumer: %w", err)
 	}
 	// The shards' options are checked once here rather than per shard.
 	if _, err := journal.New(journal.Options{Store: o.Store, Prefix: o.Prefix, App: o.App, Shard: "check", Pipeline: o.Pipeline, Batch: o.Batch}); err != nil {
@@ -141,13 +179,6 @@ func New(o Options) (*Consumer, error) {
 	bridgeLogrus(o.Logger)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c, nil
-}
-
-func orDefault(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
-	}
-	return d
 }
 
 // CreateProcessor makes the Consumer the KCL's processor factory.
@@ -170,20 +201,20 @@ func (c *Consumer) Start(ctx context.Context) error {
 	}
 	cfg := config.NewKinesisClientLibConfig(o.App, o.Stream, o.Region, o.WorkerID).
 		WithInitialPositionInStream(config.InitialPositionInStream(positionCode(pos))).
-		WithShardSyncIntervalMillis(int(o.ShardSync.Milliseconds())).
-		WithFailoverTimeMillis(int(o.FailoverTime.Milliseconds())).
-		WithLeaseRefreshPeriodMillis(int(o.FailoverTime.Milliseconds() / 2)).
-		WithLeaseRefreshWaitTime(int(o.FailoverTime.Milliseconds() / 4)).
-		WithIdleTimeBetweenReadsInMillis(int(o.IdleBetween.Milliseconds())).
-		WithMaxRecords(o.MaxRecords).
+		WithShardSyncIntervalMillis(int(o.KCL.ShardSync.Milliseconds())).
+		WithFailoverTimeMillis(int(o.KCL.FailoverTime.Milliseconds())).
+		WithLeaseRefreshPeriodMillis(int(o.KCL.FailoverTime.Milliseconds() / 2)).
+		WithLeaseRefreshWaitTime(int(o.KCL.FailoverTime.Milliseconds() / 4)).
+		WithIdleTimeBetweenReadsInMillis(int(o.KCL.IdleBetween.Milliseconds())).
+		WithMaxRecords(o.KCL.MaxRecords).
 		WithCallProcessRecordsEvenForEmptyRecordList(true). // idle shards still tick
 		WithLogger(kclLogger{c.log.With("component", "kcl")}).
-		WithLeaseStealing(o.LeaseStealing)
+		WithLeaseStealing(o.KCL.LeaseStealing)
 	if pos == AtTimestamp {
 		cfg = cfg.WithTimestampAtInitialPositionInStream(&ts)
 	}
-	if o.MaxLeases > 0 {
-		cfg = cfg.WithMaxLeasesForWorker(o.MaxLeases)
+	if o.KCL.MaxLeases > 0 {
+		cfg = cfg.WithMaxLeasesForWorker(o.KCL.MaxLeases)
 	}
 	c.ckpt = newFencedCheckpointer(cfg, o.DynamoDB)
 	// The library calls Kinesis with context.TODO(): a request that never

@@ -106,11 +106,9 @@ func (e *env) options(worker string) Options {
 		App: e.name, Stream: e.name, WorkerID: worker, Region: stack.Region,
 		Kinesis: e.k, DynamoDB: e.db, Store: e.store, Prefix: e.prefix,
 		Pipeline: e.po, Batch: e.bo,
-		OnAlert:      func(*rules.Alert) { e.alerts.Add(1) },
-		ShardSync:    300 * time.Millisecond,
-		FailoverTime: 3 * time.Second,
-		IdleBetween:  100 * time.Millisecond,
-		Logger:       slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: testLogLevel})),
+		OnAlert: func(*rules.Alert) { e.alerts.Add(1) },
+		KCL:     KCL{ShardSync: 300 * time.Millisecond, FailoverTime: 3 * time.Second, IdleBetween: 100 * time.Millisecond},
+		Logger:  slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: testLogLevel})),
 	}
 }
 

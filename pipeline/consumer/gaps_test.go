@@ -165,7 +165,7 @@ func TestExpiredIteratorResumes(t *testing.T) {
 	want := e.oracle()
 	var calls, injected atomic.Int64
 	o := e.options("w1")
-	o.MaxRecords = 100 // many GetRecords calls
+	o.KCL.MaxRecords = 100 // many GetRecords calls
 	o.Kinesis = kinesis.New(e.k.Options(), func(ko *kinesis.Options) {
 		ko.APIOptions = append(ko.APIOptions, func(st *middleware.Stack) error {
 			return st.Initialize.Add(middleware.InitializeMiddlewareFunc("expire", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
@@ -326,7 +326,7 @@ func TestFourShardsOwnedQuickly(t *testing.T) {
 	e := newEnv(t, 4)
 	c := start(t, e.options("w1"))
 	took := waitOwned(t, c, 4)
-	t.Logf("4 shards owned %v after start (shard sync %v)", took.Round(time.Millisecond), e.options("").ShardSync)
+	t.Logf("4 shards owned %v after start (shard sync %v)", took.Round(time.Millisecond), e.options("").KCL.ShardSync)
 	if took > 10*time.Second {
 		t.Fatalf("4 shards took %v to own", took)
 	}
@@ -450,11 +450,11 @@ func TestLeaseStealingKeepsOutputExact(t *testing.T) {
 	e.heartbeat(30)
 	want := e.oracle()
 	o1 := e.options("w1")
-	o1.LeaseStealing = true
+	o1.KCL.LeaseStealing = true
 	w1 := start(t, o1)
 	waitOwned(t, w1, 4)
 	o2 := e.options("w2")
-	o2.LeaseStealing = true
+	o2.KCL.LeaseStealing = true
 	w2 := start(t, o2)
 	took := waitOwned(t, w2, 2)
 	moves, last := 0, fmt.Sprint(w1.Owned(), w2.Owned())

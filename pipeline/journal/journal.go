@@ -95,8 +95,8 @@ func New(o Options) (*Journal, error) {
 	if o.Store == nil {
 		return nil, errors.New("journal: a store is required")
 	}
-	if err := layout.ValidPrefix(o.App); err != nil || o.App == "" || len(o.App) > 200 {
-		return nil, fmt.Errorf("journal: application name %q must be a valid key segment", o.App)
+	if err := layout.ValidSegment(o.App); err != nil {
+		return nil, fmt.Errorf("journal: application name: %w", err)
 	}
 	if o.Retry == nil {
 		o.Retry = func(_ string, op func(context.Context) error) error { return op(context.Background()) }

@@ -4,6 +4,7 @@
 package service
 
 import (
+	"encoding"
 	"errors"
 	"fmt"
 	"io"
@@ -24,13 +25,14 @@ import (
 // environment variables (the ECS task definition's), one per field:
 // the YAML path in upper case joined by underscores, for example
 // TAPLINE_S3_BUCKET or TAPLINE_KCL_SHARD_SYNC. Lists are comma-separated.
+//
+// The consumer's options (and through them the pipeline's, the windows',
+// the decoder's and the batch writer's) are embedded as they are: their
+// yaml tags are the keys, their EnsureDefaults and Validate methods the
+// defaults and the checks. A new knob is a field with a tag in the
+// package it configures.
 type Config struct {
-	App             string `yaml:"app"`    // KCL application: lease table and state directory
-	Stream          string `yaml:"stream"` // Kinesis stream name
-	Region          string `yaml:"region"` // default: the SDK's (AWS_REGION)
-	WorkerID        string `yaml:"worker_id"`
-	InitialPosition string `yaml:"initial_position"` // TRIM_HORIZON, LATEST or AT_TIMESTAMP
-	InitialTime     string `yaml:"initial_timestamp"`
+	consumer.Options `yaml:",inline"`
 
 	Endpoints struct {
 		Kinesis  string `yaml:"kinesis"`
@@ -47,30 +49,7 @@ type Config struct {
 		TopicARN string `yaml:"topic_arn"` // empty: alerts go to S3 only
 	} `yaml:"sns"`
 
-	Windows         []string      `yaml:"windows"`
-	AllowedLateness time.Duration `yaml:"allowed_lateness"`
-	IdleTimeout     time.Duration `yaml:"idle_timeout"`
-	SeriesTTL       time.Duration `yaml:"series_ttl"`
-	MaxSeries       int           `yaml:"max_series"`
-	Quantiles       bool          `yaml:"quantiles"`
-	MaxFutureSkew   time.Duration `yaml:"max_future_skew"`
-	MaxAhead        time.Duration `yaml:"max_ahead"`  // 0: off
-	RulesFile       string        `yaml:"rules_file"` // empty: no rules
-
-	Batch struct {
-		MaxRows    int           `yaml:"max_rows"`
-		MaxBytes   int           `yaml:"max_bytes"`
-		FlushEvery time.Duration `yaml:"flush_every"`
-	} `yaml:"batch"`
-
-	KCL struct {
-		ShardSync     time.Duration `yaml:"shard_sync"`
-		FailoverTime  time.Duration `yaml:"failover_time"`
-		IdleBetween   time.Duration `yaml:"idle_between_reads"`
-		MaxRecords    int           `yaml:"max_records"`
-		MaxLeases     int           `yaml:"max_leases"`
-		LeaseStealing bool          `yaml:"lease_stealing"`
-	} `yaml:"kcl"`
+	RulesFile string `yaml:"rules_file"` // empty: no rules
 
 	HTTPAddr        string        `yaml:"http_addr"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"` // below the ECS stopTimeout (at most 120 s)
@@ -83,16 +62,23 @@ type Config struct {
 // allowed lateness, so a fast clock cannot make other devices late.
 const DefaultMaxAhead = 10 * time.Second
 
-// Defaults returns the configuration before the file and environment.
+// Defaults returns the configuration before the file and environment:
+// the service's choices where they differ from the packages' defaults,
+// which Load applies after the file and the environment.
 func Defaults() Config {
 	var c Config
 	c.App = "tapline"
-	c.InitialPosition = consumer.TrimHorizon
 	c.S3.Prefix = "tapline"
-	c.Windows = []string{"1m", "5m/1m"}
-	c.AllowedLateness = 30 * time.Second
-	c.IdleTimeout = time.Minute
-	c.MaxAhead = DefaultMaxAhead
+	for _, w := range []string{"1m", "5m/1m"} {
+		sp, err := windows.ParseSpec(w)
+		if err != nil {
+			panic(err)
+		}
+		c.Pipeline.Windows.Specs = append(c.Pipeline.Windows.Specs, sp)
+	}
+	c.Pipeline.Windows.AllowedLateness = 30 * time.Second
+	c.Pipeline.Windows.IdleTimeout = time.Minute
+	c.Pipeline.MaxAhead = DefaultMaxAhead
 	c.HTTPAddr = ":8080"
 	c.ShutdownTimeout = 100 * time.Second
 	c.LogLevel = "info"
@@ -100,7 +86,8 @@ func Defaults() Config {
 }
 
 // Load reads the YAML file (empty path: defaults only), applies the
-// environment and validates.
+// environment and the packages' defaults, and validates. It reports
+// every problem, one per line.
 func Load(path string, environ []string) (Config, error) {
 	c := Defaults()
 	if path != "" {
@@ -114,10 +101,9 @@ func Load(path string, environ []string) (Config, error) {
 			return c, fmt.Errorf("%s: %w", path, err)
 		}
 	}
-	if err := applyEnv(&c, environ); err != nil {
-		return c, err
-	}
-	return c, c.Validate()
+	envErr := applyEnv(&c, environ)
+	c.EnsureDefaults()
+	return c, errors.Join(envErr, c.Validate())
 }
 
 // applyEnv sets fields from TAPLINE_* variables.
@@ -129,55 +115,82 @@ func applyEnv(c *Config, environ []string) error {
 		}
 	}
 	var errs []error
-	var walk func(v reflect.Value, path string)
-	walk = func(v reflect.Value, path string) {
+	var walk func(v reflect.Value, key string)
+	walk = func(v reflect.Value, key string) {
 		t := v.Type()
 		for i := range t.NumField() {
-			name := strings.ToUpper(strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0])
+			name, opts, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
 			f := v.Field(i)
-			if f.Kind() == reflect.Struct {
-				walk(f, path+name+"_")
+			switch {
+			case name == "-" || !t.Field(i).IsExported():
+				continue
+			case opts == "inline":
+				walk(f, key)
 				continue
 			}
-			env := path + name
+			path := key + name
+			if f.Kind() == reflect.Struct && !isText(f) {
+				walk(f, path+".")
+				continue
+			}
+			env := "TAPLINE_" + strings.ToUpper(strings.ReplaceAll(path, ".", "_"))
 			s, ok := vars[env]
 			if !ok {
 				continue
 			}
 			if err := setField(f, s); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %v", env, s, err))
+				errs = append(errs, fmt.Errorf("config: %s: %s=%q: %v", path, env, s, err))
 			}
 		}
 	}
-	walk(reflect.ValueOf(c).Elem(), "TAPLINE_")
+	walk(reflect.ValueOf(c).Elem(), "")
 	return errors.Join(errs...)
 }
 
+func isText(f reflect.Value) bool {
+	_, ok := f.Addr().Interface().(encoding.TextUnmarshaler)
+	return ok
+}
+
 func setField(f reflect.Value, s string) error {
-	switch f.Interface().(type) {
-	case string:
+	if u, ok := f.Addr().Interface().(encoding.TextUnmarshaler); ok {
+		if s == "" {
+			f.SetZero() // unset, as an empty variable in a task definition means
+			return nil
+		}
+		return u.UnmarshalText([]byte(s))
+	}
+	switch f.Kind() {
+	case reflect.String:
 		f.SetString(s)
-	case []string:
-		var list []string
+	case reflect.Slice:
+		list := reflect.MakeSlice(f.Type(), 0, 0)
 		for _, p := range strings.Split(s, ",") {
 			if p = strings.TrimSpace(p); p != "" {
-				list = append(list, p)
+				e := reflect.New(f.Type().Elem()).Elem()
+				if err := setField(e, p); err != nil {
+					return err
+				}
+				list = reflect.Append(list, e)
 			}
 		}
-		f.Set(reflect.ValueOf(list))
-	case time.Duration:
+		f.Set(list)
+	case reflect.Int64: // time.Duration
+		if f.Type() != reflect.TypeFor[time.Duration]() {
+			return fmt.Errorf("unsupported type %s", f.Type())
+		}
 		d, err := time.ParseDuration(s)
 		if err != nil {
 			return err
 		}
 		f.SetInt(int64(d))
-	case int:
+	case reflect.Int:
 		n, err := strconv.Atoi(s)
 		if err != nil {
 			return err
 		}
 		f.SetInt(int64(n))
-	case bool:
+	case reflect.Bool:
 		b, err := strconv.ParseBool(s)
 		if err != nil {
 			return err
@@ -189,43 +202,20 @@ func setField(f reflect.Value, s string) error {
 	return nil
 }
 
-// Validate reports every problem, one per line.
+// Validate reports every problem, one per line, as "config: key: why".
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("config: %s: %s", field, fmt.Sprintf(format, args...)))
 	}
-	if c.Stream == "" {
-		bad("stream", "required (TAPLINE_STREAM)")
+	for _, err := range lines(c.Options.Validate()) {
+		errs = append(errs, fmt.Errorf("config: %w", err))
 	}
 	if c.S3.Bucket == "" {
 		bad("s3.bucket", "required (TAPLINE_S3_BUCKET)")
 	}
 	if err := layout.ValidPrefix(c.S3.Prefix); err != nil {
 		bad("s3.prefix", "%v", err)
-	}
-	if err := layout.ValidPrefix(c.App); err != nil || c.App == "" || strings.Contains(c.App, "/") {
-		bad("app", "%q must be one key segment of [a-zA-Z0-9._-]", c.App)
-	}
-	switch c.InitialPosition {
-	case consumer.TrimHorizon, consumer.Latest:
-	case consumer.AtTimestamp:
-		if _, err := time.Parse(time.RFC3339, c.InitialTime); err != nil {
-			bad("initial_timestamp", "AT_TIMESTAMP needs an RFC 3339 time: %v", err)
-		}
-	default:
-		bad("initial_position", "%q is not TRIM_HORIZON, LATEST or AT_TIMESTAMP", c.InitialPosition)
-	}
-	if len(c.Windows) == 0 {
-		bad("windows", "at least one window spec is required")
-	}
-	for _, w := range c.Windows {
-		if _, err := windows.ParseSpec(w); err != nil {
-			bad("windows", "%v", err)
-		}
-	}
-	if c.MaxAhead < 0 {
-		bad("max_ahead", "%v is negative (0 turns it off)", c.MaxAhead)
 	}
 	if c.ShutdownTimeout <= 0 || c.ShutdownTimeout > 120*time.Second {
 		bad("shutdown_timeout", "%v must be above 0 and at most 120s (the ECS stopTimeout limit)", c.ShutdownTimeout)
@@ -241,4 +231,19 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// lines flattens joined errors, one problem each.
+func lines(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, lines(e)...)
+		}
+		return out
+	}
+	if err == nil {
+		return nil
+	}
+	return []error{err}
 }

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,8 +24,8 @@ func TestExampleConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Stream != "telemetry" || c.Endpoints.Kinesis != "http://127.0.0.1:4567" || c.KCL.ShardSync != time.Second || len(c.Windows) != 2 ||
-		c.MaxAhead != DefaultMaxAhead {
+	if c.Stream != "telemetry" || c.Endpoints.Kinesis != "http://127.0.0.1:4567" || c.KCL.ShardSync != time.Second || len(c.Pipeline.Windows.Specs) != 2 ||
+		c.Pipeline.MaxAhead != DefaultMaxAhead {
 		t.Fatalf("loaded %+v", c)
 	}
 }
@@ -37,8 +38,8 @@ func TestEnvironmentOverridesTheFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Stream != "env-stream" || c.S3.Bucket != "b" || c.KCL.ShardSync != 250*time.Millisecond || !c.Quantiles ||
-		c.KCL.MaxRecords != 500 || strings.Join(c.Windows, "|") != "1m|10m/5m" || c.Endpoints.S3 != "http://127.0.0.1:1" || c.MaxAhead != 2*time.Second {
+	if c.Stream != "env-stream" || c.S3.Bucket != "b" || c.KCL.ShardSync != 250*time.Millisecond || !c.Pipeline.Windows.Quantiles ||
+		c.KCL.MaxRecords != 500 || fmt.Sprint(c.Pipeline.Windows.Specs) != "[1m 10m/5m]" || c.Endpoints.S3 != "http://127.0.0.1:1" || c.Pipeline.MaxAhead != 2*time.Second {
 		t.Fatalf("got %+v", c)
 	}
 }
@@ -78,5 +79,42 @@ func TestReadyzFollowsTheLeases(t *testing.T) {
 	ready.Store(true)
 	if code("/readyz") != 200 {
 		t.Fatal("with a lease: readyz should be 200")
+	}
+}
+
+// The file decodes straight into the packages' option types, and the
+// packages' defaults fill what neither the file nor the environment set.
+func TestConfigDecodesIntoOptions(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte(`stream: a
+s3: {bucket: b}
+windows: [1m, 15m/5m]
+initial_position: AT_TIMESTAMP
+initial_timestamp: 2026-11-27T10:00:00Z
+max_record_bytes: 1000
+batch: {max_rows: 7}
+`), 0o644)
+	c, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs := c.Pipeline.Windows.Specs
+	if len(specs) != 2 || specs[1].Size != 15*time.Minute || specs[1].Slide != 5*time.Minute ||
+		!c.InitialTimestamp.Equal(time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)) ||
+		c.Pipeline.Decode.MaxRecordBytes != 1000 || c.Batch.MaxRows != 7 {
+		t.Fatalf("decoded %+v", c.Options)
+	}
+	if c.KCL.ShardSync != 5*time.Second || c.Batch.MaxBytes != 256<<20 || c.Pipeline.Windows.SeriesTTL != time.Hour || c.Pipeline.Decode.MaxMetrics != 256 {
+		t.Fatalf("package defaults not applied: %+v", c.Options)
+	}
+	os.WriteFile(path, []byte("stream: a\ns3: {bucket: b}\nwindows: [1m, 7x]\n"), 0o644)
+	if _, err := Load(path, nil); err == nil || !strings.Contains(err.Error(), `window "7x"`) {
+		t.Errorf("bad window spec in the file: %v", err)
+	}
+	_, err = Load("", []string{"TAPLINE_STREAM=a", "TAPLINE_S3_BUCKET=b", "TAPLINE_BATCH_MAX_ROWS=-1", "TAPLINE_INITIAL_POSITION=AT_TIMESTAMP", "TAPLINE_INITIAL_TIMESTAMP="})
+	for _, want := range []string{"config: batch.max_rows: -1 is negative", "config: initial_timestamp: AT_TIMESTAMP needs"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not report %q", err, want)
+		}
 	}
 }

@@ -17,13 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/tapline/tapline/pipeline"
 	"github.com/tapline/tapline/pipeline/consumer"
-	"github.com/tapline/tapline/schemas"
-	"github.com/tapline/tapline/sinks/batch"
 	"github.com/tapline/tapline/sinks/s3sink"
 	"github.com/tapline/tapline/sinks/snssink"
-	"github.com/tapline/tapline/windows"
 	"github.com/tapline/tapline/windows/rules"
 )
 
@@ -51,14 +47,9 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	}
 	store := instrument(s3store, reg)
 
-	var specs []windows.Spec
-	for _, w := range c.Windows {
-		sp, _ := windows.ParseSpec(w) // validated
-		specs = append(specs, sp)
-	}
-	var rcfg *rules.Config
+	o := c.Options
 	if c.RulesFile != "" {
-		if rcfg, err = rules.Load(c.RulesFile); err != nil {
+		if o.Pipeline.Rules, err = rules.Load(c.RulesFile); err != nil {
 			return err
 		}
 	}
@@ -99,28 +90,12 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 		close(pubDone)
 	}
 
-	var initialTime time.Time
-	if c.InitialPosition == consumer.AtTimestamp {
-		initialTime, _ = time.Parse(time.RFC3339, c.InitialTime)
-	}
-	cons, err := consumer.New(consumer.Options{
-		App: c.App, Stream: c.Stream, WorkerID: c.WorkerID, Region: with("").Region,
-		Kinesis:  kinesis.NewFromConfig(with(c.Endpoints.Kinesis)),
-		DynamoDB: dynamodb.NewFromConfig(with(c.Endpoints.DynamoDB)),
-		Store:    store, Prefix: c.S3.Prefix,
-		Pipeline: pipeline.Options{
-			Decode:   schemas.Options{MaxFutureSkew: c.MaxFutureSkew},
-			Windows:  windows.Options{Specs: specs, AllowedLateness: c.AllowedLateness, IdleTimeout: c.IdleTimeout, SeriesTTL: c.SeriesTTL, MaxSeries: c.MaxSeries, Quantiles: c.Quantiles},
-			Rules:    rcfg,
-			MaxAhead: c.MaxAhead,
-		},
-		Batch:           batch.Options{MaxRows: c.Batch.MaxRows, MaxBytes: c.Batch.MaxBytes, FlushEvery: c.Batch.FlushEvery},
-		OnAlert:         onAlert,
-		InitialPosition: c.InitialPosition, InitialTimestamp: initialTime,
-		ShardSync: c.KCL.ShardSync, FailoverTime: c.KCL.FailoverTime, IdleBetween: c.KCL.IdleBetween,
-		MaxRecords: c.KCL.MaxRecords, MaxLeases: c.KCL.MaxLeases, LeaseStealing: c.KCL.LeaseStealing,
-		Logger: log, Registry: reg,
-	})
+	o.Region = with("").Region
+	o.Kinesis = kinesis.NewFromConfig(with(c.Endpoints.Kinesis))
+	o.DynamoDB = dynamodb.NewFromConfig(with(c.Endpoints.DynamoDB))
+	o.Store, o.Prefix = store, c.S3.Prefix
+	o.OnAlert, o.Logger, o.Registry = onAlert, log, reg
+	cons, err := consumer.New(o)
 	if err != nil {
 		return err
 	}

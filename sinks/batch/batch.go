@@ -40,12 +40,13 @@ type Store interface {
 	Put(ctx context.Context, key string, data []byte) (bool, error)
 }
 
-// Options configure a Writer.
+// Options configure a Writer. The yaml tags are the service's
+// configuration keys under "batch".
 type Options struct {
-	Prefix string // key prefix, validated by layout
-	Shard  string // shard id, part of every object name
+	Prefix string `yaml:"-"` // key prefix, validated by layout
+	Shard  string `yaml:"-"` // shard id, part of every object name
 	// MaxRows ends a batch after this many records. Default 500,000.
-	MaxRows int
+	MaxRows int `yaml:"max_rows"`
 	// MaxBytes ends a batch when its buffered rows reach about this many
 	// bytes (an estimate from row contents, before compression; a function
 	// of the input like everything here). Default 256 MiB.
@@ -55,11 +56,46 @@ type Options struct {
 	// smaller batches make data queryable sooner and lose less work to a
 	// crash. MaxRows and MaxBytes bound size and memory at high traffic;
 	// FlushEvery bounds staleness at low traffic.
-	MaxBytes int
+	MaxBytes int `yaml:"max_bytes"`
 	// FlushEvery ends a batch when the watermark passes a multiple of it:
 	// how stale, in event time, the data in S3 may be. Default 1m.
-	FlushEvery time.Duration
-	Parquet    parquet.Options
+	FlushEvery time.Duration   `yaml:"flush_every"`
+	Parquet    parquet.Options `yaml:"-"`
+}
+
+// EnsureDefaults sets the zero fields that have defaults.
+func (o *Options) EnsureDefaults() {
+	if o.MaxRows == 0 {
+		o.MaxRows = 500_000
+	}
+	if o.MaxBytes == 0 {
+		o.MaxBytes = 256 << 20
+	}
+	if o.FlushEvery == 0 {
+		o.FlushEvery = time.Minute
+	}
+}
+
+// Validate reports every problem, one per line, each naming its
+// configuration key. The shard id is checked by New.
+func (o *Options) Validate() error {
+	var errs []error
+	if err := layout.ValidPrefix(o.Prefix); err != nil {
+		errs = append(errs, err)
+	}
+	if o.MaxRows < 0 {
+		errs = append(errs, fmt.Errorf("batch.max_rows: %d is negative", o.MaxRows))
+	}
+	if o.MaxBytes < 0 {
+		errs = append(errs, fmt.Errorf("batch.max_bytes: %d is negative", o.MaxBytes))
+	}
+	if o.FlushEvery < 0 || o.FlushEvery%time.Millisecond != 0 {
+		errs = append(errs, fmt.Errorf("batch.flush_every: %v must be whole non-negative milliseconds", o.FlushEvery))
+	}
+	if _, err := parquet.NewAlerts(o.Parquet); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // Writer buffers one shard's rows.
@@ -86,23 +122,12 @@ const hourMs = 3_600_000
 
 // New returns a Writer; it starts nothing.
 func New(store Store, o Options) (*Writer, error) {
-	if err := layout.ValidPrefix(o.Prefix); err != nil {
-		return nil, err
+	o.EnsureDefaults()
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("batch: %w", err)
 	}
 	if _, err := layout.Key(o.Prefix, layout.Raw, 0, o.Shard, "0", "0", "parquet"); err != nil {
 		return nil, fmt.Errorf("batch: %w", err)
-	}
-	if _, err := parquet.NewAlerts(o.Parquet); err != nil {
-		return nil, err
-	}
-	if o.MaxRows <= 0 {
-		o.MaxRows = 500_000
-	}
-	if o.MaxBytes <= 0 {
-		o.MaxBytes = 256 << 20
-	}
-	if o.FlushEvery <= 0 {
-		o.FlushEvery = time.Minute
 	}
 	return &Writer{opts: o, store: store, raw: map[int64]*parquet.Raw{}, windows: map[int64]*parquet.Windows{}, alerts: map[int64]*parquet.Alerts{}, dead: map[int64]*jsonl{}}, nil
 }

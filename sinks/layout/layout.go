@@ -52,6 +52,16 @@ func ValidPrefix(p string) error {
 	return nil
 }
 
+// ValidSegment reports whether s can be one segment of a key (an
+// application name in the state and app namespaces): 1-200 characters of
+// [a-zA-Z0-9._-], not "." or "..".
+func ValidSegment(s string) error {
+	if s == "" || len(s) > 200 || strings.Contains(s, "/") {
+		return fmt.Errorf("layout: %q is not one key segment of 1-200 characters", s)
+	}
+	return ValidPrefix(s)
+}
+
 func safe(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
 }
