@@ -113,9 +113,10 @@ func BenchmarkLoop(b *testing.B) {
 			perSeries := float64(heapInUse()-before) / float64(p.LiveSeries())
 			loopOver(b, ds, func(r []byte) error { return p.Process(r, "", 0) })
 			b.ReportMetric(perSeries, "B/series")
-			// The benchmarks issue's goals, printed beside the figures.
+			// The benchmarks issue's goals, printed beside the figures
+			// (b.Log: a goal is not a measurement).
 			if goal := map[int]float64{10_000: 5e6, 1_000_000: 3e6}[f.devices]; goal > 0 {
-				b.ReportMetric(goal, "goal-records/s")
+				b.Logf("goal: %.0f records/s", goal)
 			}
 			runtime.KeepAlive(p)
 		})

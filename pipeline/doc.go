@@ -51,6 +51,6 @@
 // not the rules' state, which depends on all history (a z-score baseline,
 // an alert firing for an hour), and would cut different batches around
 // the replayed records, duplicating them in S3. A snapshot holds the open
-// panes, 110-400 bytes per live series (BenchmarkSnapshot: 16 MiB and
-// 65 ms at 10k devices), and is written once per batch.
+// panes, a few hundred bytes per live series (BenchmarkSnapshot; figures
+// in benchmarks/RESULTS.md), and is written once per batch.
 package pipeline

@@ -166,8 +166,9 @@ func (d *Decoder) decodeShape(s *shape, data []byte, refMs int64) shapeResult {
 				return shapeInvalid
 			}
 			// number's fast path, copied inline: as a call (Go keeps
-			// no registers across calls) it cost the loop 5-11 ns a
-			// record. FuzzShape holds the copy equal to number.
+			// no registers across calls) it slowed the loop measurably
+			// (benchmarks/RESULTS.md). FuzzShape holds the copy equal
+			// to number.
 			j := i
 			if c == '-' {
 				j++

@@ -28,8 +28,8 @@ type Options struct {
 	// create more are refused. Default 10,000,000.
 	MaxSeries int `yaml:"max_series"`
 	// Quantiles keeps a DDSketch (1% relative accuracy) per pane so windows
-	// report p50, p90 and p99. It costs about 30 ns per value and a few
-	// hundred bytes per pane.
+	// report p50, p90 and p99. It costs time per value and memory per
+	// pane: measure with BenchmarkLoop before turning it on.
 	Quantiles bool `yaml:"quantiles"`
 }
 
@@ -292,7 +292,10 @@ func New(opts Options, out Output) (*Aggregator, error) {
 		a.maxSize = max(a.maxSize, sp.size)
 	}
 	// Live panes of a series span from the first pane of the oldest open
-	// window to the pane of the largest event time: see DESIGN.md.
+	// window to the pane of the largest event time: the watermark trails
+	// the largest event time by the lateness (lateness/pane panes, plus
+	// the one it is in), and the oldest window still open ends after the
+	// watermark, so it starts at most maxSize/pane panes before it.
 	a.ring = a.lateness/a.pane + 1 + a.maxSize/a.pane
 	if a.pane > math.MaxInt32 {
 		return nil, fmt.Errorf("windows: pane of %v (the gcd of sizes and slides) exceeds 24 days", time.Duration(a.pane)*time.Millisecond)

@@ -21,11 +21,11 @@
 // its windows and missing-data rules can fire.
 //
 // The idle advance is the one input that is not in the records: a replay
-// after a crash reads the same records without the quiet spell, so a
-// record that was late because the idle advance had closed its window may
-// be counted on replay. The pipeline's checkpointing must account for it
-// (checkpoint only what idle-closed windows no longer need, or disable
-// IdleTimeout where replays must be exact).
+// after a crash reads the same records without the quiet spell. So it is
+// split in two: IdleWatermark says where an advance would move the
+// watermark, AdvanceIdle applies one. The caller records the watermark
+// before applying it, and a replay applies the recorded one at the same
+// record (package pipeline/journal does).
 //
 // Closed windows are delivered to an Output in (end, device, metric, spec)
 // order, device ids and metric names in byte order, so everything

@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -48,18 +47,6 @@ func pick[T any](short, full T) T {
 	return short
 }
 
-var tapBin = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "tapline-bin-*")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "tapline")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build: %v\n%s", err, out)
-	}
-	return bin, nil
-})
-
 // faultEnv is a stack with a fault proxy in front of every service.
 type faultEnv struct {
 	t                 *testing.T
@@ -77,14 +64,11 @@ func newFaultEnv(t *testing.T, shards int) *faultEnv {
 	if testing.Short() {
 		t.Skip("fault injection: starts the local stack and tapline")
 	}
-	bin, err := tapBin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &faultEnv{t: t, bin: bin, stream: "telemetry", sub: &subscriber{ids: map[string]int{}, alerts: map[string]map[string]any{}}}
+	e := &faultEnv{t: t, bin: binary(t, "."), stream: "telemetry", sub: &subscriber{ids: map[string]int{}, alerts: map[string]map[string]any{}}}
 	recv := httptest.NewServer(e.sub)
 	t.Cleanup(recv.Close)
 	dir := t.TempDir()
+	var err error
 	e.st, err = stack.Start(stack.Options{Dir: dir, Topics: map[string][]string{"tapline-alerts": {recv.URL}}})
 	server.Require(t, err)
 	t.Cleanup(e.st.Stop)

@@ -7,8 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"sync"
 	"testing"
@@ -85,14 +83,7 @@ func TestClosedLoop(t *testing.T) {
 		t.Skip("closed loop: starts the local stack, tapline and the commander")
 	}
 	dir := t.TempDir()
-	bins := map[string]string{"tapline": ".", "commander": "../commander"}
-	for name, pkg := range bins {
-		bin := filepath.Join(dir, name)
-		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", name, err, out)
-		}
-		bins[name] = bin
-	}
+	bins := map[string]string{"tapline": binary(t, "."), "commander": binary(t, "../commander")}
 	broker, err := mqttbroker.Start("")
 	if err != nil {
 		t.Fatal(err)
@@ -245,10 +236,7 @@ func errString(err error) string {
 //	go test -run '^$' -bench AlertLatency -benchtime 1x ./cmd/tapline
 func BenchmarkAlertLatency(b *testing.B) {
 	dir := b.TempDir()
-	bin := filepath.Join(dir, "tapline")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := binary(b, ".")
 	obs := &seen{}
 	sub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		received := time.Now()

@@ -198,10 +198,7 @@ func TestServiceEndToEnd(t *testing.T) {
 		t.Skip("end to end: starts the local stack and three services")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "tapline")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := binary(t, ".")
 	sub := &subscriber{ids: map[string]int{}, alerts: map[string]map[string]any{}}
 	recv := httptest.NewServer(sub)
 	defer recv.Close()
@@ -411,10 +408,7 @@ func TestServiceEndToEnd(t *testing.T) {
 //	go test -run '^$' -bench ServiceThroughput -benchtime 1x ./cmd/tapline
 func BenchmarkServiceThroughput(b *testing.B) {
 	dir := b.TempDir()
-	bin := filepath.Join(dir, "tapline")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := binary(b, ".")
 	st, err := stack.Start(stack.Options{Dir: dir})
 	server.Require(b, err)
 	defer st.Stop()

@@ -20,7 +20,7 @@ import (
 // must be dropped without a checkpoint.
 var ErrLeaseLost = errors.New("consumer: lease lost to another worker")
 
-// fencedCheckpointer is the KCL's DynamoDB checkpointer with the two gaps
+// fencedCheckpointer is the KCL's DynamoDB checkpointer with the three gaps
 // that matter to the delivery promise closed:
 //
 //   - CheckpointSequence is a conditional write on the lease owner. The

@@ -9,11 +9,11 @@ import (
 	"github.com/tapline/tapline/windows/wire"
 )
 
-// Stored shard state is compressed: a 10k-device shard's state is 16 MiB
-// of open panes written every batch, and 2.5-3.8x smaller compressed
-// (BenchmarkSnapshotCompress).
-// zstd at its fastest level; a state written before compression (it never
-// starts with zstd's magic number) still loads.
+// Stored shard state is compressed, zstd at its fastest level: it is the
+// open panes of every live series, written every batch, and compresses
+// well (BenchmarkSnapshotCompress; figures in benchmarks/RESULTS.md). A
+// state written before compression (it never starts with zstd's magic
+// number) still loads.
 var (
 	stateEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
 	stateDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(8<<30))
