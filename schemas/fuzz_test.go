@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"testing"
@@ -11,7 +12,7 @@ import (
 // It is the slow, obviously right version the Decoder must agree with.
 func reference(data []byte, refMs int64) (dev string, ts int64, seq int64, metrics map[string]float64, ok bool) {
 	var top map[string]json.RawMessage
-	if json.Unmarshal(data, &top) != nil || top == nil {
+	if len(data) > DefaultMaxRecordBytes || json.Unmarshal(data, &top) != nil || top == nil || !distinctKeys(data) {
 		return
 	}
 	metrics = map[string]float64{}
@@ -78,13 +79,56 @@ func reference(data []byte, refMs int64) (dev string, ts int64, seq int64, metri
 			}
 		}
 	}
-	if _, has := top["ts"]; !has || dev == "" || len(metrics) == 0 || ts < 0 || ts > maxTime {
+	if _, has := top["ts"]; !has || dev == "" || len(metrics) == 0 || len(metrics) > DefaultMaxMetrics || ts < 0 || ts > maxTime {
 		return
 	}
 	if refMs > 0 && ts > refMs+DefaultMaxFutureSkew.Milliseconds() {
 		return
 	}
 	return dev, ts, seq, metrics, true
+}
+
+// distinctKeys reports whether the record's object and its "metrics"
+// object repeat no key (encoding/json keeps the last silently), and no
+// value nests deeper than the decoder allows (maxDepth containers).
+func distinctKeys(data []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var walk func(depth int, unique bool) bool
+	walk = func(depth int, unique bool) bool {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			if depth > maxDepth {
+				return false
+			}
+			seen := map[string]bool{}
+			for dec.More() {
+				if tok == json.Delim('{') {
+					kt, err := dec.Token()
+					if err != nil {
+						return false
+					}
+					k, _ := kt.(string)
+					if unique && seen[k] {
+						return false
+					}
+					seen[k] = true
+					if !walk(depth+1, depth == 0 && k == "metrics") {
+						return false
+					}
+				} else if !walk(depth+1, false) {
+					return false
+				}
+			}
+			_, err := dec.Token()
+			return err == nil
+		}
+		return true
+	}
+	return walk(0, true)
 }
 
 func FuzzDecode(f *testing.F) {
@@ -105,6 +149,10 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			if r != nil {
 				t.Fatal("record returned with an error")
+			}
+			// A rejection must be the reference's too.
+			if _, _, _, _, ok := reference(data, ref); ok {
+				t.Fatalf("Decoder rejected what the reference accepts: %v: %q", err, data)
 			}
 			return
 		}

@@ -382,9 +382,7 @@ func TestFaultPoisonRecords(t *testing.T) {
 	_, body := p.get("/metrics")
 	for _, line := range strings.Split(body, "\n") {
 		if strings.HasPrefix(line, "tapline_records_rejected_total{") {
-			var v float64
-			fmt.Sscan(line[strings.LastIndex(line, " ")+1:], &v)
-			rejected += v
+			rejected += number(line[strings.LastIndex(line, " ")+1:])
 		}
 	}
 	if p.metric("tapline_shard_failures_total") != 0 {
@@ -438,9 +436,11 @@ func metricFromLog(p *proc, seen float64) float64 {
 	var total float64
 	for _, line := range strings.Split(p.logs(), "\n") {
 		if i := strings.Index(line, `"records":`); i >= 0 && strings.Contains(line, `"batch committed"`) {
-			var n float64
-			fmt.Sscan(strings.Trim(line[i+len(`"records":`):], `,}`), &n)
-			total += n
+			rest := line[i+len(`"records":`):]
+			if j := strings.IndexAny(rest, ",}"); j >= 0 {
+				rest = rest[:j]
+			}
+			total += number(rest)
 		}
 	}
 	return max(total, seen)
@@ -734,9 +734,7 @@ func rss(p *proc) float64 {
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if kb, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			var v float64
-			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(kb), "kB")), &v)
-			return v / 1024
+			return number(strings.TrimSuffix(strings.TrimSpace(kb), "kB")) / 1024
 		}
 	}
 	return 0

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -103,14 +104,23 @@ func (p *proc) get(path string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// number parses a figure a process printed. One that does not parse
+// panics, failing the test, rather than reading as 0 and passing a check
+// like "0 lost".
+func number(s string) float64 {
+	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil {
+		panic(fmt.Sprintf("not a number: %q", s))
+	}
+	return v
+}
+
 // metric reads a counter from /metrics (0 if absent).
 func (p *proc) metric(name string) float64 {
 	_, body := p.get("/metrics")
 	for _, line := range strings.Split(body, "\n") {
 		if f := strings.Fields(line); len(f) == 2 && f[0] == name {
-			var v float64
-			fmt.Sscan(f[1], &v)
-			return v
+			return number(f[1])
 		}
 	}
 	return 0

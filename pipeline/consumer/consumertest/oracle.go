@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -168,11 +169,9 @@ func SameRows(dirA, dirB, prefix, dataset string) (n int, diff string, err error
 	q := func(a, b string) string {
 		return fmt.Sprintf("SELECT * EXCLUDE (dt, hour) FROM read_parquet('%s', hive_partitioning = true) EXCEPT ALL SELECT * EXCLUDE (dt, hour) FROM read_parquet('%s', hive_partitioning = true) LIMIT 5", a, b)
 	}
-	res, err := duckdb.Query(fmt.Sprintf("SELECT count(*) AS n FROM read_parquet('%s')", glob(dirA)))
-	if err != nil {
+	if n, err = count(fmt.Sprintf("SELECT count(*) AS n FROM read_parquet('%s')", glob(dirA))); err != nil {
 		return 0, "", err
 	}
-	fmt.Sscan(fmt.Sprint(res.Rows[0][0]), &n)
 	var b strings.Builder
 	for _, pair := range [][2]string{{dirA, dirB}, {dirB, dirA}} {
 		res, err := duckdb.Query(q(glob(pair[0]), glob(pair[1])))
@@ -184,6 +183,30 @@ func SameRows(dirA, dirB, prefix, dataset string) (n int, diff string, err error
 		}
 	}
 	return n, b.String(), nil
+}
+
+// count runs a query of one row and one integer column. A value that is
+// not an integer is an error, never a 0 that would pass "0 lost".
+func count(sql string) (int, error) {
+	res, err := duckdb.Query(sql)
+	if err != nil {
+		return 0, err
+	}
+	if len(res.Rows) != 1 || len(res.Rows[0]) != 1 {
+		return 0, fmt.Errorf("consumertest: %s: %d rows, want one count", sql, len(res.Rows))
+	}
+	switch v := res.Rows[0][0].(type) {
+	case string: // BIGINT, as DuckDB's JSON rows give it
+		n, err := strconv.Atoi(v)
+		if err == nil {
+			return n, nil
+		}
+	case float64:
+		if v == float64(int(v)) {
+			return int(v), nil
+		}
+	}
+	return 0, fmt.Errorf("consumertest: %s: count %#v is not an integer", sql, res.Rows[0][0])
 }
 
 // LastSequences returns the sequence number of each shard's last record.
@@ -240,15 +263,6 @@ func Verify(got, want, prefix string) (Report, error) {
 	var r Report
 	glob := func(dir, ds string) string { return filepath.ToSlash(filepath.Join(dir, prefix, ds)) + "/**/*.parquet" }
 	has := func(dir, ds string) bool { _, err := os.Stat(filepath.Join(dir, prefix, ds)); return err == nil }
-	count := func(sql string) (int, error) {
-		res, err := duckdb.Query(sql)
-		if err != nil {
-			return 0, err
-		}
-		var n int
-		fmt.Sscan(fmt.Sprint(res.Rows[0][0]), &n)
-		return n, nil
-	}
 	var err error
 	if !has(want, "raw") {
 		return r, fmt.Errorf("consumertest: the oracle wrote no raw records")
