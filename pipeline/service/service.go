@@ -77,6 +77,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "tapline", Name: "sns_published_total", Help: "Alerts published to SNS."}, func() float64 { return float64(pub.Sent.Load()) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "tapline", Name: "sns_failed_total", Help: "Alerts SNS refused after retries (dead-lettered to S3)."}, func() float64 { return float64(pub.Failed.Load()) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "tapline", Name: "sns_dropped_total", Help: "Alerts that found the queue full or closed (dead-lettered to S3)."}, func() float64 { return float64(pub.Dropped.Load()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "tapline", Name: "sns_lost_total", Help: "Alerts that found the dead-letter queue full too: neither published nor dead-lettered (still in the alerts dataset)."}, func() float64 { return float64(pub.Lost.Load()) }),
 		)
 		onAlert = func(a *rules.Alert) {
 			cp := *a

@@ -1,11 +1,14 @@
 // Package snssink publishes alerts to an SNS topic, which notifies ops and
 // triggers the command Lambda.
 //
-// The shard loop hands alerts to a bounded queue and never waits on SNS:
-// when the queue is full, or an alert still fails after the SDK's retries
-// (exponential backoff with jitter), the alert goes to the DeadLetter
-// function and is counted. One goroutine, the one running Run, owns the
-// client side of the queue.
+// The shard loop hands alerts to a bounded queue and never waits on SNS
+// or on the dead-letter store: when the queue is full, or an alert still
+// fails after the SDK's retries (exponential backoff with jitter), the
+// alert goes to a second bounded queue, whose goroutine (started by Run)
+// calls the DeadLetter function, and is counted. An alert that finds both
+// queues full is counted as lost (it is still in the alerts dataset,
+// written with its batch). Run's goroutine owns the client side of the
+// queues.
 //
 // Each message is readable by people and by programs: a Subject of at
 // most 100 characters, MessageStructure=json with plain text for email and
@@ -41,8 +44,9 @@ type Options struct {
 	TopicARN    string
 	QueueSize   int // alerts waiting to be published; default 1024
 	MaxAttempts int // per alert, the first included; default 6
-	// DeadLetter receives alerts that could not be published, with why.
-	// Called from Enqueue (queue full) or Run. Required.
+	// DeadLetter receives alerts that could not be published, with why,
+	// on one goroutine that Run starts. It may wait (an S3 PUT); the
+	// shard loop does not wait for it. Required.
 	DeadLetter func(a *rules.Alert, err error)
 }
 
@@ -59,11 +63,21 @@ type Publisher struct {
 	client *sns.Client
 	opts   Options
 	queue  chan *rules.Alert
+	dead   chan deadLetter // to DeadLetter, drained by Run's goroutine
 
-	mu     sync.Mutex // guards closed against Enqueue racing Close
-	closed bool
+	mu         sync.Mutex // guards closed and deadClosed against Enqueue racing Close and Run's end
+	closed     bool
+	deadClosed bool
 
-	Sent, Failed, Dropped atomic.Uint64
+	// Sent were published; Failed were refused by SNS after retries;
+	// Dropped found the queue full or closed; Lost found the dead-letter
+	// queue full too (or came after Run ended).
+	Sent, Failed, Dropped, Lost atomic.Uint64
+}
+
+type deadLetter struct {
+	a   *rules.Alert
+	why error
 }
 
 // New returns a Publisher; it starts nothing.
@@ -83,27 +97,35 @@ func New(cfg aws.Config, o Options) (*Publisher, error) {
 			ro.MaxBackoff = 10 * time.Second
 		})
 	})
-	return &Publisher{client: client, opts: o, queue: make(chan *rules.Alert, o.QueueSize)}, nil
+	return &Publisher{client: client, opts: o, queue: make(chan *rules.Alert, o.QueueSize), dead: make(chan deadLetter, o.QueueSize)}, nil
 }
 
-// Enqueue hands an alert to the publisher without blocking. It reports
-// false when the alert was dead-lettered instead (queue full or closed).
+// Enqueue hands an alert to the publisher without blocking, on SNS or on
+// the dead-letter store. It reports false when the alert was handed to
+// the dead-letter queue instead (queue full or closed), or lost.
 func (p *Publisher) Enqueue(a *rules.Alert) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
-		p.Dropped.Add(1)
-		p.opts.DeadLetter(a, ErrClosed)
+	why := ErrClosed
+	if !p.closed {
+		select {
+		case p.queue <- a:
+			return true
+		default:
+			why = ErrQueueFull
+		}
+	}
+	p.Dropped.Add(1)
+	if p.deadClosed {
+		p.Lost.Add(1)
 		return false
 	}
 	select {
-	case p.queue <- a:
-		return true
+	case p.dead <- deadLetter{a, why}:
 	default:
-		p.Dropped.Add(1)
-		p.opts.DeadLetter(a, ErrQueueFull)
-		return false
+		p.Lost.Add(1)
 	}
+	return false
 }
 
 // Close stops accepting alerts; Run publishes what is queued and returns.
@@ -119,7 +141,23 @@ func (p *Publisher) Close() {
 
 // Run publishes queued alerts until Close was called and the queue is
 // empty. If ctx ends first, the alerts still queued are dead-lettered.
+// It returns once every dead letter was handed to DeadLetter. Call it
+// once.
 func (p *Publisher) Run(ctx context.Context) {
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		for d := range p.dead {
+			p.opts.DeadLetter(d.a, d.why)
+		}
+	}()
+	defer func() {
+		p.mu.Lock()
+		p.deadClosed = true
+		close(p.dead)
+		p.mu.Unlock()
+		<-drained
+	}()
 	for {
 		select {
 		case a, ok := <-p.queue:
@@ -135,7 +173,7 @@ func (p *Publisher) Run(ctx context.Context) {
 						return
 					}
 					p.Dropped.Add(1)
-					p.opts.DeadLetter(a, ctx.Err())
+					p.dead <- deadLetter{a, ctx.Err()}
 				default:
 					return
 				}
@@ -151,7 +189,7 @@ func (p *Publisher) publish(ctx context.Context, a *rules.Alert) {
 	}
 	if err != nil {
 		p.Failed.Add(1)
-		p.opts.DeadLetter(a, fmt.Errorf("snssink: publish %s: %w", a.ID, err))
+		p.dead <- deadLetter{a, fmt.Errorf("snssink: publish %s: %w", a.ID, err)}
 		return
 	}
 	p.Sent.Add(1)

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -132,7 +133,7 @@ func TestPublishToGoaws(t *testing.T) {
 }
 
 // TestQueueFullDeadLetters: the shard loop never waits; what does not fit
-// is dead-lettered and counted.
+// is dead-lettered (by Run's goroutine) and counted.
 func TestQueueFullDeadLetters(t *testing.T) {
 	var dead []error
 	p, _ := New(aws.Config{Region: "us-east-1"}, Options{TopicARN: "arn:aws:sns:us-east-1:1:t", QueueSize: 1,
@@ -140,20 +141,55 @@ func TestQueueFullDeadLetters(t *testing.T) {
 	for range 3 {
 		p.Enqueue(firing)
 	}
-	if p.Dropped.Load() != 2 || len(dead) != 2 || !errors.Is(dead[0], ErrQueueFull) {
-		t.Fatalf("dropped %d, dead letters %v", p.Dropped.Load(), dead)
+	if p.Dropped.Load() != 2 || p.Lost.Load() != 1 {
+		t.Fatalf("dropped %d, lost %d: want 2 dropped, 1 of them lost (a dead-letter queue of 1)", p.Dropped.Load(), p.Lost.Load())
 	}
 	p.Close()
 	p.Close()
-	p.Enqueue(firing)
-	if !errors.Is(dead[2], ErrClosed) {
-		t.Fatalf("enqueue after close: %v", dead)
-	}
+	p.Enqueue(firing) // closed, and the dead-letter queue is full: lost
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	p.Run(ctx) // the queued alert is dead-lettered, not published
-	if len(dead) != 4 {
-		t.Fatalf("dead letters after a cancelled Run: %v", dead)
+	if len(dead) != 2 || !errors.Is(dead[0], ErrQueueFull) || !errors.Is(dead[1], context.Canceled) || p.Lost.Load() != 2 {
+		t.Fatalf("dead letters after a cancelled Run: %v, lost %d", dead, p.Lost.Load())
+	}
+	p.Enqueue(firing) // after Run: counted, never a send on a closed channel
+	if p.Lost.Load() != 3 {
+		t.Fatalf("lost %d after Run, want 3", p.Lost.Load())
+	}
+}
+
+// TestEnqueueNeverWaitsOnDeadLetters: with SNS unreachable and the
+// dead-letter store stuck (an S3 PUT that does not return), Enqueue still
+// returns at once for every alert, and every alert is accounted for:
+// published, dead-lettered or lost. Before, Enqueue called DeadLetter
+// itself under its lock, and the shard loop waited on S3.
+func TestEnqueueNeverWaitsOnDeadLetters(t *testing.T) {
+	release := make(chan struct{})
+	var dead atomic.Int64
+	p, _ := New(aws.Config{Region: "us-east-1", BaseEndpoint: aws.String("http://127.0.0.1:1"), Credentials: aws.AnonymousCredentials{}},
+		Options{TopicARN: "arn:aws:sns:us-east-1:1:t", QueueSize: 4, MaxAttempts: 1,
+			DeadLetter: func(*rules.Alert, error) { <-release; dead.Add(1) }})
+	ran := make(chan struct{})
+	go func() { p.Run(context.Background()); close(ran) }()
+	const n = 200
+	enqueued := make(chan struct{})
+	go func() {
+		for range n {
+			p.Enqueue(firing)
+		}
+		close(enqueued)
+	}()
+	select {
+	case <-enqueued:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Enqueue waited on the stuck dead-letter store")
+	}
+	close(release)
+	p.Close()
+	<-ran
+	if got := p.Sent.Load() + uint64(dead.Load()) + p.Lost.Load(); got != n || p.Sent.Load() != 0 {
+		t.Fatalf("sent %d, dead-lettered %d, lost %d: want the %d alerts accounted for, none sent", p.Sent.Load(), dead.Load(), p.Lost.Load(), n)
 	}
 }
 
