@@ -7,6 +7,8 @@
 //
 // Environment:
 //
+//	TAPLINE_ALERTS_TOPIC_ARN   tapline's alerts topic: SNS records from any other are refused (required)
+//	TAPLINE_THING_PREFIX       commands go only to things whose name starts with it (the stack's)
 //	TAPLINE_COMMAND_BACKEND    shadow (default: UpdateThingShadow), topic (IoT Publish) or mqtt
 //	TAPLINE_MQTT_URL           broker for the mqtt backend (the local stack's)
 //	TAPLINE_ENDPOINTS_IOTDATA  the IoT data plane endpoint (account-specific on AWS:
@@ -48,6 +50,11 @@ func newHandler(ctx context.Context, log *slog.Logger) (*command.Handler, error)
 	if err != nil {
 		return nil, err
 	}
+	topic := os.Getenv("TAPLINE_ALERTS_TOPIC_ARN")
+	if topic == "" {
+		return nil, fmt.Errorf("TAPLINE_ALERTS_TOPIC_ARN is required: alerts from any other topic are refused")
+	}
+	p.ThingPrefix = os.Getenv("TAPLINE_THING_PREFIX")
 	var d command.Deliverer
 	switch backend := os.Getenv("TAPLINE_COMMAND_BACKEND"); backend {
 	case "mqtt":
@@ -76,5 +83,5 @@ func newHandler(ctx context.Context, log *slog.Logger) (*command.Handler, error)
 	default:
 		return nil, fmt.Errorf("TAPLINE_COMMAND_BACKEND %q is not shadow, topic or mqtt", backend)
 	}
-	return &command.Handler{Policy: p, Deliver: d, Log: log}, nil
+	return &command.Handler{Policy: p, Deliver: d, Log: log, TopicARN: topic}, nil
 }

@@ -30,7 +30,9 @@ func TestCommanderUnderRIE(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	fn, err := lambdarie.Start(bin, []string{"TAPLINE_COMMAND_BACKEND=mqtt", "TAPLINE_MQTT_URL=" + broker.URL})
+	const topic = "arn:aws:sns:us-east-1:123456789012:tapline-alerts"
+	fn, err := lambdarie.Start(bin, []string{"TAPLINE_COMMAND_BACKEND=mqtt", "TAPLINE_MQTT_URL=" + broker.URL,
+		"TAPLINE_ALERTS_TOPIC_ARN=" + topic, "TAPLINE_THING_PREFIX=keg-"})
 	server.Require(t, err)
 	defer fn.Stop()
 
@@ -46,7 +48,7 @@ func TestCommanderUnderRIE(t *testing.T) {
 		got <- c
 	}).Wait()
 
-	ev, _ := json.Marshal(events.SNSEvent{Records: []events.SNSEventRecord{{EventSource: "aws:sns", SNS: events.SNSEntity{MessageID: "m1",
+	ev, _ := json.Marshal(events.SNSEvent{Records: []events.SNSEventRecord{{EventSource: "aws:sns", SNS: events.SNSEntity{MessageID: "m1", TopicArn: topic,
 		Message: `{"alert_id":"0123456789abcdef","rule":"keg-leak","state":"FIRING","device_id":"keg-0042"}`}}}})
 	out, err := fn.Invoke(ev)
 	if err != nil || !strings.Contains(string(out), `"status":"sent"`) {

@@ -89,7 +89,8 @@ func TestClosedLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer broker.Stop()
-	fn, err := lambdarie.Start(bins["commander"], []string{"TAPLINE_COMMAND_BACKEND=mqtt", "TAPLINE_MQTT_URL=" + broker.URL})
+	fn, err := lambdarie.Start(bins["commander"], []string{"TAPLINE_COMMAND_BACKEND=mqtt", "TAPLINE_MQTT_URL=" + broker.URL,
+		"TAPLINE_ALERTS_TOPIC_ARN=" + goaws.TopicARN("tapline-alerts"), "TAPLINE_THING_PREFIX=keg-"})
 	server.Require(t, err)
 	defer fn.Stop()
 

@@ -109,10 +109,13 @@ func (r *recorder) Deliver(_ context.Context, c *Command) error {
 	return nil
 }
 
+// alertsTopic is the topic the test handlers accept alerts from.
+const alertsTopic = "arn:aws:sns:us-east-1:123456789012:tapline-alerts"
+
 func snsEvent(t *testing.T, messages ...string) json.RawMessage {
 	var ev events.SNSEvent
 	for i, m := range messages {
-		ev.Records = append(ev.Records, events.SNSEventRecord{EventSource: "aws:sns", SNS: events.SNSEntity{MessageID: string(rune('a' + i)), Message: m}})
+		ev.Records = append(ev.Records, events.SNSEventRecord{EventSource: "aws:sns", SNS: events.SNSEntity{MessageID: string(rune('a' + i)), TopicArn: alertsTopic, Message: m}})
 	}
 	b, err := json.Marshal(ev)
 	if err != nil {
@@ -123,7 +126,7 @@ func snsEvent(t *testing.T, messages ...string) json.RawMessage {
 
 func TestHandlerReportsEachRecord(t *testing.T) {
 	rec := &recorder{}
-	h := &Handler{Policy: policy(t), Deliver: rec, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	h := &Handler{Policy: policy(t), Deliver: rec, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), TopicARN: alertsTopic}
 	leak := `{"alert_id":"a1","rule":"keg-leak","state":"FIRING","device_id":"keg-0042"}`
 	// SNS hands Lambda the "lambda" entry; a forwarder may pass the whole
 	// MessageStructure=json document.
@@ -168,6 +171,50 @@ func TestHandlerReportsEachRecord(t *testing.T) {
 	}
 }
 
+// TestForgedAlertsRefused: an SNS-shaped event from another topic, or not
+// from SNS at all (a direct invocation), and an alert for a device that
+// is not one of the deployment's things, reach no device. Before, Handle
+// read neither EventSource nor TopicArn, and any valid thing name passed.
+func TestForgedAlertsRefused(t *testing.T) {
+	rec := &recorder{}
+	p := policy(t)
+	p.ThingPrefix = "keg-"
+	h := &Handler{Policy: p, Deliver: rec, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), TopicARN: alertsTopic}
+	leak := `{"alert_id":"a1","rule":"keg-leak","state":"FIRING","device_id":"keg-0042"}`
+	for name, mutate := range map[string]func(*events.SNSEventRecord){
+		"another topic":  func(r *events.SNSEventRecord) { r.SNS.TopicArn = "arn:aws:sns:us-east-1:999999999999:evil" },
+		"no topic":       func(r *events.SNSEventRecord) { r.SNS.TopicArn = "" },
+		"not SNS":        func(r *events.SNSEventRecord) { r.EventSource = "aws:sqs" },
+		"no source":      func(r *events.SNSEventRecord) { r.EventSource = "" },
+		"another device": func(r *events.SNSEventRecord) { r.SNS.Message = strings.Replace(leak, "keg-0042", "pump-7", 1) },
+	} {
+		var ev events.SNSEvent
+		json.Unmarshal(snsEvent(t, leak), &ev)
+		mutate(&ev.Records[0])
+		raw, _ := json.Marshal(ev)
+		resp, err := h.Handle(context.Background(), raw)
+		if err != nil || len(resp.Results) != 1 || resp.Results[0].Status != "refused" {
+			t.Errorf("%s: %+v, %v", name, resp, err)
+		}
+	}
+	resp, _ := h.Handle(context.Background(), json.RawMessage(`{"device_id":"pump-7","action":"open_valve","operator":"alice","request_id":"r1"}`))
+	if resp.Results[0].Status != "refused" {
+		t.Errorf("operator request for another deployment's device: %+v", resp)
+	}
+	// Without a configured topic nothing from SNS is trusted.
+	h.TopicARN = ""
+	if resp, _ := h.Handle(context.Background(), snsEvent(t, leak)); resp.Results[0].Status != "refused" {
+		t.Errorf("no configured topic: %+v", resp)
+	}
+	if len(rec.sent) != 0 {
+		t.Fatalf("forged input reached devices: %+v", rec.sent)
+	}
+	h.TopicARN = alertsTopic
+	if resp, _ := h.Handle(context.Background(), snsEvent(t, leak)); resp.Results[0].Status != "sent" {
+		t.Fatalf("the real alert: %+v", resp)
+	}
+}
+
 // The MQTT deliverer through a real broker: a device subscribed to its
 // command topic receives the command; the same alert twice gives the same
 // command id twice.
@@ -195,7 +242,7 @@ func TestMQTTDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pub.Disconnect(100)
-	h := &Handler{Policy: policy(t), Deliver: MQTT{Client: pub}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	h := &Handler{Policy: policy(t), Deliver: MQTT{Client: pub}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), TopicARN: alertsTopic}
 	ev := snsEvent(t, `{"alert_id":"a1","rule":"keg-leak","state":"FIRING","device_id":"keg-0042"}`)
 	for range 2 {
 		if _, err := h.Handle(context.Background(), ev); err != nil {

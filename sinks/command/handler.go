@@ -21,6 +21,10 @@ type Handler struct {
 	Deliver Deliverer
 	Log     *slog.Logger
 	Now     func() time.Time // default time.Now
+	// TopicARN is tapline's alerts topic: SNS records from anywhere else
+	// (another topic, or a direct invocation shaped like an SNS event)
+	// are refused. Required for SNS records.
+	TopicARN string
 }
 
 // MaxInvocation bounds an invocation's size: an SNS event carries at most
@@ -75,6 +79,12 @@ func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (Response, er
 		return resp, fmt.Errorf("command: not an SNS event: %w", err)
 	}
 	for _, r := range ev.Records {
+		if r.EventSource != "aws:sns" || h.TopicARN == "" || r.SNS.TopicArn != h.TopicARN {
+			err := fmt.Errorf("command: record from %q, topic %q: not tapline's alerts topic", r.EventSource, r.SNS.TopicArn)
+			resp.Results = append(resp.Results, Result{Record: r.SNS.MessageID, Status: "refused", Error: err.Error()})
+			h.Log.Warn("refused", "record", r.SNS.MessageID, "err", err)
+			continue
+		}
 		a, err := alertOf(r.SNS.Message)
 		if err != nil {
 			resp.Results = append(resp.Results, Result{Record: r.SNS.MessageID, Status: "refused", Error: err.Error()})

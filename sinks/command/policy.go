@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -26,6 +27,10 @@ import (
 type Policy struct {
 	Actions map[string]map[string]string
 	On      []Trigger
+	// ThingPrefix, when set, is what every commanded device id starts
+	// with: the things this deployment owns (the stack's IAM policy
+	// says the same; this refuses before any call is made).
+	ThingPrefix string
 }
 
 // Trigger maps an alert's rule and state to an action.
@@ -128,14 +133,26 @@ func (p *Policy) ForAlert(a *schemas.AlertMessage, now time.Time) (c *Command, o
 		if t.Rule != a.Rule || t.State != a.State {
 			continue
 		}
-		if !schemas.ValidDeviceID(a.Device) {
-			return nil, false, fmt.Errorf("alert %s: invalid device id %q: %w", a.ID, a.Device, ErrRefused)
+		if err := p.checkDevice(a.Device); err != nil {
+			return nil, false, fmt.Errorf("alert %q: %w", a.ID, err)
 		}
 		c := &Command{ID: ID("alert:"+a.ID, a.Device, t.Action), DeviceID: a.Device, Action: t.Action,
 			Desired: p.Actions[t.Action], Reason: fmt.Sprintf("%s %s (alert %s)", a.Rule, a.State, a.ID), IssuedAt: now}
 		return c, true, c.Validate()
 	}
 	return nil, false, nil
+}
+
+// checkDevice refuses device ids that are not thing names or not this
+// deployment's things.
+func (p *Policy) checkDevice(id string) error {
+	if !schemas.ValidDeviceID(id) {
+		return fmt.Errorf("invalid device id %q: %w", id, ErrRefused)
+	}
+	if !strings.HasPrefix(id, p.ThingPrefix) {
+		return fmt.Errorf("device %q is not one of this deployment's things (%q...): %w", id, p.ThingPrefix, ErrRefused)
+	}
+	return nil
 }
 
 // Request is an operator's command (a direct invocation).
@@ -154,6 +171,9 @@ func (p *Policy) ForRequest(r *Request, now time.Time) (*Command, error) {
 	}
 	if r.Operator == "" || r.RequestID == "" || len(r.Operator) > 64 || len(r.RequestID) > 128 {
 		return nil, fmt.Errorf("operator and request_id are required (at most 64 and 128 bytes)")
+	}
+	if err := p.checkDevice(r.DeviceID); err != nil {
+		return nil, err
 	}
 	c := &Command{ID: ID("request:"+r.Operator+"\x00"+r.RequestID, r.DeviceID, r.Action), DeviceID: r.DeviceID, Action: r.Action,
 		Desired: desired, Reason: "operator " + r.Operator, IssuedAt: now}

@@ -209,6 +209,33 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 		ops.AddSubscription(awssnssubscriptions.NewEmailSubscription(s(p.OpsEmail), nil))
 	}
 
+	// Devices: a thing connects as itself and publishes only its own
+	// telemetry (the rule takes device_id from the topic), and hears only
+	// its own commands and shadow. Attach this policy to each thing's
+	// certificate.
+	thing := "${iot:Connection.Thing.ThingName}"
+	iotARN := func(kind, rest string) *string {
+		return awscdk.Fn_Sub(s("arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}:"+kind+"/"+rest), &map[string]*string{"ThingName": s(thing)})
+	}
+	awsiot.NewCfnPolicy(stack, s("DevicePolicy"), &awsiot.CfnPolicyProps{
+		PolicyDocument: map[string]interface{}{
+			"Version": "2012-10-17",
+			"Statement": []interface{}{
+				map[string]interface{}{"Effect": "Allow", "Action": "iot:Connect", "Resource": iotARN("client", "${ThingName}"),
+					"Condition": map[string]interface{}{"Bool": map[string]interface{}{"iot:Connection.Thing.IsAttached": "true"}}},
+				map[string]interface{}{"Effect": "Allow", "Action": "iot:Publish", "Resource": []interface{}{
+					iotARN("topic", "tapline/telemetry/${ThingName}"),
+					iotARN("topic", "$aws/things/${ThingName}/shadow/update")}},
+				map[string]interface{}{"Effect": "Allow", "Action": "iot:Subscribe", "Resource": []interface{}{
+					iotARN("topicfilter", "tapline/commands/${ThingName}"),
+					iotARN("topicfilter", "$aws/things/${ThingName}/shadow/update/delta")}},
+				map[string]interface{}{"Effect": "Allow", "Action": "iot:Receive", "Resource": []interface{}{
+					iotARN("topic", "tapline/commands/${ThingName}"),
+					iotARN("topic", "$aws/things/${ThingName}/shadow/update/delta")}},
+			},
+		},
+	})
+
 	// IoT Core -> Kinesis.
 	ruleLogs := awslogs.NewLogGroup(stack, s("RuleErrors"), &awslogs.LogGroupProps{Retention: awslogs.RetentionDays_ONE_MONTH, EncryptionKey: key})
 	ruleRole := awsiam.NewRole(stack, s("RuleRole"), &awsiam.RoleProps{AssumedBy: awsiam.NewServicePrincipal(s("iot.amazonaws.com"), nil)})
@@ -238,6 +265,8 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 		Environment: &map[string]*string{
 			"TAPLINE_COMMAND_BACKEND":   s("shadow"),
 			"TAPLINE_ENDPOINTS_IOTDATA": s(p.IoTDataEndpoint),
+			"TAPLINE_ALERTS_TOPIC_ARN":  alerts.TopicArn(),
+			"TAPLINE_THING_PREFIX":      s(p.ThingPrefix),
 		},
 		DeadLetterQueue: dlq, RetryAttempts: jsii.Number(2),
 		LogGroup: awslogs.NewLogGroup(stack, s("CommanderLogs"), &awslogs.LogGroupProps{Retention: awslogs.RetentionDays_ONE_MONTH, EncryptionKey: key}),
@@ -275,6 +304,13 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	stream.GrantRead(taskRole)
 	leases.GrantReadWriteData(taskRole)
 	alerts.GrantPublish(taskRole)
+	// Only the service publishes alerts: the commander acts on them.
+	alerts.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid: s("OnlyTheServicePublishes"), Effect: awsiam.Effect_DENY,
+		Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()},
+		Actions:    s2("sns:Publish"), Resources: &[]*string{alerts.TopicArn()},
+		Conditions: &map[string]interface{}{"ArnNotEquals": map[string]interface{}{"aws:PrincipalArn": taskRole.RoleArn()}},
+	}))
 	taskRole.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Actions:   s2("s3:GetObject", "s3:PutObject"),
 		Resources: &[]*string{lake.ArnForObjects(s(p.Prefix + "/*"))},

@@ -328,6 +328,61 @@ func TestGlueTablesMatchAthenaDDL(t *testing.T) {
 	}
 }
 
+// Only the service's task role may publish to the alerts topic, and the
+// commander knows which topic its alerts come from and which things it
+// may command.
+func TestAlertsComeOnlyFromTheService(t *testing.T) {
+	var topic string
+	for id, p := range resources(t, "AWS::SNS::Topic") {
+		if strings.HasPrefix(id, "Alerts") {
+			topic = id
+		}
+		_ = p
+	}
+	found := false
+	for _, p := range resources(t, "AWS::SNS::TopicPolicy") {
+		if !strings.Contains(js(p["Topics"]), topic) {
+			continue
+		}
+		for _, st := range get(p, "PolicyDocument", "Statement").([]any) {
+			st := st.(map[string]any)
+			cond := js(get(st, "Condition", "ArnNotEquals", "aws:PrincipalArn"))
+			if st["Effect"] == "Deny" && js(st["Action"]) == `"sns:Publish"` && js(st["Principal"]) == `{"AWS":"*"}` && strings.Contains(cond, "TaskRole") {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no topic policy denies sns:Publish on %s to all but the task role", topic)
+	}
+	for _, p := range resources(t, "AWS::Lambda::Function") {
+		env := get(p, "Environment", "Variables").(map[string]any)
+		if env["TAPLINE_COMMAND_BACKEND"] == nil {
+			continue // not the commander
+		}
+		if !strings.Contains(js(env["TAPLINE_ALERTS_TOPIC_ARN"]), topic) || env["TAPLINE_THING_PREFIX"] != "keg-" {
+			t.Errorf("commander environment %s", js(env))
+		}
+	}
+}
+
+// Devices connect as their thing and publish and hear only their own
+// topics: the telemetry rule takes device_id from the topic, so one thing
+// cannot raise alerts (and commands) for another.
+func TestDevicePolicyBindsTheThingName(t *testing.T) {
+	for id, p := range resources(t, "AWS::IoT::Policy") {
+		doc := js(p["PolicyDocument"])
+		for _, want := range []string{`client/${ThingName}`, `topic/tapline/telemetry/${ThingName}`, `topicfilter/tapline/commands/${ThingName}`, `"ThingName":"${iot:Connection.Thing.ThingName}"`} {
+			if !strings.Contains(doc, want) {
+				t.Errorf("device policy %s lacks %s: %s", id, want, doc)
+			}
+		}
+		if strings.Contains(doc, "tapline/telemetry/*") || strings.Contains(doc, `"Resource":"*"`) {
+			t.Errorf("device policy %s grants beyond the thing: %s", id, doc)
+		}
+	}
+}
+
 // Shard state expires; the first-start marker, which LATEST resolves to
 // for every shard (children of later splits too), never does.
 func TestStateExpiresButNotTheFirstStart(t *testing.T) {
