@@ -147,6 +147,8 @@ func (p *Processor) Process(data []byte, seq string, arrival int64) (err error) 
 			fmt.Sprintf("late: event time %s is behind watermark %s", fmtMs(ts), fmtMs(p.agg.Watermark())))
 	case windows.SeriesLimit:
 		return p.reject(data, seq, arrival, schemas.ReasonSeriesLimit, "series limit reached: record would create a new series")
+	case windows.DeviceLimit:
+		return p.reject(data, seq, arrival, schemas.ReasonSeriesLimit, "device series limit reached: record would give its device more series than max_series_per_device")
 	}
 	p.stats.Accepted++
 	if p.opts.OnRecord != nil {

@@ -1,9 +1,11 @@
 package windows
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/DataDog/sketches-go/ddsketch"
@@ -27,6 +29,11 @@ type Options struct {
 	// MaxSeries bounds live (device, metric) series; records that would
 	// create more are refused. Default 10,000,000.
 	MaxSeries int `yaml:"max_series"`
+	// MaxSeriesPerDevice bounds one device's live series, so one device
+	// (a compromised one, or firmware that puts a counter in a metric
+	// name) cannot take the shard's memory: records that would create
+	// more are refused. Default 1,024; at most 65,535.
+	MaxSeriesPerDevice int `yaml:"max_series_per_device"`
 	// Quantiles keeps a DDSketch (1% relative accuracy) per pane so windows
 	// report p50, p90 and p99. It costs time per value and memory per
 	// pane: measure with BenchmarkLoop before turning it on.
@@ -35,8 +42,10 @@ type Options struct {
 
 // Defaults.
 const (
-	DefaultSeriesTTL = time.Hour
-	DefaultMaxSeries = 10_000_000
+	DefaultSeriesTTL          = time.Hour
+	DefaultMaxSeries          = 10_000_000
+	DefaultMaxSeriesPerDevice = 1024
+	maxSeriesPerDevice        = math.MaxUint16 // device.n is 16 bits
 )
 
 // EnsureDefaults sets the zero fields that have defaults.
@@ -46,6 +55,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.MaxSeries == 0 {
 		o.MaxSeries = DefaultMaxSeries
+	}
+	if o.MaxSeriesPerDevice == 0 {
+		o.MaxSeriesPerDevice = DefaultMaxSeriesPerDevice
 	}
 }
 
@@ -79,6 +91,9 @@ func (o *Options) Validate() error {
 	if o.MaxSeries < 0 {
 		bad("max_series: %d is negative", o.MaxSeries)
 	}
+	if o.MaxSeriesPerDevice < 0 || o.MaxSeriesPerDevice > maxSeriesPerDevice {
+		bad("max_series_per_device: %d is not between 0 (the default, %d) and %d", o.MaxSeriesPerDevice, DefaultMaxSeriesPerDevice, maxSeriesPerDevice)
+	}
 	return errors.Join(errs...)
 }
 
@@ -91,6 +106,7 @@ const (
 	OutOfOrder               // behind the device's latest, but its windows are open
 	Late                     // its windows are closed: not aggregated
 	SeriesLimit              // would exceed Options.MaxSeries: not aggregated
+	DeviceLimit              // would exceed Options.MaxSeriesPerDevice: not aggregated
 )
 
 func (c Class) String() string {
@@ -152,10 +168,10 @@ type Output interface {
 
 // Stats count what an Aggregator did. Read them on the owning goroutine.
 type Stats struct {
-	InOrder, OutOfOrder, Late, SeriesLimit uint64 // records by Class
-	Windows                                uint64 // windows delivered
-	Evicted                                uint64 // series evicted after their TTL
-	IdleAdvances                           uint64 // watermark moves made by Tick
+	InOrder, OutOfOrder, Late, SeriesLimit, DeviceLimit uint64 // records by Class
+	Windows                                             uint64 // windows delivered
+	Evicted                                             uint64 // series evicted after their TTL
+	IdleAdvances                                        uint64 // watermark moves made by Tick
 }
 
 const noData = math.MinInt64
@@ -212,14 +228,10 @@ func (d *device) insertSlot(at int, s slot) {
 	d.n++
 }
 
-func (d *device) deleteSlot(at int) {
-	for k := at; k < int(d.n)-1; k++ {
-		*d.slot(k) = *d.slot(k + 1)
-	}
-	if int(d.n) > len(d.inl) {
-		d.more = d.more[:len(d.more)-1]
-	}
-	d.n--
+// truncate keeps the first n slots.
+func (d *device) truncate(n int) {
+	d.more = d.more[:max(n-len(d.inl), 0)]
+	d.n = uint16(n)
 }
 
 // seriesMeta is what a series needs beyond its slot in its device: the
@@ -248,9 +260,15 @@ type Aggregator struct {
 	order       []uint32 // live devices sorted by id
 	newDevices  []uint32 // created since order was last merged
 
+	// Metric names are interned while a live series uses them: refs
+	// counts the series, and a name no series uses is released (its index
+	// goes to freeMetrics, kept descending so the lowest is reused first,
+	// as after a restore).
 	metricIndex map[string]uint32
-	metricNames []string
+	metricNames []string  // "" for a released index
 	metricKeys  []nameKey // metricKeys[i] is metricNames[i] for fast compares
+	metricRefs  []uint32
+	freeMetrics []uint32
 
 	series     []seriesMeta
 	freeSeries []uint32
@@ -336,16 +354,16 @@ func (a *Aggregator) Add(deviceID []byte, ts int64, metrics []schemas.Metric) Cl
 	h := a.devs.hash(deviceID)
 	di, ok := a.lookup(h, deviceID)
 	if !ok {
-		if a.liveSeries+len(metrics) > a.maxSeries {
-			a.stats.SeriesLimit++
-			return SeriesLimit
+		if c := a.limit(nil, len(metrics)); c != InOrder {
+			return c
 		}
 		di = a.newDevice(h, deviceID)
 	}
 	d := &a.devices[di]
-	if a.liveSeries+len(metrics) > a.maxSeries && !a.hasAll(d, metrics) {
-		a.stats.SeriesLimit++
-		return SeriesLimit
+	if a.liveSeries+len(metrics) > a.maxSeries || int(d.n)+len(metrics) > a.opts.MaxSeriesPerDevice {
+		if c := a.limit(d, a.missing(d, metrics)); c != InOrder {
+			return c
+		}
 	}
 	class := InOrder
 	if ts < d.last {
@@ -462,13 +480,34 @@ func (a *Aggregator) findSlot(d *device, name []byte) (int, bool) {
 	return lo, lo < int(d.n) && a.metricNames[d.slot(lo).metric] == string(name)
 }
 
-func (a *Aggregator) hasAll(d *device, metrics []schemas.Metric) bool {
+// missing counts the metrics d has no series for.
+func (a *Aggregator) missing(d *device, metrics []schemas.Metric) int {
+	n := 0
 	for k := range metrics {
 		if _, ok := a.findSlot(d, metrics[k].Name); !ok {
-			return false
+			n++
 		}
 	}
-	return true
+	return n
+}
+
+// limit classifies a record that would create n series for device d (nil:
+// a new device): SeriesLimit or DeviceLimit if that exceeds a bound,
+// counted, and InOrder if not.
+func (a *Aggregator) limit(d *device, n int) Class {
+	have := 0
+	if d != nil {
+		have = int(d.n)
+	}
+	switch {
+	case have+n > a.opts.MaxSeriesPerDevice:
+		a.stats.DeviceLimit++
+		return DeviceLimit
+	case a.liveSeries+n > a.maxSeries:
+		a.stats.SeriesLimit++
+		return SeriesLimit
+	}
+	return InOrder
 }
 
 func (a *Aggregator) newDevice(h uint64, id []byte) uint32 {
@@ -489,14 +528,40 @@ func (a *Aggregator) newDevice(h uint64, id []byte) uint32 {
 	return di
 }
 
+// internMetric gives a metric name an index, the lowest released one if
+// any.
+func (a *Aggregator) internMetric(name string) uint32 {
+	mi, ok := pop(&a.freeMetrics)
+	if ok {
+		a.metricNames[mi], a.metricKeys[mi] = name, makeNameKey(name)
+	} else {
+		mi = uint32(len(a.metricNames))
+		a.metricNames = append(a.metricNames, name)
+		a.metricKeys = append(a.metricKeys, makeNameKey(name))
+		a.metricRefs = append(a.metricRefs, 0)
+	}
+	a.metricIndex[name] = mi
+	return mi
+}
+
+// releaseMetric drops a reference to metric mi, and the name with the
+// last one.
+func (a *Aggregator) releaseMetric(mi uint32) {
+	if a.metricRefs[mi]--; a.metricRefs[mi] > 0 {
+		return
+	}
+	delete(a.metricIndex, a.metricNames[mi])
+	a.metricNames[mi], a.metricKeys[mi] = "", nameKey{}
+	at, _ := slices.BinarySearchFunc(a.freeMetrics, mi, func(x, t uint32) int { return cmp.Compare(t, x) })
+	a.freeMetrics = slices.Insert(a.freeMetrics, at, mi)
+}
+
 func (a *Aggregator) newSeries(di uint32, at int, name []byte) {
 	mi, ok := a.metricIndex[string(name)]
 	if !ok {
-		mi = uint32(len(a.metricNames))
-		a.metricNames = append(a.metricNames, string(name))
-		a.metricKeys = append(a.metricKeys, makeNameKey(a.metricNames[mi]))
-		a.metricIndex[a.metricNames[mi]] = mi
+		mi = a.internMetric(string(name))
 	}
+	a.metricRefs[mi]++
 	si, ok := pop(&a.freeSeries)
 	if !ok {
 		si = uint32(len(a.series))

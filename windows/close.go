@@ -56,7 +56,9 @@ func (a *Aggregator) closeAt(e int64, jumped bool) {
 	kept := a.order[:0]
 	for _, di := range a.order {
 		d := &a.devices[di]
-		for j := 0; j < int(d.n); j++ {
+		// The series that stay are compacted in one pass.
+		n := 0
+		for j := range int(d.n) {
 			sl := *d.slot(j)
 			for _, spi := range a.ending {
 				a.emit(e, spi, di, sl)
@@ -64,10 +66,15 @@ func (a *Aggregator) closeAt(e int64, jumped bool) {
 			s := &a.series[sl.series]
 			a.fold(sl.series, e, jumped)
 			if s.last < evictBefore && a.seriesLast(sl.series) < evictBefore && !a.out.Retain(makeHandle(sl.series, s.gen)) {
-				a.evictSeries(d, j)
-				j--
+				a.evictSeries(sl)
+				continue
 			}
+			if n != j {
+				*d.slot(n) = sl
+			}
+			n++
 		}
+		d.truncate(n)
 		if d.n == 0 {
 			a.evictDevice(di)
 			continue
@@ -137,8 +144,10 @@ func (a *Aggregator) emit(e int64, spi int, di uint32, sl slot) {
 	a.out.Window(w)
 }
 
-func (a *Aggregator) evictSeries(d *device, j int) {
-	si := d.slot(j).series
+// evictSeries frees a series and its metric name's reference; the
+// caller drops its slot.
+func (a *Aggregator) evictSeries(sl slot) {
+	si := sl.series
 	s := &a.series[si]
 	s.gen++
 	for off := int64(0); off < a.ring; off++ {
@@ -150,7 +159,7 @@ func (a *Aggregator) evictSeries(d *device, j int) {
 	a.freeSeries = append(a.freeSeries, si)
 	a.liveSeries--
 	a.stats.Evicted++
-	d.deleteSlot(j)
+	a.releaseMetric(sl.metric)
 }
 
 func (a *Aggregator) evictDevice(di uint32) {

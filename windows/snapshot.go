@@ -130,11 +130,14 @@ func (a *Aggregator) Restore(b []byte) ([]byte, error) {
 	a.maxTS, a.wm, a.closed = r.Int(), r.Int(), r.Int()
 	for range r.Len(1) {
 		n := r.String()
-		a.metricIndex[n] = uint32(len(a.metricNames))
+		if n != "" { // "" is a released index
+			a.metricIndex[n] = uint32(len(a.metricNames))
+		}
 		a.metricNames = append(a.metricNames, n)
 		a.metricKeys = append(a.metricKeys, makeNameKey(n))
 	}
 	nm := uint64(len(a.metricNames))
+	a.metricRefs = make([]uint32, nm)
 	a.devices = make([]device, r.Len(2))
 	var slots []slot // checked against the series count below
 	for i := range a.devices {
@@ -157,9 +160,15 @@ func (a *Aggregator) Restore(b []byte) ([]byte, error) {
 		}
 		for range r.Len(2) {
 			s := slot{metric: uint32(r.Uint()), series: uint32(r.Uint())}
-			if uint64(s.metric) >= nm {
+			if uint64(s.metric) >= nm || a.metricNames[s.metric] == "" {
 				r.Fail("metric index %d out of range", s.metric)
+				break
 			}
+			if int(d.n) == maxSeriesPerDevice {
+				r.Fail("device %q has more than %d series", d.id, maxSeriesPerDevice)
+				break
+			}
+			a.metricRefs[s.metric]++
 			d.insertSlot(int(d.n), s)
 			slots = append(slots, s)
 		}
@@ -222,6 +231,15 @@ func (a *Aggregator) Restore(b []byte) ([]byte, error) {
 		a.freeSeries = append(a.freeSeries, uint32(v))
 	}
 	a.liveSeries = int(r.Uint())
+	for mi := len(a.metricNames) - 1; mi >= 0; mi-- {
+		if a.metricRefs[mi] == 0 {
+			// Released, or (in a snapshot from before names were
+			// released) no longer used: free, lowest index last.
+			delete(a.metricIndex, a.metricNames[mi])
+			a.metricNames[mi], a.metricKeys[mi] = "", nameKey{}
+			a.freeMetrics = append(a.freeMetrics, uint32(mi))
+		}
+	}
 	if err := r.Err(); err != nil {
 		return nil, fmt.Errorf("windows: restore: %w", err)
 	}

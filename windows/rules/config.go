@@ -69,6 +69,16 @@ type Config struct {
 	Rules []*Rule
 }
 
+// Rule returns the rule named name, or nil.
+func (c *Config) Rule(name string) *Rule {
+	for _, r := range c.Rules {
+		if r.Name == name {
+			return r
+		}
+	}
+	return nil
+}
+
 // Load reads and validates a rules file.
 func Load(file string) (*Config, error) {
 	data, err := os.ReadFile(file)
