@@ -1,6 +1,14 @@
 package schemas
 
-import "time"
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
 
 // AlertState is the state an alert notification announces. PENDING is
 // internal to the rules engine and never delivered.
@@ -40,3 +48,61 @@ type AlertMessage struct {
 
 // AlertTime formats a Unix millisecond time as AlertMessage holds it.
 func AlertTime(ms int64) string { return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z") }
+
+// Limits of an AlertMessage's free-text fields.
+const (
+	maxAlertName    = 128  // rule, kind, severity, window spec
+	maxAlertMessage = 1024 // message
+)
+
+// Validate checks a message read from somewhere others can write (a
+// dead-letter object, an SNS notification) before it reaches SNS, a
+// command or a log: ids of 16 hex digits, a known state, a thing name, a
+// metric name, RFC 3339 times, and names and message without control
+// characters (a line break in a rule would end an SNS subject) within
+// their lengths. It reports the first problem, quoting what it read.
+func (m *AlertMessage) Validate() error {
+	for _, id := range []struct{ name, v string }{{"alert_id", m.ID}, {"incident_id", m.Incident}} {
+		if len(id.v) != 16 || strings.Trim(id.v, "0123456789abcdef") != "" {
+			return fmt.Errorf("%s %q is not 16 hex digits", id.name, id.v)
+		}
+	}
+	switch {
+	case m.State != AlertFiring && m.State != AlertResolved:
+		return fmt.Errorf("state %q is not FIRING or RESOLVED", m.State)
+	case !ValidDeviceID(m.Device):
+		return fmt.Errorf("device_id %q is not a thing name", m.Device)
+	case m.Metric != "" && !ValidMetricName(m.Metric):
+		return fmt.Errorf("metric %q is not a metric name", m.Metric)
+	}
+	for _, f := range []struct {
+		name, v  string
+		required bool
+		max      int
+	}{{"rule", m.Rule, true, maxAlertName}, {"kind", m.Kind, true, maxAlertName}, {"severity", m.Severity, true, maxAlertName},
+		{"window_spec", m.Window, false, maxAlertName}, {"message", m.Message, false, maxAlertMessage}} {
+		if f.required && f.v == "" || len(f.v) > f.max {
+			return fmt.Errorf("%s %q: 1-%d bytes required", f.name, truncate(f.v), f.max)
+		}
+		if i := strings.IndexFunc(f.v, func(r rune) bool { return unicode.IsControl(r) || r == utf8.RuneError }); i >= 0 {
+			return fmt.Errorf("%s %q has a control character or invalid UTF-8 at byte %d", f.name, truncate(f.v), i)
+		}
+	}
+	for _, t := range []struct{ name, v string }{{"window_start", m.Start}, {"window_end", m.End}, {"at", m.At}} {
+		if _, err := time.Parse(time.RFC3339Nano, t.v); err != nil {
+			return fmt.Errorf("%s %q is not an RFC 3339 time", t.name, truncate(t.v))
+		}
+	}
+	if math.IsNaN(m.Value) || math.IsInf(m.Value, 0) || math.IsNaN(m.Threshold) || math.IsInf(m.Threshold, 0) {
+		return errors.New("value and threshold must be finite")
+	}
+	return nil
+}
+
+// truncate shortens what an error quotes.
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}

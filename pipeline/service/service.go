@@ -204,7 +204,8 @@ func awsConfigs(ctx context.Context, c Config) (func(endpoint string) aws.Config
 
 // RedriveAlerts publishes the alerts the service dead-lettered to S3 when
 // SNS refused them (snssink.Publisher.Redrive), those of event time since
-// or later (zero: all), with the service's configuration and permissions:
+// or later (zero: all), checked against the service's rules, with the
+// service's configuration and permissions:
 // S3 read, list and put under the prefix, and publish to the topic.
 func RedriveAlerts(ctx context.Context, c Config, since time.Time) (snssink.RedriveReport, error) {
 	if c.SNS.TopicARN == "" {
@@ -224,5 +225,11 @@ func RedriveAlerts(ctx context.Context, c Config, since time.Time) (snssink.Redr
 	if err != nil {
 		return snssink.RedriveReport{}, err
 	}
-	return pub.Redrive(ctx, store, c.S3.Prefix, since)
+	rs := &rules.Config{}
+	if c.RulesFile != "" {
+		if rs, err = rules.Load(c.RulesFile); err != nil {
+			return snssink.RedriveReport{}, err
+		}
+	}
+	return pub.Redrive(ctx, store, snssink.RedriveOptions{Prefix: c.S3.Prefix, Since: since, Rules: rs})
 }

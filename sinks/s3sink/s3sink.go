@@ -127,6 +127,34 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	return b, nil
 }
 
+// ErrTooLarge is returned by GetAtMost for an object over its limit.
+var ErrTooLarge = errors.New("object too large")
+
+// GetAtMost is Get for objects others may have written: one larger than
+// max bytes is refused without reading its body.
+func (s *Store) GetAtMost(ctx context.Context, key string, max int64) ([]byte, error) {
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
+	if err != nil {
+		var nsk *types.NoSuchKey
+		if errors.As(err, &nsk) {
+			return nil, fmt.Errorf("s3://%s/%s: %w", s.bucket, key, ErrNotFound)
+		}
+		return nil, fmt.Errorf("s3sink: get s3://%s/%s: %w", s.bucket, key, err)
+	}
+	defer out.Body.Close()
+	if n := aws.ToInt64(out.ContentLength); n > max {
+		return nil, fmt.Errorf("s3://%s/%s: %d bytes, limit %d: %w", s.bucket, key, n, max, ErrTooLarge)
+	}
+	b, err := io.ReadAll(io.LimitReader(out.Body, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("s3sink: get s3://%s/%s: %w", s.bucket, key, err)
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("s3://%s/%s: over %d bytes: %w", s.bucket, key, max, ErrTooLarge)
+	}
+	return b, nil
+}
+
 // List returns the keys under prefix, in S3's (lexicographic) order.
 func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 	var keys []string

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/smithy-go"
+
 	"github.com/tapline/tapline/schemas"
 	"github.com/tapline/tapline/sinks/layout"
 	"github.com/tapline/tapline/sinks/s3sink"
@@ -19,19 +21,35 @@ import (
 )
 
 // RedriveStore is what Redrive needs of the bucket; s3sink.Store is one.
-// Get reports a missing key with an error wrapping s3sink.ErrNotFound.
+// Get reports a missing key with an error wrapping s3sink.ErrNotFound;
+// GetAtMost refuses an object larger than max without reading it.
 type RedriveStore interface {
 	Store
 	Get(ctx context.Context, key string) ([]byte, error)
+	GetAtMost(ctx context.Context, key string, max int64) ([]byte, error)
 	List(ctx context.Context, prefix string) ([]string, error)
 }
+
+// RedriveOptions say which dead-lettered alerts Redrive considers.
+type RedriveOptions struct {
+	Prefix string    // the service's key prefix
+	Since  time.Time // only alerts of event time since or later; zero: all
+	// Rules are the service's rules: an alert whose rule, kind, severity
+	// or window is not one of them was not raised by the service and is
+	// refused. Required.
+	Rules *rules.Config
+}
+
+// maxDeadAlert bounds a dead-lettered alert object (one JSON line, a few
+// hundred bytes when the service writes it).
+const maxDeadAlert = 64 << 10
 
 // RedriveReport says what Redrive did.
 type RedriveReport struct {
 	Found   int     // dead-lettered alerts under the prefix
 	Sent    int     // published now
 	Already int     // redriven by an earlier run: not sent again
-	Refused []error // objects that are not dead-lettered alerts, one error each
+	Refused []error // objects that are not the service's alerts, or that SNS refused, one error each
 }
 
 // redriveMarks is where Redrive marks the alerts it sent, outside the
@@ -52,12 +70,20 @@ const redriveMarks = "_redriven"
 // listed (alerts are filed by event time): a bucket that keeps millions
 // of record dead letters is not listed whole.
 //
-// An object that does not parse, or whose alert fails validation (a
-// device id that is not a thing name, a key that does not match the
-// alert), is refused and reported, never published. Redrive stops at the
-// first alert SNS refuses: the rest keep their order for the next run.
-func (p *Publisher) Redrive(ctx context.Context, store RedriveStore, prefix string, since time.Time) (RedriveReport, error) {
+// Anyone who can write under the prefix can plant an object there, so
+// every object is checked before anything is sent: at most 64 KiB, one
+// dead-lettered alert whose message passes schemas.AlertMessage.Validate,
+// whose rule, kind, severity and window are the configured rules', and
+// whose key is the one DeadLetterTo derives from it. An object that fails
+// is refused and reported, never published. An alert SNS refuses as
+// malformed is reported and skipped; any other publish error (SNS down)
+// stops the run, and the rest keep their order for the next one.
+func (p *Publisher) Redrive(ctx context.Context, store RedriveStore, o RedriveOptions) (RedriveReport, error) {
 	var rep RedriveReport
+	if o.Rules == nil {
+		return rep, errors.New("snssink: redrive needs the service's rules to check the alerts against")
+	}
+	prefix, since := o.Prefix, o.Since
 	dir := func(partition string) string { return layout.Under(prefix, partition+"/") }
 	var keys []string
 	if since.IsZero() {
@@ -85,7 +111,7 @@ func (p *Publisher) Redrive(ctx context.Context, store RedriveStore, prefix stri
 			continue // a record's dead letters
 		}
 		rep.Found++
-		a, err := readDeadAlert(ctx, store, prefix, key)
+		a, err := readDeadAlert(ctx, store, prefix, key, o.Rules)
 		if err != nil {
 			rep.Refused = append(rep.Refused, err)
 			continue
@@ -105,19 +131,24 @@ func (p *Publisher) Redrive(ctx context.Context, store RedriveStore, prefix stri
 			rep.Already++
 			continue
 		case !errors.Is(err, s3sink.ErrNotFound):
-			return rep, fmt.Errorf("snssink: redrive %s: %w", t.key, err)
+			return rep, fmt.Errorf("snssink: redrive %q: %w", t.key, err)
 		}
 		in, err := Input(t.alert, p.opts.TopicARN)
 		if err == nil {
 			_, err = p.client.Publish(ctx, in)
 		}
+		var apiErr smithy.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorFault() == smithy.FaultClient {
+			rep.Refused = append(rep.Refused, fmt.Errorf("%q: SNS refused alert %q: %w", t.key, t.alert.ID, err))
+			continue
+		}
 		if err != nil {
-			return rep, fmt.Errorf("snssink: redrive alert %s (%s): %w", t.alert.ID, t.key, err)
+			return rep, fmt.Errorf("snssink: redrive alert %q (%q): %w", t.alert.ID, t.key, err)
 		}
 		p.Sent.Add(1)
 		rep.Sent++
 		if _, err := store.Put(ctx, mark, []byte(time.Now().UTC().Format(time.RFC3339)+" "+t.key+"\n")); err != nil {
-			return rep, fmt.Errorf("snssink: alert %s published, but not marked as redriven (a next run sends it again): %w", t.alert.ID, err)
+			return rep, fmt.Errorf("snssink: alert %q published, but not marked as redriven (a next run sends it again): %w", t.alert.ID, err)
 		}
 	}
 	return rep, nil
@@ -136,43 +167,43 @@ func markKey(prefix, key string) string {
 }
 
 // readDeadAlert reads and checks one dead-lettered alert.
-func readDeadAlert(ctx context.Context, store RedriveStore, prefix, key string) (*rules.Alert, error) {
-	b, err := store.Get(ctx, key)
+func readDeadAlert(ctx context.Context, store RedriveStore, prefix, key string, rs *rules.Config) (*rules.Alert, error) {
+	b, err := store.GetAtMost(ctx, key, maxDeadAlert)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%q: %w", key, err)
 	}
 	var line deadAlert
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&line); err != nil {
-		return nil, fmt.Errorf("%s: not a dead-lettered alert: %v", key, err)
+		return nil, fmt.Errorf("%q: not a dead-lettered alert: %v", key, err)
 	}
 	if line.Reason != reasonNotPublished {
-		return nil, fmt.Errorf("%s: not a dead-lettered alert: reason %q", key, line.Reason)
+		return nil, fmt.Errorf("%q: not a dead-lettered alert: reason %q", key, line.Reason)
 	}
-	a, err := fromMessage(line.Alert)
+	a, err := fromMessage(line.Alert, rs)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v", key, err)
+		return nil, fmt.Errorf("%q: %v", key, err)
 	}
 	// The key is derived from the alert: one that does not match was not
 	// written by DeadLetterTo.
 	if want, err := layout.AlertDeadLetterKey(prefix, a.At, a.ID, string(a.State)); err != nil || want != key {
-		return nil, fmt.Errorf("%s: the alert inside (%s %s) belongs under another key", key, a.ID, a.State)
+		return nil, fmt.Errorf("%q: the alert inside (%q %q) belongs under another key", key, a.ID, a.State)
 	}
 	return a, nil
 }
 
 // fromMessage is the inverse of Message, with the checks an alert from
 // storage needs before it reaches SNS and the command Lambda.
-func fromMessage(j schemas.AlertMessage) (*rules.Alert, error) {
+func fromMessage(j schemas.AlertMessage, rs *rules.Config) (*rules.Alert, error) {
+	if err := j.Validate(); err != nil {
+		return nil, err
+	}
+	if r := rs.Rule(j.Rule); r == nil || r.Kind.String() != j.Kind || r.Severity != j.Severity || r.Window != j.Window {
+		return nil, fmt.Errorf("rule %q (%q, %q, window %q) is not one of the service's rules", j.Rule, j.Kind, j.Severity, j.Window)
+	}
 	a := &rules.Alert{ID: j.ID, Incident: j.Incident, State: j.State, Rule: j.Rule, Kind: j.Kind, Severity: j.Severity,
 		Device: j.Device, Metric: j.Metric, Window: j.Window, Value: j.Value, Threshold: j.Threshold, Message: j.Message}
-	if !schemas.ValidDeviceID(j.Device) {
-		return nil, fmt.Errorf("device_id %q is not a thing name", j.Device)
-	}
-	if j.Metric != "" && !schemas.ValidMetricName(j.Metric) {
-		return nil, fmt.Errorf("metric %q is not a metric name", j.Metric)
-	}
 	for _, t := range []struct {
 		s   string
 		dst *int64

@@ -295,11 +295,11 @@ func TestRedrive(t *testing.T) {
 
 	// Three alerts SNS refused, dead-lettered as the service does.
 	leak := *firing
-	leak.ID, leak.At = "00000000000000a1", firing.At+60_000
+	leak.ID, leak.Incident, leak.At = "00000000000000a1", "10000000000000a1", firing.At+60_000
 	leakEarlier := *firing
-	leakEarlier.ID, leakEarlier.Device = "00000000000000b2", "keg-0007"
+	leakEarlier.ID, leakEarlier.Incident, leakEarlier.Device = "00000000000000b2", "10000000000000b2", "keg-0007"
 	back := *resolved
-	back.ID, back.At = "00000000000000a0", leak.At // same time as leak and first by key: FIRING goes first
+	back.ID, back.Incident, back.At = "00000000000000a0", "10000000000000a0", leak.At // same time as leak and first by key: FIRING goes first
 	var lost []error
 	dead := DeadLetterTo(store, "tapline", func(err error) { lost = append(lost, err) })
 	for _, a := range []*rules.Alert{&back, &leak, &leakEarlier} {
@@ -313,7 +313,7 @@ func TestRedrive(t *testing.T) {
 	// refused.
 	part := strings.TrimSuffix(mustKey(t, leak), "alert-00000000000000a1-firing.jsonl")
 	store.Put(ctx, part+"shardId-000000000000-1-2.jsonl", []byte(`{"reason":"late"}`+"\n"))
-	forged := *firing
+	forged := leak
 	forged.ID = "00000000000000d4"
 	dead(&forged, errors.New("SNS down"))
 	body, _ := store.Get(ctx, mustKey(t, forged))
@@ -328,7 +328,7 @@ func TestRedrive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := p.Redrive(ctx, store, "tapline", time.Time{})
+	rep, err := p.Redrive(ctx, store, RedriveOptions{Prefix: "tapline", Rules: redriveRules(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,7 +352,7 @@ func TestRedrive(t *testing.T) {
 		t.Fatalf("subscriber got %q, want %q", got, want)
 	}
 
-	rep, err = p.Redrive(ctx, store, "tapline", time.Time{})
+	rep, err = p.Redrive(ctx, store, RedriveOptions{Prefix: "tapline", Rules: redriveRules(t)})
 	if err != nil || rep.Sent != 0 || rep.Already != 3 {
 		t.Fatalf("second run: %+v, %v", rep, err)
 	}
@@ -366,13 +366,27 @@ func TestRedrive(t *testing.T) {
 	fresh := leak
 	fresh.ID, fresh.At = "00000000000000e5", time.Now().UnixMilli()
 	dead(&fresh, errors.New("SNS down"))
-	rep, err = p.Redrive(ctx, store, "tapline", time.Now().Add(-time.Hour))
+	rep, err = p.Redrive(ctx, store, RedriveOptions{Prefix: "tapline", Since: time.Now().Add(-time.Hour), Rules: redriveRules(t)})
 	if err != nil || rep.Found != 1 || rep.Sent != 1 {
 		t.Fatalf("since an hour ago: %+v, %v", rep, err)
 	}
 	if got := waitFor(4); len(got) != 4 || got[3] != Subject(&fresh) {
 		t.Fatalf("subscriber got %q", got)
 	}
+}
+
+// redriveRules are the rules the test alerts come from.
+func redriveRules(t *testing.T) *rules.Config {
+	t.Helper()
+	rs, err := rules.Parse("rules.yml", []byte(`
+rules:
+  - {name: keg-leak, kind: threshold, severity: critical, metric: flow_lpm, window: 1m, aggregate: min, above: 0.05}
+  - {name: keg-offline, kind: missing, severity: warning, after: 5m}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
 }
 
 func mustKey(t *testing.T, a rules.Alert) string {

@@ -1,0 +1,42 @@
+package schemas
+
+import (
+	"strings"
+	"testing"
+)
+
+func goodAlert() AlertMessage {
+	return AlertMessage{ID: "0123456789abcdef", Incident: "fedcba9876543210", State: AlertFiring, Rule: "keg-leak", Kind: "threshold",
+		Severity: "critical", Device: "keg-0042", Metric: "flow_lpm", Window: "1m", Value: 0.3, Threshold: 0.05,
+		Start: "2026-11-27T18:00:00.000Z", End: "2026-11-27T18:01:00.000Z", At: "2026-11-27T18:01:00.000Z", Message: "flow while closed"}
+}
+
+// TestAlertMessageValidate: what a forged dead letter or notification
+// could carry is refused with the field named.
+func TestAlertMessageValidate(t *testing.T) {
+	m := goodAlert()
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for want, mutate := range map[string]func(*AlertMessage){
+		"alert_id":     func(m *AlertMessage) { m.ID = "x" },
+		"incident_id":  func(m *AlertMessage) { m.Incident = "0123456789ABCDEF" },
+		"state":        func(m *AlertMessage) { m.State = "PENDING" },
+		"device_id":    func(m *AlertMessage) { m.Device = "keg/../x" },
+		"metric":       func(m *AlertMessage) { m.Metric = "a b" },
+		"rule \"leak":  func(m *AlertMessage) { m.Rule = "leak\nSubject: forged" },
+		"kind":         func(m *AlertMessage) { m.Kind = "" },
+		"severity":     func(m *AlertMessage) { m.Severity = strings.Repeat("s", 129) },
+		"message":      func(m *AlertMessage) { m.Message = "a\x00b" },
+		"window_spec":  func(m *AlertMessage) { m.Window = "1m\r" },
+		"at":           func(m *AlertMessage) { m.At = "yesterday" },
+		"window_start": func(m *AlertMessage) { m.Start = "" },
+	} {
+		m := goodAlert()
+		mutate(&m)
+		err := m.Validate()
+		if err == nil || !strings.HasPrefix(err.Error(), want) || strings.ContainsAny(err.Error(), "\n\r\x00") {
+			t.Errorf("%s: %v", want, err)
+		}
+	}
+}
