@@ -1,9 +1,11 @@
 package snssink
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -319,6 +321,24 @@ func TestRedrive(t *testing.T) {
 	body, _ := store.Get(ctx, mustKey(t, forged))
 	store.Client().DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("lake"), Key: aws.String(mustKey(t, forged))})
 	store.Put(ctx, mustKey(t, forged), []byte(strings.Replace(string(body), `"keg-0042"`, `"keg-0042/../+"`, 1)))
+	// Objects planted by whoever can write the prefix, each well formed
+	// and under the key its alert derives: a rule the service does not
+	// have, a rule with a line break (SNS refuses such a subject, which
+	// used to stop every run) sorted first by its 1970 time, and an
+	// object too large to read.
+	planted := func(a rules.Alert, pad int) {
+		line, _ := json.Marshal(deadAlert{reasonNotPublished, "SNS down", Message(&a)})
+		store.Put(ctx, mustKey(t, a), append(line, bytes.Repeat([]byte(" "), pad)...))
+	}
+	evil := leak
+	evil.ID, evil.Rule = "00000000000000f1", "keg-evil"
+	planted(evil, 0)
+	early := leak
+	early.ID, early.Rule, early.At, early.Start, early.End = "00000000000000f2", "keg-leak\nSubject: x", 0, 0, 0
+	planted(early, 0)
+	huge := leak
+	huge.ID = "00000000000000f3"
+	planted(huge, 70<<10)
 
 	p, err := New(aws.Config{
 		Region:       goaws.Region,
@@ -332,8 +352,14 @@ func TestRedrive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Found != 4 || rep.Sent != 3 || rep.Already != 0 || len(rep.Refused) != 1 || !strings.Contains(rep.Refused[0].Error(), "not a thing name") {
+	if rep.Found != 7 || rep.Sent != 3 || rep.Already != 0 || len(rep.Refused) != 4 {
 		t.Fatalf("first run: %+v", rep)
+	}
+	refusals := fmt.Sprint(rep.Refused)
+	for _, want := range []string{"not a thing name", `rule "keg-evil"`, "control character", "too large"} {
+		if !strings.Contains(refusals, want) {
+			t.Errorf("no refusal says %q: %s", want, refusals)
+		}
 	}
 	want := []string{Subject(&leakEarlier), Subject(&leak), Subject(&back)}
 	waitFor := func(n int) []string {
@@ -353,7 +379,7 @@ func TestRedrive(t *testing.T) {
 	}
 
 	rep, err = p.Redrive(ctx, store, RedriveOptions{Prefix: "tapline", Rules: redriveRules(t)})
-	if err != nil || rep.Sent != 0 || rep.Already != 3 {
+	if err != nil || rep.Sent != 0 || rep.Already != 3 || len(rep.Refused) != 4 {
 		t.Fatalf("second run: %+v, %v", rep, err)
 	}
 	time.Sleep(200 * time.Millisecond)
