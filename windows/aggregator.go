@@ -1,11 +1,9 @@
 package windows
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"time"
 
 	"github.com/DataDog/sketches-go/ddsketch"
@@ -262,13 +260,13 @@ type Aggregator struct {
 
 	// Metric names are interned while a live series uses them: refs
 	// counts the series, and a name no series uses is released (its index
-	// goes to freeMetrics, kept descending so the lowest is reused first,
-	// as after a restore).
+	// goes to freeMetrics, which hands out the lowest first, whatever the
+	// order of release, so a restored shard interns as the live one does).
 	metricIndex map[string]uint32
 	metricNames []string  // "" for a released index
 	metricKeys  []nameKey // metricKeys[i] is metricNames[i] for fast compares
 	metricRefs  []uint32
-	freeMetrics []uint32
+	freeMetrics freeIndexes
 
 	series     []seriesMeta
 	freeSeries []uint32
@@ -531,7 +529,7 @@ func (a *Aggregator) newDevice(h uint64, id []byte) uint32 {
 // internMetric gives a metric name an index, the lowest released one if
 // any.
 func (a *Aggregator) internMetric(name string) uint32 {
-	mi, ok := pop(&a.freeMetrics)
+	mi, ok := a.freeMetrics.pop()
 	if ok {
 		a.metricNames[mi], a.metricKeys[mi] = name, makeNameKey(name)
 	} else {
@@ -552,8 +550,50 @@ func (a *Aggregator) releaseMetric(mi uint32) {
 	}
 	delete(a.metricIndex, a.metricNames[mi])
 	a.metricNames[mi], a.metricKeys[mi] = "", nameKey{}
-	at, _ := slices.BinarySearchFunc(a.freeMetrics, mi, func(x, t uint32) int { return cmp.Compare(t, x) })
-	a.freeMetrics = slices.Insert(a.freeMetrics, at, mi)
+	a.freeMetrics.push(mi)
+}
+
+// freeIndexes is a min-heap of released indexes.
+type freeIndexes []uint32
+
+func (h *freeIndexes) push(v uint32) {
+	*h = append(*h, v)
+	s := *h
+	for i := len(s) - 1; i > 0; {
+		p := (i - 1) / 2
+		if s[p] <= s[i] {
+			break
+		}
+		s[p], s[i] = s[i], s[p]
+		i = p
+	}
+}
+
+func (h *freeIndexes) pop() (uint32, bool) {
+	s := *h
+	if len(s) == 0 {
+		return 0, false
+	}
+	v := s[0]
+	n := len(s) - 1
+	s[0] = s[n]
+	s = s[:n]
+	for i := 0; ; {
+		l, m := 2*i+1, i
+		if l < n && s[l] < s[m] {
+			m = l
+		}
+		if r := l + 1; r < n && s[r] < s[m] {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		s[i], s[m] = s[m], s[i]
+		i = m
+	}
+	*h = s
+	return v, true
 }
 
 func (a *Aggregator) newSeries(di uint32, at int, name []byte) {

@@ -93,3 +93,19 @@ func TestNoWrapAtTheLargestBound(t *testing.T) {
 		t.Fatal("a bound the counter cannot hold was accepted")
 	}
 }
+
+// TestFreeIndexesLowestFirst: released indexes come back lowest first in
+// any order of release.
+func TestFreeIndexesLowestFirst(t *testing.T) {
+	var h freeIndexes
+	for _, v := range []uint32{9, 3, 7, 1, 8, 2, 2, 6} {
+		h.push(v)
+	}
+	var got []uint32
+	for v, ok := h.pop(); ok; v, ok = h.pop() {
+		got = append(got, v)
+	}
+	if fmt.Sprint(got) != "[1 2 2 3 6 7 8 9]" {
+		t.Fatalf("popped %v", got)
+	}
+}

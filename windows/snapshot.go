@@ -231,13 +231,13 @@ func (a *Aggregator) Restore(b []byte) ([]byte, error) {
 		a.freeSeries = append(a.freeSeries, uint32(v))
 	}
 	a.liveSeries = int(r.Uint())
-	for mi := len(a.metricNames) - 1; mi >= 0; mi-- {
+	for mi := range a.metricNames {
 		if a.metricRefs[mi] == 0 {
 			// Released, or (in a snapshot from before names were
-			// released) no longer used: free, lowest index last.
+			// released) no longer used.
 			delete(a.metricIndex, a.metricNames[mi])
 			a.metricNames[mi], a.metricKeys[mi] = "", nameKey{}
-			a.freeMetrics = append(a.freeMetrics, uint32(mi))
+			a.freeMetrics.push(uint32(mi))
 		}
 	}
 	if err := r.Err(); err != nil {
