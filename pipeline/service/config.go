@@ -87,7 +87,9 @@ func Defaults() Config {
 
 // Load reads the YAML file (empty path: defaults only), applies the
 // environment and the packages' defaults, and validates. It reports
-// every problem, one per line.
+// every problem, one per line. An unset max_series is derived from the
+// process's memory limit (maxSeriesFor), so one shard's series cannot
+// take more than its share of the task.
 func Load(path string, environ []string) (Config, error) {
 	c := Defaults()
 	if path != "" {
@@ -102,6 +104,9 @@ func Load(path string, environ []string) (Config, error) {
 		}
 	}
 	envErr := applyEnv(&c, environ)
+	if c.Pipeline.Windows.MaxSeries == 0 {
+		c.Pipeline.Windows.MaxSeries = maxSeriesFor(memoryLimit(), c.KCL.MaxLeases)
+	}
 	c.EnsureDefaults()
 	return c, errors.Join(envErr, c.Validate())
 }

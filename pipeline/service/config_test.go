@@ -118,3 +118,31 @@ batch: {max_rows: 7}
 		}
 	}
 }
+
+// An unset max_series follows the task's memory: half of it at
+// BytesPerSeries a series, shared by the leases a task may hold. The
+// stack's 4 GiB task gets 3.58M series a shard, where the windows
+// package's 10M default would take 6 GB.
+func TestMaxSeriesFromMemory(t *testing.T) {
+	defer func(f func() int64) { memoryLimit = f }(memoryLimit)
+	env := []string{"TAPLINE_STREAM=a", "TAPLINE_S3_BUCKET=b"}
+	for _, tc := range []struct {
+		memory int64
+		env    []string
+		want   int
+	}{
+		{4 << 30, nil, 3_579_139},
+		{4 << 30, []string{"TAPLINE_KCL_MAX_LEASES=4"}, 894_784},
+		{4 << 30, []string{"TAPLINE_MAX_SERIES=1000"}, 1000},
+		{0, nil, 10_000_000}, // no limit known: the windows package's default
+	} {
+		memoryLimit = func() int64 { return tc.memory }
+		c, err := Load("", append(env, tc.env...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Pipeline.Windows.MaxSeries; got != tc.want {
+			t.Errorf("memory %d, %v: max_series %d, want %d", tc.memory, tc.env, got, tc.want)
+		}
+	}
+}

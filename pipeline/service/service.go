@@ -107,7 +107,8 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	}
 	srv := &http.Server{Handler: Handler(cons.Ready, reg), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
-	log.Info("tapline running", "stream", c.Stream, "app", c.App, "bucket", c.S3.Bucket, "prefix", c.S3.Prefix, "http", ln.Addr().String())
+	log.Info("tapline running", "stream", c.Stream, "app", c.App, "bucket", c.S3.Bucket, "prefix", c.S3.Prefix, "http", ln.Addr().String(),
+		"max_series", c.Pipeline.Windows.MaxSeries, "max_series_per_device", c.Pipeline.Windows.MaxSeriesPerDevice)
 
 	if err := cons.Start(ctx); err != nil {
 		srv.Close()
