@@ -98,12 +98,30 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 		EnableKeyRotation: jsii.Bool(true),
 		Description:       s("tapline: stream, lease table, data lake, topics, queues and logs"),
 	})
-	// CloudWatch Logs and the IoT rule's role use the key through services.
+	// Services that use the key on the stack's behalf, each only for this
+	// account's resources: CloudWatch Logs for this account's log groups
+	// (the encryption context names the group), CloudWatch alarms
+	// publishing to the encrypted ops topic, and SNS delivering to the
+	// encrypted dead-letter queue of the commander's subscription.
+	sourceAccount := map[string]interface{}{"StringEquals": map[string]interface{}{"aws:SourceAccount": stack.Account()}}
 	key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        s("CloudWatchLogsOfThisAccount"),
 		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(s(fmt.Sprintf("logs.%s.amazonaws.com", *stack.Region())), nil)},
 		Actions:    s2("kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"),
 		Resources:  s2("*"), // a key policy's resource is the key itself
+		Conditions: &map[string]interface{}{"ArnLike": map[string]interface{}{
+			"kms:EncryptionContext:aws:logs:arn": awscdk.Fn_Sub(s("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:*"), nil),
+		}},
 	}), jsii.Bool(false))
+	for _, svc := range []struct{ sid, principal string }{{"CloudWatchAlarmsToTheOpsTopic", "cloudwatch.amazonaws.com"}, {"SNSToTheDeadLetterQueue", "sns.amazonaws.com"}} {
+		key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:        s(svc.sid),
+			Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(s(svc.principal), nil)},
+			Actions:    s2("kms:Decrypt", "kms:GenerateDataKey*"),
+			Resources:  s2("*"),
+			Conditions: &sourceAccount,
+		}), jsii.Bool(false))
+	}
 
 	// Kinesis: devices' records, partitioned by device id.
 	streamProps := &awskinesis.StreamProps{
@@ -287,14 +305,23 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 		MaxAzs: jsii.Number(2), NatGateways: jsii.Number(0),
 		SubnetConfiguration: &[]*awsec2.SubnetConfiguration{{Name: s("private"), SubnetType: awsec2.SubnetType_PRIVATE_ISOLATED, CidrMask: jsii.Number(24)}},
 	})
-	vpc.AddGatewayEndpoint(s("S3"), &awsec2.GatewayVpcEndpointOptions{Service: awsec2.GatewayVpcEndpointAwsService_S3()})
-	vpc.AddGatewayEndpoint(s("DynamoDB"), &awsec2.GatewayVpcEndpointOptions{Service: awsec2.GatewayVpcEndpointAwsService_DYNAMODB()})
+	// Each endpoint serves only this account's principals (instead of the
+	// default full access): credentials from elsewhere cannot use the
+	// VPC's way out. ECR's image layers (an AWS bucket) are fetched with
+	// the execution role, a principal of this account.
+	ownPrincipals := awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid: s("OnlyThisAccountsPrincipals"), Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()},
+		Actions: s2("*"), Resources: s2("*"),
+		Conditions: &map[string]interface{}{"StringEquals": map[string]interface{}{"aws:PrincipalAccount": stack.Account()}},
+	})
+	vpc.AddGatewayEndpoint(s("S3"), &awsec2.GatewayVpcEndpointOptions{Service: awsec2.GatewayVpcEndpointAwsService_S3()}).AddToPolicy(ownPrincipals)
+	vpc.AddGatewayEndpoint(s("DynamoDB"), &awsec2.GatewayVpcEndpointOptions{Service: awsec2.GatewayVpcEndpointAwsService_DYNAMODB()}).AddToPolicy(ownPrincipals)
 	for name, svc := range map[string]awsec2.InterfaceVpcEndpointAwsService{
 		"Kinesis": awsec2.InterfaceVpcEndpointAwsService_KINESIS_STREAMS(), "SNS": awsec2.InterfaceVpcEndpointAwsService_SNS(),
 		"Logs": awsec2.InterfaceVpcEndpointAwsService_CLOUDWATCH_LOGS(), "KMS": awsec2.InterfaceVpcEndpointAwsService_KMS(),
 		"ECR": awsec2.InterfaceVpcEndpointAwsService_ECR(), "ECRDocker": awsec2.InterfaceVpcEndpointAwsService_ECR_DOCKER(),
 	} {
-		vpc.AddInterfaceEndpoint(s(name), &awsec2.InterfaceVpcEndpointOptions{Service: svc, PrivateDnsEnabled: jsii.Bool(true)})
+		vpc.AddInterfaceEndpoint(s(name), &awsec2.InterfaceVpcEndpointOptions{Service: svc, PrivateDnsEnabled: jsii.Bool(true)}).AddToPolicy(ownPrincipals)
 	}
 
 	// The service.

@@ -328,6 +328,50 @@ func TestGlueTablesMatchAthenaDDL(t *testing.T) {
 	}
 }
 
+// The key lets services use it only for this account: CloudWatch Logs by
+// the log group in the encryption context, CloudWatch alarms (to the
+// encrypted ops topic) and SNS (to the encrypted dead-letter queue) by
+// source account.
+func TestKeyPolicyScopesServices(t *testing.T) {
+	for id, p := range resources(t, "AWS::KMS::Key") {
+		seen := map[string]bool{}
+		for _, st := range get(p, "KeyPolicy", "Statement").([]any) {
+			st := st.(map[string]any)
+			svc := js(get(st, "Principal", "Service"))
+			cond := js(st["Condition"])
+			switch {
+			case strings.Contains(svc, "logs."):
+				seen["logs"] = strings.Contains(cond, "kms:EncryptionContext:aws:logs:arn") && strings.Contains(cond, "log-group:*")
+			case strings.Contains(svc, "cloudwatch.amazonaws.com"):
+				seen["cloudwatch"] = strings.Contains(cond, "aws:SourceAccount")
+			case strings.Contains(svc, "sns.amazonaws.com"):
+				seen["sns"] = strings.Contains(cond, "aws:SourceAccount")
+			case svc != "null":
+				t.Errorf("key %s: unexpected service statement %s", id, js(st))
+			}
+		}
+		for _, svc := range []string{"logs", "cloudwatch", "sns"} {
+			if !seen[svc] {
+				t.Errorf("key %s: no %s statement scoped to this account", id, svc)
+			}
+		}
+	}
+}
+
+// Every VPC endpoint serves only this account's principals.
+func TestEndpointsServeOnlyThisAccount(t *testing.T) {
+	eps := resources(t, "AWS::EC2::VPCEndpoint")
+	if len(eps) < 8 {
+		t.Fatalf("%d endpoints", len(eps))
+	}
+	for id, p := range eps {
+		doc := js(p["PolicyDocument"])
+		if !strings.Contains(doc, `"aws:PrincipalAccount"`) || strings.Count(doc, `"Effect"`) != 1 {
+			t.Errorf("endpoint %s: policy %s", id, doc)
+		}
+	}
+}
+
 // Only the service's task role may publish to the alerts topic, and the
 // commander knows which topic its alerts come from and which things it
 // may command.
