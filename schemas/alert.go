@@ -1,6 +1,10 @@
 package schemas
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -44,6 +48,57 @@ type AlertMessage struct {
 	End       string     `json:"window_end"`
 	At        string     `json:"at"` // event time of the transition
 	Message   string     `json:"message"`
+	// MAC authenticates the message as the service's (Sign, Verify):
+	// hex HMAC-SHA256 over the message without it, with a key only the
+	// service and the command Lambda hold.
+	MAC string `json:"mac,omitempty"`
+}
+
+// MinMACKey is the shortest MAC key Sign and Verify accept.
+const MinMACKey = 32
+
+// ErrUnauthentic is wrapped by Verify's errors: the message was not
+// signed with the key, or was changed after.
+var ErrUnauthentic = errors.New("alert message not authenticated")
+
+// mac is the MAC of m without its MAC field. encoding/json writes the
+// fields in their declared order, so the same message always gives the
+// same bytes, on both sides.
+func (m AlertMessage) mac(key []byte) ([]byte, error) {
+	if len(key) < MinMACKey {
+		return nil, fmt.Errorf("alert MAC key of %d bytes: at least %d", len(key), MinMACKey)
+	}
+	m.MAC = ""
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	h := hmac.New(sha256.New, key)
+	h.Write(b)
+	return h.Sum(nil), nil
+}
+
+// Sign sets m's MAC for key.
+func (m *AlertMessage) Sign(key []byte) error {
+	sum, err := m.mac(key)
+	if err != nil {
+		return err
+	}
+	m.MAC = hex.EncodeToString(sum)
+	return nil
+}
+
+// Verify reports whether m carries the MAC key gives it.
+func (m *AlertMessage) Verify(key []byte) error {
+	want, err := m.mac(key)
+	if err != nil {
+		return err
+	}
+	got, err := hex.DecodeString(m.MAC)
+	if err != nil || !hmac.Equal(got, want) {
+		return fmt.Errorf("alert %q: %w", truncate(m.ID), ErrUnauthentic)
+	}
+	return nil
 }
 
 // AlertTime formats a Unix millisecond time as AlertMessage holds it.

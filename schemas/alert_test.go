@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -38,5 +39,39 @@ func TestAlertMessageValidate(t *testing.T) {
 		if err == nil || !strings.HasPrefix(err.Error(), want) || strings.ContainsAny(err.Error(), "\n\r\x00") {
 			t.Errorf("%s: %v", want, err)
 		}
+	}
+}
+
+// TestAlertMessageMAC: a signed message verifies with its key only, and
+// any change to any field breaks it.
+func TestAlertMessageMAC(t *testing.T) {
+	key := []byte(strings.Repeat("k", MinMACKey))
+	m := goodAlert()
+	if err := m.Sign(key); err != nil || len(m.MAC) != 64 {
+		t.Fatalf("sign: %q, %v", m.MAC, err)
+	}
+	if err := m.Verify(key); err != nil {
+		t.Fatal(err)
+	}
+	other := []byte(strings.Repeat("o", MinMACKey))
+	if err := m.Verify(other); !errors.Is(err, ErrUnauthentic) {
+		t.Fatalf("another key: %v", err)
+	}
+	for name, mutate := range map[string]func(*AlertMessage){
+		"device": func(m *AlertMessage) { m.Device = "keg-0043" },
+		"state":  func(m *AlertMessage) { m.State = AlertResolved },
+		"value":  func(m *AlertMessage) { m.Value += 1e-9 },
+		"rule":   func(m *AlertMessage) { m.Rule = "keg-warm" },
+		"no mac": func(m *AlertMessage) { m.MAC = "" },
+		"bad":    func(m *AlertMessage) { m.MAC = "zz" },
+	} {
+		c := m
+		mutate(&c)
+		if err := c.Verify(key); !errors.Is(err, ErrUnauthentic) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if err := m.Sign(key[:MinMACKey-1]); err == nil {
+		t.Error("signed with a short key")
 	}
 }

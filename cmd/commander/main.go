@@ -9,6 +9,7 @@
 //
 //	TAPLINE_ALERTS_TOPIC_ARN   tapline's alerts topic: SNS records from any other are refused (required)
 //	TAPLINE_THING_PREFIX       commands go only to things whose name starts with it (the stack's)
+//	TAPLINE_ALERT_MAC_KEY      the service's alert MAC key (sns.mac_key): unsigned alerts are refused (required)
 //	TAPLINE_COMMAND_BACKEND    shadow (default: UpdateThingShadow), topic (IoT Publish) or mqtt
 //	TAPLINE_MQTT_URL           broker for the mqtt backend (the local stack's)
 //	TAPLINE_ENDPOINTS_IOTDATA  the IoT data plane endpoint (account-specific on AWS:
@@ -26,6 +27,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/iotdataplane"
 
+	"github.com/tapline/tapline/schemas"
 	"github.com/tapline/tapline/sinks/command"
 )
 
@@ -55,6 +57,10 @@ func newHandler(ctx context.Context, log *slog.Logger) (*command.Handler, error)
 		return nil, fmt.Errorf("TAPLINE_ALERTS_TOPIC_ARN is required: alerts from any other topic are refused")
 	}
 	p.ThingPrefix = os.Getenv("TAPLINE_THING_PREFIX")
+	macKey := os.Getenv("TAPLINE_ALERT_MAC_KEY")
+	if len(macKey) < schemas.MinMACKey {
+		return nil, fmt.Errorf("TAPLINE_ALERT_MAC_KEY is required (at least %d bytes): alerts are authenticated with it", schemas.MinMACKey)
+	}
 	var d command.Deliverer
 	switch backend := os.Getenv("TAPLINE_COMMAND_BACKEND"); backend {
 	case "mqtt":
@@ -83,5 +89,5 @@ func newHandler(ctx context.Context, log *slog.Logger) (*command.Handler, error)
 	default:
 		return nil, fmt.Errorf("TAPLINE_COMMAND_BACKEND %q is not shadow, topic or mqtt", backend)
 	}
-	return &command.Handler{Policy: p, Deliver: d, Log: log, TopicARN: topic}, nil
+	return &command.Handler{Policy: p, Deliver: d, Log: log, TopicARN: topic, MACKey: []byte(macKey)}, nil
 }

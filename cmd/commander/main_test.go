@@ -14,6 +14,7 @@ import (
 	"github.com/tapline/tapline/deploy/local/lambdarie"
 	"github.com/tapline/tapline/deploy/local/mqttbroker"
 	"github.com/tapline/tapline/deploy/local/server"
+	"github.com/tapline/tapline/schemas"
 	"github.com/tapline/tapline/sinks/command"
 )
 
@@ -31,8 +32,9 @@ func TestCommanderUnderRIE(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	const topic = "arn:aws:sns:us-east-1:123456789012:tapline-alerts"
+	key := strings.Repeat("k", 32)
 	fn, err := lambdarie.Start(bin, []string{"TAPLINE_COMMAND_BACKEND=mqtt", "TAPLINE_MQTT_URL=" + broker.URL,
-		"TAPLINE_ALERTS_TOPIC_ARN=" + topic, "TAPLINE_THING_PREFIX=keg-"})
+		"TAPLINE_ALERTS_TOPIC_ARN=" + topic, "TAPLINE_THING_PREFIX=keg-", "TAPLINE_ALERT_MAC_KEY=" + key})
 	server.Require(t, err)
 	defer fn.Stop()
 
@@ -49,7 +51,7 @@ func TestCommanderUnderRIE(t *testing.T) {
 	}).Wait()
 
 	ev, _ := json.Marshal(events.SNSEvent{Records: []events.SNSEventRecord{{EventSource: "aws:sns", SNS: events.SNSEntity{MessageID: "m1", TopicArn: topic,
-		Message: `{"alert_id":"0123456789abcdef","rule":"keg-leak","state":"FIRING","device_id":"keg-0042"}`}}}})
+		Message: signedAlert(t, `{"alert_id":"0123456789abcdef","rule":"keg-leak","state":"FIRING","device_id":"keg-0042"}`, key)}}}})
 	out, err := fn.Invoke(ev)
 	if err != nil || !strings.Contains(string(out), `"status":"sent"`) {
 		t.Fatalf("invoke: %s, %v", out, err)
@@ -66,4 +68,17 @@ func TestCommanderUnderRIE(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), `"status":"refused"`) {
 		t.Fatalf("unknown action: %s, %v", out, err)
 	}
+}
+
+func signedAlert(t *testing.T, msg, key string) string {
+	t.Helper()
+	var m schemas.AlertMessage
+	if err := json.Unmarshal([]byte(msg), &m); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Sign([]byte(key)); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
 }

@@ -70,6 +70,9 @@ func (s *seen) sentAt(t time.Time) time.Time {
 	return time.Time{}
 }
 
+// loopMACKey is the alert MAC key the service and the commander share.
+const loopMACKey = "closed-loop-test-key-of-32-bytes!"
+
 // TestClosedLoop runs the whole loop on the local stack: simulated kegs
 // (package sim) → Kinesis (kinesalite) → `tapline run` → SNS (goaws) →
 // an HTTP subscription that invokes the commander Lambda with the SNS
@@ -77,7 +80,7 @@ func (s *seen) sentAt(t time.Time) time.Time {
 // Emulator → MQTT (mochi-mqtt) → the leaking keg closes its valve → the
 // leak alert resolves. It reports the alert latency: from the record that
 // closed the leak's second window to SNS, and from SNS to the command at
-// the keg.
+// the keg. The service signs its alerts and the commander verifies them.
 func TestClosedLoop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("closed loop: starts the local stack, tapline and the commander")
@@ -90,7 +93,7 @@ func TestClosedLoop(t *testing.T) {
 	}
 	defer broker.Stop()
 	fn, err := lambdarie.Start(bins["commander"], []string{"TAPLINE_COMMAND_BACKEND=mqtt", "TAPLINE_MQTT_URL=" + broker.URL,
-		"TAPLINE_ALERTS_TOPIC_ARN=" + goaws.TopicARN("tapline-alerts"), "TAPLINE_THING_PREFIX=keg-"})
+		"TAPLINE_ALERTS_TOPIC_ARN=" + goaws.TopicARN("tapline-alerts"), "TAPLINE_THING_PREFIX=keg-", "TAPLINE_ALERT_MAC_KEY=" + loopMACKey})
 	server.Require(t, err)
 	defer fn.Stop()
 
@@ -141,7 +144,7 @@ func TestClosedLoop(t *testing.T) {
 	if _, err := st.S3Store(ctx, "lake"); err != nil {
 		t.Fatal(err)
 	}
-	env := append(st.Env(), "TAPLINE_STREAM=telemetry", "TAPLINE_S3_BUCKET=lake", "TAPLINE_APP=loop",
+	env := append(st.Env(), "TAPLINE_STREAM=telemetry", "TAPLINE_S3_BUCKET=lake", "TAPLINE_APP=loop", "TAPLINE_SNS_MAC_KEY="+loopMACKey,
 		"TAPLINE_SNS_TOPIC_ARN="+goaws.TopicARN("tapline-alerts"), "TAPLINE_RULES_FILE=../internal/demo/rules.yml",
 		"TAPLINE_KCL_SHARD_SYNC=200ms", "TAPLINE_KCL_IDLE_BETWEEN_READS=50ms", "TAPLINE_SHUTDOWN_TIMEOUT=20s")
 	tl := startProc(t, bins["tapline"], "tapline", env)

@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tapline/tapline/pipeline/consumer"
+	"github.com/tapline/tapline/schemas"
 	"github.com/tapline/tapline/sinks/layout"
 	"github.com/tapline/tapline/windows"
 )
@@ -47,6 +48,11 @@ type Config struct {
 	} `yaml:"s3"`
 	SNS struct {
 		TopicARN string `yaml:"topic_arn"` // empty: alerts go to S3 only
+		// MACKey signs every alert message (at least 32 bytes), so the
+		// command Lambda, which holds the same key, acts only on the
+		// service's alerts. A secret: in ECS it comes from Secrets
+		// Manager as TAPLINE_SNS_MAC_KEY.
+		MACKey string `yaml:"mac_key"`
 	} `yaml:"sns"`
 
 	RulesFile string `yaml:"rules_file"` // empty: no rules
@@ -218,6 +224,9 @@ func (c *Config) Validate() error {
 	}
 	if c.S3.Bucket == "" {
 		bad("s3.bucket", "required (TAPLINE_S3_BUCKET)")
+	}
+	if c.SNS.MACKey != "" && len(c.SNS.MACKey) < schemas.MinMACKey {
+		bad("sns.mac_key", "%d bytes: at least %d", len(c.SNS.MACKey), schemas.MinMACKey)
 	}
 	if err := layout.ValidPrefix(c.S3.Prefix); err != nil {
 		bad("s3.prefix", "%v", err)

@@ -58,11 +58,11 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	pubDone := make(chan struct{})
 	onAlert := func(*rules.Alert) {}
 	if c.SNS.TopicARN != "" {
-		toS3 := snssink.DeadLetterTo(store, c.S3.Prefix, func(err error) {
+		toS3 := snssink.DeadLetterTo(store, c.S3.Prefix, c.macKey(), func(err error) {
 			log.Error("alert lost: neither published nor dead-lettered", "err", err)
 		})
 		pub, err = snssink.New(with(c.Endpoints.SNS), snssink.Options{
-			TopicARN: c.SNS.TopicARN,
+			TopicARN: c.SNS.TopicARN, MACKey: c.macKey(),
 			DeadLetter: func(a *rules.Alert, why error) {
 				// The stack alarms on this line; the remedy is in it.
 				log.Warn("alert dead-lettered", "alert_id", a.ID, "state", string(a.State), "device_id", a.Device, "rule", a.Rule,
@@ -131,6 +131,14 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	srv.Shutdown(sctx)
 	log.Info("stopped", "took", time.Since(began).Round(time.Millisecond).String(), "err", stopErr)
 	return stopErr
+}
+
+// macKey is the alert MAC key, nil when none is configured.
+func (c *Config) macKey() []byte {
+	if c.SNS.MACKey == "" {
+		return nil
+	}
+	return []byte(c.SNS.MACKey)
 }
 
 // Handler serves the ops endpoints: /healthz (the process is alive),
@@ -222,7 +230,7 @@ func RedriveAlerts(ctx context.Context, c Config, since time.Time) (snssink.Redr
 	}
 	// Redrive publishes directly and reports failures itself; nothing is
 	// queued, so nothing reaches DeadLetter.
-	pub, err := snssink.New(with(c.Endpoints.SNS), snssink.Options{TopicARN: c.SNS.TopicARN, DeadLetter: func(*rules.Alert, error) {}})
+	pub, err := snssink.New(with(c.Endpoints.SNS), snssink.Options{TopicARN: c.SNS.TopicARN, MACKey: c.macKey(), DeadLetter: func(*rules.Alert, error) {}})
 	if err != nil {
 		return snssink.RedriveReport{}, err
 	}

@@ -109,8 +109,25 @@ func (r *recorder) Deliver(_ context.Context, c *Command) error {
 	return nil
 }
 
-// alertsTopic is the topic the test handlers accept alerts from.
+// alertsTopic is the topic the test handlers accept alerts from, and
+// macKey the key that signs their alerts.
 const alertsTopic = "arn:aws:sns:us-east-1:123456789012:tapline-alerts"
+
+var macKey = []byte(strings.Repeat("k", schemas.MinMACKey))
+
+// signed signs an alert message with key, as the service does.
+func signed(t *testing.T, msg string, key []byte) string {
+	t.Helper()
+	var m schemas.AlertMessage
+	if err := json.Unmarshal([]byte(msg), &m); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Sign(key); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
 
 func snsEvent(t *testing.T, messages ...string) json.RawMessage {
 	var ev events.SNSEvent
@@ -126,14 +143,14 @@ func snsEvent(t *testing.T, messages ...string) json.RawMessage {
 
 func TestHandlerReportsEachRecord(t *testing.T) {
 	rec := &recorder{}
-	h := &Handler{Policy: policy(t), Deliver: rec, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), TopicARN: alertsTopic}
-	leak := `{"alert_id":"a1","rule":"keg-leak","state":"FIRING","device_id":"keg-0042"}`
+	h := &Handler{Policy: policy(t), Deliver: rec, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), TopicARN: alertsTopic, MACKey: macKey}
+	leak := signed(t, `{"alert_id":"a1","rule":"keg-leak","state":"FIRING","device_id":"keg-0042"}`, macKey)
 	// SNS hands Lambda the "lambda" entry; a forwarder may pass the whole
 	// MessageStructure=json document.
-	doc, _ := json.Marshal(map[string]string{"default": "x", "lambda": `{"alert_id":"a2","rule":"keg-warm","state":"RESOLVED","device_id":"keg-0007"}`})
+	doc, _ := json.Marshal(map[string]string{"default": "x", "lambda": signed(t, `{"alert_id":"a2","rule":"keg-warm","state":"RESOLVED","device_id":"keg-0007"}`, macKey)})
 	resp, err := h.Handle(context.Background(), snsEvent(t, leak, string(doc),
-		`{"alert_id":"a3","rule":"keg-offline","state":"FIRING","device_id":"keg-0001"}`,
-		`{"alert_id":"a4","rule":"keg-leak","state":"FIRING","device_id":"keg/../0001"}`,
+		signed(t, `{"alert_id":"a3","rule":"keg-offline","state":"FIRING","device_id":"keg-0001"}`, macKey),
+		signed(t, `{"alert_id":"a4","rule":"keg-leak","state":"FIRING","device_id":"keg/../0001"}`, macKey),
 		`not json`))
 	if err != nil {
 		t.Fatal(err)
@@ -179,14 +196,20 @@ func TestForgedAlertsRefused(t *testing.T) {
 	rec := &recorder{}
 	p := policy(t)
 	p.ThingPrefix = "keg-"
-	h := &Handler{Policy: p, Deliver: rec, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), TopicARN: alertsTopic}
-	leak := `{"alert_id":"a1","rule":"keg-leak","state":"FIRING","device_id":"keg-0042"}`
+	h := &Handler{Policy: p, Deliver: rec, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), TopicARN: alertsTopic, MACKey: macKey}
+	raw := `{"alert_id":"a1","rule":"keg-leak","state":"FIRING","device_id":"keg-0042"}`
+	leak := signed(t, raw, macKey)
 	for name, mutate := range map[string]func(*events.SNSEventRecord){
-		"another topic":  func(r *events.SNSEventRecord) { r.SNS.TopicArn = "arn:aws:sns:us-east-1:999999999999:evil" },
-		"no topic":       func(r *events.SNSEventRecord) { r.SNS.TopicArn = "" },
-		"not SNS":        func(r *events.SNSEventRecord) { r.EventSource = "aws:sqs" },
-		"no source":      func(r *events.SNSEventRecord) { r.EventSource = "" },
-		"another device": func(r *events.SNSEventRecord) { r.SNS.Message = strings.Replace(leak, "keg-0042", "pump-7", 1) },
+		"unsigned":                func(r *events.SNSEventRecord) { r.SNS.Message = raw },
+		"signed with another key": func(r *events.SNSEventRecord) { r.SNS.Message = signed(t, raw, []byte(strings.Repeat("x", 32))) },
+		"another topic":           func(r *events.SNSEventRecord) { r.SNS.TopicArn = "arn:aws:sns:us-east-1:999999999999:evil" },
+		"no topic":                func(r *events.SNSEventRecord) { r.SNS.TopicArn = "" },
+		"not SNS":                 func(r *events.SNSEventRecord) { r.EventSource = "aws:sqs" },
+		"no source":               func(r *events.SNSEventRecord) { r.EventSource = "" },
+		"another device": func(r *events.SNSEventRecord) {
+			r.SNS.Message = signed(t, strings.Replace(raw, "keg-0042", "pump-7", 1), macKey)
+		},
+		"edited": func(r *events.SNSEventRecord) { r.SNS.Message = strings.Replace(leak, "keg-0042", "keg-0043", 1) },
 	} {
 		var ev events.SNSEvent
 		json.Unmarshal(snsEvent(t, leak), &ev)
@@ -242,8 +265,8 @@ func TestMQTTDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pub.Disconnect(100)
-	h := &Handler{Policy: policy(t), Deliver: MQTT{Client: pub}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), TopicARN: alertsTopic}
-	ev := snsEvent(t, `{"alert_id":"a1","rule":"keg-leak","state":"FIRING","device_id":"keg-0042"}`)
+	h := &Handler{Policy: policy(t), Deliver: MQTT{Client: pub}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), TopicARN: alertsTopic, MACKey: macKey}
+	ev := snsEvent(t, signed(t, `{"alert_id":"a1","rule":"keg-leak","state":"FIRING","device_id":"keg-0042"}`, macKey))
 	for range 2 {
 		if _, err := h.Handle(context.Background(), ev); err != nil {
 			t.Fatal(err)

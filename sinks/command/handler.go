@@ -25,6 +25,10 @@ type Handler struct {
 	// (another topic, or a direct invocation shaped like an SNS event)
 	// are refused. Required for SNS records.
 	TopicARN string
+	// MACKey is the service's alert MAC key: an alert whose MAC does not
+	// verify (schemas.AlertMessage.Verify) is refused. Required for SNS
+	// records.
+	MACKey []byte
 }
 
 // MaxInvocation bounds an invocation's size: an SNS event carries at most
@@ -86,6 +90,9 @@ func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (Response, er
 			continue
 		}
 		a, err := alertOf(r.SNS.Message)
+		if err == nil {
+			err = a.Verify(h.MACKey)
+		}
 		if err != nil {
 			resp.Results = append(resp.Results, Result{Record: r.SNS.MessageID, Status: "refused", Error: err.Error()})
 			h.Log.Warn("refused", "record", r.SNS.MessageID, "err", err)

@@ -72,7 +72,9 @@ const redriveMarks = "_redriven"
 //
 // Anyone who can write under the prefix can plant an object there, so
 // every object is checked before anything is sent: at most 64 KiB, one
-// dead-lettered alert whose message passes schemas.AlertMessage.Validate,
+// dead-lettered alert signed with the publisher's MAC key (when it has
+// one: the service's objects are), whose message passes
+// schemas.AlertMessage.Validate,
 // whose rule, kind, severity and window are the configured rules', and
 // whose key is the one DeadLetterTo derives from it. An object that fails
 // is refused and reported, never published. An alert SNS refuses as
@@ -111,7 +113,7 @@ func (p *Publisher) Redrive(ctx context.Context, store RedriveStore, o RedriveOp
 			continue // a record's dead letters
 		}
 		rep.Found++
-		a, err := readDeadAlert(ctx, store, prefix, key, o.Rules)
+		a, err := readDeadAlert(ctx, store, prefix, key, o.Rules, p.opts.MACKey)
 		if err != nil {
 			rep.Refused = append(rep.Refused, err)
 			continue
@@ -133,7 +135,7 @@ func (p *Publisher) Redrive(ctx context.Context, store RedriveStore, o RedriveOp
 		case !errors.Is(err, s3sink.ErrNotFound):
 			return rep, fmt.Errorf("snssink: redrive %q: %w", t.key, err)
 		}
-		in, err := Input(t.alert, p.opts.TopicARN)
+		in, err := Input(t.alert, p.opts.TopicARN, p.opts.MACKey)
 		if err == nil {
 			_, err = p.client.Publish(ctx, in)
 		}
@@ -167,7 +169,7 @@ func markKey(prefix, key string) string {
 }
 
 // readDeadAlert reads and checks one dead-lettered alert.
-func readDeadAlert(ctx context.Context, store RedriveStore, prefix, key string, rs *rules.Config) (*rules.Alert, error) {
+func readDeadAlert(ctx context.Context, store RedriveStore, prefix, key string, rs *rules.Config, macKey []byte) (*rules.Alert, error) {
 	b, err := store.GetAtMost(ctx, key, maxDeadAlert)
 	if err != nil {
 		return nil, fmt.Errorf("%q: %w", key, err)
@@ -180,6 +182,11 @@ func readDeadAlert(ctx context.Context, store RedriveStore, prefix, key string, 
 	}
 	if line.Reason != reasonNotPublished {
 		return nil, fmt.Errorf("%q: not a dead-lettered alert: reason %q", key, line.Reason)
+	}
+	if macKey != nil {
+		if err := line.Alert.Verify(macKey); err != nil {
+			return nil, fmt.Errorf("%q: %w", key, err)
+		}
 	}
 	a, err := fromMessage(line.Alert, rs)
 	if err != nil {

@@ -44,6 +44,11 @@ type Options struct {
 	TopicARN    string
 	QueueSize   int // alerts waiting to be published; default 1024
 	MaxAttempts int // per alert, the first included; default 6
+	// MACKey, when set, signs every alert message published
+	// (schemas.AlertMessage.Sign) so the command Lambda can tell the
+	// service's alerts from anyone else's; at least
+	// schemas.MinMACKey bytes.
+	MACKey []byte
 	// DeadLetter receives alerts that could not be published, with why,
 	// on one goroutine that Run starts. It may wait (an S3 PUT); the
 	// shard loop does not wait for it. Required.
@@ -84,6 +89,9 @@ type deadLetter struct {
 func New(cfg aws.Config, o Options) (*Publisher, error) {
 	if o.TopicARN == "" || o.DeadLetter == nil {
 		return nil, errors.New("snssink: a topic ARN and a DeadLetter function are required")
+	}
+	if o.MACKey != nil && len(o.MACKey) < schemas.MinMACKey {
+		return nil, fmt.Errorf("snssink: MAC key of %d bytes: at least %d", len(o.MACKey), schemas.MinMACKey)
 	}
 	if o.QueueSize <= 0 {
 		o.QueueSize = 1024
@@ -183,7 +191,7 @@ func (p *Publisher) Run(ctx context.Context) {
 }
 
 func (p *Publisher) publish(ctx context.Context, a *rules.Alert) {
-	in, err := Input(a, p.opts.TopicARN)
+	in, err := Input(a, p.opts.TopicARN, p.opts.MACKey)
 	if err == nil {
 		_, err = p.client.Publish(ctx, in)
 	}
@@ -202,6 +210,15 @@ func Message(a *rules.Alert) schemas.AlertMessage {
 		Device: a.Device, Metric: a.Metric, Window: a.Window, Value: a.Value, Threshold: a.Threshold,
 		Start: schemas.AlertTime(a.Start), End: schemas.AlertTime(a.End), At: schemas.AlertTime(a.At), Message: a.Message,
 	}
+}
+
+// signed is a's message, signed with key if there is one.
+func signed(a *rules.Alert, key []byte) (schemas.AlertMessage, error) {
+	m := Message(a)
+	if key == nil {
+		return m, nil
+	}
+	return m, m.Sign(key)
 }
 
 // Subject is the alert's one-line summary, at most 100 characters as
@@ -223,9 +240,14 @@ func Subject(a *rules.Alert) string {
 
 func num(v float64) string { return strconv.FormatFloat(v, 'g', 4, 64) }
 
-// Input builds the Publish request for an alert on topic.
-func Input(a *rules.Alert, topic string) (*sns.PublishInput, error) {
-	body, err := json.Marshal(Message(a))
+// Input builds the Publish request for an alert on topic, its message
+// signed with key if there is one.
+func Input(a *rules.Alert, topic string, key []byte) (*sns.PublishInput, error) {
+	m, err := signed(a, key)
+	if err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(m)
 	if err != nil {
 		return nil, err
 	}
@@ -284,15 +306,20 @@ const reasonNotPublished = "alert_not_published"
 
 // DeadLetterTo returns a DeadLetter function that stores each alert that
 // could not be published as one JSON line under the dead-letter prefix
-// (layout.AlertDeadLetterKey), with the reason. The store must be safe
+// (layout.AlertDeadLetterKey), with the reason, its message signed with
+// macKey if there is one (Redrive verifies it). The store must be safe
 // for concurrent use: Run calls it from its own goroutine. Alerts that
 // cannot even be stored are reported to onErr.
-func DeadLetterTo(store Store, prefix string, onErr func(error)) func(*rules.Alert, error) {
+func DeadLetterTo(store Store, prefix string, macKey []byte, onErr func(error)) func(*rules.Alert, error) {
 	return func(a *rules.Alert, why error) {
 		key, err := layout.AlertDeadLetterKey(prefix, a.At, a.ID, string(a.State))
+		var m schemas.AlertMessage
+		if err == nil {
+			m, err = signed(a, macKey)
+		}
 		if err == nil {
 			var line []byte
-			line, err = json.Marshal(deadAlert{reasonNotPublished, why.Error(), Message(a)})
+			line, err = json.Marshal(deadAlert{reasonNotPublished, why.Error(), m})
 			if err == nil {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				_, err = store.Put(ctx, key, append(line, '\n'))

@@ -23,6 +23,7 @@ import (
 	"github.com/tapline/tapline/deploy/local/goaws"
 	"github.com/tapline/tapline/deploy/local/server"
 	"github.com/tapline/tapline/deploy/local/versitygw"
+	"github.com/tapline/tapline/schemas"
 	"github.com/tapline/tapline/sinks/layout"
 	"github.com/tapline/tapline/sinks/s3sink"
 	"github.com/tapline/tapline/windows/rules"
@@ -196,7 +197,7 @@ func TestEnqueueNeverWaitsOnDeadLetters(t *testing.T) {
 }
 
 func TestInput(t *testing.T) {
-	in, err := Input(firing, "arn:aws:sns:us-east-1:1:alerts.fifo")
+	in, err := Input(firing, "arn:aws:sns:us-east-1:1:alerts.fifo", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,12 +215,38 @@ func TestInput(t *testing.T) {
 	if s := Subject(&long); len(s) > 100 || !strings.HasSuffix(s, "...") {
 		t.Fatalf("subject of %d characters: %q", len(s), s)
 	}
-	if in, _ := Input(firing, "arn:aws:sns:us-east-1:1:alerts"); in.MessageGroupId != nil {
+	if in, _ := Input(firing, "arn:aws:sns:us-east-1:1:alerts", nil); in.MessageGroupId != nil {
 		t.Fatal("group id on a standard topic")
 	}
 }
 
 type memStore map[string][]byte
+
+func (m memStore) Get(_ context.Context, key string) ([]byte, error) {
+	if b, ok := m[key]; ok {
+		return b, nil
+	}
+	return nil, fmt.Errorf("%s: %w", key, s3sink.ErrNotFound)
+}
+
+func (m memStore) GetAtMost(ctx context.Context, key string, max int64) ([]byte, error) {
+	b, err := m.Get(ctx, key)
+	if err == nil && int64(len(b)) > max {
+		return nil, s3sink.ErrTooLarge
+	}
+	return b, err
+}
+
+func (m memStore) List(_ context.Context, prefix string) ([]string, error) {
+	var keys []string
+	for k := range m {
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys, nil
+}
 
 func (m memStore) Put(_ context.Context, key string, data []byte) (bool, error) {
 	if _, ok := m[key]; ok {
@@ -239,7 +266,7 @@ func TestUnpublishedAlertsReachTheDeadLetterPrefix(t *testing.T) {
 	p, _ := New(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("x", "y", ""),
 		BaseEndpoint: aws.String("http://127.0.0.1:1")}, // nothing listens on port 1
 		Options{TopicARN: "arn:aws:sns:us-east-1:1:t", MaxAttempts: 1,
-			DeadLetter: DeadLetterTo(store, "tapline", func(err error) { storeErrs = append(storeErrs, err) })})
+			DeadLetter: DeadLetterTo(store, "tapline", nil, func(err error) { storeErrs = append(storeErrs, err) })})
 	p.Enqueue(&a)
 	p.Close()
 	p.Run(context.Background())
@@ -303,7 +330,7 @@ func TestRedrive(t *testing.T) {
 	back := *resolved
 	back.ID, back.Incident, back.At = "00000000000000a0", "10000000000000a0", leak.At // same time as leak and first by key: FIRING goes first
 	var lost []error
-	dead := DeadLetterTo(store, "tapline", func(err error) { lost = append(lost, err) })
+	dead := DeadLetterTo(store, "tapline", nil, func(err error) { lost = append(lost, err) })
 	for _, a := range []*rules.Alert{&back, &leak, &leakEarlier} {
 		dead(a, errors.New("SNS down"))
 	}
@@ -413,6 +440,76 @@ rules:
 		t.Fatal(err)
 	}
 	return rs
+}
+
+// TestRedriveVerifiesTheMAC: with a MAC key, only the service's own dead
+// letters are redriven: an unsigned object that would pass every other
+// check, and a signed one edited to aim at another device, are refused;
+// what is published carries a MAC the command Lambda verifies.
+func TestRedriveVerifiesTheMAC(t *testing.T) {
+	ctx := context.Background()
+	key := []byte(strings.Repeat("k", schemas.MinMACKey))
+	var mu sync.Mutex
+	var bodies []string
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var n notification
+		json.NewDecoder(r.Body).Decode(&n)
+		mu.Lock()
+		bodies = append(bodies, n.Message)
+		mu.Unlock()
+	}))
+	defer recv.Close()
+	snsSrv, err := goaws.Start(t.TempDir(), map[string][]string{"tapline-alerts": {recv.URL}})
+	server.Require(t, err)
+	defer snsSrv.Stop()
+
+	store := memStore{}
+	leak := *firing
+	leak.ID, leak.Incident = "00000000000000a1", "10000000000000a1"
+	DeadLetterTo(store, "tapline", key, func(err error) { t.Error(err) })(&leak, errors.New("SNS down"))
+	unsigned := leak
+	unsigned.ID = "00000000000000c3"
+	line, _ := json.Marshal(deadAlert{reasonNotPublished, "SNS down", Message(&unsigned)})
+	store.Put(ctx, mustKey(t, unsigned), line)
+	edited := leak
+	edited.ID = "00000000000000c4"
+	DeadLetterTo(store, "tapline", key, func(err error) { t.Error(err) })(&edited, errors.New("SNS down"))
+	store[mustKey(t, edited)] = bytes.Replace(store[mustKey(t, edited)], []byte(`"keg-0042"`), []byte(`"keg-0043"`), 1)
+
+	p, err := New(aws.Config{Region: goaws.Region, Credentials: credentials.NewStaticCredentialsProvider("x", "y", ""), BaseEndpoint: aws.String(snsSrv.Endpoint)},
+		Options{TopicARN: goaws.TopicARN("tapline-alerts"), MACKey: key, DeadLetter: func(*rules.Alert, error) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := p.Redrive(ctx, store, RedriveOptions{Prefix: "tapline", Rules: redriveRules(t)})
+	if err != nil || rep.Found != 3 || rep.Sent != 1 || len(rep.Refused) != 2 {
+		t.Fatalf("redrive: %+v, %v", rep, err)
+	}
+	for _, r := range rep.Refused {
+		if !errors.Is(r, schemas.ErrUnauthentic) {
+			t.Errorf("refused for another reason: %v", r)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(bodies)
+		mu.Unlock()
+		if n == 1 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(bodies) != 1 {
+		t.Fatalf("published %d", len(bodies))
+	}
+	var doc map[string]string
+	var m schemas.AlertMessage
+	if json.Unmarshal([]byte(bodies[0]), &doc) != nil || json.Unmarshal([]byte(doc["lambda"]), &m) != nil || m.Verify(key) != nil || m.ID != leak.ID {
+		t.Fatalf("published message does not verify: %s", bodies[0])
+	}
 }
 
 func mustKey(t *testing.T, a rules.Alert) string {

@@ -27,6 +27,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
@@ -122,6 +123,17 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 			Conditions: &sourceAccount,
 		}), jsii.Bool(false))
 	}
+
+	// The key that signs alert messages: the service signs, the
+	// commander verifies, so an alert that did not come from the service
+	// (a forged publish, a planted dead letter) commands nothing.
+	macKey := awssecretsmanager.NewSecret(stack, s("AlertMACKey"), &awssecretsmanager.SecretProps{
+		Description:   s("tapline: HMAC key of alert messages (sns.mac_key)"),
+		EncryptionKey: key,
+		GenerateSecretString: &awssecretsmanager.SecretStringGenerator{
+			PasswordLength: jsii.Number(64), ExcludePunctuation: jsii.Bool(true),
+		},
+	})
 
 	// Kinesis: devices' records, partitioned by device id.
 	streamProps := &awskinesis.StreamProps{
@@ -285,6 +297,9 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 			"TAPLINE_ENDPOINTS_IOTDATA": s(p.IoTDataEndpoint),
 			"TAPLINE_ALERTS_TOPIC_ARN":  alerts.TopicArn(),
 			"TAPLINE_THING_PREFIX":      s(p.ThingPrefix),
+			// A dynamic reference: CloudFormation resolves it at deploy
+			// time, the template holds only the secret's name.
+			"TAPLINE_ALERT_MAC_KEY": macKey.SecretValue().UnsafeUnwrap(),
 		},
 		DeadLetterQueue: dlq, RetryAttempts: jsii.Number(2),
 		LogGroup: awslogs.NewLogGroup(stack, s("CommanderLogs"), &awslogs.LogGroupProps{Retention: awslogs.RetentionDays_ONE_MONTH, EncryptionKey: key}),
@@ -320,6 +335,7 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 		"Kinesis": awsec2.InterfaceVpcEndpointAwsService_KINESIS_STREAMS(), "SNS": awsec2.InterfaceVpcEndpointAwsService_SNS(),
 		"Logs": awsec2.InterfaceVpcEndpointAwsService_CLOUDWATCH_LOGS(), "KMS": awsec2.InterfaceVpcEndpointAwsService_KMS(),
 		"ECR": awsec2.InterfaceVpcEndpointAwsService_ECR(), "ECRDocker": awsec2.InterfaceVpcEndpointAwsService_ECR_DOCKER(),
+		"SecretsManager": awsec2.InterfaceVpcEndpointAwsService_SECRETS_MANAGER(), // the MAC key, fetched at task start
 	} {
 		vpc.AddInterfaceEndpoint(s(name), &awsec2.InterfaceVpcEndpointOptions{Service: svc, PrivateDnsEnabled: jsii.Bool(true)}).AddToPolicy(ownPrincipals)
 	}
@@ -365,6 +381,7 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 			"TAPLINE_SNS_TOPIC_ARN": alerts.TopicArn(), "TAPLINE_RULES_FILE": s("/etc/tapline/rules.yml"),
 			"TAPLINE_SHUTDOWN_TIMEOUT": s("100s"), "TAPLINE_KCL_SHARD_SYNC": s("5s"),
 		},
+		Secrets:      &map[string]awsecs.Secret{"TAPLINE_SNS_MAC_KEY": awsecs.Secret_FromSecretsManager(macKey, nil)},
 		Logging:      awsecs.LogDriver_AwsLogs(&awsecs.AwsLogDriverProps{StreamPrefix: s("tapline"), LogGroup: logs}),
 		StopTimeout:  awscdk.Duration_Seconds(jsii.Number(120)),
 		PortMappings: &[]*awsecs.PortMapping{{ContainerPort: jsii.Number(8080)}},

@@ -404,8 +404,17 @@ func TestAlertsComeOnlyFromTheService(t *testing.T) {
 		if env["TAPLINE_COMMAND_BACKEND"] == nil {
 			continue // not the commander
 		}
-		if !strings.Contains(js(env["TAPLINE_ALERTS_TOPIC_ARN"]), topic) || env["TAPLINE_THING_PREFIX"] != "keg-" {
+		if !strings.Contains(js(env["TAPLINE_ALERTS_TOPIC_ARN"]), topic) || env["TAPLINE_THING_PREFIX"] != "keg-" ||
+			!strings.Contains(js(env["TAPLINE_ALERT_MAC_KEY"]), "{{resolve:secretsmanager:") || !strings.Contains(js(env["TAPLINE_ALERT_MAC_KEY"]), "AlertMACKey") {
 			t.Errorf("commander environment %s", js(env))
+		}
+	}
+	// The service signs with the same secret, handed to the container by
+	// ECS (never in the template or the task definition's plain text).
+	for _, p := range resources(t, "AWS::ECS::TaskDefinition") {
+		c := p["ContainerDefinitions"].([]any)[0].(map[string]any)
+		if s := js(c["Secrets"]); !strings.Contains(s, `"Name":"TAPLINE_SNS_MAC_KEY"`) || !strings.Contains(s, "AlertMACKey") {
+			t.Errorf("container secrets %s", s)
 		}
 	}
 }
