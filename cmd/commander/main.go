@@ -1,9 +1,8 @@
 // Command commander is the command Lambda: subscribed to tapline's SNS
 // alert topic, it turns alerts into commands to devices by the command
 // policy (command.Default, embedded; TAPLINE_COMMAND_POLICY names another
-// file), and operators invoke it directly with
-// {"device_id","action","operator","request_id"}. See package
-// sinks/command.
+// file), and operators POST {"device_id","action","request_id"} to its
+// IAM-authenticated function URL. See package sinks/command.
 //
 // Environment:
 //

@@ -64,9 +64,23 @@ func TestCommanderUnderRIE(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the device received no command")
 	}
-	out, err = fn.Invoke([]byte(`{"device_id":"keg-0042","action":"format_disk","operator":"mallory","request_id":"r1"}`))
-	if err != nil || !strings.Contains(string(out), `"status":"refused"`) {
+	out, err = fn.Invoke([]byte(`{"version":"2.0","rawPath":"/","requestContext":{"authorizer":{"iam":{"userArn":"arn:aws:iam::123456789012:user/mallory"}}},"body":"{\"device_id\":\"keg-0042\",\"action\":\"format_disk\",\"request_id\":\"r1\"}"}`))
+	if err != nil || !strings.Contains(string(out), `"status":"refused"`) || !strings.Contains(string(out), "refused by the command policy") {
 		t.Fatalf("unknown action: %s, %v", out, err)
+	}
+	// An allowed action through the function URL reaches the device, in
+	// the name of the IAM caller.
+	out, err = fn.Invoke([]byte(`{"version":"2.0","rawPath":"/","requestContext":{"authorizer":{"iam":{"userArn":"arn:aws:iam::123456789012:user/alice"}}},"body":"{\"device_id\":\"keg-0042\",\"action\":\"open_valve\",\"request_id\":\"r2\"}"}`))
+	if err != nil || !strings.Contains(string(out), `"status":"sent"`) {
+		t.Fatalf("operator request: %s, %v", out, err)
+	}
+	select {
+	case c := <-got:
+		if c.Action != "open_valve" || c.Reason != "operator arn:aws:iam::123456789012:user/alice" {
+			t.Fatalf("device received %+v", c)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the device received no operator command")
 	}
 }
 

@@ -171,13 +171,14 @@ func TestHandlerReportsEachRecord(t *testing.T) {
 	if err == nil || resp.Results[0].Status != "failed" {
 		t.Fatalf("failed delivery: %+v, %v", resp, err)
 	}
-	// A direct invocation: an operator's request, unknown fields refused.
+	// An operator's request through the function URL, unknown fields
+	// refused.
 	rec.fail = nil
-	resp, err = h.Handle(context.Background(), json.RawMessage(`{"device_id":"keg-0042","action":"open_valve","operator":"alice","request_id":"r1"}`))
+	resp, err = h.Handle(context.Background(), urlRequest(t, `{"device_id":"keg-0042","action":"open_valve","request_id":"r1"}`, aliceARN))
 	if err != nil || resp.Results[0].Status != "sent" {
 		t.Fatalf("request: %+v, %v", resp, err)
 	}
-	resp, _ = h.Handle(context.Background(), json.RawMessage(`{"device_id":"keg-0042","action":"open_valve","operator":"alice","request_id":"r1","sudo":true}`))
+	resp, _ = h.Handle(context.Background(), urlRequest(t, `{"device_id":"keg-0042","action":"open_valve","request_id":"r1","sudo":true}`, aliceARN))
 	if resp.Results[0].Status != "refused" {
 		t.Fatalf("request with an unknown field: %+v", resp)
 	}
@@ -185,6 +186,49 @@ func TestHandlerReportsEachRecord(t *testing.T) {
 	resp, _ = h.Handle(context.Background(), append(big, `"}`...))
 	if resp.Results[0].Status != "refused" {
 		t.Fatalf("an oversized invocation: %+v", resp)
+	}
+}
+
+const aliceARN = "arn:aws:sts::123456789012:assumed-role/tapline-operators/alice"
+
+// urlRequest is a function URL invocation with body, authenticated as
+// caller ("" for none).
+func urlRequest(t *testing.T, body, caller string) json.RawMessage {
+	t.Helper()
+	ev := events.LambdaFunctionURLRequest{Version: "2.0", RawPath: "/", Body: body}
+	if caller != "" {
+		ev.RequestContext.Authorizer = &events.LambdaFunctionURLRequestContextAuthorizerDescription{
+			IAM: &events.LambdaFunctionURLRequestContextAuthorizerIAMDescription{UserARN: caller}}
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestOperatorIsTheCaller: the operator of a request is the IAM principal
+// that called the function URL, whatever the body says; a request with no
+// IAM identity, and a direct invocation (which names no caller), are
+// refused. Before, "operator" was whatever the payload said.
+func TestOperatorIsTheCaller(t *testing.T) {
+	rec := &recorder{}
+	h := &Handler{Policy: policy(t), Deliver: rec, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), TopicARN: alertsTopic, MACKey: macKey}
+	resp, err := h.Handle(context.Background(), urlRequest(t, `{"device_id":"keg-0042","action":"open_valve","request_id":"r1"}`, aliceARN))
+	if err != nil || resp.Results[0].Status != "sent" || len(rec.sent) != 1 || rec.sent[0].Reason != "operator "+aliceARN {
+		t.Fatalf("request: %+v, %v, sent %+v", resp, err, rec.sent)
+	}
+	for name, raw := range map[string]json.RawMessage{
+		"operator in the body": urlRequest(t, `{"device_id":"keg-0042","action":"open_valve","operator":"root","request_id":"r2"}`, aliceARN),
+		"no IAM identity":      urlRequest(t, `{"device_id":"keg-0042","action":"open_valve","request_id":"r3"}`, ""),
+		"direct invocation":    json.RawMessage(`{"device_id":"keg-0042","action":"open_valve","operator":"alice","request_id":"r4"}`),
+	} {
+		if resp, _ := h.Handle(context.Background(), raw); resp.Results[0].Status != "refused" {
+			t.Errorf("%s: %+v", name, resp)
+		}
+	}
+	if len(rec.sent) != 1 {
+		t.Fatalf("sent %d commands", len(rec.sent))
 	}
 }
 
@@ -220,7 +264,7 @@ func TestForgedAlertsRefused(t *testing.T) {
 			t.Errorf("%s: %+v, %v", name, resp, err)
 		}
 	}
-	resp, _ := h.Handle(context.Background(), json.RawMessage(`{"device_id":"pump-7","action":"open_valve","operator":"alice","request_id":"r1"}`))
+	resp, _ := h.Handle(context.Background(), urlRequest(t, `{"device_id":"pump-7","action":"open_valve","request_id":"r1"}`, aliceARN))
 	if resp.Results[0].Status != "refused" {
 		t.Errorf("operator request for another deployment's device: %+v", resp)
 	}

@@ -3,6 +3,7 @@ package command
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +16,9 @@ import (
 )
 
 // Handler is the command Lambda's logic: SNS events carrying tapline
-// alerts, or an operator's Request invoked directly.
+// alerts, or an operator's request through the function URL, whose IAM
+// authentication (AWS_IAM) names the operator: the operator is the
+// caller's IAM principal, never what the request says.
 type Handler struct {
 	Policy  *Policy
 	Deliver Deliverer
@@ -61,22 +64,31 @@ func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (Response, er
 		return Response{Results: []Result{{Record: "invocation", Status: "refused", Error: fmt.Sprintf("invocation of %d bytes exceeds %d", len(raw), MaxInvocation)}}}, nil
 	}
 	var probe struct {
-		Records []json.RawMessage `json:"Records"`
+		Records        []json.RawMessage `json:"Records"`
+		RequestContext json.RawMessage   `json:"requestContext"`
 	}
 	if err := json.Unmarshal(raw, &probe); err != nil {
 		return Response{}, fmt.Errorf("command: invocation is not JSON: %w", err)
 	}
 	var resp Response
 	var failed error
-	if probe.Records == nil {
-		var req Request
-		if err := strictJSON(raw, &req); err != nil {
+	switch {
+	case probe.RequestContext != nil:
+		req, err := operatorRequest(raw)
+		if err != nil {
 			resp.Results = append(resp.Results, Result{Record: "request", Status: "refused", Error: err.Error()})
+			h.Log.Warn("refused", "record", "request", "err", err)
 			return resp, nil
 		}
-		c, err := h.Policy.ForRequest(&req, now())
+		h.Log.Info("operator request", "operator", req.Operator, "device_id", req.DeviceID, "action", req.Action, "request_id", req.RequestID)
+		c, err := h.Policy.ForRequest(req, now())
 		resp.Results = append(resp.Results, h.send(ctx, "request", c, err, &failed))
 		return resp, failed
+	case probe.Records == nil:
+		err := errors.New("command: a direct invocation names no caller: operators use the function URL (AWS_IAM)")
+		resp.Results = append(resp.Results, Result{Record: "request", Status: "refused", Error: err.Error()})
+		h.Log.Warn("refused", "record", "request", "err", err)
+		return resp, nil
 	}
 	var ev events.SNSEvent
 	if err := json.Unmarshal(raw, &ev); err != nil {
@@ -143,6 +155,36 @@ func alertOf(msg string) (*schemas.AlertMessage, error) {
 		}
 	}
 	return nil, errors.New("command: the SNS message is not a tapline alert")
+}
+
+// operatorRequest reads an operator's request from a function URL
+// invocation: the body's device, action and request id, and the
+// operator from the IAM authentication the URL requires.
+func operatorRequest(raw []byte) (*Request, error) {
+	var ev events.LambdaFunctionURLRequest
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		return nil, fmt.Errorf("command: not a function URL request: %w", err)
+	}
+	a := ev.RequestContext.Authorizer
+	if a == nil || a.IAM == nil || a.IAM.UserARN == "" {
+		return nil, errors.New("command: the request carries no IAM identity: the function URL must use AWS_IAM")
+	}
+	body := []byte(ev.Body)
+	if ev.IsBase64Encoded {
+		var err error
+		if body, err = base64.StdEncoding.DecodeString(ev.Body); err != nil {
+			return nil, fmt.Errorf("command: request body: %w", err)
+		}
+	}
+	var b struct {
+		DeviceID  string `json:"device_id"`
+		Action    string `json:"action"`
+		RequestID string `json:"request_id"`
+	}
+	if err := strictJSON(body, &b); err != nil {
+		return nil, err
+	}
+	return &Request{DeviceID: b.DeviceID, Action: b.Action, RequestID: b.RequestID, Operator: a.IAM.UserARN}, nil
 }
 
 func strictJSON(raw []byte, v any) error {

@@ -155,12 +155,14 @@ func (p *Policy) checkDevice(id string) error {
 	return nil
 }
 
-// Request is an operator's command (a direct invocation).
+// Request is an operator's command. Operator is who asked: the caller's
+// IAM principal (the function URL's AWS_IAM authentication), at most 240
+// bytes.
 type Request struct {
-	DeviceID  string `json:"device_id"`
-	Action    string `json:"action"`
-	Operator  string `json:"operator"`
-	RequestID string `json:"request_id"` // the same request id, the same command
+	DeviceID  string
+	Action    string
+	Operator  string
+	RequestID string // the same request id, the same command
 }
 
 // ForRequest returns the command an operator asked for, if allowed.
@@ -169,8 +171,8 @@ func (p *Policy) ForRequest(r *Request, now time.Time) (*Command, error) {
 	if desired == nil {
 		return nil, fmt.Errorf("action %q: %w", r.Action, ErrRefused)
 	}
-	if r.Operator == "" || r.RequestID == "" || len(r.Operator) > 64 || len(r.RequestID) > 128 {
-		return nil, fmt.Errorf("operator and request_id are required (at most 64 and 128 bytes)")
+	if r.Operator == "" || r.RequestID == "" || len(r.Operator) > 240 || len(r.RequestID) > 128 {
+		return nil, fmt.Errorf("operator and request_id are required (at most 240 and 128 bytes)")
 	}
 	if err := p.checkDevice(r.DeviceID); err != nil {
 		return nil, err

@@ -313,6 +313,10 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 		Resources: &[]*string{awscdk.Fn_Sub(s("arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}:topic/tapline/commands/"+p.ThingPrefix+"*"), nil)},
 	}))
 	alerts.AddSubscription(awssnssubscriptions.NewLambdaSubscription(commander, &awssnssubscriptions.LambdaSubscriptionProps{DeadLetterQueue: dlq}))
+	// Operators ask for commands through this URL, signed with their IAM
+	// credentials (lambda:InvokeFunctionUrl); the commander takes the
+	// operator from the signature, never from the request.
+	operatorURL := commander.AddFunctionUrl(&awslambda.FunctionUrlOptions{AuthType: awslambda.FunctionUrlAuthType_AWS_IAM})
 
 	// The network: private subnets, no NAT; VPC endpoints for everything
 	// the task talks to.
@@ -432,7 +436,7 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	alarm("CommanderErrorsAlarm", commander.MetricErrors(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5))}), 0, "the commander Lambda failed")
 	alarm("CommanderDLQAlarm", dlq.MetricApproximateNumberOfMessagesVisible(nil), 0, "alerts the commander could not handle")
 
-	for name, v := range map[string]*string{"Bucket": lake.BucketName(), "Stream": stream.StreamName(), "AlertsTopic": alerts.TopicArn(), "LeaseTable": leases.TableName(), "Commander": commander.FunctionName()} {
+	for name, v := range map[string]*string{"Bucket": lake.BucketName(), "Stream": stream.StreamName(), "AlertsTopic": alerts.TopicArn(), "LeaseTable": leases.TableName(), "Commander": commander.FunctionName(), "OperatorURL": operatorURL.Url()} {
 		awscdk.NewCfnOutput(stack, s("Out"+name), &awscdk.CfnOutputProps{Value: v})
 	}
 	return stack, nil

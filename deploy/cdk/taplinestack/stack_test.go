@@ -419,6 +419,15 @@ func TestAlertsComeOnlyFromTheService(t *testing.T) {
 	}
 }
 
+// Operators reach the commander only through an IAM-authenticated URL.
+func TestOperatorURLIsIAMAuthenticated(t *testing.T) {
+	for id, p := range resources(t, "AWS::Lambda::Url") {
+		if p["AuthType"] != "AWS_IAM" || !strings.Contains(js(p["TargetFunctionArn"]), "Commander") {
+			t.Errorf("function URL %s: %s", id, js(p))
+		}
+	}
+}
+
 // Devices connect as their thing and publish and hear only their own
 // topics: the telemetry rule takes device_id from the topic, so one thing
 // cannot raise alerts (and commands) for another.
