@@ -367,6 +367,20 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 		Conditions: &map[string]interface{}{"StringLike": map[string]interface{}{"s3:prefix": []string{p.Prefix + "/*"}}},
 	}))
 	key.Grant(taskRole, s("kms:Decrypt"), s("kms:GenerateDataKey"))
+	// What the service reads back and acts on (dead-lettered alerts it
+	// redrives, the shard state it restores, the first start) only the
+	// service writes, whatever else other policies in the account grant.
+	lake.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid: s("OnlyTheServiceWritesWhatItReadsBack"), Effect: awsiam.Effect_DENY,
+		Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()},
+		Actions:    s2("s3:PutObject", "s3:DeleteObject"),
+		Resources: &[]*string{
+			lake.ArnForObjects(s(layout.Under(p.Prefix, layout.DeadLetter) + "/*")),
+			lake.ArnForObjects(s(layout.Under(p.Prefix, layout.State) + "/*")),
+			lake.ArnForObjects(s(layout.Under(p.Prefix, layout.App) + "/*")),
+		},
+		Conditions: &map[string]interface{}{"ArnNotEquals": map[string]interface{}{"aws:PrincipalArn": taskRole.RoleArn()}},
+	}))
 
 	cluster := awsecs.NewCluster(stack, s("Cluster"), &awsecs.ClusterProps{Vpc: vpc})
 	task := awsecs.NewFargateTaskDefinition(stack, s("Task"), &awsecs.FargateTaskDefinitionProps{

@@ -419,6 +419,26 @@ func TestAlertsComeOnlyFromTheService(t *testing.T) {
 	}
 }
 
+// Only the task role writes the prefixes the service reads back.
+func TestOnlyTheServiceWritesWhatItReadsBack(t *testing.T) {
+	found := false
+	for _, p := range resources(t, "AWS::S3::BucketPolicy") {
+		for _, st := range get(p, "PolicyDocument", "Statement").([]any) {
+			st := st.(map[string]any)
+			if st["Effect"] != "Deny" || !strings.Contains(js(st["Action"]), "s3:PutObject") {
+				continue
+			}
+			res, cond := js(st["Resource"]), js(get(st, "Condition", "ArnNotEquals", "aws:PrincipalArn"))
+			if strings.Contains(res, "tapline/deadletter/*") && strings.Contains(res, "tapline/_state/*") && strings.Contains(res, "tapline/_app/*") && strings.Contains(cond, "TaskRole") {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Error("no bucket policy keeps all but the task role from writing deadletter/, _state/ and _app/")
+	}
+}
+
 // Operators reach the commander only through an IAM-authenticated URL.
 func TestOperatorURLIsIAMAuthenticated(t *testing.T) {
 	for id, p := range resources(t, "AWS::Lambda::Url") {
