@@ -13,7 +13,7 @@ FUZZ_RULES  ?= 100000x
 FUZZ_KEY    ?= 200000x
 FUZZ_TOPIC  ?= 100000x
 
-.PHONY: test-faults all test unit fuzz lint bench bench-full demo local-stack stack-up stack-down deploy-check build-check
+.PHONY: test-faults all test unit fuzz lint bench bench-full demo local-stack stack-up stack-down deploy-check build-check image
 
 all: test
 
@@ -52,9 +52,16 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzCommandTopic$$' -fuzztime $(FUZZ_TOPIC) ./sinks/command
 
 ## build-check: the container's build step gives a static, reproducible,
-## version-stamped binary (docker cannot run here)
+## version-stamped binary with CA roots, and the image (FROM scratch)
+## builds with podman, offline (installed from Debian if missing)
 build-check:
+	command -v podman >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman >/dev/null; }
 	sh deploy/build-check.sh
+
+## image: the container's build context in .tools/dist/image, for
+## linux/arm64 (GOARCH=amd64 for x86 hosts); then docker build it
+image:
+	sh deploy/image.sh .tools/dist/image
 
 ## deploy-check: the CDK app (its own module, deploy/cdk; named packages,
 ## since node_modules holds the CLI's Go templates) is vetted, its
@@ -64,6 +71,7 @@ build-check:
 CDK_ENV := JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 CDK_DISABLE_VERSION_CHECK=1
 deploy-check: build-check
 	GOARCH=arm64 deploy/build.sh .tools/dist/commander/bootstrap ./cmd/commander
+	GOARCH=arm64 sh deploy/image.sh .tools/dist/image
 	cd deploy/cdk && $(GO) vet . ./taplinestack && $(GO) tool -modfile=../tools/go.mod staticcheck . ./taplinestack
 	cd deploy/cdk && $(CDK_ENV) $(GO) test -count=1 . ./taplinestack
 	npm ci --prefix deploy/cdk --no-audit --no-fund --loglevel=error

@@ -21,6 +21,10 @@ import (
 	"syscall"
 	"time"
 
+	// Mozilla's CA roots, used when the system has none: the container is
+	// FROM scratch (deploy/Dockerfile).
+	_ "golang.org/x/crypto/x509roots/fallback"
+
 	"github.com/tapline/tapline/cmd/internal/demo"
 	"github.com/tapline/tapline/pipeline/service"
 	"github.com/tapline/tapline/sinks/athena"

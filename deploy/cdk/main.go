@@ -48,7 +48,7 @@ func main() {
 		Shards: num("shards", 0), DesiredCount: num("desiredCount", 0), MaxCount: num("maxCount", 0),
 		ThingPrefix: str("thingPrefix", ""), IoTDataEndpoint: str("iotDataEndpoint", ""), OpsEmail: str("opsEmail", ""),
 		RawRetentionDays: num("rawRetentionDays", 0),
-		RepoRoot:         str("repoRoot", "../.."), CommanderAsset: str("commanderAsset", "../../.tools/dist/commander"),
+		ImageAsset:       str("imageAsset", "../../.tools/dist/image"), CommanderAsset: str("commanderAsset", "../../.tools/dist/commander"),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cdk:", err)

@@ -50,7 +50,7 @@ type Props struct {
 	ThingPrefix      string  // commands only reach things whose name starts with it; default "keg-"
 	IoTDataEndpoint  string  // the account's IoT data endpoint (https://...-ats.iot.REGION.amazonaws.com)
 	OpsEmail         string  // optional: alarm and alert emails
-	RepoRoot         string  // the repository (the container's build context)
+	ImageAsset       string  // the container's build context (deploy/image.sh)
 	CommanderAsset   string  // directory holding the commander's linux/arm64 "bootstrap"
 	RawRetentionDays float64 // raw telemetry expires after this; default 365
 }
@@ -89,8 +89,8 @@ func (p *Props) defaults() {
 // New builds the stack.
 func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	p.defaults()
-	if p.RepoRoot == "" || p.CommanderAsset == "" {
-		return nil, fmt.Errorf("taplinestack: RepoRoot and CommanderAsset are required")
+	if p.ImageAsset == "" || p.CommanderAsset == "" {
+		return nil, fmt.Errorf("taplinestack: ImageAsset and CommanderAsset are required")
 	}
 	stack := awscdk.NewStack(scope, &id, &p.StackProps)
 	s := jsii.String
@@ -388,10 +388,7 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 		RuntimePlatform: &awsecs.RuntimePlatform{CpuArchitecture: awsecs.CpuArchitecture_ARM64(), OperatingSystemFamily: awsecs.OperatingSystemFamily_LINUX()},
 	})
 	task.AddContainer(s("tapline"), &awsecs.ContainerDefinitionOptions{
-		Image: awsecs.ContainerImage_FromAsset(s(p.RepoRoot), &awsecs.AssetImageProps{
-			File:    s("deploy/Dockerfile"),
-			Exclude: s2(".git", ".tools", "**/node_modules", "tapline-data", ".tapline-stack", "deploy/cdk/cdk.out", "**/*.test"),
-		}),
+		Image:   awsecs.ContainerImage_FromAsset(s(p.ImageAsset), nil), // FROM scratch: the binary and the rules
 		Command: s2("run"),
 		Environment: &map[string]*string{
 			"TAPLINE_APP": s(p.App), "TAPLINE_STREAM": stream.StreamName(),

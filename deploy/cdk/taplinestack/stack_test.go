@@ -42,9 +42,23 @@ func synth(t *testing.T) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The synth only stages the asset: a placeholder bootstrap will do.
+	// The synth only stages the assets: a placeholder bootstrap and the
+	// real Dockerfile beside a placeholder binary will do.
 	if err := os.WriteFile(filepath.Join(asset, "bootstrap"), []byte("placeholder"), 0o755); err != nil {
 		return nil, err
+	}
+	image, err := os.MkdirTemp("", "image-*")
+	if err != nil {
+		return nil, err
+	}
+	df, err := os.ReadFile(filepath.Join(root, "deploy", "Dockerfile"))
+	if err != nil {
+		return nil, err
+	}
+	for name, data := range map[string][]byte{"Dockerfile": df, "tapline": []byte("placeholder"), "rules.yml": nil} {
+		if err := os.WriteFile(filepath.Join(image, name), data, 0o644); err != nil {
+			return nil, err
+		}
 	}
 	out, err := os.MkdirTemp("", "cdk-out-*")
 	if err != nil {
@@ -53,7 +67,7 @@ func synth(t *testing.T) (map[string]any, error) {
 	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(out)})
 	stack, err := New(app, "Tapline", Props{
 		StackProps: awscdk.StackProps{Env: &awscdk.Environment{Account: jsii.String("123456789012"), Region: jsii.String("eu-west-1")}},
-		RepoRoot:   root, CommanderAsset: asset, OpsEmail: "ops@example.com",
+		ImageAsset: image, CommanderAsset: asset, OpsEmail: "ops@example.com",
 		IoTDataEndpoint: "https://example-ats.iot.eu-west-1.amazonaws.com",
 	})
 	if err != nil {
