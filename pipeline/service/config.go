@@ -53,6 +53,9 @@ type Config struct {
 		// service's alerts. A secret: in ECS it comes from Secrets
 		// Manager as TAPLINE_SNS_MAC_KEY.
 		MACKey string `yaml:"mac_key"`
+		// QueueSize bounds the alerts waiting for SNS, and those waiting
+		// for the dead-letter store; 0: 1,024.
+		QueueSize int `yaml:"queue_size"`
 	} `yaml:"sns"`
 
 	RulesFile string `yaml:"rules_file"` // empty: no rules

@@ -62,7 +62,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 			log.Error("alert lost: neither published nor dead-lettered", "err", err)
 		})
 		pub, err = snssink.New(with(c.Endpoints.SNS), snssink.Options{
-			TopicARN: c.SNS.TopicARN, MACKey: c.macKey(),
+			TopicARN: c.SNS.TopicARN, MACKey: c.macKey(), QueueSize: c.SNS.QueueSize,
 			DeadLetter: func(a *rules.Alert, why error) {
 				// The stack alarms on this line; the remedy is in it.
 				log.Warn("alert dead-lettered", "alert_id", a.ID, "state", string(a.State), "device_id", a.Device, "rule", a.Rule,
