@@ -111,27 +111,14 @@ var ErrNotFound = errors.New("s3sink: no such key")
 
 // Get reads the object under key.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
-	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
-	if err != nil {
-		var nsk *types.NoSuchKey
-		if errors.As(err, &nsk) {
-			return nil, fmt.Errorf("s3://%s/%s: %w", s.bucket, key, ErrNotFound)
-		}
-		return nil, fmt.Errorf("s3sink: get s3://%s/%s: %w", s.bucket, key, err)
-	}
-	defer out.Body.Close()
-	b, err := io.ReadAll(out.Body)
-	if err != nil {
-		return nil, fmt.Errorf("s3sink: get s3://%s/%s: %w", s.bucket, key, err)
-	}
-	return b, nil
+	return s.GetAtMost(ctx, key, -1)
 }
 
 // ErrTooLarge is returned by GetAtMost for an object over its limit.
 var ErrTooLarge = errors.New("object too large")
 
 // GetAtMost is Get for objects others may have written: one larger than
-// max bytes is refused without reading its body.
+// max bytes (max >= 0) is refused without reading its body.
 func (s *Store) GetAtMost(ctx context.Context, key string, max int64) ([]byte, error) {
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
 	if err != nil {
@@ -142,14 +129,18 @@ func (s *Store) GetAtMost(ctx context.Context, key string, max int64) ([]byte, e
 		return nil, fmt.Errorf("s3sink: get s3://%s/%s: %w", s.bucket, key, err)
 	}
 	defer out.Body.Close()
-	if n := aws.ToInt64(out.ContentLength); n > max {
-		return nil, fmt.Errorf("s3://%s/%s: %d bytes, limit %d: %w", s.bucket, key, n, max, ErrTooLarge)
+	body := io.Reader(out.Body)
+	if max >= 0 {
+		if n := aws.ToInt64(out.ContentLength); n > max {
+			return nil, fmt.Errorf("s3://%s/%s: %d bytes, limit %d: %w", s.bucket, key, n, max, ErrTooLarge)
+		}
+		body = io.LimitReader(out.Body, max+1)
 	}
-	b, err := io.ReadAll(io.LimitReader(out.Body, max+1))
+	b, err := io.ReadAll(body)
 	if err != nil {
 		return nil, fmt.Errorf("s3sink: get s3://%s/%s: %w", s.bucket, key, err)
 	}
-	if int64(len(b)) > max {
+	if max >= 0 && int64(len(b)) > max {
 		return nil, fmt.Errorf("s3://%s/%s: over %d bytes: %w", s.bucket, key, max, ErrTooLarge)
 	}
 	return b, nil
