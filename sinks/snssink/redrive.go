@@ -200,7 +200,7 @@ func readDeadAlert(ctx context.Context, store RedriveStore, prefix, key string, 
 	return a, nil
 }
 
-// fromMessage is the inverse of Message, with the checks an alert from
+// fromMessage is the inverse of rules.Alert.AlertMessage, with the checks an alert from
 // storage needs before it reaches SNS and the command Lambda.
 func fromMessage(j schemas.AlertMessage, rs *rules.Config) (*rules.Alert, error) {
 	if err := j.Validate(); err != nil {

@@ -203,18 +203,9 @@ func (p *Publisher) publish(ctx context.Context, a *rules.Alert) {
 	p.Sent.Add(1)
 }
 
-// Message is the alert as programs receive it.
-func Message(a *rules.Alert) schemas.AlertMessage {
-	return schemas.AlertMessage{
-		ID: a.ID, Incident: a.Incident, State: a.State, Rule: a.Rule, Kind: a.Kind, Severity: a.Severity,
-		Device: a.Device, Metric: a.Metric, Window: a.Window, Value: a.Value, Threshold: a.Threshold,
-		Start: schemas.AlertTime(a.Start), End: schemas.AlertTime(a.End), At: schemas.AlertTime(a.At), Message: a.Message,
-	}
-}
-
 // signed is a's message, signed with key if there is one.
 func signed(a *rules.Alert, key []byte) (schemas.AlertMessage, error) {
-	m := Message(a)
+	m := a.AlertMessage()
 	if key == nil {
 		return m, nil
 	}

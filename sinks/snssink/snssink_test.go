@@ -354,7 +354,7 @@ func TestRedrive(t *testing.T) {
 	// used to stop every run) sorted first by its 1970 time, and an
 	// object too large to read.
 	planted := func(a rules.Alert, pad int) {
-		line, _ := json.Marshal(deadAlert{reasonNotPublished, "SNS down", Message(&a)})
+		line, _ := json.Marshal(deadAlert{reasonNotPublished, "SNS down", a.AlertMessage()})
 		store.Put(ctx, mustKey(t, a), append(line, bytes.Repeat([]byte(" "), pad)...))
 	}
 	evil := leak
@@ -469,7 +469,7 @@ func TestRedriveVerifiesTheMAC(t *testing.T) {
 	DeadLetterTo(store, "tapline", key, func(err error) { t.Error(err) })(&leak, errors.New("SNS down"))
 	unsigned := leak
 	unsigned.ID = "00000000000000c3"
-	line, _ := json.Marshal(deadAlert{reasonNotPublished, "SNS down", Message(&unsigned)})
+	line, _ := json.Marshal(deadAlert{reasonNotPublished, "SNS down", unsigned.AlertMessage()})
 	store.Put(ctx, mustKey(t, unsigned), line)
 	edited := leak
 	edited.ID = "00000000000000c4"

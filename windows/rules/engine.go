@@ -41,6 +41,16 @@ type Alert struct {
 	Message   string
 }
 
+// AlertMessage is the alert as programs receive it (the SNS message, a
+// dead letter, a backtest's JSON).
+func (a *Alert) AlertMessage() schemas.AlertMessage {
+	return schemas.AlertMessage{
+		ID: a.ID, Incident: a.Incident, State: a.State, Rule: a.Rule, Kind: a.Kind, Severity: a.Severity,
+		Device: a.Device, Metric: a.Metric, Window: a.Window, Value: a.Value, Threshold: a.Threshold,
+		Start: schemas.AlertTime(a.Start), End: schemas.AlertTime(a.End), At: schemas.AlertTime(a.At), Message: a.Message,
+	}
+}
+
 // AlertFunc receives alerts on the engine's goroutine; it may keep them.
 type AlertFunc func(*Alert)
 
