@@ -3,6 +3,8 @@ package rules
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -96,4 +98,32 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestZScoreOffAFlatBaselineIsFinite: a window off a perfectly flat
+// baseline fires with a finite value, so its alert can be written as JSON
+// (an infinite one made SNS publishing and dead-lettering both fail).
+func TestZScoreOffAFlatBaselineIsFinite(t *testing.T) {
+	cfg, err := Parse("rules.yml", []byte("rules:\n  - {name: z, kind: zscore, metric: v, window: 1m, z: 4, warmup: 3}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, _ := windows.ParseSpec("1m")
+	var got []Alert
+	e, err := NewEngine(cfg, []windows.Spec{one}, false, func(a *Alert) { got = append(got, *a) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, mean := range []float64{10, 10, 10, 10, 50} {
+		w := &windows.Window{Spec: &one, Start: int64(i) * 60_000, End: int64(i+1) * 60_000, DeviceID: "d", Metric: "v",
+			Series: windows.Handle(1), Device: windows.Handle(2)}
+		w.Agg = windows.Agg{Count: 1, Sum: mean, Min: mean, Max: mean, Mean: mean}
+		e.Window(w)
+	}
+	if len(got) != 1 || got[0].State != Firing || math.IsInf(got[0].Value, 0) || got[0].Value != math.MaxFloat64 {
+		t.Fatalf("alerts %+v", got)
+	}
+	if _, err := json.Marshal(got[0].AlertMessage()); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -224,7 +224,9 @@ func (e *Engine) evalWindow(st *ruleState, w *windows.Window) {
 		if !bad {
 			st.learn(v, r.Alpha) // the baseline learns from normal windows only
 		}
-		value = z
+		// Off a flat baseline z is infinite; the alert carries the largest
+		// finite value instead, which JSON (SNS, dead letters) can hold.
+		value = max(-math.MaxFloat64, min(z, math.MaxFloat64))
 	}
 	e.step(st, bad, value, level, w.Start, w.End, w.DeviceID, w.Metric, w.Spec.Name, func(s State) string {
 		return windowMessage(r, s, w, v, value, level, st)
