@@ -5,6 +5,7 @@
 //	tapline demo        run the shard loop on a simulated keg fleet (no AWS needed)
 //	tapline athena-ddl  print the Athena DDL for the S3 datasets
 //	tapline redrive-alerts  publish the alerts dead-lettered while SNS refused them
+//	tapline backtest    what rules would have said about recorded data, scored against labels
 //	tapline healthcheck GET /healthz of a running service (the container's health check)
 //	tapline version     print the version stamped at build time
 package main
@@ -26,8 +27,12 @@ import (
 	_ "golang.org/x/crypto/x509roots/fallback"
 
 	"github.com/tapline/tapline/cmd/internal/demo"
+	"github.com/tapline/tapline/pipeline"
+	"github.com/tapline/tapline/pipeline/backtest"
 	"github.com/tapline/tapline/pipeline/service"
 	"github.com/tapline/tapline/sinks/athena"
+	"github.com/tapline/tapline/windows"
+	"github.com/tapline/tapline/windows/rules"
 )
 
 const usage = `usage: tapline <command> [flags]
@@ -38,6 +43,7 @@ commands:
   athena-ddl  print the Athena/Glue DDL (with partition projection) for the S3 datasets
   redrive-alerts
               publish the alerts dead-lettered to S3 while SNS refused them (oldest first, each once)
+  backtest    replay CSV or JSON lines through the pipeline with a rules file: the alerts, scored with -labels
   healthcheck exit 0 if the service on TAPLINE_HTTP_ADDR (default :8080) answers /healthz
   version     print the version
 
@@ -66,6 +72,8 @@ func main() {
 		err = runAthenaDDL(os.Args[2:])
 	case "redrive-alerts":
 		err = runRedrive(ctx, os.Args[2:])
+	case "backtest":
+		err = runBacktest(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -100,6 +108,63 @@ func runDemo(ctx context.Context, args []string) error {
 	}
 	sum.Print(os.Stdout)
 	return nil
+}
+
+func runBacktest(args []string) error {
+	fs := flag.NewFlagSet("tapline backtest", flag.ContinueOnError)
+	rulesFile := fs.String("rules", "", "rules YAML file (required); the windows are those the rules read")
+	labelsFile := fs.String("labels", "", "labelled anomaly windows (NAB's windows.json): print the scoring table")
+	asJSON := fs.Bool("json", false, "print a JSON report instead of text")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: tapline backtest -rules rules.yml [-labels windows.json] [-json] FILE_OR_DIR...\n\n"+
+			"Replays .csv (timestamp,value[,device]) and .jsonl (records as devices send them) through the\n"+
+			"service's pipeline, merged by event time, and prints the alerts, or with -labels the scoring.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *rulesFile == "" || fs.NArg() == 0 {
+		fs.Usage()
+		return errors.New("backtest: -rules and at least one input are required")
+	}
+	cfg, err := rules.Load(*rulesFile)
+	if err != nil {
+		return err
+	}
+	specs, err := backtest.Specs(cfg)
+	if err != nil {
+		return err
+	}
+	readings, err := backtest.ReadPaths(fs.Args())
+	if err != nil {
+		return err
+	}
+	res, err := backtest.Run(readings, pipeline.Options{Windows: windows.Options{Specs: specs}, Rules: cfg})
+	if err != nil {
+		return err
+	}
+	var score *backtest.Score
+	if *labelsFile != "" {
+		f, err := os.Open(*labelsFile)
+		if err != nil {
+			return err
+		}
+		labels, err := backtest.ReadLabels(f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+		s := backtest.ScoreAlerts(res, labels)
+		score = &s
+	}
+	switch {
+	case *asJSON:
+		return backtest.WriteJSON(os.Stdout, res, score)
+	case score != nil:
+		return score.WriteTable(os.Stdout)
+	}
+	return backtest.WriteAlerts(os.Stdout, res)
 }
 
 func runService(ctx context.Context, args []string) error {

@@ -1,0 +1,165 @@
+package backtest
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/tapline/tapline/pipeline"
+	"github.com/tapline/tapline/windows"
+	"github.com/tapline/tapline/windows/rules"
+)
+
+// nab reads the NAB series in testdata (MIT, testdata/nab-train/LICENSE.txt)
+// and their labels.
+func nab(t testing.TB) ([]Reading, Labels) {
+	t.Helper()
+	files, err := filepath.Glob("testdata/nab-train/*/*.csv")
+	if err != nil || len(files) != 30 {
+		t.Fatalf("%d NAB files: %v", len(files), err)
+	}
+	var all []Reading
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs, err := ReadCSV(f, bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, rs...)
+	}
+	lf, err := os.Open("testdata/nab-train/windows.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	labels, err := ReadLabels(lf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return all, labels
+}
+
+func zscoreOptions(t testing.TB, z, clear string, warmup string) pipeline.Options {
+	t.Helper()
+	spec, _ := windows.ParseSpec("1h")
+	rs, err := rules.Parse("rules.yml", []byte(`
+rules:
+  - {name: value-z, kind: zscore, metric: value, window: 1h, aggregate: mean, z: `+z+`, clear_z: `+clear+`, warmup: `+warmup+`}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pipeline.Options{Windows: windows.Options{Specs: []windows.Spec{spec}}, Rules: rs}
+}
+
+// TestNABZScoreBaseline replays the 30 labelled NAB series through the
+// pipeline with a z-score rule on 1h means, at the two settings the
+// detection issue quotes, and scores them as it defines. The figures are
+// this replay's baseline, recorded so a change to detection moves them
+// on purpose: 28 of 50 windows at 3.76 false alarms per series-week (z 4,
+// clear 2, warm-up 24) and 22 of 50 at 2.70 (the demo's z 6, clear 3,
+// warm-up 10). The issue quotes 34 at 4.45 and 23 at 2.85 from a run
+// whose exact rule settings it does not give; the series-weeks agree
+// (73.4), and replaying each series alone gives 27 and 22.
+func TestNABZScoreBaseline(t *testing.T) {
+	readings, labels := nab(t)
+	if len(readings) != 107596 || len(labels) != 30 {
+		t.Fatalf("%d readings, %d labelled series", len(readings), len(labels))
+	}
+	for _, tc := range []struct {
+		z, clear, warmup   string
+		detected, falseAls int
+	}{
+		{"4", "2", "24", 28, 276},
+		{"6", "3", "10", 22, 198},
+	} {
+		res, err := Run(slicesClone(readings), zscoreOptions(t, tc.z, tc.clear, tc.warmup))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := ScoreAlerts(res, labels)
+		var table bytes.Buffer
+		s.WriteTable(&table)
+		if s.Windows != 50 || s.Detected != tc.detected || s.FalseAlarms != tc.falseAls || fmt2(s.Weeks) != "73.44" {
+			t.Errorf("z %s: %d of %d windows, %d false alarms over %.2f series-weeks (%.2f a week), want %d and %d\n%s",
+				tc.z, s.Detected, s.Windows, s.FalseAlarms, s.Weeks, s.PerWeek(), tc.detected, tc.falseAls, table.String())
+		}
+		if res.Stats.Accepted != uint64(len(readings)) {
+			t.Errorf("z %s: %d of %d readings accepted: %+v", tc.z, res.Stats.Accepted, len(readings), res.Stats.Rejected)
+		}
+	}
+}
+
+// TestScoreAlerts: the scoring's definitions on a small case: a window
+// counts once however many alerts fall in it, its ends included; RESOLVED
+// alerts are not detections or false alarms; an unlabelled series' every
+// FIRING is a false alarm.
+func TestScoreAlerts(t *testing.T) {
+	h := int64(3_600_000)
+	res := &Result{
+		Series: map[string]Span{"a": {0, 7 * 24 * h}, "b": {0, 14 * 24 * h}},
+		Alerts: []rules.Alert{
+			{Device: "a", State: rules.Firing, At: 10 * h},   // in a's first window, at its start
+			{Device: "a", State: rules.Firing, At: 11 * h},   // the same window again
+			{Device: "a", State: rules.Resolved, At: 50 * h}, // ignored
+			{Device: "a", State: rules.Firing, At: 30 * h},   // between windows: false alarm
+			{Device: "a", State: rules.Firing, At: 40 * h},   // second window, at its end
+			{Device: "b", State: rules.Firing, At: 5 * h},    // unlabelled: false alarm
+			{Device: "c", State: rules.Firing, At: 5 * h},    // no readings: not a series here
+		},
+	}
+	labels := Labels{"a": {{10 * h, 20 * h}, {35 * h, 40 * h}, {60 * h, 70 * h}}}
+	s := ScoreAlerts(res, labels)
+	if s.Windows != 3 || s.Detected != 2 || s.FalseAlarms != 2 || s.Weeks != 3 || s.PerWeek() != 2.0/3 {
+		t.Fatalf("score %+v", s)
+	}
+	if a := s.Series[0]; a.Device != "a" || a.Detected != 2 || a.FalseAlarms != 1 || a.Weeks != 1 {
+		t.Fatalf("series a: %+v", a)
+	}
+}
+
+// TestReadCSVErrors: a row that does not parse is an error naming the
+// file and line, not a silently different replay.
+func TestReadCSVErrors(t *testing.T) {
+	for _, tc := range []struct{ data, want string }{
+		{"timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:05:00,NaNx\n", "f.csv:3: value"},
+		{"timestamp,value\nyesterday,1\n", "f.csv:2: timestamp"},
+		{"timestamp,value\n2014-04-01 00:00:00\n", "f.csv:2: 1 fields"},
+	} {
+		if _, err := ReadCSV("f.csv", strings.NewReader(tc.data)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.data, err, tc.want)
+		}
+	}
+	rs, err := ReadCSV("dir/my_pump.csv", strings.NewReader("timestamp,value,device\n2014-04-01T00:00:00Z,2.5,pump-7\n2014-04-01 00:01:00,3,\n"))
+	if err != nil || len(rs) != 2 || rs[0].Device != "pump-7" || rs[1].Device != "my-pump" || rs[0].At != 1396310400000 || string(rs[0].Data) != `{"device_id":"pump-7","ts":1396310400000,"metrics":{"value":2.5}}` {
+		t.Fatalf("%+v, %v", rs, err)
+	}
+}
+
+// TestDeterministic: the same inputs give the same alerts, whatever order
+// the files were read in.
+func TestDeterministic(t *testing.T) {
+	readings, labels := nab(t)
+	a, _ := Run(slicesClone(readings), zscoreOptions(t, "4", "2", "24"))
+	rev := slicesClone(readings)
+	for i, j := 0, len(rev)-1; i < j; i, j = i+1, j-1 {
+		rev[i], rev[j] = rev[j], rev[i]
+	}
+	// Reversed input: ties in event time keep input order, so only
+	// readings of distinct times may be compared across orders.
+	b, _ := Run(rev, zscoreOptions(t, "4", "2", "24"))
+	sa, sb := ScoreAlerts(a, labels), ScoreAlerts(b, labels)
+	if sa.Detected != sb.Detected || sa.FalseAlarms != sb.FalseAlarms || len(a.Alerts) != len(b.Alerts) {
+		t.Fatalf("forward %d/%d, reversed %d/%d", sa.Detected, sa.FalseAlarms, sb.Detected, sb.FalseAlarms)
+	}
+}
+
+func slicesClone(r []Reading) []Reading { return append([]Reading(nil), r...) }
+
+func fmt2(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }

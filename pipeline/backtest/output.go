@@ -1,0 +1,131 @@
+package backtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/tapline/tapline/schemas"
+	"github.com/tapline/tapline/windows"
+	"github.com/tapline/tapline/windows/rules"
+)
+
+// ReadPaths reads every input: files ending in .csv (ReadCSV) or .jsonl
+// / .json (ReadJSONLines), and directories, walked for such files in
+// lexical order.
+func ReadPaths(paths []string) ([]Reading, error) {
+	var all []Reading
+	read := func(path string) error {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		var rs []Reading
+		switch filepath.Ext(path) {
+		case ".csv":
+			rs, err = ReadCSV(path, f)
+		case ".jsonl", ".json":
+			rs, err = ReadJSONLines(f)
+		default:
+			return fmt.Errorf("%s: not .csv, .jsonl or .json", path)
+		}
+		all = append(all, rs...)
+		return err
+	}
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if !st.IsDir() {
+			if err := read(p); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		err = filepath.WalkDir(p, func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			switch filepath.Ext(path) {
+			case ".csv", ".jsonl":
+				return read(path)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return all, nil
+}
+
+// Specs are the windows a rule set reads: each rule's window, parsed from
+// its name, once, in name order; "1m" when no rule reads one.
+func Specs(cfg *rules.Config) ([]windows.Spec, error) {
+	var names []string
+	for _, r := range cfg.Rules {
+		if r.Window != "" && !slices.Contains(names, r.Window) {
+			names = append(names, r.Window)
+		}
+	}
+	if len(names) == 0 {
+		names = []string{"1m"}
+	}
+	slices.Sort(names)
+	var specs []windows.Spec
+	for _, n := range names {
+		sp, err := windows.ParseSpec(n)
+		if err != nil {
+			return nil, err
+		}
+		specs = append(specs, sp)
+	}
+	return specs, nil
+}
+
+// WriteAlerts writes one line per alert, in the order raised: event
+// time, state and the rule's message (which names the device, the
+// metric and the rule).
+func WriteAlerts(w io.Writer, res *Result) error {
+	var b strings.Builder
+	for i := range res.Alerts {
+		a := &res.Alerts[i]
+		fmt.Fprintf(&b, "%s %-8s %s\n", schemas.AlertTime(a.At), a.State, a.Message)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// Report is a replay for machines (-json).
+type Report struct {
+	Records  uint64                 `json:"records"`
+	Accepted uint64                 `json:"accepted"`
+	Rejected map[string]uint64      `json:"rejected,omitempty"` // by reason
+	Alerts   []schemas.AlertMessage `json:"alerts"`
+	Score    *Score                 `json:"score,omitempty"` // with labels
+}
+
+// WriteJSON writes the Report of res (score may be nil).
+func WriteJSON(w io.Writer, res *Result, score *Score) error {
+	r := Report{Records: res.Stats.Records, Accepted: res.Stats.Accepted, Alerts: []schemas.AlertMessage{}, Score: score}
+	for reason, n := range res.Stats.Rejected {
+		if n > 0 {
+			if r.Rejected == nil {
+				r.Rejected = map[string]uint64{}
+			}
+			r.Rejected[schemas.Reason(reason).String()] = n
+		}
+	}
+	for i := range res.Alerts {
+		r.Alerts = append(r.Alerts, res.Alerts[i].AlertMessage())
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", " ")
+	return enc.Encode(r)
+}
