@@ -308,19 +308,7 @@ func TestRedrive(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var mu sync.Mutex
-	var subjects []string
-	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var n notification
-		json.NewDecoder(r.Body).Decode(&n)
-		mu.Lock()
-		subjects = append(subjects, n.Subject)
-		mu.Unlock()
-	}))
-	defer recv.Close()
-	snsSrv, err := goaws.Start(t.TempDir(), map[string][]string{"tapline-alerts": {recv.URL}})
-	server.Require(t, err)
-	defer snsSrv.Stop()
+	snsEndpoint, received := alertsSubscriber(t)
 
 	// Three alerts SNS refused, dead-lettered as the service does.
 	leak := *firing
@@ -370,7 +358,7 @@ func TestRedrive(t *testing.T) {
 	p, err := New(aws.Config{
 		Region:       goaws.Region,
 		Credentials:  credentials.NewStaticCredentialsProvider("x", "y", ""),
-		BaseEndpoint: aws.String(snsSrv.Endpoint),
+		BaseEndpoint: aws.String(snsEndpoint),
 	}, Options{TopicARN: goaws.TopicARN("tapline-alerts"), DeadLetter: func(*rules.Alert, error) {}})
 	if err != nil {
 		t.Fatal(err)
@@ -390,16 +378,11 @@ func TestRedrive(t *testing.T) {
 	}
 	want := []string{Subject(&leakEarlier), Subject(&leak), Subject(&back)}
 	waitFor := func(n int) []string {
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			mu.Lock()
-			got := slices.Clone(subjects)
-			mu.Unlock()
-			if len(got) >= n || time.Now().After(deadline) {
-				return got
-			}
-			time.Sleep(20 * time.Millisecond)
+		var subjects []string
+		for _, n := range received(n) {
+			subjects = append(subjects, n.Subject)
 		}
+		return subjects
 	}
 	if got := waitFor(3); !slices.Equal(got, want) {
 		t.Fatalf("subscriber got %q, want %q", got, want)
@@ -428,6 +411,38 @@ func TestRedrive(t *testing.T) {
 	}
 }
 
+// alertsSubscriber starts goaws with the alerts topic and an HTTP
+// subscriber; received(n) waits up to 10 s for n notifications and
+// returns those it has.
+func alertsSubscriber(t *testing.T) (endpoint string, received func(n int) []notification) {
+	t.Helper()
+	var mu sync.Mutex
+	var got []notification
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var n notification
+		json.NewDecoder(r.Body).Decode(&n)
+		mu.Lock()
+		got = append(got, n)
+		mu.Unlock()
+	}))
+	t.Cleanup(recv.Close)
+	srv, err := goaws.Start(t.TempDir(), map[string][]string{"tapline-alerts": {recv.URL}})
+	server.Require(t, err)
+	t.Cleanup(srv.Stop)
+	return srv.Endpoint, func(n int) []notification {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			mu.Lock()
+			ns := slices.Clone(got)
+			mu.Unlock()
+			if len(ns) >= n || time.Now().After(deadline) {
+				return ns
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
 // redriveRules are the rules the test alerts come from.
 func redriveRules(t *testing.T) *rules.Config {
 	t.Helper()
@@ -449,19 +464,7 @@ rules:
 func TestRedriveVerifiesTheMAC(t *testing.T) {
 	ctx := context.Background()
 	key := []byte(strings.Repeat("k", schemas.MinMACKey))
-	var mu sync.Mutex
-	var bodies []string
-	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var n notification
-		json.NewDecoder(r.Body).Decode(&n)
-		mu.Lock()
-		bodies = append(bodies, n.Message)
-		mu.Unlock()
-	}))
-	defer recv.Close()
-	snsSrv, err := goaws.Start(t.TempDir(), map[string][]string{"tapline-alerts": {recv.URL}})
-	server.Require(t, err)
-	defer snsSrv.Stop()
+	snsEndpoint, received := alertsSubscriber(t)
 
 	store := memStore{}
 	leak := *firing
@@ -476,7 +479,7 @@ func TestRedriveVerifiesTheMAC(t *testing.T) {
 	DeadLetterTo(store, "tapline", key, func(err error) { t.Error(err) })(&edited, errors.New("SNS down"))
 	store[mustKey(t, edited)] = bytes.Replace(store[mustKey(t, edited)], []byte(`"keg-0042"`), []byte(`"keg-0043"`), 1)
 
-	p, err := New(aws.Config{Region: goaws.Region, Credentials: credentials.NewStaticCredentialsProvider("x", "y", ""), BaseEndpoint: aws.String(snsSrv.Endpoint)},
+	p, err := New(aws.Config{Region: goaws.Region, Credentials: credentials.NewStaticCredentialsProvider("x", "y", ""), BaseEndpoint: aws.String(snsEndpoint)},
 		Options{TopicARN: goaws.TopicARN("tapline-alerts"), MACKey: key, DeadLetter: func(*rules.Alert, error) {}})
 	if err != nil {
 		t.Fatal(err)
@@ -490,25 +493,14 @@ func TestRedriveVerifiesTheMAC(t *testing.T) {
 			t.Errorf("refused for another reason: %v", r)
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		mu.Lock()
-		n := len(bodies)
-		mu.Unlock()
-		if n == 1 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(bodies) != 1 {
-		t.Fatalf("published %d", len(bodies))
+	got := received(1)
+	if len(got) != 1 {
+		t.Fatalf("published %d", len(got))
 	}
 	var doc map[string]string
 	var m schemas.AlertMessage
-	if json.Unmarshal([]byte(bodies[0]), &doc) != nil || json.Unmarshal([]byte(doc["lambda"]), &m) != nil || m.Verify(key) != nil || m.ID != leak.ID {
-		t.Fatalf("published message does not verify: %s", bodies[0])
+	if json.Unmarshal([]byte(got[0].Message), &doc) != nil || json.Unmarshal([]byte(doc["lambda"]), &m) != nil || m.Verify(key) != nil || m.ID != leak.ID {
+		t.Fatalf("published message does not verify: %s", got[0].Message)
 	}
 }
 
