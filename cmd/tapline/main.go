@@ -43,7 +43,7 @@ commands:
   athena-ddl  print the Athena/Glue DDL (with partition projection) for the S3 datasets
   redrive-alerts
               publish the alerts dead-lettered to S3 while SNS refused them (oldest first, each once)
-  backtest    replay CSV or JSON lines through the pipeline with a rules file: the alerts, scored with -labels
+  backtest    replay CSV, JSON lines or raw Parquet through the pipeline with a rules file: the alerts, scored with -labels
   healthcheck exit 0 if the service on TAPLINE_HTTP_ADDR (default :8080) answers /healthz
   version     print the version
 
@@ -117,7 +117,8 @@ func runBacktest(args []string) error {
 	asJSON := fs.Bool("json", false, "print a JSON report instead of text")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: tapline backtest -rules rules.yml [-labels windows.json] [-json] FILE_OR_DIR...\n\n"+
-			"Replays .csv (timestamp,value[,device]) and .jsonl (records as devices send them) through the\n"+
+			"Replays .csv (timestamp,value[,device]), .jsonl (records as devices send them) and .parquet\n"+
+			"(tapline's raw dataset, e.g. a copy of s3://bucket/prefix/raw) through the\n"+
 			"service's pipeline, merged by event time, and prints the alerts, or with -labels the scoring.")
 		fs.PrintDefaults()
 	}

@@ -2,13 +2,17 @@ package backtest
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/tapline/tapline/pipeline"
+	"github.com/tapline/tapline/schemas"
+	"github.com/tapline/tapline/sinks/parquet"
 	"github.com/tapline/tapline/windows"
 	"github.com/tapline/tapline/windows/rules"
 )
@@ -163,3 +167,84 @@ func TestDeterministic(t *testing.T) {
 func slicesClone(r []Reading) []Reading { return append([]Reading(nil), r...) }
 
 func fmt2(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
+
+// TestRawParquetReplaysTheSameAlerts: the raw dataset tapline wrote for a
+// stream replays to the same alerts as the records the devices sent (the
+// question "what would these rules have said about last week?" asked of
+// S3), and Parquet files of other datasets in the directory are skipped.
+func TestRawParquetReplaysTheSameAlerts(t *testing.T) {
+	var readings []Reading
+	all, _ := nab(t)
+	for _, r := range all { // two series, one with a window found, one with false alarms
+		if r.Device == "ec2-cpu-utilization-24ae8d" || r.Device == "art-load-balancer-spikes" {
+			readings = append(readings, r)
+		}
+	}
+	dir := t.TempDir()
+	var jsonl bytes.Buffer
+	raw, err := parquet.NewRaw(parquet.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := schemas.NewDecoder(schemas.Options{})
+	for _, r := range readings {
+		jsonl.Write(r.Data)
+		jsonl.WriteByte('\n')
+		rec, err := dec.Decode(r.Data, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw.Append(rec, 0, "shardId-000000000000", "1")
+	}
+	data, err := raw.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(dir, "raw"), 0o755)
+	os.WriteFile(filepath.Join(dir, "raw", "a.parquet"), data, 0o644)
+	win, _ := parquet.NewWindows(parquet.Options{})
+	hour, _ := windows.ParseSpec("1h")
+	win.Append(&windows.Window{Spec: &hour, End: 3_600_000, DeviceID: "d", Metric: "value", Agg: windows.Agg{Count: 1, Sum: 1, Mean: 1, Min: 1, Max: 1}})
+	wdata, err := win.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(dir, "windows"), 0o755)
+	os.WriteFile(filepath.Join(dir, "windows", "w.parquet"), wdata, 0o644)
+	jl := filepath.Join(t.TempDir(), "records.jsonl")
+	os.WriteFile(jl, jsonl.Bytes(), 0o644)
+
+	fromParquet, err := ReadPaths([]string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromJSON, err := ReadPaths([]string{jl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fromParquet) != len(readings) || len(fromJSON) != len(readings) {
+		t.Fatalf("%d readings from Parquet, %d from JSON lines, want %d", len(fromParquet), len(fromJSON), len(readings))
+	}
+	a, err := Run(fromParquet, zscoreOptions(t, "4", "2", "24"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Run(fromJSON, zscoreOptions(t, "4", "2", "24"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := func(r *Result) []string {
+		var s []string
+		for _, al := range r.Alerts {
+			s = append(s, al.ID+" "+strconv.FormatFloat(al.Value, 'g', -1, 64))
+		}
+		slices.Sort(s)
+		return s
+	}
+	if len(a.Alerts) < 4 || !slices.Equal(ids(a), ids(b)) {
+		t.Fatalf("Parquet %d alerts, JSON lines %d: %v vs %v", len(a.Alerts), len(b.Alerts), ids(a), ids(b))
+	}
+	if _, err := ReadPaths([]string{filepath.Join(dir, "windows", "w.parquet")}); !errors.Is(err, ErrNotRaw) {
+		t.Fatalf("a windows file named as input: %v", err)
+	}
+}

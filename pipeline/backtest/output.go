@@ -2,6 +2,7 @@ package backtest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,28 +15,42 @@ import (
 	"github.com/tapline/tapline/windows/rules"
 )
 
-// ReadPaths reads every input: files ending in .csv (ReadCSV) or .jsonl
-// / .json (ReadJSONLines), and directories, walked for such files in
-// lexical order.
+// ReadPaths reads every input: files ending in .csv (ReadCSV), .jsonl
+// or .json (ReadJSONLines) or .parquet (ReadRawParquet: tapline's raw
+// dataset, as in S3 or a local copy), and directories, walked for such
+// files in lexical order (Parquet files of other datasets skipped).
 func ReadPaths(paths []string) ([]Reading, error) {
 	var all []Reading
 	read := func(path string) error {
-		f, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
 		var rs []Reading
 		switch filepath.Ext(path) {
-		case ".csv":
-			rs, err = ReadCSV(path, f)
-		case ".jsonl", ".json":
-			rs, err = ReadJSONLines(f)
+		case ".csv", ".jsonl", ".json":
+			f, err := os.Open(path)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if filepath.Ext(path) == ".csv" {
+				rs, err = ReadCSV(path, f)
+			} else {
+				rs, err = ReadJSONLines(f)
+			}
+			if err != nil {
+				return err
+			}
+		case ".parquet":
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			if rs, err = ReadRawParquet(path, b); err != nil {
+				return err
+			}
 		default:
-			return fmt.Errorf("%s: not .csv, .jsonl or .json", path)
+			return fmt.Errorf("%s: not .csv, .jsonl, .json or .parquet", path)
 		}
 		all = append(all, rs...)
-		return err
+		return nil
 	}
 	for _, p := range paths {
 		st, err := os.Stat(p)
@@ -55,6 +70,10 @@ func ReadPaths(paths []string) ([]Reading, error) {
 			switch filepath.Ext(path) {
 			case ".csv", ".jsonl":
 				return read(path)
+			case ".parquet":
+				if err := read(path); !errors.Is(err, ErrNotRaw) {
+					return err
+				}
 			}
 			return nil
 		})
