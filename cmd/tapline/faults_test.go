@@ -542,8 +542,9 @@ func TestFaultSNSDown(t *testing.T) {
 	}
 }
 
-// Fault 8b: SNS down, the alert queue full (sns.queue_size 1) and S3 slow
-// for dead-lettered alerts (each PUT held 2 minutes). The shard hands what
+// Fault 8b: SNS down (each publish held a minute, then refused), so the
+// alert queue (sns.queue_size 1) fills behind the first alert, and S3
+// slow for dead-lettered alerts (each PUT held 2 minutes). The shard hands what
 // does not fit to the dead-letter queue and goes on: every record is
 // acknowledged within 45 s (about 2 s here), and the rows equal
 // the oracle's (alerts the dead-letter queue could not take either are
@@ -558,7 +559,7 @@ func TestFaultSNSDownS3Slow(t *testing.T) {
 	e.put(consumertest.Heartbeat(100))
 	e.sns.SetRule(func(r *faultproxy.Request) faultproxy.Fault {
 		if r.Method == "POST" {
-			return faultproxy.Fault{Status: 503, Body: `<ErrorResponse><Error><Code>ServiceUnavailable</Code><Message>injected</Message></Error></ErrorResponse>`, Header: map[string]string{"Content-Type": "text/xml"}}
+			return faultproxy.Fault{Delay: time.Minute, Status: 503, Body: `<ErrorResponse><Error><Code>ServiceUnavailable</Code><Message>injected</Message></Error></ErrorResponse>`, Header: map[string]string{"Content-Type": "text/xml"}}
 		}
 		return faultproxy.Fault{}
 	})
