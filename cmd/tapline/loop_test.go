@@ -215,8 +215,11 @@ func TestClosedLoop(t *testing.T) {
 	toKeg := cmd.Received.Sub(firing.Received)
 	t.Logf("alert latency: record closing the window -> SNS subscriber %v; SNS -> command at the keg (commander under RIE, MQTT) %v; total %v",
 		toSNS.Round(time.Millisecond), toKeg.Round(time.Millisecond), (toSNS + toKeg).Round(time.Millisecond))
+	obs.mu.Lock() // the forwarder may still be recording an invocation
+	alerts, commands, invokes := len(obs.alerts), len(obs.commands), len(obs.invokes)
+	obs.mu.Unlock()
 	t.Logf("leak fired at event time %s, valve closed, resolved at %s; %d alerts, %d commands at the kegs, %d invocations",
-		firing.At.Format(time.TimeOnly), resolved.At.Format(time.TimeOnly), len(obs.alerts), len(obs.commands), len(obs.invokes))
+		firing.At.Format(time.TimeOnly), resolved.At.Format(time.TimeOnly), alerts, commands, invokes)
 	if closed.IsZero() || toSNS <= 0 || toKeg <= 0 {
 		t.Fatalf("latencies not measured: closed %v, SNS %v, command %v", closed, firing.Received, cmd.Received)
 	}
