@@ -76,11 +76,11 @@ type Options struct {
 
 // Journal runs one shard's pipeline and commits its batches.
 type Journal struct {
-	o      Options
-	proc   *pipeline.Processor
-	w      *batch.Writer
-	alerts []rules.Alert // alerts of the open batch, published once it is durable
-	dirty  bool          // the pipeline has seen a snapshot or a record since it was built
+	o        Options
+	proc     *pipeline.Processor
+	w        *batch.Writer
+	alerts   []rules.Alert // alerts of the open batch, published once it is durable
+	restored bool          // Restore has run on the pipeline since it was built
 
 	committed string // last acknowledged sequence number ("" before the first)
 	last      string // last processed sequence number
@@ -132,7 +132,7 @@ func (j *Journal) build() error {
 	if err != nil {
 		return err
 	}
-	j.proc, j.w, j.alerts, j.dirty = p, w, j.alerts[:0], false
+	j.proc, j.w, j.alerts, j.restored = p, w, j.alerts[:0], false
 	j.ackedStats = pipeline.Stats{}
 	return nil
 }
@@ -157,12 +157,14 @@ func idleName(wm int64) string { return fmt.Sprintf("idle-%020d", wm) }
 // missing or was taken under other windows or rules: the shard goes on
 // with empty open windows. Restore may be called again after an error.
 func (j *Journal) Restore(ctx context.Context, committed string) (reset bool, err error) {
-	if j.dirty {
+	// A pipeline that has seen a snapshot or a record is built again; the
+	// one New built is used as it is.
+	if j.restored || j.proc.Stats().Records > 0 {
 		if err := j.build(); err != nil {
 			return false, err
 		}
 	}
-	j.dirty = true
+	j.restored = true
 	j.committed, j.last, j.cutAt = committed, "", ""
 	j.dir = j.stateDir(committed)
 	j.w.Resume(committed, 0)
@@ -220,7 +222,7 @@ func (j *Journal) Restore(ctx context.Context, committed string) (reset bool, er
 			if err := j.build(); err != nil {
 				return false, err
 			}
-			j.dirty = true
+			j.restored = true
 			j.w.Resume(committed, 0)
 			return true, nil
 		}
@@ -236,7 +238,6 @@ func (j *Journal) Restore(ctx context.Context, committed string) (reset bool, er
 // it ends at this record: where the batch writer says (a function of the
 // records alone) or where a recorded cut says.
 func (j *Journal) Process(data []byte, seq string, arrival int64, ack Ack) error {
-	j.dirty = true
 	if err := j.proc.Process(data, seq, arrival); err != nil {
 		return err
 	}
