@@ -82,6 +82,7 @@ type goldenHeader struct {
 	Skew        time.Duration    `yaml:"max_future_skew"`
 	MaxAhead    time.Duration    `yaml:"max_ahead"`
 	Rules       []map[string]any `yaml:"rules"`
+	AlertsOnly  bool             `yaml:"alerts_only"` // no window lines: for long signals
 }
 
 type recorder struct{ lines []string }
@@ -125,9 +126,13 @@ func runGolden(t *testing.T, file, header, events string, batch bool, restartEve
 		Windows:     windows.Options{Specs: specs, AllowedLateness: h.Lateness, IdleTimeout: h.IdleTimeout, SeriesTTL: h.SeriesTTL, Quantiles: h.Quantiles},
 		Rules:       cfg,
 		DeadLetters: rec,
-		OnWindow:    func(w *windows.Window) { rec.lines = append(rec.lines, fmtWindow(w, h.Quantiles)) },
-		OnAlert:     func(a *rules.Alert) { rec.lines = append(rec.lines, fmtAlert(a)) },
-		MaxAhead:    h.MaxAhead,
+		OnWindow: func(w *windows.Window) {
+			if !h.AlertsOnly {
+				rec.lines = append(rec.lines, fmtWindow(w, h.Quantiles))
+			}
+		},
+		OnAlert:  func(a *rules.Alert) { rec.lines = append(rec.lines, fmtAlert(a)) },
+		MaxAhead: h.MaxAhead,
 	}
 	p, err := NewProcessor(opts)
 	if err != nil {

@@ -22,9 +22,33 @@ const (
 	ZScore
 	Rate
 	Missing
+	Robust
+	Seasonal
+	CUSUM
 )
 
-var kindNames = map[string]Kind{"threshold": Threshold, "zscore": ZScore, "rate": Rate, "missing": Missing}
+var kindNames = map[string]Kind{
+	"threshold": Threshold, "zscore": ZScore, "rate": Rate, "missing": Missing,
+	"robust": Robust, "seasonal": Seasonal, "cusum": CUSUM,
+}
+
+// scored reports whether the kind fires on a score compared with z.
+func (k Kind) scored() bool { return k == ZScore || k == Robust || k == Seasonal || k == CUSUM }
+
+// kindFields are the fields each kind reads beyond name, kind, severity,
+// devices, metric, window, aggregate, for, m_of_n and keep_firing_for.
+var kindFields = map[Kind][]string{
+	Threshold: {"above", "below", "clear"},
+	Rate:      {"above", "below", "clear", "per"},
+	ZScore:    {"z", "clear_z", "alpha", "warmup"},
+	Robust:    {"z", "clear_z", "warmup", "history", "from", "novelty"},
+	Seasonal:  {"z", "clear_z", "alpha", "gamma", "warmup", "season", "novelty"},
+	CUSUM:     {"z", "clear_z", "alpha", "warmup", "drift", "novelty"},
+	Missing:   {"after"},
+}
+
+// optionFields are every kind-specific field, in the order errors name them.
+var optionFields = []string{"above", "below", "clear", "per", "z", "clear_z", "alpha", "gamma", "warmup", "history", "from", "season", "drift", "novelty", "after"}
 
 func (k Kind) String() string {
 	for n, v := range kindNames {
@@ -53,9 +77,15 @@ type Rule struct {
 	M, N          int      // fire when M of the last N windows are bad (for: N means N of N)
 	KeepFiringFor int      // windows a firing alert stays after the condition clears
 
-	Z, ClearZ float64 // zscore: fire above |z| > Z, clear below ClearZ
-	Alpha     float64 // zscore: EWMA weight of a new window
-	Warmup    int     // zscore: windows learnt before evaluating
+	Z, ClearZ float64       // scored kinds: fire above |score| > Z, clear below ClearZ
+	Alpha     float64       // zscore, seasonal, cusum: weight of a new window in the baseline
+	Gamma     float64       // seasonal: weight of a new cycle in a position's offset
+	Warmup    int           // scored kinds: windows learnt before evaluating
+	History   int           // robust: windows in the median's history
+	Season    time.Duration // seasonal: the cycle (24h daily, 168h weekly)
+	Drift     float64       // cusum: allowance k in standard deviations
+	From      string        // robust: "median" (distance from it) or "range" (beyond min/max)
+	Novelty   int           // robust, seasonal, cusum: half-life in windows of the peak a score must beat; 0 off
 
 	Per   time.Duration // rate: the change is expressed per this duration
 	After time.Duration // missing: silence that fires
@@ -159,9 +189,9 @@ func parseRule(file string, n *yaml.Node) (*Rule, error) {
 		M int `yaml:"m"`
 		N int `yaml:"n"`
 	}
-	var alpha, clearZ *float64
-	var warmup *int
-	var per, after string
+	var alpha, gamma, clearZ, drift *float64
+	var warmup, history, novelty *int
+	var per, after, season string
 	fail := func(field, format string, args ...any) error {
 		line := r.Line
 		if l, ok := lines[field]; ok {
@@ -215,6 +245,18 @@ func parseRule(file string, n *yaml.Node) (*Rule, error) {
 			target = &alpha
 		case "warmup":
 			target = &warmup
+		case "gamma":
+			target = &gamma
+		case "history":
+			target = &history
+		case "season":
+			target = &season
+		case "drift":
+			target = &drift
+		case "from":
+			target = &r.From
+		case "novelty":
+			target = &novelty
 		case "per":
 			target = &per
 		case "after":
@@ -236,7 +278,7 @@ func parseRule(file string, n *yaml.Node) (*Rule, error) {
 	}
 	var ok bool
 	if r.Kind, ok = kindNames[kind]; !ok {
-		return nil, fail("kind", "must be threshold, zscore, rate or missing, not %q", kind)
+		return nil, fail("kind", "must be threshold, rate, zscore, robust, seasonal, cusum or missing, not %q", kind)
 	}
 	switch r.Severity {
 	case "info", "warning", "critical":
@@ -258,8 +300,13 @@ func parseRule(file string, n *yaml.Node) (*Rule, error) {
 		}
 	}
 
+	for _, f := range optionFields {
+		if _, set := lines[f]; set && !contains(kindFields[r.Kind], f) {
+			return nil, fail(f, "not used by kind %s (it reads %v)", r.Kind, kindFields[r.Kind])
+		}
+	}
 	if r.Kind == Missing {
-		for _, f := range []string{"window", "aggregate", "above", "below", "clear", "for", "m_of_n", "keep_firing_for", "z", "clear_z", "alpha", "warmup", "per"} {
+		for _, f := range []string{"window", "aggregate", "for", "m_of_n", "keep_firing_for"} {
 			if _, set := lines[f]; set {
 				return nil, fail(f, "not used by kind missing")
 			}
@@ -270,9 +317,6 @@ func parseRule(file string, n *yaml.Node) (*Rule, error) {
 		}
 		r.After = d
 		return r, nil
-	}
-	if _, set := lines["after"]; set {
-		return nil, fail("after", "only used by kind missing")
 	}
 	if r.Metric == "" {
 		return nil, fail("metric", "required for kind %s", r.Kind)
@@ -309,13 +353,7 @@ func parseRule(file string, n *yaml.Node) (*Rule, error) {
 		return nil, fail("keep_firing_for", "must not be negative")
 	}
 
-	switch r.Kind {
-	case Threshold, Rate:
-		for _, f := range []string{"z", "clear_z", "alpha", "warmup"} {
-			if _, set := lines[f]; set {
-				return nil, fail(f, "only used by kind zscore")
-			}
-		}
+	if !r.Kind.scored() {
 		if err := r.checkLevels(fail); err != nil {
 			return nil, err
 		}
@@ -328,42 +366,93 @@ func parseRule(file string, n *yaml.Node) (*Rule, error) {
 				}
 				r.Per = d
 			}
-		} else if per != "" {
-			return nil, fail("per", "only used by kind rate")
 		}
-	case ZScore:
-		for _, f := range []string{"above", "below", "clear", "per"} {
-			if _, set := lines[f]; set {
-				return nil, fail(f, "not used by kind zscore (use z and clear_z)")
-			}
+		return r, nil
+	}
+	if !(r.Z > 0) || math.IsInf(r.Z, 0) {
+		return nil, fail("z", "must be a positive number of standard deviations")
+	}
+	r.ClearZ = r.Z
+	if clearZ != nil {
+		if !(*clearZ > 0 && *clearZ <= r.Z) {
+			return nil, fail("clear_z", "must be in (0, z]")
 		}
-		if !(r.Z > 0) || math.IsInf(r.Z, 0) {
-			return nil, fail("z", "must be a positive number of standard deviations")
+		r.ClearZ = *clearZ
+	}
+	unit := func(field string, v *float64, def float64) (float64, error) {
+		if v == nil {
+			return def, nil
 		}
-		r.ClearZ = r.Z
-		if clearZ != nil {
-			if !(*clearZ > 0 && *clearZ <= r.Z) {
-				return nil, fail("clear_z", "must be in (0, z]")
-			}
-			r.ClearZ = *clearZ
+		if !(*v > 0 && *v <= 1) {
+			return 0, fail(field, "must be in (0, 1]")
 		}
-		r.Alpha = 0.1
-		if alpha != nil {
-			if !(*alpha > 0 && *alpha <= 1) {
-				return nil, fail("alpha", "must be in (0, 1]")
-			}
-			r.Alpha = *alpha
+		return *v, nil
+	}
+	var err error
+	if r.Alpha, err = unit("alpha", alpha, defaultAlpha[r.Kind]); err != nil {
+		return nil, err
+	}
+	if r.Gamma, err = unit("gamma", gamma, 0.1); err != nil {
+		return nil, err
+	}
+	r.History = 96
+	if history != nil {
+		if *history < 3 || *history > 1024 {
+			return nil, fail("history", "must be 3..1024 windows")
 		}
-		r.Warmup = 10
-		if warmup != nil {
-			if *warmup < 2 {
-				return nil, fail("warmup", "must be at least 2 windows")
-			}
-			r.Warmup = *warmup
+		r.History = *history
+	}
+	r.Warmup = defaultWarmup[r.Kind]
+	if r.Kind == Robust {
+		r.Warmup = min(r.History, 24)
+	}
+	if warmup != nil {
+		if *warmup < 2 || *warmup > 100000 {
+			return nil, fail("warmup", "must be 2..100000 windows")
 		}
+		if r.Kind == Robust && *warmup > r.History {
+			return nil, fail("warmup", "must not exceed history (%d)", r.History)
+		}
+		r.Warmup = *warmup
+	}
+	if r.Kind == Seasonal {
+		d, err := time.ParseDuration(season)
+		if err != nil || d < time.Minute {
+			return nil, fail("season", "must be the cycle's duration, like 24h or 168h, not %q", season)
+		}
+		r.Season = d
+	}
+	if novelty != nil {
+		if *novelty < 1 || *novelty > 100000 {
+			return nil, fail("novelty", "must be a half-life of 1..100000 windows")
+		}
+		r.Novelty = *novelty
+	}
+	switch r.From {
+	case "":
+		r.From = "median"
+	case "median", "range":
+	default:
+		return nil, fail("from", "must be median or range, not %q", r.From)
+	}
+	if r.Kind == CUSUM {
+		r.Drift = min(0.5, r.Z/2)
+	}
+	if drift != nil {
+		if !(*drift >= 0 && *drift < r.Z) {
+			return nil, fail("drift", "must be in [0, z)")
+		}
+		r.Drift = *drift
 	}
 	return r, nil
 }
+
+// Defaults of the scored kinds: zscore and cusum baselines follow the
+// series slowly; the seasonal level faster, as its offsets carry the shape.
+var (
+	defaultAlpha  = map[Kind]float64{ZScore: 0.1, Robust: 0.1, Seasonal: 0.05, CUSUM: 0.02}
+	defaultWarmup = map[Kind]int{ZScore: 10, CUSUM: 24}
+)
 
 func (r *Rule) checkLevels(fail func(string, string, ...any) error) error {
 	switch {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tapline/tapline/schemas"
 	"github.com/tapline/tapline/windows"
+	"github.com/tapline/tapline/windows/detect"
 )
 
 // State of an alert as delivered (schemas.AlertState).
@@ -77,8 +78,9 @@ type ruleState struct {
 	hasPrev   bool
 	prevStart int64
 	prevVal   float64
-	seen      int     // zscore: windows learnt
-	mean, vr  float64 // zscore: EWMA baseline
+	seen      int             // zscore: windows learnt
+	mean, vr  float64         // zscore: EWMA baseline
+	det       detect.Detector // robust, seasonal, cusum: made on the first window
 	incident  string
 }
 
@@ -115,10 +117,46 @@ func NewEngine(cfg *Config, specs []windows.Spec, quantiles bool, emit AlertFunc
 			if r.Aggregate[0] == 'p' && !quantiles {
 				return nil, &fieldError{r.File, r.Line, r.Name, "aggregate", r.Aggregate + " needs quantiles enabled in the window options"}
 			}
+			if r.Kind == Seasonal {
+				slide := specs[specIndex(specs, r.Window)].Slide
+				if n := r.Season / slide; r.Season%slide != 0 || n < 2 || n > maxPositions {
+					return nil, &fieldError{r.File, r.Line, r.Name, "season", fmt.Sprintf("must be 2..%d slides (%v) of window %s", maxPositions, slide, r.Window)}
+				}
+			}
 		}
 		e.rules = append(e.rules, r)
 	}
 	return e, nil
+}
+
+// maxPositions bounds a seasonal rule's state: 2016 positions is a week
+// of 5-minute windows, 16 KiB.
+const maxPositions = 2016
+
+// newDetector makes the detector of a robust, seasonal or cusum rule for
+// windows of spec.
+func (r *Rule) newDetector(spec *windows.Spec) detect.Detector {
+	switch r.Kind {
+	case Robust:
+		return r.novel(detect.NewRobust(r.History, r.Warmup, r.From == "range"))
+	case Seasonal:
+		slide := spec.Slide.Milliseconds()
+		warmup := r.Warmup
+		if warmup == 0 {
+			warmup = 2 * int(r.Season.Milliseconds()/slide)
+		}
+		return r.novel(detect.NewSeasonal(r.Season.Milliseconds(), slide, r.Alpha, r.Gamma, warmup))
+	case CUSUM:
+		return r.novel(detect.NewCUSUM(r.Drift, r.Z, r.Alpha, r.Warmup))
+	}
+	return nil
+}
+
+func (r *Rule) novel(d detect.Detector) detect.Detector {
+	if r.Novelty == 0 {
+		return d
+	}
+	return detect.NewNovel(d, r.Novelty)
 }
 
 func specIndex(specs []windows.Spec, name string) int {
@@ -227,6 +265,19 @@ func (e *Engine) evalWindow(st *ruleState, w *windows.Window) {
 		// Off a flat baseline z is infinite; the alert carries the largest
 		// finite value instead, which JSON (SNS, dead letters) can hold.
 		value = max(-math.MaxFloat64, min(z, math.MaxFloat64))
+	case Robust, Seasonal, CUSUM:
+		if st.det == nil {
+			st.det = r.newDetector(w.Spec)
+		}
+		score, ready := st.det.Observe(w.Start, v)
+		if !ready {
+			return
+		}
+		level = r.Z
+		if st.phase == firing {
+			level = r.ClearZ
+		}
+		bad, value = math.Abs(score) > level, score
 	}
 	e.step(st, bad, value, level, w.Start, w.End, w.DeviceID, w.Metric, w.Spec.Name, func(s State) string {
 		return windowMessage(r, s, w, v, value, level, st)
@@ -433,6 +484,11 @@ func aggregate(w *windows.Window, name string) float64 {
 func windowMessage(r *Rule, s State, w *windows.Window, v, value, level float64, st *ruleState) string {
 	what := w.DeviceID + " " + w.Metric + " " + r.Aggregate
 	switch r.Kind {
+	case Robust, Seasonal, CUSUM:
+		if s == Firing {
+			return fmt.Sprintf("%s %.4g scores %.2f (%s, limit %.4g) in window %s [%s]", what, v, value, r.Kind, level, w.Spec.Name, r.Name)
+		}
+		return fmt.Sprintf("%s %.4g back within %.4g (%s) [%s]", what, v, level, r.Kind, r.Name)
 	case ZScore:
 		if s == Firing {
 			return fmt.Sprintf("%s %.4g is %.2f sd from baseline %.4g in window %s [%s]", what, v, value, st.mean, w.Spec.Name, r.Name)

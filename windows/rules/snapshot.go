@@ -8,7 +8,12 @@ import (
 	"github.com/tapline/tapline/windows/wire"
 )
 
-const snapshotMagic = "tapline.rules/1"
+// Snapshot versions: /2 adds each rule state's detector; /1 (no
+// detectors) still restores.
+const (
+	snapshotMagic   = "tapline.rules/2"
+	snapshotMagicV1 = "tapline.rules/1"
+)
 
 // ErrIncompatible is returned by Restore for a snapshot taken with other
 // rules: its states belong to rules that are no longer the same.
@@ -49,6 +54,10 @@ func (e *Engine) AppendSnapshot(b []byte) []byte {
 				w.Float(st.mean)
 				w.Float(st.vr)
 				w.String(st.incident)
+				w.Bool(st.det != nil)
+				if st.det != nil {
+					st.det.Append(&w)
+				}
 			}
 		}
 	}
@@ -86,7 +95,8 @@ func (e *Engine) Restore(b []byte) ([]byte, error) {
 		return nil, errors.New("rules: Restore needs a new Engine")
 	}
 	r := wire.Reader{B: b}
-	if m := r.String(); m != snapshotMagic {
+	m := r.String()
+	if m != snapshotMagic && m != snapshotMagicV1 {
 		return nil, fmt.Errorf("rules: not a rules snapshot (%q)", m)
 	}
 	var want wire.Writer
@@ -126,6 +136,15 @@ func (e *Engine) Restore(b []byte) ([]byte, error) {
 				st.seen = int(r.Int())
 				st.mean, st.vr = r.Float(), r.Float()
 				st.incident = r.String()
+				if m == snapshotMagicV1 || !r.Bool() {
+					continue
+				}
+				if st.rule.Kind == ZScore || !st.rule.Kind.scored() || st.spec < 0 || st.spec >= len(e.specs) {
+					r.Fail("a detector for rule %q of kind %s", st.rule.Name, st.rule.Kind)
+					break
+				}
+				st.det = st.rule.newDetector(&e.specs[st.spec])
+				st.det.Restore(&r)
 			}
 		}
 	}
