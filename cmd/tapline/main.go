@@ -112,11 +112,11 @@ func runDemo(ctx context.Context, args []string) error {
 
 func runBacktest(args []string) error {
 	fs := flag.NewFlagSet("tapline backtest", flag.ContinueOnError)
-	rulesFile := fs.String("rules", "", "rules YAML file (required); the windows are those the rules read")
+	rulesFile := fs.String("rules", rules.DefaultFile, "rules YAML file, or \"default\" for the embedded default set; the windows are those the rules read")
 	labelsFile := fs.String("labels", "", "labelled anomaly windows (NAB's windows.json): print the scoring table")
 	asJSON := fs.Bool("json", false, "print a JSON report instead of text")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: tapline backtest -rules rules.yml [-labels windows.json] [-json] FILE_OR_DIR...\n\n"+
+		fmt.Fprintln(fs.Output(), "usage: tapline backtest [-rules rules.yml] [-labels windows.json] [-json] FILE_OR_DIR...\n\n"+
 			"Replays .csv (timestamp,value[,device]), .jsonl (records as devices send them) and .parquet\n"+
 			"(tapline's raw dataset, e.g. a copy of s3://bucket/prefix/raw) through the\n"+
 			"service's pipeline, merged by event time, and prints the alerts, or with -labels the scoring.")
@@ -125,11 +125,11 @@ func runBacktest(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *rulesFile == "" || fs.NArg() == 0 {
+	if fs.NArg() == 0 {
 		fs.Usage()
-		return errors.New("backtest: -rules and at least one input are required")
+		return errors.New("backtest: at least one input is required")
 	}
-	cfg, err := rules.Load(*rulesFile)
+	cfg, err := rules.LoadOrDefault(*rulesFile)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/tapline/tapline/schemas"
 	"github.com/tapline/tapline/sinks/layout"
 	"github.com/tapline/tapline/windows"
+	"github.com/tapline/tapline/windows/rules"
 )
 
 // Config is the service's configuration: a YAML file, then TAPLINE_*
@@ -58,7 +59,7 @@ type Config struct {
 		QueueSize int `yaml:"queue_size"`
 	} `yaml:"sns"`
 
-	RulesFile string `yaml:"rules_file"` // empty: no rules
+	RulesFile string `yaml:"rules_file"` // empty: no rules; "default": the embedded default set (rules.Default)
 
 	HTTPAddr        string        `yaml:"http_addr"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"` // below the ECS stopTimeout (at most 120 s)
@@ -113,6 +114,9 @@ func Load(path string, environ []string) (Config, error) {
 		}
 	}
 	envErr := applyEnv(&c, environ)
+	if c.RulesFile == rules.DefaultFile {
+		c.Pipeline.Windows.Specs = rules.AddDefaultWindows(c.Pipeline.Windows.Specs)
+	}
 	if c.Pipeline.Windows.MaxSeries == 0 {
 		c.Pipeline.Windows.MaxSeries = maxSeriesFor(memoryLimit(), c.KCL.MaxLeases)
 	}

@@ -146,3 +146,18 @@ func TestMaxSeriesFromMemory(t *testing.T) {
 		}
 	}
 }
+
+// TestDefaultRulesAddTheirWindows: rules_file: default (here from the
+// environment) adds the windows the default rules read to those
+// configured, once.
+func TestDefaultRulesAddTheirWindows(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte("stream: a\ns3: {bucket: b}\nwindows: [1m]\n"), 0o644)
+	c, err := Load(path, []string{"TAPLINE_RULES_FILE=default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(c.Pipeline.Windows.Specs); got != "[1m 1h]" {
+		t.Fatalf("windows %s, want [1m 1h]", got)
+	}
+}

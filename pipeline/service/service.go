@@ -49,7 +49,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 
 	o := c.Options
 	if c.RulesFile != "" {
-		if o.Pipeline.Rules, err = rules.Load(c.RulesFile); err != nil {
+		if o.Pipeline.Rules, err = rules.LoadOrDefault(c.RulesFile); err != nil {
 			return err
 		}
 	}
@@ -236,7 +236,7 @@ func RedriveAlerts(ctx context.Context, c Config, since time.Time) (snssink.Redr
 	}
 	rs := &rules.Config{}
 	if c.RulesFile != "" {
-		if rs, err = rules.Load(c.RulesFile); err != nil {
+		if rs, err = rules.LoadOrDefault(c.RulesFile); err != nil {
 			return snssink.RedriveReport{}, err
 		}
 	}

@@ -71,6 +71,9 @@ func (d *Robust) Baseline() (median, scale float64) {
 
 func (d *Robust) learn(v float64) {
 	d.seen++
+	if d.ring == nil {
+		d.ring, d.sorted = make([]float64, 0, d.k), make([]float64, 0, d.k)
+	}
 	if len(d.ring) < d.k {
 		d.ring = append(d.ring, v)
 		i, _ := slices.BinarySearch(d.sorted, v)
@@ -160,15 +163,12 @@ func (d *Robust) Restore(r *wire.Reader) {
 		r.Fail("robust: history of %d windows, want at most %d", n, d.k)
 		return
 	}
-	d.ring, d.sorted, d.next = make([]float64, n), make([]float64, n), 0
+	d.ring, d.sorted, d.next = make([]float64, n, d.k), make([]float64, n, d.k), 0
 	for i := range d.ring {
 		d.ring[i] = r.Float()
 	}
 	copy(d.sorted, d.ring)
 	slices.Sort(d.sorted)
-	if n == d.k {
-		d.next = 0
-	}
 }
 
 // Size implements Detector.
