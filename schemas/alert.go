@@ -48,11 +48,24 @@ type AlertMessage struct {
 	End       string     `json:"window_end"`
 	At        string     `json:"at"` // event time of the transition
 	Message   string     `json:"message"`
+	// Attribution: for a rule over several metrics (a forest), each
+	// metric's share of the score, largest first.
+	Attribution []MetricShare `json:"attribution,omitempty"`
 	// MAC authenticates the message as the service's (Sign, Verify):
 	// hex HMAC-SHA256 over the message without it, with a key only the
 	// service and the command Lambda hold.
 	MAC string `json:"mac,omitempty"`
 }
+
+// MetricShare is one metric's share (0..1) of a multi-metric score.
+type MetricShare struct {
+	Metric string  `json:"metric"`
+	Share  float64 `json:"share"`
+}
+
+// maxAttribution bounds an alert's attribution list (a forest reads at
+// most this many metrics).
+const maxAttribution = 16
 
 // MinMACKey is the shortest MAC key Sign and Verify accept.
 const MinMACKey = 32
@@ -141,6 +154,14 @@ func (m *AlertMessage) Validate() error {
 		}
 		if i := strings.IndexFunc(f.v, func(r rune) bool { return unicode.IsControl(r) || r == utf8.RuneError }); i >= 0 {
 			return fmt.Errorf("%s %q has a control character or invalid UTF-8 at byte %d", f.name, truncate(f.v), i)
+		}
+	}
+	if len(m.Attribution) > maxAttribution {
+		return fmt.Errorf("attribution of %d metrics, at most %d", len(m.Attribution), maxAttribution)
+	}
+	for _, a := range m.Attribution {
+		if !ValidMetricName(a.Metric) || !(a.Share >= 0 && a.Share <= 1) {
+			return fmt.Errorf("attribution %q %v: want a metric name and a share in [0, 1]", truncate(a.Metric), a.Share)
 		}
 	}
 	for _, t := range []struct{ name, v string }{{"window_start", m.Start}, {"window_end", m.End}, {"at", m.At}} {

@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 )
@@ -19,6 +20,10 @@ func TestAlertMessageValidate(t *testing.T) {
 	if err := m.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	m.Attribution = []MetricShare{{"rpm", 0.85}, {"temp", 0.15}}
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
 	for want, mutate := range map[string]func(*AlertMessage){
 		"alert_id":     func(m *AlertMessage) { m.ID = "x" },
 		"incident_id":  func(m *AlertMessage) { m.Incident = "0123456789ABCDEF" },
@@ -32,6 +37,11 @@ func TestAlertMessageValidate(t *testing.T) {
 		"window_spec":  func(m *AlertMessage) { m.Window = "1m\r" },
 		"at":           func(m *AlertMessage) { m.At = "yesterday" },
 		"window_start": func(m *AlertMessage) { m.Start = "" },
+		"attribution \"a b\"": func(m *AlertMessage) {
+			m.Attribution = []MetricShare{{"temp", 0.5}, {"a b", 0.5}}
+		},
+		"attribution \"temp\" NaN": func(m *AlertMessage) { m.Attribution = []MetricShare{{"temp", math.NaN()}} },
+		"attribution of 17":        func(m *AlertMessage) { m.Attribution = make([]MetricShare, 17) },
 	} {
 		m := goodAlert()
 		mutate(&m)

@@ -8,9 +8,12 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"slices"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/tapline/tapline/schemas"
 )
 
 // Kind is the kind of a rule.
@@ -25,15 +28,18 @@ const (
 	Robust
 	Seasonal
 	CUSUM
+	Forest
 )
 
 var kindNames = map[string]Kind{
 	"threshold": Threshold, "zscore": ZScore, "rate": Rate, "missing": Missing,
-	"robust": Robust, "seasonal": Seasonal, "cusum": CUSUM,
+	"robust": Robust, "seasonal": Seasonal, "cusum": CUSUM, "forest": Forest,
 }
 
 // scored reports whether the kind fires on a score compared with z.
-func (k Kind) scored() bool { return k == ZScore || k == Robust || k == Seasonal || k == CUSUM }
+func (k Kind) scored() bool {
+	return k == ZScore || k == Robust || k == Seasonal || k == CUSUM || k == Forest
+}
 
 // kindFields are the fields each kind reads beyond name, kind, severity,
 // devices, metric, window, aggregate, for, m_of_n and keep_firing_for.
@@ -44,11 +50,12 @@ var kindFields = map[Kind][]string{
 	Robust:    {"z", "clear_z", "warmup", "history", "from", "novelty"},
 	Seasonal:  {"z", "clear_z", "alpha", "gamma", "warmup", "season", "novelty"},
 	CUSUM:     {"z", "clear_z", "alpha", "warmup", "drift", "novelty"},
+	Forest:    {"z", "clear_z", "alpha", "warmup", "novelty", "shingle", "trees", "sample", "metrics"},
 	Missing:   {"after"},
 }
 
 // optionFields are every kind-specific field, in the order errors name them.
-var optionFields = []string{"above", "below", "clear", "per", "z", "clear_z", "alpha", "gamma", "warmup", "history", "from", "season", "drift", "novelty", "after"}
+var optionFields = []string{"above", "below", "clear", "per", "z", "clear_z", "alpha", "gamma", "warmup", "history", "from", "season", "drift", "novelty", "shingle", "trees", "sample", "metrics", "after"}
 
 func (k Kind) String() string {
 	for n, v := range kindNames {
@@ -85,7 +92,11 @@ type Rule struct {
 	Season    time.Duration // seasonal: the cycle (24h daily, 168h weekly)
 	Drift     float64       // cusum: allowance k in standard deviations
 	From      string        // robust: "median" (distance from it) or "range" (beyond min/max)
-	Novelty   int           // robust, seasonal, cusum: half-life in windows of the peak a score must beat; 0 off
+	Novelty   int           // robust, seasonal, cusum, forest: half-life in windows of the peak a score must beat; 0 off
+	Shingle   int           // forest: windows per point
+	Trees     int           // forest: random cut trees
+	Sample    int           // forest: points each tree holds (the last Sample shingles)
+	Metrics   []string      // forest: the metrics of one device it reads together (instead of metric)
 
 	Per   time.Duration // rate: the change is expressed per this duration
 	After time.Duration // missing: silence that fires
@@ -190,7 +201,7 @@ func parseRule(file string, n *yaml.Node) (*Rule, error) {
 		N int `yaml:"n"`
 	}
 	var alpha, gamma, clearZ, drift *float64
-	var warmup, history, novelty *int
+	var warmup, history, novelty, shingle, trees, sample *int
 	var per, after, season string
 	fail := func(field, format string, args ...any) error {
 		line := r.Line
@@ -257,6 +268,14 @@ func parseRule(file string, n *yaml.Node) (*Rule, error) {
 			target = &r.From
 		case "novelty":
 			target = &novelty
+		case "shingle":
+			target = &shingle
+		case "trees":
+			target = &trees
+		case "sample":
+			target = &sample
+		case "metrics":
+			target = &r.Metrics
 		case "per":
 			target = &per
 		case "after":
@@ -278,7 +297,7 @@ func parseRule(file string, n *yaml.Node) (*Rule, error) {
 	}
 	var ok bool
 	if r.Kind, ok = kindNames[kind]; !ok {
-		return nil, fail("kind", "must be threshold, rate, zscore, robust, seasonal, cusum or missing, not %q", kind)
+		return nil, fail("kind", "must be threshold, rate, zscore, robust, seasonal, cusum, forest or missing, not %q", kind)
 	}
 	switch r.Severity {
 	case "info", "warning", "critical":
@@ -318,7 +337,20 @@ func parseRule(file string, n *yaml.Node) (*Rule, error) {
 		r.After = d
 		return r, nil
 	}
-	if r.Metric == "" {
+	switch {
+	case r.Kind == Forest && len(r.Metrics) > 0:
+		if r.Metric != "" {
+			return nil, fail("metrics", "use either metric (one forest per series) or metrics (one per device)")
+		}
+		if len(r.Metrics) > maxForestMetrics {
+			return nil, fail("metrics", "at most %d metrics", maxForestMetrics)
+		}
+		for i, m := range r.Metrics {
+			if !schemas.ValidMetricName(m) || slices.Contains(r.Metrics[:i], m) {
+				return nil, fail("metrics", "%q is not a metric name, or is listed twice", m)
+			}
+		}
+	case r.Metric == "":
 		return nil, fail("metric", "required for kind %s", r.Kind)
 	}
 	if r.Window == "" {
@@ -438,6 +470,27 @@ func parseRule(file string, n *yaml.Node) (*Rule, error) {
 	if r.Kind == CUSUM {
 		r.Drift = min(0.5, r.Z/2)
 	}
+	if r.Kind == Forest {
+		for _, o := range []struct {
+			field         string
+			v, to         *int
+			def, min, max int
+		}{{"shingle", shingle, &r.Shingle, 4, 1, 16}, {"trees", trees, &r.Trees, 20, 1, 100}, {"sample", sample, &r.Sample, 64, 8, 1024}} {
+			*o.to = o.def
+			if o.v != nil {
+				if *o.v < o.min || *o.v > o.max {
+					return nil, fail(o.field, "must be %d..%d", o.min, o.max)
+				}
+				*o.to = *o.v
+			}
+		}
+		if d := max(1, len(r.Metrics)) * r.Shingle; d > maxForestDims {
+			return nil, fail("shingle", "metrics × shingle is %d, at most %d", d, maxForestDims)
+		}
+		if warmup == nil {
+			r.Warmup = r.Sample / 2
+		}
+	}
 	if drift != nil {
 		if !(*drift >= 0 && *drift < r.Z) {
 			return nil, fail("drift", "must be in [0, z)")
@@ -447,10 +500,16 @@ func parseRule(file string, n *yaml.Node) (*Rule, error) {
 	return r, nil
 }
 
+// Forest bounds: a point has at most maxForestDims values.
+const (
+	maxForestMetrics = 16
+	maxForestDims    = 64
+)
+
 // Defaults of the scored kinds: zscore and cusum baselines follow the
 // series slowly; the seasonal level faster, as its offsets carry the shape.
 var (
-	defaultAlpha  = map[Kind]float64{ZScore: 0.1, Robust: 0.1, Seasonal: 0.05, CUSUM: 0.02}
+	defaultAlpha  = map[Kind]float64{ZScore: 0.1, Robust: 0.1, Seasonal: 0.05, CUSUM: 0.02, Forest: 0.05}
 	defaultWarmup = map[Kind]int{ZScore: 10, CUSUM: 24}
 )
 

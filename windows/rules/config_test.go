@@ -90,12 +90,15 @@ func FuzzParse(f *testing.F) {
 				if r.Above == nil && r.Below == nil || r.M < 1 || r.M > r.N || r.N > 64 || r.Window == "" {
 					t.Fatalf("inconsistent rule accepted: %+v", r)
 				}
-			case ZScore, Robust, Seasonal, CUSUM:
+			case ZScore, Robust, Seasonal, CUSUM, Forest:
 				if !(r.Z > 0) || !(r.ClearZ > 0) || r.ClearZ > r.Z || !(r.Alpha > 0 && r.Alpha <= 1) || !(r.Gamma > 0 && r.Gamma <= 1) {
 					t.Fatalf("inconsistent %s rule accepted: %+v", r.Kind, r)
 				}
 				if r.History < 3 || r.History > 1024 || r.Novelty < 0 || (r.From != "median" && r.From != "range") || r.Kind == CUSUM && !(r.Drift >= 0 && r.Drift < r.Z) {
 					t.Fatalf("inconsistent %s options accepted: %+v", r.Kind, r)
+				}
+				if r.Kind == Forest && (r.Shingle < 1 || r.Trees < 1 || r.Sample < 8 || max(1, len(r.Metrics))*r.Shingle > maxForestDims || (r.Metric == "") == (len(r.Metrics) == 0)) {
+					t.Fatalf("inconsistent forest accepted: %+v", r)
 				}
 				if r.Kind != Seasonal && r.Warmup < 2 || r.Kind == Robust && r.Warmup > r.History || r.Kind == Seasonal && r.Season < time.Minute {
 					t.Fatalf("inconsistent %s warm-up accepted: %+v", r.Kind, r)

@@ -22,7 +22,7 @@ func TestDefaultSet(t *testing.T) {
 	}
 	total := int(unsafe.Sizeof(seriesRules{}))
 	for _, r := range cfg.Rules {
-		d := r.newDetector(&specs[specIndex(specs, r.Window)])
+		d := r.newDetector(&specs[specIndex(specs, r.Window)], 1)
 		if d == nil {
 			t.Fatalf("rule %s (%s) has no detector", r.Name, r.Kind)
 		}

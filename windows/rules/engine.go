@@ -1,12 +1,15 @@
 package rules
 
 import (
+	"cmp"
 	"fmt"
 	"hash/fnv"
 	"math"
 	"math/bits"
 	"path"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tapline/tapline/schemas"
@@ -40,6 +43,9 @@ type Alert struct {
 	End       int64
 	At        int64 // event time of the transition (window end or watermark)
 	Message   string
+	// Attribution: for a forest over several metrics, each metric's share
+	// of the score, largest first.
+	Attribution []schemas.MetricShare
 }
 
 // AlertMessage is the alert as programs receive it (the SNS message, a
@@ -49,6 +55,7 @@ func (a *Alert) AlertMessage() schemas.AlertMessage {
 		ID: a.ID, Incident: a.Incident, State: a.State, Rule: a.Rule, Kind: a.Kind, Severity: a.Severity,
 		Device: a.Device, Metric: a.Metric, Window: a.Window, Value: a.Value, Threshold: a.Threshold,
 		Start: schemas.AlertTime(a.Start), End: schemas.AlertTime(a.End), At: schemas.AlertTime(a.At), Message: a.Message,
+		Attribution: a.Attribution,
 	}
 }
 
@@ -80,8 +87,13 @@ type ruleState struct {
 	prevVal   float64
 	seen      int             // zscore: windows learnt
 	mean, vr  float64         // zscore: EWMA baseline
-	det       detect.Detector // robust, seasonal, cusum: made on the first window
+	det       detect.Detector // robust, seasonal, cusum, forest: made on the first window
 	incident  string
+	// A forest over several metrics (a device-level state) collects one
+	// window of each before it scores them together.
+	vec      []float64 // by rule.Metrics; a metric not seen yet is NaN
+	vecStart int64     // the window the collected values belong to
+	vecHave  uint64    // bit i: Metrics[i] collected for vecStart
 }
 
 type seriesRules struct {
@@ -95,6 +107,7 @@ type Engine struct {
 	rules    []*Rule
 	specs    []windows.Spec
 	missing  bool // any missing rule: Watermark has work
+	vectors  bool // any forest over several metrics: windows feed device states
 	emit     AlertFunc
 	series   []seriesRules // by series handle index
 	devices  []seriesRules // device-level missing rules, by device handle index
@@ -111,6 +124,7 @@ func NewEngine(cfg *Config, specs []windows.Spec, quantiles bool, emit AlertFunc
 		if r.Kind == Missing {
 			e.missing = true
 		} else {
+			e.vectors = e.vectors || r.deviceLevel()
 			if specIndex(specs, r.Window) < 0 {
 				return nil, &fieldError{r.File, r.Line, r.Name, "window", fmt.Sprintf("no window spec named %q is configured", r.Window)}
 			}
@@ -135,7 +149,7 @@ const maxPositions = 2016
 
 // newDetector makes the detector of a robust, seasonal or cusum rule for
 // windows of spec.
-func (r *Rule) newDetector(spec *windows.Spec) detect.Detector {
+func (r *Rule) newDetector(spec *windows.Spec, seed uint64) detect.Detector {
 	switch r.Kind {
 	case Robust:
 		return r.novel(detect.NewRobust(r.History, r.Warmup, r.From == "range"))
@@ -148,6 +162,25 @@ func (r *Rule) newDetector(spec *windows.Spec) detect.Detector {
 		return r.novel(detect.NewSeasonal(r.Season.Milliseconds(), slide, r.Alpha, r.Gamma, warmup))
 	case CUSUM:
 		return r.novel(detect.NewCUSUM(r.Drift, r.Z, r.Alpha, r.Warmup))
+	case Forest:
+		return r.novel(detect.NewForest(max(1, len(r.Metrics)), r.Shingle, r.Trees, r.Sample, r.Alpha, r.Warmup, seed))
+	}
+	return nil
+}
+
+// deviceLevel reports whether the rule keeps one state per device rather
+// than per series: a missing rule without a metric, a forest over metrics.
+func (r *Rule) deviceLevel() bool {
+	return r.Kind == Missing && r.Metric == "" || r.Kind == Forest && len(r.Metrics) > 0
+}
+
+// forestOf returns the forest inside a detector (under novelty gating).
+func forestOf(d detect.Detector) *detect.Forest {
+	switch d := d.(type) {
+	case *detect.Forest:
+		return d
+	case *detect.Novel:
+		return forestOf(d.Detector)
 	}
 	return nil
 }
@@ -185,7 +218,7 @@ func (e *Engine) bind(list *[]seriesRules, h, dev windows.Handle, deviceID, metr
 	sr.handle, sr.device = h, dev
 	sr.states = sr.states[:0]
 	for _, r := range e.rules {
-		if deviceLevel != (r.Kind == Missing && r.Metric == "") {
+		if deviceLevel != r.deviceLevel() {
 			continue
 		}
 		if m, _ := path.Match(r.Devices, deviceID); !m {
@@ -214,6 +247,114 @@ func (e *Engine) Window(w *windows.Window) {
 		}
 		e.evalWindow(st, w)
 	}
+	if !e.vectors {
+		return
+	}
+	dr := e.bind(&e.devices, w.Device, w.Device, w.DeviceID, "", true)
+	for i := range dr.states {
+		st := &dr.states[i]
+		if st.spec != w.SpecIndex || st.rule.Kind != Forest {
+			continue
+		}
+		if k := slices.Index(st.rule.Metrics, w.Metric); k >= 0 {
+			e.collect(st, w, k)
+		}
+	}
+}
+
+// collect adds metric k's window to a multi-metric forest's vector and
+// scores the vector once every metric of the window is in, or when a
+// later window arrives first (a metric that missed a window keeps its
+// last value; one never seen holds the vector back).
+func (e *Engine) collect(st *ruleState, w *windows.Window, k int) {
+	v := aggregate(w, st.rule.Aggregate)
+	if math.IsNaN(v) || w.Start < st.vecStart {
+		return
+	}
+	n := len(st.rule.Metrics)
+	if st.vec == nil {
+		st.vec = make([]float64, n)
+		for i := range st.vec {
+			st.vec[i] = math.NaN()
+		}
+	}
+	if st.vecHave != 0 && w.Start > st.vecStart {
+		e.scoreVector(st, w)
+	}
+	st.vecStart = w.Start
+	st.vec[k] = v
+	st.vecHave |= 1 << k
+	if st.vecHave == 1<<n-1 {
+		e.scoreVector(st, w)
+	}
+}
+
+func (e *Engine) scoreVector(st *ruleState, w *windows.Window) {
+	r := st.rule
+	st.vecHave = 0
+	for _, x := range st.vec {
+		if math.IsNaN(x) {
+			return
+		}
+	}
+	if st.det == nil {
+		st.det = r.newDetector(w.Spec, seedOf(r.Name, w.DeviceID, ""))
+	}
+	score, ready := st.det.(interface {
+		ObserveVector(int64, []float64) (float64, bool)
+	}).ObserveVector(st.vecStart, st.vec)
+	if !ready {
+		return
+	}
+	level := r.Z
+	if st.phase == firing {
+		level = r.ClearZ
+	}
+	start, end := st.vecStart, st.vecStart+w.Spec.Size.Milliseconds()
+	var shares []schemas.MetricShare
+	e.step(st, math.Abs(score) > level, score, level, start, end, w.DeviceID, "", w.Spec.Name, func(s State) string {
+		shares = attribution(r.Metrics, forestOf(st.det))
+		return forestMessage(r, s, w.DeviceID, score, level, w.Spec.Name, shares)
+	}, func() []schemas.MetricShare { return shares })
+}
+
+// attribution lists metrics by their share of the forest's last score.
+func attribution(metrics []string, f *detect.Forest) []schemas.MetricShare {
+	if f == nil {
+		return nil
+	}
+	at := f.Attribution()
+	out := make([]schemas.MetricShare, len(metrics))
+	for i, m := range metrics {
+		out[i] = schemas.MetricShare{Metric: m, Share: math.Round(at[i]*1000) / 1000}
+	}
+	slices.SortStableFunc(out, func(a, b schemas.MetricShare) int { return cmp.Compare(b.Share, a.Share) })
+	return out
+}
+
+func forestMessage(r *Rule, s State, device string, score, level float64, window string, shares []schemas.MetricShare) string {
+	var b strings.Builder
+	for i, sh := range shares {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s %.0f%%", sh.Metric, 100*sh.Share)
+	}
+	if s == Firing {
+		return fmt.Sprintf("%s %s scores %.2f (forest, limit %.4g) in window %s; attribution: %s [%s]", device, strings.Join(r.Metrics, "+"), score, level, window, b.String(), r.Name)
+	}
+	return fmt.Sprintf("%s %s back within %.4g (forest) [%s]", device, strings.Join(r.Metrics, "+"), level, r.Name)
+}
+
+// seedOf derives a forest's random seed from what it watches, so every
+// replay of a series cuts its trees the same way.
+func seedOf(parts ...string) uint64 {
+	h := fnv.New64a()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return h.Sum64()
 }
 
 func (e *Engine) evalWindow(st *ruleState, w *windows.Window) {
@@ -265,9 +406,9 @@ func (e *Engine) evalWindow(st *ruleState, w *windows.Window) {
 		// Off a flat baseline z is infinite; the alert carries the largest
 		// finite value instead, which JSON (SNS, dead letters) can hold.
 		value = max(-math.MaxFloat64, min(z, math.MaxFloat64))
-	case Robust, Seasonal, CUSUM:
+	case Robust, Seasonal, CUSUM, Forest:
 		if st.det == nil {
-			st.det = r.newDetector(w.Spec)
+			st.det = r.newDetector(w.Spec, seedOf(r.Name, w.DeviceID, w.Metric))
 		}
 		score, ready := st.det.Observe(w.Start, v)
 		if !ready {
@@ -281,7 +422,7 @@ func (e *Engine) evalWindow(st *ruleState, w *windows.Window) {
 	}
 	e.step(st, bad, value, level, w.Start, w.End, w.DeviceID, w.Metric, w.Spec.Name, func(s State) string {
 		return windowMessage(r, s, w, v, value, level, st)
-	})
+	}, nil)
 }
 
 // learn updates the EWMA mean and variance (West's incremental form).
@@ -319,7 +460,7 @@ func (r *Rule) levelBad(v float64, isFiring bool) (bool, float64) {
 
 // step advances the state machine by one evaluation and emits on FIRING
 // and on resolution.
-func (e *Engine) step(st *ruleState, bad bool, value, level float64, start, end int64, device, metric, window string, msg func(State) string) {
+func (e *Engine) step(st *ruleState, bad bool, value, level float64, start, end int64, device, metric, window string, msg func(State) string, shares func() []schemas.MetricShare) {
 	r := st.rule
 	st.hist <<= 1
 	if bad {
@@ -337,7 +478,7 @@ func (e *Engine) step(st *ruleState, bad bool, value, level float64, start, end 
 			st.phase, st.clearRun = firing, 0
 			st.incident = hashID(r.Name, device, metric, window, strconv.FormatInt(end, 10))
 			e.fired++
-			e.send(st, Firing, value, level, start, end, device, metric, window, msg(Firing))
+			e.send(st, Firing, value, level, start, end, device, metric, window, msg(Firing), shares)
 		case bad:
 			st.phase = pending
 		default:
@@ -352,29 +493,34 @@ func (e *Engine) step(st *ruleState, bad bool, value, level float64, start, end 
 		if st.clearRun > r.KeepFiringFor {
 			st.phase, st.hist = ok, 0
 			e.resolved++
-			e.send(st, Resolved, value, level, start, end, device, metric, window, msg(Resolved))
+			e.send(st, Resolved, value, level, start, end, device, metric, window, msg(Resolved), shares)
 		}
 	}
 }
 
-func (e *Engine) send(st *ruleState, s State, value, level float64, start, end int64, device, metric, window, msg string) {
+func (e *Engine) send(st *ruleState, s State, value, level float64, start, end int64, device, metric, window, msg string, shares func() []schemas.MetricShare) {
 	r := st.rule
+	var at []schemas.MetricShare
+	if shares != nil {
+		at = shares()
+	}
 	e.emit(&Alert{
-		ID:        hashID(st.incident, string(s)),
-		Incident:  st.incident,
-		Rule:      r.Name,
-		Kind:      r.Kind.String(),
-		Severity:  r.Severity,
-		Device:    device,
-		Metric:    metric,
-		Window:    window,
-		State:     s,
-		Value:     value,
-		Threshold: level,
-		Start:     start,
-		End:       end,
-		At:        end,
-		Message:   msg,
+		Attribution: at,
+		ID:          hashID(st.incident, string(s)),
+		Incident:    st.incident,
+		Rule:        r.Name,
+		Kind:        r.Kind.String(),
+		Severity:    r.Severity,
+		Device:      device,
+		Metric:      metric,
+		Window:      window,
+		State:       s,
+		Value:       value,
+		Threshold:   level,
+		Start:       start,
+		End:         end,
+		At:          end,
+		Message:     msg,
 	})
 }
 
@@ -390,7 +536,9 @@ func (e *Engine) Watermark(wm int64, src SeriesSource) {
 			first, lastDevice = false, info.Device
 			dr := e.bind(&e.devices, info.Device, info.Device, info.DeviceID, "", true)
 			for i := range dr.states {
-				e.evalMissing(&dr.states[i], wm, info.DeviceLast, info.DeviceID, "")
+				if dr.states[i].rule.Kind == Missing {
+					e.evalMissing(&dr.states[i], wm, info.DeviceLast, info.DeviceID, "")
+				}
 			}
 		}
 		sr := e.bind(&e.series, info.Series, info.Device, info.DeviceID, info.Metric, false)
@@ -420,13 +568,13 @@ func (e *Engine) evalMissing(st *ruleState, wm, last int64, device, metric strin
 		st.incident = hashID(r.Name, device, metric, "", strconv.FormatInt(last, 10))
 		e.fired++
 		msg := fmt.Sprintf("%s silent for %s (>= %s) [%s]", what, (time.Duration(silent) * time.Millisecond).Round(time.Second), r.After, r.Name)
-		e.send(st, Firing, float64(silent)/1000, float64(after)/1000, last, wm, device, metric, "", msg)
+		e.send(st, Firing, float64(silent)/1000, float64(after)/1000, last, wm, device, metric, "", msg, nil)
 		return
 	}
 	st.phase = ok
 	e.resolved++
 	msg := fmt.Sprintf("%s reporting again [%s]", what, r.Name)
-	e.send(st, Resolved, float64(silent)/1000, float64(after)/1000, last, wm, device, metric, "", msg)
+	e.send(st, Resolved, float64(silent)/1000, float64(after)/1000, last, wm, device, metric, "", msg, nil)
 }
 
 // Active reports whether any rule on the series, or a device-level rule on
@@ -484,7 +632,7 @@ func aggregate(w *windows.Window, name string) float64 {
 func windowMessage(r *Rule, s State, w *windows.Window, v, value, level float64, st *ruleState) string {
 	what := w.DeviceID + " " + w.Metric + " " + r.Aggregate
 	switch r.Kind {
-	case Robust, Seasonal, CUSUM:
+	case Robust, Seasonal, CUSUM, Forest:
 		if s == Firing {
 			return fmt.Sprintf("%s %.4g scores %.2f (%s, limit %.4g) in window %s [%s]", what, v, value, r.Kind, level, w.Spec.Name, r.Name)
 		}

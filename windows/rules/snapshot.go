@@ -58,6 +58,12 @@ func (e *Engine) AppendSnapshot(b []byte) []byte {
 				if st.det != nil {
 					st.det.Append(&w)
 				}
+				w.Uint(uint64(len(st.vec)))
+				for _, x := range st.vec {
+					w.Float(x)
+				}
+				w.Int(st.vecStart)
+				w.Uint(st.vecHave)
 			}
 		}
 	}
@@ -136,15 +142,28 @@ func (e *Engine) Restore(b []byte) ([]byte, error) {
 				st.seen = int(r.Int())
 				st.mean, st.vr = r.Float(), r.Float()
 				st.incident = r.String()
-				if m == snapshotMagicV1 || !r.Bool() {
+				if m == snapshotMagicV1 {
 					continue
 				}
-				if st.rule.Kind == ZScore || !st.rule.Kind.scored() || st.spec < 0 || st.spec >= len(e.specs) {
-					r.Fail("a detector for rule %q of kind %s", st.rule.Name, st.rule.Kind)
-					break
+				if r.Bool() {
+					if st.rule.Kind == ZScore || !st.rule.Kind.scored() || st.spec < 0 || st.spec >= len(e.specs) {
+						r.Fail("a detector for rule %q of kind %s", st.rule.Name, st.rule.Kind)
+						break
+					}
+					st.det = st.rule.newDetector(&e.specs[st.spec], 0) // the seed is in the state
+					st.det.Restore(&r)
 				}
-				st.det = st.rule.newDetector(&e.specs[st.spec])
-				st.det.Restore(&r)
+				if n := r.Len(8); n > 0 {
+					if n != len(st.rule.Metrics) {
+						r.Fail("rule %q: %d collected metrics, want %d", st.rule.Name, n, len(st.rule.Metrics))
+						break
+					}
+					st.vec = make([]float64, n)
+					for k := range st.vec {
+						st.vec[k] = r.Float()
+					}
+				}
+				st.vecStart, st.vecHave = r.Int(), r.Uint()
 			}
 		}
 	}

@@ -1,0 +1,125 @@
+package detect
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/tapline/tapline/windows/wire"
+)
+
+const hour = int64(3_600_000)
+
+// signal is a noisy daily cycle (hourly windows) with a spike at hour
+// 200: the shape every detector is tested on.
+func signal(n int) []float64 {
+	rng := rand.New(rand.NewPCG(1, 2))
+	v := make([]float64, n)
+	for i := range v {
+		v[i] = 50 + 20*math.Sin(2*math.Pi*float64(i%24)/24) + rng.NormFloat64()
+	}
+	v[200] += 40
+	return v
+}
+
+func detectors() map[string]func() Detector {
+	return map[string]func() Detector{
+		"robust":       func() Detector { return NewRobust(48, 12, false) },
+		"robust-range": func() Detector { return NewRobust(48, 12, true) },
+		"seasonal":     func() Detector { return NewSeasonal(24*hour, hour, 0.05, 0.1, 48) },
+		"cusum":        func() Detector { return NewCUSUM(0.5, 5, 0.02, 24) },
+		"forest":       func() Detector { return NewForest(1, 4, 20, 128, 0.05, 32, 7) },
+		"novel":        func() Detector { return NewNovel(NewRobust(48, 12, true), 24) },
+	}
+}
+
+// TestRestoreEveryWindow: a detector restored from a snapshot taken after
+// any window scores the rest exactly as the one that never stopped.
+func TestRestoreEveryWindow(t *testing.T) {
+	v := signal(260)
+	for name, mk := range detectors() {
+		t.Run(name, func(t *testing.T) {
+			straight := mk()
+			var want []float64
+			for i, x := range v {
+				s, _ := straight.Observe(int64(i)*hour, x)
+				want = append(want, s)
+			}
+			d := mk()
+			for i, x := range v {
+				s, _ := d.Observe(int64(i)*hour, x)
+				if s != want[i] {
+					t.Fatalf("window %d: score %v after restores, %v straight", i, s, want[i])
+				}
+				var w wire.Writer
+				d.Append(&w)
+				d = mk()
+				r := wire.Reader{B: w.B}
+				d.Restore(&r)
+				if r.Err() != nil || len(r.B) != 0 {
+					t.Fatalf("window %d: restore: %v, %d bytes left", i, r.Err(), len(r.B))
+				}
+			}
+		})
+	}
+}
+
+// TestSpike: each spike detector scores the spike far above every other
+// window after warm-up (for the forest, every window whose shingle
+// does not hold the spike).
+func TestSpike(t *testing.T) {
+	v := signal(260)
+	for _, name := range []string{"robust", "robust-range", "seasonal", "forest", "novel"} {
+		d := detectors()[name]()
+		var spike, rest float64
+		for i, x := range v {
+			s, ok := d.Observe(int64(i)*hour, x)
+			switch {
+			case i == 200:
+				spike = math.Abs(s)
+			case ok && i > 100 && (i < 200 || i > 203): // the forest's shingles hold the spike 4 windows
+				rest = max(rest, math.Abs(s))
+			}
+		}
+		if !(spike > 2*rest) {
+			t.Errorf("%s: spike scores %.3g, other windows up to %.3g", name, spike, rest)
+		}
+	}
+}
+
+// TestForestAttribution: of two metrics that move together, the one
+// that jumps gets most of the forest's score.
+func TestForestAttribution(t *testing.T) {
+	f := NewForest(2, 2, 20, 64, 0.05, 32, 3)
+	rng := rand.New(rand.NewPCG(3, 4))
+	var score float64
+	for i := range 300 {
+		a := 10 + 3*math.Sin(float64(i)/5) + 0.1*rng.NormFloat64()
+		b := 2*a + 0.1*rng.NormFloat64()
+		if i == 299 {
+			b = 2*a + 15 // b decouples from a
+		}
+		score, _ = f.ObserveVector(int64(i)*hour, []float64{a, b})
+	}
+	at := f.Attribution()
+	if score < 3 || at[1] < 0.6 || math.Abs(at[0]+at[1]-1) > 1e-9 {
+		t.Fatalf("score %.3g, attribution %v: want a high score credited to metric 1", score, at)
+	}
+}
+
+// TestForestTreesStayConsistent: after many inserts and deletes every
+// tree's root holds the whole sample.
+func TestForestTreesStayConsistent(t *testing.T) {
+	f := NewForest(1, 3, 5, 16, 0.05, 4, 9)
+	for i, x := range signal(500) {
+		f.Observe(int64(i)*hour, math.Round(x/5)*5) // duplicates too
+		for _, tr := range f.trees {
+			if tr.root != none && int(tr.nodes[tr.root].mass) != f.count {
+				t.Fatalf("window %d: root mass %d, sample %d", i, tr.nodes[tr.root].mass, f.count)
+			}
+			if len(tr.nodes)-len(tr.free) > 2*f.sample {
+				t.Fatalf("window %d: %d live nodes for %d points", i, len(tr.nodes)-len(tr.free), f.count)
+			}
+		}
+	}
+}
