@@ -647,10 +647,14 @@ func (a *Aggregator) paneNum(ep uint32) int64 {
 }
 
 // seriesLast is the largest event time of series si: its closed panes'
-// (kept in meta) and its open panes'.
+// (kept in meta) and its open panes'. Open panes lie in the last ring
+// panes up to maxTS, however far event time has jumped since the last
+// close (a backtest crossing a gap of weeks checks a few panes, not
+// every hour of the gap).
 func (a *Aggregator) seriesLast(si uint32) int64 {
 	last := a.series[si].last
-	for q := floorDiv(a.closed, a.pane); q*a.pane <= a.maxTS; q++ {
+	maxQ := floorDiv(a.maxTS, a.pane)
+	for q := max(floorDiv(a.closed, a.pane), maxQ-a.ring+1); q <= maxQ; q++ {
 		pn := a.paneOf(si, floorMod(q, a.ring))
 		if pn.count > 0 && pn.epoch == uint32(q) {
 			last = max(last, q*a.pane+int64(pn.lastAt))
