@@ -43,8 +43,8 @@ type countLetters struct{}
 func (countLetters) Write(*schemas.DeadLetter) error { return nil } // the processor counts them
 
 // Run replays the readings through a Processor built from po (its
-// outputs are the replay's) and closes every window at the end. It sorts
-// readings by event time in place (stable).
+// outputs are the replay's) in event-time order (ties in input order)
+// and closes every window at the end.
 func Run(readings []Reading, po pipeline.Options) (*Result, error) {
 	res := &Result{Series: map[string]Span{}}
 	po.Shard = "backtest"
@@ -55,9 +55,12 @@ func Run(readings []Reading, po pipeline.Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	slices.SortStableFunc(readings, func(x, y Reading) int { return cmp.Compare(x.At, y.At) })
+	order := timeOrder(readings)
 	for i := range readings {
 		r := &readings[i]
+		if order != nil {
+			r = &readings[order[i]]
+		}
 		if err := p.Process(r.Data, "", 0); err != nil {
 			return nil, err
 		}
@@ -73,4 +76,34 @@ func Run(readings []Reading, po pipeline.Options) (*Result, error) {
 	p.Flush()
 	res.Stats = p.Stats()
 	return res, nil
+}
+
+// timeOrder returns the positions of readings in event-time order, ties
+// in input order (a stable sort, done as an unstable one on (time,
+// position) keys: several times faster on millions of readings, and the
+// readings themselves stay where they are), or nil when they are in
+// order already.
+func timeOrder(readings []Reading) []int32 {
+	if slices.IsSortedFunc(readings, func(x, y Reading) int { return cmp.Compare(x.At, y.At) }) {
+		return nil
+	}
+	type key struct {
+		at  int64
+		pos int32
+	}
+	keys := make([]key, len(readings))
+	for i := range readings {
+		keys[i] = key{readings[i].At, int32(i)}
+	}
+	slices.SortFunc(keys, func(x, y key) int {
+		if c := cmp.Compare(x.at, y.at); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.pos, y.pos)
+	})
+	order := make([]int32, len(keys))
+	for i, k := range keys {
+		order[i] = k.pos
+	}
+	return order
 }

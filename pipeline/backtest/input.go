@@ -1,7 +1,6 @@
 package backtest
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/csv"
 	"errors"
@@ -78,24 +77,46 @@ func parseTime(s string) (int64, error) {
 // ReadJSONLines reads records as devices send them, one JSON object a
 // line. A line the decoder rejects is still replayed (the service would
 // dead-letter it, and the replay counts it the same way); the device and
-// time of the others order the replay and span their series.
+// time of the others order the replay and span their series. The input
+// is read whole and the readings point into it: one allocation for the
+// data, one string per device.
 func ReadJSONLines(r io.Reader) ([]Reading, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	return ParseJSONLines(data), nil
+}
+
+// ParseJSONLines is ReadJSONLines on input already in memory; the
+// readings point into data.
+func ParseJSONLines(data []byte) []Reading {
 	dec := schemas.NewDecoder(schemas.Options{})
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), schemas.DefaultMaxRecordBytes*2)
-	var out []Reading
+	devices := map[string]string{}
+	out := make([]Reading, 0, bytes.Count(data, []byte{'\n'})+1)
 	var last int64
-	for sc.Scan() {
-		line := bytes.TrimSpace(sc.Bytes())
+	for len(data) > 0 {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		line = bytes.TrimSpace(line)
 		if len(line) == 0 {
 			continue
 		}
-		rd := Reading{At: last, Data: bytes.Clone(line)}
-		if rec, err := dec.Decode(rd.Data, 0); err == nil {
-			rd.Device, rd.At = string(rec.DeviceID), rec.Time
+		rd := Reading{At: last, Data: line}
+		if rec, err := dec.Decode(line, 0); err == nil {
+			id, ok := devices[string(rec.DeviceID)]
+			if !ok {
+				id = string(rec.DeviceID)
+				devices[id] = id
+			}
+			rd.Device, rd.At = id, rec.Time
 			last = rec.Time
 		}
 		out = append(out, rd)
 	}
-	return out, sc.Err()
+	return out
 }

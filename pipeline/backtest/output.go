@@ -24,20 +24,21 @@ func ReadPaths(paths []string) ([]Reading, error) {
 	read := func(path string) error {
 		var rs []Reading
 		switch filepath.Ext(path) {
-		case ".csv", ".jsonl", ".json":
+		case ".csv":
 			f, err := os.Open(path)
 			if err != nil {
 				return err
 			}
 			defer f.Close()
-			if filepath.Ext(path) == ".csv" {
-				rs, err = ReadCSV(path, f)
-			} else {
-				rs, err = ReadJSONLines(f)
+			if rs, err = ReadCSV(path, f); err != nil {
+				return err
 			}
+		case ".jsonl", ".json":
+			b, err := os.ReadFile(path)
 			if err != nil {
 				return err
 			}
+			rs = ParseJSONLines(b)
 		case ".parquet":
 			b, err := os.ReadFile(path)
 			if err != nil {
