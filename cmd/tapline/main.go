@@ -22,6 +22,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+
 	// Mozilla's CA roots, used when the system has none: the container is
 	// FROM scratch (deploy/Dockerfile).
 	_ "golang.org/x/crypto/x509roots/fallback"
@@ -31,6 +34,7 @@ import (
 	"github.com/tapline/tapline/pipeline/backtest"
 	"github.com/tapline/tapline/pipeline/service"
 	"github.com/tapline/tapline/sinks/athena"
+	"github.com/tapline/tapline/sinks/s3sink"
 	"github.com/tapline/tapline/windows"
 	"github.com/tapline/tapline/windows/rules"
 )
@@ -73,7 +77,7 @@ func main() {
 	case "redrive-alerts":
 		err = runRedrive(ctx, os.Args[2:])
 	case "backtest":
-		err = runBacktest(os.Args[2:])
+		err = runBacktest(ctx, os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -110,16 +114,21 @@ func runDemo(ctx context.Context, args []string) error {
 	return nil
 }
 
-func runBacktest(args []string) error {
+func runBacktest(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("tapline backtest", flag.ContinueOnError)
 	rulesFile := fs.String("rules", rules.DefaultFile, "rules YAML file, or \"default\" for the embedded default set; the windows are those the rules read")
 	labelsFile := fs.String("labels", "", "labelled anomaly windows (NAB's windows.json): print the scoring table")
 	asJSON := fs.Bool("json", false, "print a JSON report instead of text")
+	fromArg := fs.String("from", "", "replay event times from this time on: RFC 3339, YYYY-MM-DD or a duration ago (168h, 7d)")
+	toArg := fs.String("to", "", "replay event times before this time (same forms)")
+	endpoint := fs.String("s3-endpoint", os.Getenv("AWS_ENDPOINT_URL_S3"), "S3 endpoint for s3:// inputs (a local stack); default AWS")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: tapline backtest [-rules rules.yml] [-labels windows.json] [-json] FILE_OR_DIR...\n\n"+
-			"Replays .csv (timestamp,value[,device]), .jsonl (records as devices send them) and .parquet\n"+
-			"(tapline's raw dataset, e.g. a copy of s3://bucket/prefix/raw) through the\n"+
-			"service's pipeline, merged by event time, and prints the alerts, or with -labels the scoring.")
+		fmt.Fprintln(fs.Output(), "usage: tapline backtest [-rules rules.yml] [-labels windows.json] [-json] [-from T] [-to T] INPUT...\n\n"+
+			"Replays .csv (timestamp,value[,device]), .jsonl (records as devices send them), .parquet\n"+
+			"(tapline's raw dataset) and s3://bucket/prefix (the raw dataset the service wrote there,\n"+
+			"the hours between -from and -to) through the service's pipeline, merged by event time,\n"+
+			"and prints the alerts, or with -labels the scoring. AWS credentials and region come from\n"+
+			"the usual environment and files.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -129,6 +138,15 @@ func runBacktest(args []string) error {
 		fs.Usage()
 		return errors.New("backtest: at least one input is required")
 	}
+	var r backtest.Range
+	var err error
+	now := time.Now()
+	if r.From, err = backtest.ParseTime(*fromArg, now); err != nil {
+		return fmt.Errorf("backtest: -from: %w", err)
+	}
+	if r.To, err = backtest.ParseTime(*toArg, now); err != nil {
+		return fmt.Errorf("backtest: -to: %w", err)
+	}
 	cfg, err := rules.LoadOrDefault(*rulesFile)
 	if err != nil {
 		return err
@@ -137,11 +155,22 @@ func runBacktest(args []string) error {
 	if err != nil {
 		return err
 	}
-	readings, err := backtest.ReadPaths(fs.Args())
+	progress := terminalProgress(os.Stderr)
+	bucket := func(name string) (backtest.Objects, error) {
+		awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if *endpoint != "" {
+			awsCfg.BaseEndpoint = aws.String(*endpoint)
+		}
+		return s3sink.New(awsCfg, s3sink.Options{Bucket: name})
+	}
+	readings, err := backtest.ReadInputs(ctx, fs.Args(), r, bucket, progress("reading S3 objects"))
 	if err != nil {
 		return err
 	}
-	res, err := backtest.Run(readings, pipeline.Options{Windows: windows.Options{Specs: specs}, Rules: cfg})
+	res, err := backtest.RunProgress(readings, pipeline.Options{Windows: windows.Options{Specs: specs}, Rules: cfg}, progress("replaying records"))
 	if err != nil {
 		return err
 	}
@@ -166,6 +195,24 @@ func runBacktest(args []string) error {
 		return score.WriteTable(os.Stdout)
 	}
 	return backtest.WriteAlerts(os.Stdout, res)
+}
+
+// terminalProgress returns progress reporters that draw "what: done/total"
+// on f when it is a terminal, and nil ones (no reporting) otherwise, so
+// output piped to a file or a program carries no progress lines.
+func terminalProgress(f *os.File) func(what string) func(done, total int) {
+	st, err := f.Stat()
+	if err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		return func(string) func(int, int) { return nil }
+	}
+	return func(what string) func(int, int) {
+		return func(done, total int) {
+			fmt.Fprintf(f, "\r%s: %d/%d", what, done, total)
+			if done == total {
+				fmt.Fprintln(f)
+			}
+		}
+	}
 }
 
 func runService(ctx context.Context, args []string) error {

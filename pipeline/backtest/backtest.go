@@ -46,6 +46,15 @@ func (countLetters) Write(*schemas.DeadLetter) error { return nil } // the proce
 // outputs are the replay's) in event-time order (ties in input order)
 // and closes every window at the end.
 func Run(readings []Reading, po pipeline.Options) (*Result, error) {
+	return RunProgress(readings, po, nil)
+}
+
+// progressEvery is how many records RunProgress replays between reports.
+const progressEvery = 1 << 18
+
+// RunProgress is Run reporting the records replayed and their number
+// every 262,144 records and at the end, if progress is not nil.
+func RunProgress(readings []Reading, po pipeline.Options, progress func(done, total int)) (*Result, error) {
 	res := &Result{Series: map[string]Span{}}
 	po.Shard = "backtest"
 	po.DeadLetters = countLetters{}
@@ -64,6 +73,9 @@ func Run(readings []Reading, po pipeline.Options) (*Result, error) {
 		if err := p.Process(r.Data, "", 0); err != nil {
 			return nil, err
 		}
+		if progress != nil && (i+1)%progressEvery == 0 {
+			progress(i+1, len(readings))
+		}
 		if r.Device == "" {
 			continue
 		}
@@ -74,6 +86,9 @@ func Run(readings []Reading, po pipeline.Options) (*Result, error) {
 		}
 	}
 	p.Flush()
+	if progress != nil {
+		progress(len(readings), len(readings))
+	}
 	res.Stats = p.Stats()
 	return res, nil
 }
