@@ -149,6 +149,7 @@ func TestDetectionTable(t *testing.T) {
 	}
 	out := replaceGenerated(string(doc), "table", table)
 	out = replaceGenerated(out, "baselines", d.baselines(t))
+	out = replaceGenerated(out, "detectors", d.detectors(t))
 	sweep, points := d.sweep(t)
 	out = replaceGenerated(out, "sweep", sweep)
 	if err := os.WriteFile("DETECTION.md", []byte(out), 0o644); err != nil {
@@ -179,6 +180,33 @@ func (d *nabData) baselines(t *testing.T) string {
 	fmt.Fprintf(&b, "| the default set (`windows/rules/default.yml`) | %d / %d | %d | %.2f |\n", s.Detected, s.Windows, s.FalseAlarms, s.PerWeek())
 	for _, p := range published {
 		fmt.Fprintf(&b, "| %s (published) | %d / 50 | | %.2f |\n", p.name, p.detected, p.falseAlarmsWeek)
+	}
+	return b.String()
+}
+
+// detectors scores each default rule alone and, for comparison, the
+// variants the default set chose against.
+func (d *nabData) detectors(t *testing.T) string {
+	var b strings.Builder
+	b.WriteString("| rule (alone) | windows found | false alarms | false alarms per series-week |\n|---|---:|---:|---:|\n")
+	row := func(name string, cfg *rules.Config) {
+		s := d.score(t, cfg)
+		fmt.Fprintf(&b, "| %s | %d / %d | %d | %.2f |\n", name, s.Detected, s.Windows, s.FalseAlarms, s.PerWeek())
+	}
+	for _, r := range rules.Default().Rules {
+		row("`"+r.Name+"` ("+r.Kind.String()+")", &rules.Config{Rules: []*rules.Rule{r}})
+	}
+	for _, alt := range []struct{ name, rule string }{
+		{"robust from the median, z 6 (no novelty)", "kind: robust, metric: value, window: 1h, z: 6, history: 96, keep_firing_for: 4"},
+		{"seasonal, z 6 (no novelty)", "kind: seasonal, metric: value, window: 1h, z: 6, season: 24h, keep_firing_for: 4"},
+		{"forest: 20 trees × 64 points, shingles of 4, z 3", "kind: forest, metric: value, window: 1h, z: 3, shingle: 4, keep_firing_for: 4"},
+		{"the same forest with novelty 72", "kind: forest, metric: value, window: 1h, z: 3, shingle: 4, novelty: 72, keep_firing_for: 4"},
+	} {
+		cfg, err := rules.Parse("alt.yml", []byte("rules:\n  - {name: x, "+alt.rule+"}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		row(alt.name, cfg)
 	}
 	return b.String()
 }

@@ -14,8 +14,16 @@
 // Rule kinds: threshold (above/below an aggregate, with a separate clear
 // level for hysteresis), zscore (distance from a per-series EWMA baseline
 // after a warm-up), rate (change of an aggregate between consecutive
-// windows, per unit of time) and missing (a device or metric silent for a
-// duration, resolved when data returns).
+// windows, per unit of time), missing (a device or metric silent for a
+// duration, resolved when data returns), and the detectors of package
+// detect, each a score compared with z: robust (median/MAD or beyond the
+// history's range), seasonal (robust Holt-Winters), cusum (level shifts
+// and drifts) and forest (Random Cut Forest over one metric or several
+// of a device, with per-metric attribution in the alert). novelty makes
+// a detector's score count only above the recent peak of its scores.
+//
+// Default (default.yml, embedded) is the rule set for signals nobody has
+// tuned; benchmarks/DETECTION.md measures it.
 //
 // The engine is owned by the shard goroutine that owns the Aggregator.
 package rules
