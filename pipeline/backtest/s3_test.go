@@ -4,17 +4,15 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"errors"
-	"os"
 	"slices"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/tapline/tapline/deploy/local/server"
 	"github.com/tapline/tapline/deploy/local/versitygw"
 	"github.com/tapline/tapline/pipeline"
 	"github.com/tapline/tapline/schemas"
@@ -29,18 +27,9 @@ import (
 func s3Store(t *testing.T, bucket string) *s3sink.Store {
 	t.Helper()
 	srv, err := versitygw.Start(t.TempDir())
-	if err != nil {
-		if errors.Is(err, versitygw.ErrUnavailable) && os.Getenv("CI") != "true" {
-			t.Skip(err) // outside CI without `make local-stack`
-		}
-		t.Fatal(err) // in CI a missing server is a failure
-	}
+	server.Require(t, err) // a skip outside CI without `make local-stack`; in CI a failure
 	t.Cleanup(func() { srv.Stop() })
-	store, err := s3sink.New(aws.Config{
-		Region:       versitygw.Region,
-		Credentials:  credentials.NewStaticCredentialsProvider(versitygw.AccessKey, versitygw.SecretKey, ""),
-		BaseEndpoint: aws.String(srv.Endpoint),
-	}, s3sink.Options{Bucket: bucket, MaxAttempts: 3})
+	store, err := s3sink.New(versitygw.AWSConfig(srv.Endpoint), s3sink.Options{Bucket: bucket, MaxAttempts: 3})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/tapline/tapline/deploy/local/server"
@@ -137,8 +136,7 @@ func TestReplayWritesNothingNew(t *testing.T) {
 	srv, err := versitygw.Start(root)
 	server.Require(t, err)
 	defer srv.Stop()
-	cfg := aws.Config{Region: versitygw.Region, BaseEndpoint: aws.String(srv.Endpoint),
-		Credentials: credentials.NewStaticCredentialsProvider(versitygw.AccessKey, versitygw.SecretKey, "")}
+	cfg := versitygw.AWSConfig(srv.Endpoint)
 	store, err := s3sink.New(cfg, s3sink.Options{Bucket: "tapline-replay"})
 	if err != nil {
 		t.Fatal(err)

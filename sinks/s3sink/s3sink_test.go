@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	localserver "github.com/tapline/tapline/deploy/local/server"
@@ -47,11 +46,7 @@ func newStore(t *testing.T, bucket string) *Store {
 	if server == nil {
 		t.Skip(versitygw.ErrUnavailable)
 	}
-	cfg := aws.Config{
-		Region:       versitygw.Region,
-		Credentials:  credentials.NewStaticCredentialsProvider(versitygw.AccessKey, versitygw.SecretKey, ""),
-		BaseEndpoint: aws.String(server.Endpoint),
-	}
+	cfg := versitygw.AWSConfig(server.Endpoint)
 	s, err := New(cfg, Options{Bucket: bucket, MaxAttempts: 3})
 	if err != nil {
 		t.Fatal(err)

@@ -296,11 +296,7 @@ func TestRedrive(t *testing.T) {
 	s3srv, err := versitygw.Start(t.TempDir())
 	server.Require(t, err)
 	defer s3srv.Stop()
-	store, err := s3sink.New(aws.Config{
-		Region:       versitygw.Region,
-		Credentials:  credentials.NewStaticCredentialsProvider(versitygw.AccessKey, versitygw.SecretKey, ""),
-		BaseEndpoint: aws.String(s3srv.Endpoint),
-	}, s3sink.Options{Bucket: "lake"})
+	store, err := s3sink.New(versitygw.AWSConfig(s3srv.Endpoint), s3sink.Options{Bucket: "lake"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,12 @@
 // into .tools/bin by `make local-stack` (part of `make test`).
 package versitygw
 
-import "github.com/tapline/tapline/deploy/local/server"
+import (
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/tapline/tapline/deploy/local/server"
+)
 
 // Credentials of the root user the server is started with.
 const (
@@ -36,4 +41,14 @@ func Start(root string) (*server.Server, error) {
 		return nil, err
 	}
 	return server.Start(bin, args, addr)
+}
+
+// AWSConfig is the SDK configuration for a server at endpoint: its
+// region, root credentials and the endpoint itself.
+func AWSConfig(endpoint string) aws.Config {
+	return aws.Config{
+		Region:       Region,
+		Credentials:  credentials.NewStaticCredentialsProvider(AccessKey, SecretKey, ""),
+		BaseEndpoint: aws.String(endpoint),
+	}
 }
