@@ -15,7 +15,10 @@
 //     shard loop) releases the lease; the shard is taken again at the next
 //     shard sync and resumes from its checkpoint and state;
 //   - the shard sync interval is configurable: the library takes one
-//     lease per sync.
+//     lease per sync;
+//   - a released lease stays released: the library's release races a
+//     renewal already under way, which took the lease back; renewals
+//     here never take an unowned lease, and Stop releases what is left.
 package consumer
 
 import (
@@ -263,8 +266,17 @@ func (c *Consumer) Owned() []string {
 // waiting (uncommitted work is replayed by the next owner).
 func (c *Consumer) Stop(ctx context.Context) error {
 	done := make(chan struct{})
+	if c.ckpt != nil {
+		c.ckpt.stopping.Store(true) // no lease taken from here on
+	}
 	go func() {
 		c.worker.Shutdown()
+		if c.ckpt != nil {
+			released, err := c.ckpt.releaseAll()
+			if len(released) > 0 || err != nil {
+				c.log.Info("leases the library left behind released", "shards", released, "err", err)
+			}
+		}
 		close(done)
 	}()
 	select {

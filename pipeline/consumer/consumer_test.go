@@ -170,7 +170,12 @@ func (e *env) objects() consumertest.Objects {
 }
 
 // checkpoints reads the lease table: shard id -> checkpoint.
-func (e *env) checkpoints() map[string]string {
+func (e *env) checkpoints() map[string]string { return e.column("Checkpoint") }
+
+// owners reads the lease table: shard id -> lease owner ("" for none).
+func (e *env) owners() map[string]string { return e.column("AssignedTo") }
+
+func (e *env) column(attr string) map[string]string {
 	out, err := e.db.Scan(context.Background(), &dynamodb.ScanInput{TableName: aws.String(e.name)})
 	if err != nil {
 		return nil
@@ -178,8 +183,8 @@ func (e *env) checkpoints() map[string]string {
 	m := map[string]string{}
 	for _, it := range out.Items {
 		id := it["ShardID"].(*dtypes.AttributeValueMemberS).Value
-		if cp, ok := it["Checkpoint"].(*dtypes.AttributeValueMemberS); ok {
-			m[id] = cp.Value
+		if v, ok := it[attr].(*dtypes.AttributeValueMemberS); ok {
+			m[id] = v.Value
 		} else {
 			m[id] = ""
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -40,6 +41,15 @@ var ErrLeaseLost = errors.New("consumer: lease lost to another worker")
 //     DynamoDB latency). Here takeLease updates only the owner and the
 //     lease timeout, under the same conditions.
 //
+//   - A released lease stays released. The library cancels a shard's
+//     renewal loop and releases its lease without waiting for a renewal
+//     already under way; that renewal then found no owner and took the
+//     lease again, and a stopped worker kept a shard until the lease
+//     expired (TestServiceEndToEnd, under load). Here a renewal never
+//     takes an unowned lease, a stopping worker takes no new lease, and
+//     Stop releases, once renewals in flight are done, every lease this
+//     worker took that still names it.
+//
 // It also lets the consumer fail one shard on purpose (fail): the next
 // renewal then fails, the library releases the lease, and the shard starts
 // again from its checkpoint, on this worker or another.
@@ -51,9 +61,12 @@ type fencedCheckpointer struct {
 
 	stealing bool // lease stealing on: the library's GetLease is used
 
-	mu     sync.Mutex
-	shards map[string]*shard // live record processors of this worker
-	failed map[string]error  // shards to give up at the next renewal
+	stopping atomic.Bool    // Stop began: no new leases
+	calls    sync.WaitGroup // GetLease calls in flight
+	mu       sync.Mutex
+	shards   map[string]*shard // live record processors of this worker
+	failed   map[string]error  // shards to give up at the next renewal
+	taken    map[string]bool   // shards whose lease this worker took
 }
 
 func newFencedCheckpointer(cfg *config.KinesisClientLibConfiguration, db *dynamodb.Client) *fencedCheckpointer {
@@ -64,6 +77,7 @@ func newFencedCheckpointer(cfg *config.KinesisClientLibConfiguration, db *dynamo
 		worker:           cfg.WorkerID,
 		shards:           map[string]*shard{},
 		failed:           map[string]error{},
+		taken:            map[string]bool{},
 		stealing:         cfg.EnableLeaseStealing,
 	}
 }
@@ -72,7 +86,7 @@ func newFencedCheckpointer(cfg *config.KinesisClientLibConfiguration, db *dynamo
 // UpdateItem of the owner and the lease timeout only, on the condition
 // the library uses (nobody owns it, or the owner and timeout are still
 // the ones read), so a renewal can never move the checkpoint.
-func (c *fencedCheckpointer) takeLease(s *partition.ShardStatus, worker string) error {
+func (c *fencedCheckpointer) takeLease(s *partition.ShardStatus, worker string, renewal bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	key := map[string]types.AttributeValue{checkpoint.LeaseKeyKey: &types.AttributeValueMemberS{Value: s.ID}}
@@ -89,6 +103,9 @@ func (c *fencedCheckpointer) takeLease(s *partition.ShardStatus, worker string) 
 	cond := "attribute_not_exists(" + checkpoint.LeaseOwnerKey + ")"
 	owner, hasOwner := cur.Item[checkpoint.LeaseOwnerKey].(*types.AttributeValueMemberS)
 	oldT, hasT := cur.Item[checkpoint.LeaseTimeoutKey].(*types.AttributeValueMemberS)
+	if renewal && (!hasOwner || owner.Value != worker) {
+		return checkpoint.ErrLeaseNotAcquired{} // released or taken meanwhile: not ours to renew
+	}
 	if hasOwner && hasT {
 		expires, err := time.Parse(time.RFC3339Nano, oldT.Value)
 		if err != nil {
@@ -119,7 +136,41 @@ func (c *fencedCheckpointer) takeLease(s *partition.ShardStatus, worker string) 
 	s.Mux.Lock()
 	s.AssignedTo, s.LeaseTimeout = worker, timeout
 	s.Mux.Unlock()
+	c.mu.Lock()
+	c.taken[s.ID] = true
+	c.mu.Unlock()
 	return nil
+}
+
+// releaseAll runs when the worker has shut down: it stops new leases,
+// waits for GetLease calls in flight and removes this worker as the owner
+// of every lease it took that still names it (the library's own release
+// may have lost a race with a renewal). It returns the shards released
+// here.
+func (c *fencedCheckpointer) releaseAll() ([]string, error) {
+	c.stopping.Store(true)
+	c.calls.Wait()
+	c.mu.Lock()
+	ids := make([]string, 0, len(c.taken))
+	for id := range c.taken {
+		ids = append(ids, id)
+	}
+	c.mu.Unlock()
+	slices.Sort(ids)
+	var released []string
+	var errs []error
+	for _, id := range ids {
+		err := c.RemoveLeaseOwner(id) // conditional on this worker owning it
+		var condErr *types.ConditionalCheckFailedException
+		switch {
+		case errors.As(err, &condErr):
+		case err != nil:
+			errs = append(errs, fmt.Errorf("release %s: %w", id, err))
+		default:
+			released = append(released, id)
+		}
+	}
+	return released, errors.Join(errs...)
 }
 
 func (c *fencedCheckpointer) register(s *shard) {
@@ -170,7 +221,12 @@ func (c *fencedCheckpointer) owned() []string {
 // GetLease takes or renews a lease. A failed renewal (the shard was ours)
 // means the lease is lost.
 func (c *fencedCheckpointer) GetLease(s *partition.ShardStatus, worker string) error {
+	c.calls.Add(1)
+	defer c.calls.Done()
 	renewal := s.GetLeaseOwner() == worker
+	if !renewal && c.stopping.Load() {
+		return checkpoint.ErrLeaseNotAcquired{}
+	}
 	c.mu.Lock()
 	why := c.failed[s.ID]
 	c.mu.Unlock()
@@ -181,9 +237,13 @@ func (c *fencedCheckpointer) GetLease(s *partition.ShardStatus, worker string) e
 	var err error
 	if c.stealing {
 		// Lease stealing needs the library's ClaimRequest handling.
-		err = c.DynamoCheckpoint.GetLease(s, worker)
+		if err = c.DynamoCheckpoint.GetLease(s, worker); err == nil {
+			c.mu.Lock()
+			c.taken[s.ID] = true
+			c.mu.Unlock()
+		}
 	} else {
-		err = c.takeLease(s, worker)
+		err = c.takeLease(s, worker, renewal)
 	}
 	if err != nil && renewal {
 		c.lost(s.ID, fmt.Errorf("%w: renewal failed: %v", ErrLeaseLost, err))

@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -83,6 +84,56 @@ func TestCheckpointIsFencedOnTheLeaseOwner(t *testing.T) {
 	}
 	if got := e.checkpoints()[st.ID]; got != "200" {
 		t.Fatalf("the new owner's checkpoint became %q", got)
+	}
+}
+
+// The library releases a shard's lease without waiting for a renewal
+// under way; the renewal then took the unowned lease again and a stopped
+// worker kept the shard until the lease expired. A renewal never takes an
+// unowned lease, a stopping worker takes none, and releaseAll removes
+// what a renewal may still have left.
+func TestReleasedLeaseStaysReleased(t *testing.T) {
+	e := newEnv(t, 1)
+	cfg := config.NewKinesisClientLibConfig(e.name, e.name, "us-east-1", "w1").WithFailoverTimeMillis(60_000)
+	c := newFencedCheckpointer(cfg, e.db)
+	if err := c.Init(); err != nil {
+		t.Fatal(err)
+	}
+	waitTable(t, e.db, e.name)
+	a := &partition.ShardStatus{ID: "shardId-000000000000", Mux: &sync.RWMutex{}}
+	if err := c.GetLease(a, "w1"); err != nil {
+		t.Fatal(err)
+	}
+	// The library's release: the owner goes, in memory and in the table.
+	if err := c.RemoveLeaseOwner(a.ID); err != nil {
+		t.Fatal(err)
+	}
+	// A renewal that started before the release (it saw itself as owner).
+	renewal := &partition.ShardStatus{ID: a.ID, Mux: &sync.RWMutex{}, AssignedTo: "w1"}
+	if err := c.GetLease(renewal, "w1"); err == nil {
+		t.Fatal("a renewal took the released lease")
+	}
+	if owner := e.owners()[a.ID]; owner != "" {
+		t.Fatalf("owner after the release and a late renewal: %q", owner)
+	}
+	// Stopping: a lease the library left behind (here: written by hand,
+	// as a renewal that beat the release would) is released; no new one
+	// is taken.
+	b := &partition.ShardStatus{ID: "shardId-000000000001", Mux: &sync.RWMutex{}}
+	if err := c.GetLease(b, "w1"); err != nil {
+		t.Fatal(err)
+	}
+	c.stopping.Store(true)
+	fresh := &partition.ShardStatus{ID: "shardId-000000000002", Mux: &sync.RWMutex{}}
+	if err := c.GetLease(fresh, "w1"); err == nil {
+		t.Fatal("a stopping worker took a new lease")
+	}
+	released, err := c.releaseAll()
+	if err != nil || !slices.Equal(released, []string{b.ID}) {
+		t.Fatalf("released %v, %v; want [%s]", released, err, b.ID)
+	}
+	if owners := e.owners(); owners[a.ID] != "" || owners[b.ID] != "" || owners[fresh.ID] != "" {
+		t.Fatalf("owners after releaseAll: %v", owners)
 	}
 }
 
