@@ -65,6 +65,7 @@ func RunProgress(readings []Reading, po pipeline.Options, progress func(done, to
 		return nil, err
 	}
 	order := timeOrder(readings)
+	spans := map[string]*Span{}
 	for i := range readings {
 		r := &readings[i]
 		if order != nil {
@@ -79,11 +80,14 @@ func RunProgress(readings []Reading, po pipeline.Options, progress func(done, to
 		if r.Device == "" {
 			continue
 		}
-		if s, ok := res.Series[r.Device]; ok {
-			res.Series[r.Device] = Span{min(s.First, r.At), max(s.Last, r.At)}
+		if s := spans[r.Device]; s != nil {
+			s.First, s.Last = min(s.First, r.At), max(s.Last, r.At)
 		} else {
-			res.Series[r.Device] = Span{r.At, r.At}
+			spans[r.Device] = &Span{r.At, r.At}
 		}
+	}
+	for d, s := range spans {
+		res.Series[d] = *s
 	}
 	p.Flush()
 	if progress != nil {
@@ -95,12 +99,29 @@ func RunProgress(readings []Reading, po pipeline.Options, progress func(done, to
 
 // timeOrder returns the positions of readings in event-time order, ties
 // in input order (a stable sort, done as an unstable one on (time,
-// position) keys: several times faster on millions of readings, and the
-// readings themselves stay where they are), or nil when they are in
-// order already.
+// position) keys, so the readings themselves stay where they are), or nil
+// when they are in order already. Keys are packed into one integer when
+// the times span less than 2^40 ms (34 years) and positions fit in 24
+// bits, the usual case, which sorts several times faster.
 func timeOrder(readings []Reading) []int32 {
 	if slices.IsSortedFunc(readings, func(x, y Reading) int { return cmp.Compare(x.At, y.At) }) {
 		return nil
+	}
+	order := make([]int32, len(readings))
+	lo, hi := readings[0].At, readings[0].At
+	for _, r := range readings {
+		lo, hi = min(lo, r.At), max(hi, r.At)
+	}
+	if uint64(hi-lo) < 1<<40 && len(readings) < 1<<24 {
+		keys := make([]uint64, len(readings))
+		for i, r := range readings {
+			keys[i] = uint64(r.At-lo)<<24 | uint64(i)
+		}
+		slices.Sort(keys)
+		for i, k := range keys {
+			order[i] = int32(k & (1<<24 - 1))
+		}
+		return order
 	}
 	type key struct {
 		at  int64
@@ -116,7 +137,6 @@ func timeOrder(readings []Reading) []int32 {
 		}
 		return cmp.Compare(x.pos, y.pos)
 	})
-	order := make([]int32, len(keys))
 	for i, k := range keys {
 		order[i] = k.pos
 	}

@@ -248,3 +248,24 @@ func TestRawParquetReplaysTheSameAlerts(t *testing.T) {
 		t.Fatalf("a windows file named as input: %v", err)
 	}
 }
+
+// TestTimeOrder: both key forms give event-time order with ties in input
+// order.
+func TestTimeOrder(t *testing.T) {
+	for _, spread := range []int64{1000, 1 << 50} { // packed keys, then pairs
+		rs := make([]Reading, 5000)
+		for i := range rs {
+			rs[i].At = int64((i*7919)%13) * spread // many ties
+		}
+		order := timeOrder(rs)
+		for i := 1; i < len(order); i++ {
+			a, b := rs[order[i-1]], rs[order[i]]
+			if a.At > b.At || a.At == b.At && order[i-1] > order[i] {
+				t.Fatalf("spread %d: position %d out of order", spread, i)
+			}
+		}
+	}
+	if timeOrder([]Reading{{At: 1}, {At: 1}, {At: 2}}) != nil {
+		t.Fatal("ordered input sorted")
+	}
+}
