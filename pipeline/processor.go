@@ -193,8 +193,11 @@ func (p *Processor) AppendSnapshot(b []byte) []byte {
 const snapshotMagic = "tapline.pipeline/1\n"
 
 // Restore loads a snapshot into a new Processor, before its first record.
-// A snapshot taken under different window options or rules fails with an
-// error wrapping windows.ErrIncompatible or rules.ErrIncompatible.
+// A snapshot taken under different window options fails with an error
+// wrapping windows.ErrIncompatible; one taken under other rules restores
+// the states of the rules that did not change (RuleResets counts the
+// others), except from a snapshot of tapline before that
+// (rules.ErrIncompatible).
 func (p *Processor) Restore(b []byte) error {
 	if len(b) < len(snapshotMagic) || string(b[:len(snapshotMagic)]) != snapshotMagic {
 		return errors.New("pipeline: not a tapline shard snapshot")
@@ -211,6 +214,10 @@ func (p *Processor) Restore(b []byte) error {
 	}
 	return nil
 }
+
+// RuleResets returns how many rule states Restore dropped because their
+// rule changed or was removed, by reason.
+func (p *Processor) RuleResets() map[string]uint64 { return p.eng.Resets() }
 
 // IdleWatermark reports whether an idle advance is due: see
 // windows.Aggregator.IdleWatermark. The service records the watermark

@@ -51,6 +51,9 @@ type AlertMessage struct {
 	// Attribution: for a rule over several metrics (a forest), each
 	// metric's share of the score, largest first.
 	Attribution []MetricShare `json:"attribution,omitempty"`
+	// Reason: why a RESOLVED came without its condition clearing
+	// ("rule_removed", "rule_changed": the rules changed under it).
+	Reason string `json:"reason,omitempty"`
 	// MAC authenticates the message as the service's (Sign, Verify):
 	// hex HMAC-SHA256 over the message without it, with a key only the
 	// service and the command Lambda hold.
@@ -155,6 +158,11 @@ func (m *AlertMessage) Validate() error {
 		if i := strings.IndexFunc(f.v, func(r rune) bool { return unicode.IsControl(r) || r == utf8.RuneError }); i >= 0 {
 			return fmt.Errorf("%s %q has a control character or invalid UTF-8 at byte %d", f.name, truncate(f.v), i)
 		}
+	}
+	switch m.Reason {
+	case "", "rule_removed", "rule_changed":
+	default:
+		return fmt.Errorf("reason %q is not rule_removed or rule_changed", truncate(m.Reason))
 	}
 	if len(m.Attribution) > maxAttribution {
 		return fmt.Errorf("attribution of %d metrics, at most %d", len(m.Attribution), maxAttribution)

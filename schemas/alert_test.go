@@ -42,6 +42,7 @@ func TestAlertMessageValidate(t *testing.T) {
 		},
 		"attribution \"temp\" NaN": func(m *AlertMessage) { m.Attribution = []MetricShare{{"temp", math.NaN()}} },
 		"attribution of 17":        func(m *AlertMessage) { m.Attribution = make([]MetricShare, 17) },
+		"reason":                   func(m *AlertMessage) { m.Reason = "because" },
 	} {
 		m := goodAlert()
 		mutate(&m)

@@ -7,6 +7,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	records, bytes, windows, clamped     prometheus.Counter
 	rejected, alerts, retries            *prometheus.CounterVec
+	ruleResets                           *prometheus.CounterVec
 	checkpoints, leasesTaken, leasesLost prometheus.Counter
 	stateResets, shardFailures           prometheus.Counter
 	behind, liveSeries, checkpointAge    *prometheus.GaugeVec
@@ -33,7 +34,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		checkpoints:   c("checkpoints_total", "Checkpoints written (each after its batch and state were durable)."),
 		leasesTaken:   c("leases_taken_total", "Shard leases taken by this worker."),
 		leasesLost:    c("leases_lost_total", "Shard leases lost or given up; the shard's state was dropped."),
-		stateResets:   c("state_resets_total", "Shards started without their stored state (missing or from other windows/rules)."),
+		stateResets:   c("state_resets_total", "Shards started without their stored state (missing, or from other window options)."),
+		ruleResets:    cv("rule_state_resets_total", "Rule states a restored shard dropped because their rule changed or was removed, by reason.", "reason"),
 		shardFailures: c("shard_failures_total", "Shards restarted from their checkpoint after an error or panic."),
 		behind:        gv("millis_behind_latest", "How far the shard's reader is behind the stream's tip (GetRecords MillisBehindLatest)."),
 		liveSeries:    gv("live_series", "Live (device, metric) series of the shard."),
@@ -41,7 +43,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		for _, col := range []prometheus.Collector{m.records, m.bytes, m.windows, m.clamped, m.rejected, m.alerts, m.retries,
-			m.checkpoints, m.leasesTaken, m.leasesLost, m.stateResets, m.shardFailures, m.behind, m.liveSeries, m.checkpointAge} {
+			m.checkpoints, m.leasesTaken, m.leasesLost, m.stateResets, m.ruleResets, m.shardFailures, m.behind, m.liveSeries, m.checkpointAge} {
 			reg.MustRegister(col)
 		}
 	}

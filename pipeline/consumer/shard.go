@@ -69,6 +69,9 @@ func (s *shard) Initialize(in *kcl.InitializationInput) {
 		}
 		return err
 	})
+	for reason, n := range j.Processor().RuleResets() {
+		s.c.metrics.ruleResets.WithLabelValues(reason).Add(float64(n))
+	}
 	if err != nil {
 		s.c.ckpt.fail(s.id, err)
 		s.markLost(err)

@@ -216,9 +216,10 @@ func (j *Journal) Restore(ctx context.Context, committed string) (reset bool, er
 	}
 	if err := j.load(b); err != nil {
 		if errors.Is(err, windows.ErrIncompatible) || errors.Is(err, rules.ErrIncompatible) {
-			// The windows or rules changed between deployments: the old
-			// state means nothing under the new ones.
-			j.o.Logger.Warn("stored state does not match the configured windows or rules: open windows start empty", "err", err)
+			// The window options changed between deployments (or the
+			// rules, from a snapshot of a tapline that keyed rule states
+			// by position): the old state means nothing under the new ones.
+			j.o.Logger.Warn("stored state does not match the configured windows: open windows start empty", "err", err)
 			if err := j.build(); err != nil {
 				return false, err
 			}

@@ -361,8 +361,10 @@ func TestCrashAtAcknowledgement(t *testing.T) {
 	}
 }
 
-// TestRestoreIncompatible: state stored under other rules resets the
-// shard (reported) instead of failing it, and the shard goes on.
+// TestRestoreIncompatible: state stored under other rules is restored
+// (the rules engine keeps what did not change), state stored under other
+// window options resets the shard (reported) instead of failing it, and
+// the shard goes on.
 func TestRestoreIncompatible(t *testing.T) {
 	store := newMemStore()
 	j, err := New(testOptions(t, store, testRules))
@@ -374,14 +376,26 @@ func TestRestoreIncompatible(t *testing.T) {
 	if _, err := run(j, steps, 0, 0, &acked); err != nil || acked == "" {
 		t.Fatalf("run: acked %q, %v", acked, err)
 	}
+	live := j.Processor().LiveSeries()
 	other := strings.Replace(testRules, "name: hot", "name: hotter", 1)
 	j, err = New(testOptions(t, store, other))
 	if err != nil {
 		t.Fatal(err)
 	}
 	reset, err := j.Restore(context.Background(), acked)
+	if err != nil || reset || j.Processor().LiveSeries() != live || live == 0 {
+		t.Fatalf("restore under other rules: reset %v, %v, %d live series of %d", reset, err, j.Processor().LiveSeries(), live)
+	}
+	opts := testOptions(t, store, testRules)
+	two, _ := windows.ParseSpec("2m")
+	opts.Pipeline.Windows.Specs = append(opts.Pipeline.Windows.Specs, two)
+	j, err = New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reset, err = j.Restore(context.Background(), acked)
 	if err != nil || !reset {
-		t.Fatalf("restore under other rules: reset %v, %v", reset, err)
+		t.Fatalf("restore under other windows: reset %v, %v", reset, err)
 	}
 	if n := j.Processor().LiveSeries(); n != 0 {
 		t.Fatalf("%d live series after a reset", n)

@@ -46,6 +46,9 @@ type Alert struct {
 	// Attribution: for a forest over several metrics, each metric's share
 	// of the score, largest first.
 	Attribution []schemas.MetricShare
+	// Reason: why a RESOLVED came without the condition clearing
+	// (ReasonRuleRemoved, ReasonRuleChanged); empty otherwise.
+	Reason string
 }
 
 // AlertMessage is the alert as programs receive it (the SNS message, a
@@ -55,7 +58,7 @@ func (a *Alert) AlertMessage() schemas.AlertMessage {
 		ID: a.ID, Incident: a.Incident, State: a.State, Rule: a.Rule, Kind: a.Kind, Severity: a.Severity,
 		Device: a.Device, Metric: a.Metric, Window: a.Window, Value: a.Value, Threshold: a.Threshold,
 		Start: schemas.AlertTime(a.Start), End: schemas.AlertTime(a.End), At: schemas.AlertTime(a.At), Message: a.Message,
-		Attribution: a.Attribution,
+		Attribution: a.Attribution, Reason: a.Reason,
 	}
 }
 
@@ -100,6 +103,7 @@ type seriesRules struct {
 	handle windows.Handle
 	device windows.Handle
 	states []ruleState
+	stale  bool // restored under rules with additions: rebind at the next window
 }
 
 // Engine evaluates rules. Create it with NewEngine.
@@ -113,13 +117,39 @@ type Engine struct {
 	devices  []seriesRules // device-level missing rules, by device handle index
 	fired    uint64
 	resolved uint64
+	// firing describes every FIRING incident (device, metric, window) so
+	// a restore that drops its rule can still resolve it.
+	firing map[string]firingInfo
+	// orphans are FIRING alerts whose rule a restore dropped; the next
+	// watermark resolves them.
+	orphans []orphan
+	resets  map[string]uint64 // rule states a restore dropped, by reason
 }
+
+// firingInfo is what a RESOLVED alert needs beyond the rule state.
+type firingInfo struct {
+	device, metric, window string
+}
+
+// orphan is a FIRING alert whose rule is gone.
+type orphan struct {
+	incident, reason     string
+	rule, kind, severity string
+	firingInfo
+}
+
+// Reasons a restore drops a rule's state (Alert.Reason of the RESOLVED
+// it sends for a FIRING one).
+const (
+	ReasonRuleRemoved = "rule_removed"
+	ReasonRuleChanged = "rule_changed"
+)
 
 // NewEngine checks that every rule's window and aggregate exist among
 // specs (quantiles must be enabled for p50/p90/p99) and returns an engine
 // delivering to emit.
 func NewEngine(cfg *Config, specs []windows.Spec, quantiles bool, emit AlertFunc) (*Engine, error) {
-	e := &Engine{specs: specs, emit: emit}
+	e := &Engine{specs: specs, emit: emit, firing: map[string]firingInfo{}, resets: map[string]uint64{}}
 	for _, r := range cfg.Rules {
 		if r.Kind == Missing {
 			e.missing = true
@@ -212,10 +242,15 @@ func (e *Engine) bind(list *[]seriesRules, h, dev windows.Handle, deviceID, metr
 		*list = append(*list, seriesRules{})
 	}
 	sr := &(*list)[i]
-	if sr.handle == h && sr.states != nil {
+	if sr.handle == h && sr.states != nil && !sr.stale {
 		return sr
 	}
-	sr.handle, sr.device = h, dev
+	var kept []ruleState
+	if sr.handle == h && sr.stale {
+		kept = sr.states // restored states, carried into the new list
+		sr.states = nil
+	}
+	sr.handle, sr.device, sr.stale = h, dev, false
 	sr.states = sr.states[:0]
 	for _, r := range e.rules {
 		if deviceLevel != r.deviceLevel() {
@@ -229,7 +264,13 @@ func (e *Engine) bind(list *[]seriesRules, h, dev windows.Handle, deviceID, metr
 				continue
 			}
 		}
-		sr.states = append(sr.states, ruleState{rule: r, spec: specIndex(e.specs, r.Window)})
+		st := ruleState{rule: r, spec: specIndex(e.specs, r.Window)}
+		for k := range kept {
+			if kept[k].rule == r {
+				st = kept[k]
+			}
+		}
+		sr.states = append(sr.states, st)
 	}
 	if sr.states == nil {
 		sr.states = []ruleState{} // bound, with no rules
@@ -500,6 +541,11 @@ func (e *Engine) step(st *ruleState, bad bool, value, level float64, start, end 
 
 func (e *Engine) send(st *ruleState, s State, value, level float64, start, end int64, device, metric, window, msg string, shares func() []schemas.MetricShare) {
 	r := st.rule
+	if s == Firing {
+		e.firing[st.incident] = firingInfo{device, metric, window}
+	} else {
+		delete(e.firing, st.incident)
+	}
 	var at []schemas.MetricShare
 	if shares != nil {
 		at = shares()
@@ -526,6 +572,7 @@ func (e *Engine) send(st *ruleState, s State, value, level float64, start, end i
 
 // Watermark evaluates missing-data rules at watermark wm.
 func (e *Engine) Watermark(wm int64, src SeriesSource) {
+	e.resolveOrphans(wm)
 	if !e.missing {
 		return
 	}
@@ -576,6 +623,33 @@ func (e *Engine) evalMissing(st *ruleState, wm, last int64, device, metric strin
 	msg := fmt.Sprintf("%s reporting again [%s]", what, r.Name)
 	e.send(st, Resolved, float64(silent)/1000, float64(after)/1000, last, wm, device, metric, "", msg, nil)
 }
+
+// resolveOrphans sends RESOLVED, with its reason, for every FIRING alert
+// whose rule a restore dropped: at the first watermark after the
+// restore, a point of the stream a replay reaches at the same record.
+func (e *Engine) resolveOrphans(wm int64) {
+	for _, o := range e.orphans {
+		delete(e.firing, o.incident)
+		e.resolved++
+		what := o.device
+		if o.metric != "" {
+			what += " " + o.metric
+		}
+		why := "removed from"
+		if o.reason == ReasonRuleChanged {
+			why = "changed in"
+		}
+		e.emit(&Alert{
+			ID: hashID(o.incident, string(Resolved)), Incident: o.incident, Rule: o.rule, Kind: o.kind, Severity: o.severity,
+			Device: o.device, Metric: o.metric, Window: o.window, State: Resolved, Start: wm, End: wm, At: wm, Reason: o.reason,
+			Message: fmt.Sprintf("%s: resolved because rule %s was %s the rules [%s]", what, o.rule, why, o.rule),
+		})
+	}
+	e.orphans = nil
+}
+
+// Resets returns how many rule states restores dropped, by reason.
+func (e *Engine) Resets() map[string]uint64 { return e.resets }
 
 // Active reports whether any rule on the series, or a device-level rule on
 // its device, is pending or firing. The Aggregator keeps such series past

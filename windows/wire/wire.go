@@ -137,3 +137,35 @@ func (r *Reader) Bytes() []byte {
 	r.B = r.B[n:]
 	return b
 }
+
+// Open starts a section whose length is written before it (4 bytes,
+// little-endian), so a reader can skip a part it cannot interpret:
+// write the section, then Close with the mark Open returned.
+func (w *Writer) Open() int {
+	w.B = append(w.B, 0, 0, 0, 0)
+	return len(w.B)
+}
+
+// Close ends the section begun at mark.
+func (w *Writer) Close(mark int) {
+	binary.LittleEndian.PutUint32(w.B[mark-4:], uint32(len(w.B)-mark))
+}
+
+// Section returns a Reader over the next section and moves past it.
+func (r *Reader) Section() Reader {
+	if r.err != nil {
+		return Reader{err: r.err}
+	}
+	if len(r.B) < 4 {
+		r.err = ErrCorrupt
+		return Reader{err: r.err}
+	}
+	n := binary.LittleEndian.Uint32(r.B)
+	if uint64(n) > uint64(len(r.B)-4) {
+		r.err = ErrCorrupt
+		return Reader{err: r.err}
+	}
+	s := Reader{B: r.B[4 : 4+n]}
+	r.B = r.B[4+n:]
+	return s
+}
