@@ -32,6 +32,7 @@ import (
 	"github.com/tapline/tapline/cmd/internal/demo"
 	"github.com/tapline/tapline/pipeline"
 	"github.com/tapline/tapline/pipeline/backtest"
+	"github.com/tapline/tapline/pipeline/rulestest"
 	"github.com/tapline/tapline/pipeline/service"
 	"github.com/tapline/tapline/sinks/athena"
 	"github.com/tapline/tapline/sinks/s3sink"
@@ -48,6 +49,7 @@ commands:
   redrive-alerts
               publish the alerts dead-lettered to S3 while SNS refused them (oldest first, each once)
   backtest    replay CSV, JSON lines or raw Parquet through the pipeline with a rules file: the alerts, scored with -labels
+  rules test  run rule unit tests (input series and the alerts expected), as promtool test rules
   healthcheck exit 0 if the service on TAPLINE_HTTP_ADDR (default :8080) answers /healthz
   version     print the version
 
@@ -78,6 +80,8 @@ func main() {
 		err = runRedrive(ctx, os.Args[2:])
 	case "backtest":
 		err = runBacktest(ctx, os.Args[2:])
+	case "rules":
+		err = runRules(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -195,6 +199,33 @@ func runBacktest(ctx context.Context, args []string) error {
 		return score.WriteTable(os.Stdout)
 	}
 	return backtest.WriteAlerts(os.Stdout, res)
+}
+
+// runRules runs `tapline rules test FILE...`: every test of every file,
+// PASS or FAIL with what differed; an error (exit 1) if any failed.
+func runRules(args []string) error {
+	if len(args) < 2 || args[0] != "test" {
+		return errors.New("usage: tapline rules test FILE...  (test files: see the rulestest package doc; cmd/internal/demo/rules_test.yml is one)")
+	}
+	failed := 0
+	for _, f := range args[1:] {
+		res, err := rulestest.RunFile(f)
+		if err != nil {
+			return err
+		}
+		for _, r := range res {
+			if r.Failure == "" {
+				fmt.Printf("PASS %s: %s\n", f, r.Name)
+				continue
+			}
+			failed++
+			fmt.Printf("FAIL %s: %s\n%s", f, r.Name, r.Failure)
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("rules test: %d failed", failed)
+	}
+	return nil
 }
 
 // terminalProgress returns progress reporters that draw "what: done/total"
