@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -288,10 +289,27 @@ func diff(want, got []Expected) string {
 	return b.String()
 }
 
+// group is a parenthesised list repeated: "(1 2 3)x4".
+var group = regexp.MustCompile(`\(([^()]*)\)x([0-9]+)`)
+
 // ExpandValues reads a value list: space-separated numbers, "_" for no
-// reading, "vxN" for v repeated N times and "a+bxN" (or "a-bxN") for
-// a, a+b, ..., a+N·b (N+1 values, as promtool writes series).
+// reading, "vxN" for v repeated N times, "a+bxN" (or "a-bxN") for
+// a, a+b, ..., a+N·b (N+1 values, as promtool writes series), and
+// "(...)xN" for a list repeated N times (a daily cycle: 24 values x days).
 func ExpandValues(s string) ([]*float64, error) {
+	var err error
+	s = group.ReplaceAllStringFunc(s, func(g string) string {
+		m := group.FindStringSubmatch(g)
+		n, _ := strconv.Atoi(m[2])
+		if n < 1 || n*len(m[1]) > 10<<20 {
+			err = fmt.Errorf("%q: the count after x must be at least 1, and the list under 10 MB", g)
+			return ""
+		}
+		return strings.Repeat(m[1]+" ", n)
+	})
+	if err != nil {
+		return nil, err
+	}
 	var out []*float64
 	for _, f := range strings.Fields(s) {
 		if f == "_" {

@@ -64,6 +64,7 @@ func TestExpandValues(t *testing.T) {
 		"10-1.5x2":  "10 8.5 7",
 		"-1+1x2":    "-1 0 1",
 		"1e-3x2 -4": "0.001 0.001 -4",
+		"(1 2)x2 3": "1 2 1 2 3",
 	} {
 		vals, err := ExpandValues(in)
 		if err != nil {
@@ -82,7 +83,7 @@ func TestExpandValues(t *testing.T) {
 			t.Errorf("%q: %v, want %s", in, got, want)
 		}
 	}
-	for _, bad := range []string{"", "a", "1x0", "1xa", "1+ax2", "1x1000001"} {
+	for _, bad := range []string{"", "a", "1x0", "1xa", "1+ax2", "1x1000001", "(1 2)x0", "(1 2"} {
 		if _, err := ExpandValues(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
