@@ -71,7 +71,7 @@ func loadNAB(t testing.TB) *nabData {
 // score replays NAB through the pipeline with cfg.
 func (d *nabData) score(t testing.TB, cfg *rules.Config) backtest.Score {
 	t.Helper()
-	specs, err := backtest.Specs(cfg)
+	specs, err := cfg.Specs()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -155,7 +155,7 @@ func runBacktest(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	specs, err := backtest.Specs(cfg)
+	specs, err := cfg.Specs()
 	if err != nil {
 		return err
 	}

@@ -31,7 +31,7 @@ func BenchmarkJSONLines(b *testing.B) {
 	}
 	data := in.Bytes()
 	cfg := rules.Default()
-	specs, err := Specs(cfg)
+	specs, err := cfg.Specs()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -7,12 +7,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/tapline/tapline/schemas"
-	"github.com/tapline/tapline/windows"
-	"github.com/tapline/tapline/windows/rules"
 )
 
 // ReadPaths reads every input: files ending in .csv (ReadCSV), .jsonl
@@ -83,30 +80,6 @@ func ReadPaths(paths []string) ([]Reading, error) {
 		}
 	}
 	return all, nil
-}
-
-// Specs are the windows a rule set reads: each rule's window, parsed from
-// its name, once, in name order; "1m" when no rule reads one.
-func Specs(cfg *rules.Config) ([]windows.Spec, error) {
-	var names []string
-	for _, r := range cfg.Rules {
-		if r.Window != "" && !slices.Contains(names, r.Window) {
-			names = append(names, r.Window)
-		}
-	}
-	if len(names) == 0 {
-		names = []string{"1m"}
-	}
-	slices.Sort(names)
-	var specs []windows.Spec
-	for _, n := range names {
-		sp, err := windows.ParseSpec(n)
-		if err != nil {
-			return nil, err
-		}
-		specs = append(specs, sp)
-	}
-	return specs, nil
 }
 
 // WriteAlerts writes one line per alert, in the order raised: event

@@ -115,7 +115,7 @@ func TestS3RawReplaysTheSameAlerts(t *testing.T) {
 		t.Fatalf("progress %v: want the range's objects (%d in the bucket)", progress[max(0, len(progress)-2):], objects)
 	}
 	opts := func() pipeline.Options {
-		specs, _ := Specs(rules.Default())
+		specs, _ := rules.Default().Specs()
 		return pipeline.Options{Windows: windows.Options{Specs: specs}, Rules: rules.Default()}
 	}
 	a, err := Run(fromS3, opts())

@@ -46,10 +46,9 @@ func (e *env) setOwner(shard, owner, checkpoint string) {
 	}
 }
 
-// The library's checkpoint is an unconditional PutItem: a worker that
-// lost its lease overwrites the new owner's checkpoint. Ours is refused
-// and reports the loss.
-func TestCheckpointIsFencedOnTheLeaseOwner(t *testing.T) {
+// fencedFor returns an environment and worker w1's checkpointer over its
+// lease table, created.
+func fencedFor(t *testing.T) (*env, *fencedCheckpointer) {
 	e := newEnv(t, 1)
 	cfg := config.NewKinesisClientLibConfig(e.name, e.name, "us-east-1", "w1").WithFailoverTimeMillis(60_000)
 	c := newFencedCheckpointer(cfg, e.db)
@@ -57,6 +56,14 @@ func TestCheckpointIsFencedOnTheLeaseOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitTable(t, e.db, e.name)
+	return e, c
+}
+
+// The library's checkpoint is an unconditional PutItem: a worker that
+// lost its lease overwrites the new owner's checkpoint. Ours is refused
+// and reports the loss.
+func TestCheckpointIsFencedOnTheLeaseOwner(t *testing.T) {
+	e, c := fencedFor(t)
 	st := &partition.ShardStatus{ID: "shardId-000000000000", Mux: &sync.RWMutex{}}
 	if err := c.GetLease(st, "w1"); err != nil {
 		t.Fatal(err)
@@ -93,13 +100,7 @@ func TestCheckpointIsFencedOnTheLeaseOwner(t *testing.T) {
 // unowned lease, a stopping worker takes none, and releaseAll removes
 // what a renewal may still have left.
 func TestReleasedLeaseStaysReleased(t *testing.T) {
-	e := newEnv(t, 1)
-	cfg := config.NewKinesisClientLibConfig(e.name, e.name, "us-east-1", "w1").WithFailoverTimeMillis(60_000)
-	c := newFencedCheckpointer(cfg, e.db)
-	if err := c.Init(); err != nil {
-		t.Fatal(err)
-	}
-	waitTable(t, e.db, e.name)
+	e, c := fencedFor(t)
 	a := &partition.ShardStatus{ID: "shardId-000000000000", Mux: &sync.RWMutex{}}
 	if err := c.GetLease(a, "w1"); err != nil {
 		t.Fatal(err)

@@ -138,24 +138,17 @@ func RunFile(path string) ([]Result, error) {
 	return out, nil
 }
 
+// specsFor parses the test file's windows, or takes those the rules read.
 func specsFor(cfg *rules.Config, names []string) ([]windows.Spec, error) {
 	if len(names) == 0 {
-		for _, r := range cfg.Rules {
-			if r.Window != "" && !slices.Contains(names, r.Window) {
-				names = append(names, r.Window)
-			}
-		}
+		return cfg.Specs()
 	}
-	var specs []windows.Spec
-	for _, n := range names {
-		sp, err := windows.ParseSpec(n)
-		if err != nil {
+	specs := make([]windows.Spec, len(names))
+	for i, n := range names {
+		var err error
+		if specs[i], err = windows.ParseSpec(n); err != nil {
 			return nil, err
 		}
-		specs = append(specs, sp)
-	}
-	if len(specs) == 0 {
-		specs = append(specs, windows.Spec{Name: "1m", Size: time.Minute, Slide: time.Minute})
 	}
 	return specs, nil
 }

@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tapline/tapline/schemas"
+	"github.com/tapline/tapline/windows"
 )
 
 // Kind is the kind of a rule.
@@ -118,6 +119,31 @@ func (c *Config) Rule(name string) *Rule {
 		}
 	}
 	return nil
+}
+
+// Specs are the windows the rules read: each rule's window, parsed from
+// its name (a window's name is its definition), once, in name order; 1m
+// when no rule reads one. Backtests and rule tests run with these.
+func (c *Config) Specs() ([]windows.Spec, error) {
+	var names []string
+	for _, r := range c.Rules {
+		if r.Window != "" && !slices.Contains(names, r.Window) {
+			names = append(names, r.Window)
+		}
+	}
+	if len(names) == 0 {
+		names = []string{"1m"}
+	}
+	slices.Sort(names)
+	var specs []windows.Spec
+	for _, n := range names {
+		sp, err := windows.ParseSpec(n)
+		if err != nil {
+			return nil, err
+		}
+		specs = append(specs, sp)
+	}
+	return specs, nil
 }
 
 // Load reads and validates a rules file.

@@ -298,15 +298,7 @@ func (e *Engine) drop(old *snapRule, st *ruleState, incidents map[string]firingI
 // for st.rule and spec; for a dropped state (st.rule nil) its bytes are
 // skipped.
 func restoreState(r *wire.Reader, st *ruleState, spec *windows.Spec) bool {
-	st.phase = phase(r.Uint())
-	st.hist = r.Uint()
-	st.clearRun = int(r.Int())
-	st.hasPrev = r.Bool()
-	st.prevStart = r.Int()
-	st.prevVal = r.Float()
-	st.seen = int(r.Int())
-	st.mean, st.vr = r.Float(), r.Float()
-	st.incident = r.String()
+	readCore(r, st)
 	if st.phase > firing {
 		r.Fail("phase %d", st.phase)
 		return false
@@ -340,6 +332,20 @@ func restoreState(r *wire.Reader, st *ruleState, spec *windows.Spec) bool {
 	return r.Err() == nil
 }
 
+// readCore reads the fields every snapshot version has, in appendState's
+// order.
+func readCore(r *wire.Reader, st *ruleState) {
+	st.phase = phase(r.Uint())
+	st.hist = r.Uint()
+	st.clearRun = int(r.Int())
+	st.hasPrev = r.Bool()
+	st.prevStart = r.Int()
+	st.prevVal = r.Float()
+	st.seen = int(r.Int())
+	st.mean, st.vr = r.Float(), r.Float()
+	st.incident = r.String()
+}
+
 // restoreV1 reads a /1 snapshot: positional, without detectors, valid
 // only under the same rules.
 func (e *Engine) restoreV1(r wire.Reader) ([]byte, error) {
@@ -371,15 +377,7 @@ func (e *Engine) restoreV1(r wire.Reader) ([]byte, error) {
 				if st.spec < -1 || st.spec >= len(e.specs) {
 					r.Fail("spec index %d out of range", st.spec)
 				}
-				st.phase = phase(r.Uint())
-				st.hist = r.Uint()
-				st.clearRun = int(r.Int())
-				st.hasPrev = r.Bool()
-				st.prevStart = r.Int()
-				st.prevVal = r.Float()
-				st.seen = int(r.Int())
-				st.mean, st.vr = r.Float(), r.Float()
-				st.incident = r.String()
+				readCore(&r, st)
 			}
 		}
 	}
