@@ -75,7 +75,9 @@ var Windows = schema("windows",
 )
 
 // Alerts is the alerts dataset: one row per FIRING or RESOLVED
-// notification.
+// notification. reason says why a RESOLVED came without its condition
+// clearing (rule_changed, rule_removed); attribution is each metric's
+// share of a multi-metric forest's score.
 var Alerts = schema("alerts",
 	arrow.Field{Name: "alert_id", Type: str},
 	arrow.Field{Name: "incident_id", Type: str},
@@ -92,6 +94,8 @@ var Alerts = schema("alerts",
 	arrow.Field{Name: "window_end", Type: tsMs},
 	arrow.Field{Name: "at", Type: tsMs},
 	arrow.Field{Name: "message", Type: str},
+	arrow.Field{Name: "reason", Type: str, Nullable: true},
+	arrow.Field{Name: "attribution", Type: arrow.MapOf(str, f64), Nullable: true},
 )
 
 // ByName lists the schemas by dataset name.

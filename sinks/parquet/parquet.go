@@ -210,6 +210,18 @@ func (e *Alerts) Append(a *rules.Alert) {
 	f[12].(*array.TimestampBuilder).Append(arrow.Timestamp(a.End))
 	f[13].(*array.TimestampBuilder).Append(arrow.Timestamp(a.At))
 	f[14].(*array.StringBuilder).Append(a.Message)
+	appendOptional(f[15].(*array.StringBuilder), a.Reason)
+	mb := f[16].(*array.MapBuilder)
+	if len(a.Attribution) == 0 {
+		mb.AppendNull()
+	} else {
+		mb.Append(true)
+		keys, vals := mb.KeyBuilder().(*array.StringBuilder), mb.ItemBuilder().(*array.Float64Builder)
+		for _, sh := range a.Attribution {
+			keys.Append(sh.Metric)
+			vals.Append(sh.Share)
+		}
+	}
 	e.rows++
 }
 

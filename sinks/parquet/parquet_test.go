@@ -249,3 +249,28 @@ func readTable(t *testing.T, data []byte) arrow.Table {
 	}
 	return tbl
 }
+
+// TestAlertReasonAndAttribution: the alerts dataset's nullable reason
+// and attribution columns hold what the alert carries, null when it
+// carries none.
+func TestAlertReasonAndAttribution(t *testing.T) {
+	ea, err := NewAlerts(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ea.Append(&rules.Alert{ID: "a", Incident: "i", Rule: "pair", Kind: "forest", Severity: "warning", Device: "m-1", State: rules.Firing,
+		Attribution: []schemas.MetricShare{{Metric: "b", Share: 0.85}, {Metric: "a", Share: 0.15}}})
+	ea.Append(&rules.Alert{ID: "b", Incident: "j", Rule: "old", Kind: "threshold", Severity: "info", Device: "m-1", State: rules.Resolved,
+		Reason: rules.ReasonRuleRemoved})
+	tbl := readTable(t, mustBytes(t, ea))
+	idx := func(name string) int { return tbl.Schema().FieldIndices(name)[0] }
+	reason := tbl.Column(idx("reason")).Data().Chunk(0).(*array.String)
+	if !reason.IsNull(0) || reason.Value(1) != "rule_removed" {
+		t.Fatalf("reason column: %v", reason)
+	}
+	at := tbl.Column(idx("attribution")).Data().Chunk(0).(*array.Map)
+	keys, vals := at.Keys().(*array.String), at.Items().(*array.Float64)
+	if at.IsNull(0) || !at.IsNull(1) || keys.Value(0) != "b" || vals.Value(0) != 0.85 || keys.Value(1) != "a" {
+		t.Fatalf("attribution column: %v", at)
+	}
+}
