@@ -51,6 +51,11 @@ type AlertMessage struct {
 	// Attribution: for a rule over several metrics (a forest), each
 	// metric's share of the score, largest first.
 	Attribution []MetricShare `json:"attribution,omitempty"`
+	// Summary, RunbookURL and Labels come from the rule (its templates
+	// filled with this alert's device, metric, value and threshold).
+	Summary    string            `json:"summary,omitempty"`
+	RunbookURL string            `json:"runbook_url,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
 	// Reason: why a RESOLVED came without its condition clearing
 	// ("rule_removed", "rule_changed": the rules changed under it).
 	Reason string `json:"reason,omitempty"`
@@ -122,8 +127,9 @@ func AlertTime(ms int64) string { return time.UnixMilli(ms).UTC().Format("2006-0
 
 // Limits of an AlertMessage's free-text fields.
 const (
-	maxAlertName    = 128  // rule, kind, severity, window spec
-	maxAlertMessage = 1024 // message
+	maxAlertName    = 128  // rule, kind, severity, window spec, a label's name and value
+	maxAlertMessage = 1024 // message, summary, runbook URL
+	maxAlertLabels  = 16
 )
 
 // Validate checks a message read from somewhere others can write (a
@@ -151,13 +157,25 @@ func (m *AlertMessage) Validate() error {
 		required bool
 		max      int
 	}{{"rule", m.Rule, true, maxAlertName}, {"kind", m.Kind, true, maxAlertName}, {"severity", m.Severity, true, maxAlertName},
-		{"window_spec", m.Window, false, maxAlertName}, {"message", m.Message, false, maxAlertMessage}} {
+		{"window_spec", m.Window, false, maxAlertName}, {"message", m.Message, false, maxAlertMessage},
+		{"summary", m.Summary, false, maxAlertMessage}, {"runbook_url", m.RunbookURL, false, maxAlertMessage}} {
 		if f.required && f.v == "" || len(f.v) > f.max {
 			return fmt.Errorf("%s %q: 1-%d bytes required", f.name, truncate(f.v), f.max)
 		}
 		if i := strings.IndexFunc(f.v, func(r rune) bool { return unicode.IsControl(r) || r == utf8.RuneError }); i >= 0 {
 			return fmt.Errorf("%s %q has a control character or invalid UTF-8 at byte %d", f.name, truncate(f.v), i)
 		}
+	}
+	if len(m.Labels) > maxAlertLabels {
+		return fmt.Errorf("labels: %d, at most %d", len(m.Labels), maxAlertLabels)
+	}
+	for k, v := range m.Labels {
+		if k == "" || len(k) > maxAlertName || len(v) > maxAlertName || strings.ContainsFunc(k+v, func(r rune) bool { return unicode.IsControl(r) || r == utf8.RuneError }) {
+			return fmt.Errorf("label %q: 1-%d bytes of printable text, its value at most %d", truncate(k), maxAlertName, maxAlertName)
+		}
+	}
+	if m.RunbookURL != "" && !strings.HasPrefix(m.RunbookURL, "https://") {
+		return fmt.Errorf("runbook_url %q is not https", truncate(m.RunbookURL))
 	}
 	switch m.Reason {
 	case "", "rule_removed", "rule_changed":

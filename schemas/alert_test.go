@@ -43,6 +43,9 @@ func TestAlertMessageValidate(t *testing.T) {
 		"attribution \"temp\" NaN": func(m *AlertMessage) { m.Attribution = []MetricShare{{"temp", math.NaN()}} },
 		"attribution of 17":        func(m *AlertMessage) { m.Attribution = make([]MetricShare, 17) },
 		"reason":                   func(m *AlertMessage) { m.Reason = "because" },
+		"runbook_url \"http":       func(m *AlertMessage) { m.RunbookURL = "http://wiki/x" },
+		"label \"a\\nb\"":          func(m *AlertMessage) { m.Labels = map[string]string{"a\nb": "c"} },
+		"summary":                  func(m *AlertMessage) { m.Summary = strings.Repeat("s", 1025) },
 	} {
 		m := goodAlert()
 		mutate(&m)

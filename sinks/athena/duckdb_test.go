@@ -17,7 +17,7 @@ import (
 // duckType is the DuckDB type a column of the DDL's type reads as.
 var duckType = map[string]string{
 	"string": "VARCHAR", "timestamp": "TIMESTAMP WITH TIME ZONE", "bigint": "BIGINT",
-	"double": "DOUBLE", "binary": "BLOB", "map<string,double>": "MAP(VARCHAR, DOUBLE)",
+	"double": "DOUBLE", "binary": "BLOB", "map<string,double>": "MAP(VARCHAR, DOUBLE)", "map<string,string>": "MAP(VARCHAR, VARCHAR)",
 }
 
 // TestParquetMatchesDDL writes one file of each dataset and checks, with

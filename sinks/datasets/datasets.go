@@ -77,7 +77,8 @@ var Windows = schema("windows",
 // Alerts is the alerts dataset: one row per FIRING or RESOLVED
 // notification. reason says why a RESOLVED came without its condition
 // clearing (rule_changed, rule_removed); attribution is each metric's
-// share of a multi-metric forest's score.
+// share of a multi-metric forest's score; summary, runbook_url and labels
+// come from the rule.
 var Alerts = schema("alerts",
 	arrow.Field{Name: "alert_id", Type: str},
 	arrow.Field{Name: "incident_id", Type: str},
@@ -96,6 +97,9 @@ var Alerts = schema("alerts",
 	arrow.Field{Name: "message", Type: str},
 	arrow.Field{Name: "reason", Type: str, Nullable: true},
 	arrow.Field{Name: "attribution", Type: arrow.MapOf(str, f64), Nullable: true},
+	arrow.Field{Name: "summary", Type: str, Nullable: true},
+	arrow.Field{Name: "runbook_url", Type: str, Nullable: true},
+	arrow.Field{Name: "labels", Type: arrow.MapOf(str, str), Nullable: true},
 )
 
 // ByName lists the schemas by dataset name.

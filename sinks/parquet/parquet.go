@@ -15,6 +15,8 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -220,6 +222,19 @@ func (e *Alerts) Append(a *rules.Alert) {
 		for _, sh := range a.Attribution {
 			keys.Append(sh.Metric)
 			vals.Append(sh.Share)
+		}
+	}
+	appendOptional(f[17].(*array.StringBuilder), a.Summary)
+	appendOptional(f[18].(*array.StringBuilder), a.RunbookURL)
+	lb := f[19].(*array.MapBuilder)
+	if len(a.Labels) == 0 {
+		lb.AppendNull()
+	} else {
+		lb.Append(true)
+		keys, vals := lb.KeyBuilder().(*array.StringBuilder), lb.ItemBuilder().(*array.StringBuilder)
+		for _, k := range slices.Sorted(maps.Keys(a.Labels)) { // equal alerts, equal bytes
+			keys.Append(k)
+			vals.Append(a.Labels[k])
 		}
 	}
 	e.rows++

@@ -261,7 +261,8 @@ func TestAlertReasonAndAttribution(t *testing.T) {
 	ea.Append(&rules.Alert{ID: "a", Incident: "i", Rule: "pair", Kind: "forest", Severity: "warning", Device: "m-1", State: rules.Firing,
 		Attribution: []schemas.MetricShare{{Metric: "b", Share: 0.85}, {Metric: "a", Share: 0.15}}})
 	ea.Append(&rules.Alert{ID: "b", Incident: "j", Rule: "old", Kind: "threshold", Severity: "info", Device: "m-1", State: rules.Resolved,
-		Reason: rules.ReasonRuleRemoved})
+		Reason: rules.ReasonRuleRemoved, Summary: "m-1 is hot", RunbookURL: "https://r.example/hot",
+		Labels: map[string]string{"team": "cellar", "page": "yes"}})
 	tbl := readTable(t, mustBytes(t, ea))
 	idx := func(name string) int { return tbl.Schema().FieldIndices(name)[0] }
 	reason := tbl.Column(idx("reason")).Data().Chunk(0).(*array.String)
@@ -272,5 +273,13 @@ func TestAlertReasonAndAttribution(t *testing.T) {
 	keys, vals := at.Keys().(*array.String), at.Items().(*array.Float64)
 	if at.IsNull(0) || !at.IsNull(1) || keys.Value(0) != "b" || vals.Value(0) != 0.85 || keys.Value(1) != "a" {
 		t.Fatalf("attribution column: %v", at)
+	}
+	summary := tbl.Column(idx("summary")).Data().Chunk(0).(*array.String)
+	url := tbl.Column(idx("runbook_url")).Data().Chunk(0).(*array.String)
+	labels := tbl.Column(idx("labels")).Data().Chunk(0).(*array.Map)
+	lk, lv := labels.Keys().(*array.String), labels.Items().(*array.String)
+	if !summary.IsNull(0) || summary.Value(1) != "m-1 is hot" || url.Value(1) != "https://r.example/hot" ||
+		!labels.IsNull(0) || lk.Value(0) != "page" || lv.Value(0) != "yes" || lk.Value(1) != "team" {
+		t.Fatalf("summary %v, runbook_url %v, labels %v (keys in order)", summary, url, labels)
 	}
 }

@@ -5,11 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/url"
 	"os"
 	"path"
 	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -101,6 +106,14 @@ type Rule struct {
 
 	Per   time.Duration // rate: the change is expressed per this duration
 	After time.Duration // missing: silence that fires
+
+	// Annotations and labels, carried by every alert of the rule (SNS,
+	// the alerts dataset): not part of what the rule decides, so editing
+	// them keeps its state. Summary and RunbookURL may name {{device}},
+	// {{metric}}, {{value}}, {{threshold}} and {{rule}}.
+	Summary    string
+	RunbookURL string
+	Labels     map[string]string
 
 	File string // where the rule was defined, for messages
 	Line int
@@ -292,6 +305,12 @@ func parseRule(file string, n *yaml.Node) (*Rule, error) {
 			target = &drift
 		case "from":
 			target = &r.From
+		case "summary":
+			target = &r.Summary
+		case "runbook_url":
+			target = &r.RunbookURL
+		case "labels":
+			target = &r.Labels
 		case "novelty":
 			target = &novelty
 		case "shingle":
@@ -320,6 +339,9 @@ func parseRule(file string, n *yaml.Node) (*Rule, error) {
 	}
 	if !nameRE.MatchString(r.Name) {
 		return nil, fail("name", "must be 1-64 characters of [a-zA-Z0-9_.-]")
+	}
+	if err := checkAnnotations(r, fail); err != nil {
+		return nil, err
 	}
 	var ok bool
 	if r.Kind, ok = kindNames[kind]; !ok {
@@ -538,6 +560,52 @@ var (
 	defaultAlpha  = map[Kind]float64{ZScore: 0.1, Robust: 0.1, Seasonal: 0.05, CUSUM: 0.02, Forest: 0.05}
 	defaultWarmup = map[Kind]int{ZScore: 10, CUSUM: 24}
 )
+
+// Bounds of a rule's annotations and labels.
+const (
+	maxSummary = 512
+	maxURL     = 512
+	maxLabels  = 16
+	maxLabel   = 128
+)
+
+// checkAnnotations validates summary, runbook_url and labels: bounded,
+// printable, the URL https (it ends up in a page ops click), label names
+// like rule names.
+func checkAnnotations(r *Rule, fail func(string, string, ...any) error) error {
+	printable := func(s string) bool {
+		return utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
+	}
+	if len(r.Summary) > maxSummary || !printable(r.Summary) {
+		return fail("summary", "must be at most %d printable bytes", maxSummary)
+	}
+	if r.RunbookURL != "" {
+		u, err := url.Parse(strings.NewReplacer("{{", "", "}}", "").Replace(r.RunbookURL))
+		if len(r.RunbookURL) > maxURL || !printable(r.RunbookURL) || err != nil || u.Scheme != "https" || u.Host == "" {
+			return fail("runbook_url", "must be an https URL of at most %d bytes", maxURL)
+		}
+	}
+	if len(r.Labels) > maxLabels {
+		return fail("labels", "at most %d labels", maxLabels)
+	}
+	for k, v := range r.Labels {
+		if !nameRE.MatchString(k) || len(v) > maxLabel || !printable(v) {
+			return fail("labels", "%q: names are 1-64 characters of [a-zA-Z0-9_.-], values at most %d printable bytes", k, maxLabel)
+		}
+	}
+	return nil
+}
+
+// Annotate fills a rule's template with an alert's values: {{device}},
+// {{metric}}, {{value}}, {{threshold}}, {{rule}}. Nothing else is
+// interpreted, so a template cannot run code or reach other data.
+func (r *Rule) Annotate(tmpl, device, metric string, value, threshold float64) string {
+	if !strings.Contains(tmpl, "{{") {
+		return tmpl
+	}
+	return strings.NewReplacer("{{device}}", device, "{{metric}}", metric, "{{rule}}", r.Name,
+		"{{value}}", strconv.FormatFloat(value, 'g', 6, 64), "{{threshold}}", strconv.FormatFloat(threshold, 'g', 6, 64)).Replace(tmpl)
+}
 
 func (r *Rule) checkLevels(fail func(string, string, ...any) error) error {
 	switch {

@@ -137,3 +137,40 @@ func TestZScoreOffAFlatBaselineIsFinite(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestAnnotations: an alert carries its rule's summary and runbook URL
+// filled in and its labels; editing them does not change what the rule
+// decides (its definition, which keys its state).
+func TestAnnotations(t *testing.T) {
+	cfg, err := Load("testdata/detectors.good.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := cfg.Rule("annotated")
+	one, _ := windows.ParseSpec("1h")
+	var got []Alert
+	e, err := NewEngine(&Config{Rules: []*Rule{r}}, []windows.Spec{one}, false, func(a *Alert) { got = append(got, *a) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &windows.Window{Spec: &one, Start: 0, End: 3_600_000, DeviceID: "cooler-7", Metric: "temp", Series: windows.Handle(1), Device: windows.Handle(2)}
+	w.Agg = windows.Agg{Count: 1, Sum: 9.5, Min: 9.5, Max: 9.5, Mean: 9.5}
+	e.Window(w)
+	if len(got) != 1 || got[0].Summary != "cooler-7 temp at 9.5 (limit 8)" ||
+		got[0].RunbookURL != "https://runbooks.example.com/cooler?device=cooler-7" || got[0].Labels["team"] != "cellar" {
+		t.Fatalf("alert %+v", got)
+	}
+	msg := got[0].AlertMessage()
+	if err := msg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	edited := *r
+	edited.Summary, edited.RunbookURL, edited.Labels, edited.Severity = "other", "", nil, "critical"
+	if edited.definition() != r.definition() {
+		t.Fatal("annotations, labels or severity changed the rule's definition")
+	}
+	edited.Above = new(float64)
+	if edited.definition() == r.definition() {
+		t.Fatal("a new level did not change the definition")
+	}
+}

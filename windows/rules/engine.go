@@ -49,6 +49,9 @@ type Alert struct {
 	// Reason: why a RESOLVED came without the condition clearing
 	// (ReasonRuleRemoved, ReasonRuleChanged); empty otherwise.
 	Reason string
+	// From the rule: its summary and runbook URL filled in, its labels.
+	Summary, RunbookURL string
+	Labels              map[string]string
 }
 
 // AlertMessage is the alert as programs receive it (the SNS message, a
@@ -59,6 +62,7 @@ func (a *Alert) AlertMessage() schemas.AlertMessage {
 		Device: a.Device, Metric: a.Metric, Window: a.Window, Value: a.Value, Threshold: a.Threshold,
 		Start: schemas.AlertTime(a.Start), End: schemas.AlertTime(a.End), At: schemas.AlertTime(a.At), Message: a.Message,
 		Attribution: a.Attribution, Reason: a.Reason,
+		Summary: a.Summary, RunbookURL: a.RunbookURL, Labels: a.Labels,
 	}
 }
 
@@ -551,6 +555,9 @@ func (e *Engine) send(st *ruleState, s State, value, level float64, start, end i
 		at = shares()
 	}
 	e.emit(&Alert{
+		Summary:     r.Annotate(r.Summary, device, metric, value, level),
+		RunbookURL:  r.Annotate(r.RunbookURL, device, metric, value, level),
+		Labels:      r.Labels,
 		Attribution: at,
 		ID:          hashID(st.incident, string(s)),
 		Incident:    st.incident,
