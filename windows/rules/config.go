@@ -249,83 +249,53 @@ func parseRule(file string, n *yaml.Node) (*Rule, error) {
 		}
 		return &fieldError{file, line, r.Name, field, fmt.Sprintf(format, args...)}
 	}
+	// Where each field decodes to ("for" is a count or a mistake).
+	fields := map[string]any{
+		"name":            &r.Name,
+		"kind":            &kind,
+		"severity":        &r.Severity,
+		"devices":         &r.Devices,
+		"metric":          &r.Metric,
+		"window":          &r.Window,
+		"aggregate":       &r.Aggregate,
+		"above":           &r.Above,
+		"below":           &r.Below,
+		"clear":           &r.Clear,
+		"m_of_n":          &mofn,
+		"keep_firing_for": &r.KeepFiringFor,
+		"z":               &r.Z,
+		"clear_z":         &clearZ,
+		"alpha":           &alpha,
+		"warmup":          &warmup,
+		"gamma":           &gamma,
+		"history":         &history,
+		"season":          &season,
+		"drift":           &drift,
+		"from":            &r.From,
+		"summary":         &r.Summary,
+		"runbook_url":     &r.RunbookURL,
+		"labels":          &r.Labels,
+		"novelty":         &novelty,
+		"shingle":         &shingle,
+		"trees":           &trees,
+		"sample":          &sample,
+		"metrics":         &r.Metrics,
+		"per":             &per,
+		"after":           &after,
+	}
 	for i := 0; i < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if _, dup := lines[k.Value]; dup {
 			return nil, &fieldError{file, k.Line, r.Name, k.Value, "set twice"}
 		}
 		lines[k.Value] = k.Line
-		var target any
-		switch k.Value {
-		case "name":
-			target = &r.Name
-		case "kind":
-			target = &kind
-		case "severity":
-			target = &r.Severity
-		case "devices":
-			target = &r.Devices
-		case "metric":
-			target = &r.Metric
-		case "window":
-			target = &r.Window
-		case "aggregate":
-			target = &r.Aggregate
-		case "above":
-			target = &r.Above
-		case "below":
-			target = &r.Below
-		case "clear":
-			target = &r.Clear
-		case "for":
-			if v.Tag == "!!int" {
-				target = &forN
-			} else {
-				target = &forStr
-			}
-		case "m_of_n":
-			target = &mofn
-		case "keep_firing_for":
-			target = &r.KeepFiringFor
-		case "z":
-			target = &r.Z
-		case "clear_z":
-			target = &clearZ
-		case "alpha":
-			target = &alpha
-		case "warmup":
-			target = &warmup
-		case "gamma":
-			target = &gamma
-		case "history":
-			target = &history
-		case "season":
-			target = &season
-		case "drift":
-			target = &drift
-		case "from":
-			target = &r.From
-		case "summary":
-			target = &r.Summary
-		case "runbook_url":
-			target = &r.RunbookURL
-		case "labels":
-			target = &r.Labels
-		case "novelty":
-			target = &novelty
-		case "shingle":
-			target = &shingle
-		case "trees":
-			target = &trees
-		case "sample":
-			target = &sample
-		case "metrics":
-			target = &r.Metrics
-		case "per":
-			target = &per
-		case "after":
-			target = &after
-		default:
+		target, known := fields[k.Value]
+		switch {
+		case k.Value == "for" && v.Tag == "!!int":
+			target = &forN
+		case k.Value == "for":
+			target = &forStr
+		case !known:
 			return nil, &fieldError{file, k.Line, r.Name, k.Value, "unknown field"}
 		}
 		if err := v.Decode(target); err != nil {
