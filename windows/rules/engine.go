@@ -254,6 +254,11 @@ func (e *Engine) bind(list *[]seriesRules, h, dev windows.Handle, deviceID, metr
 		kept = sr.states // restored states, carried into the new list
 		sr.states = nil
 	}
+	for i := range sr.states {
+		// The slot's previous series is gone (evicted, its alerts with
+		// it): forget its incidents, so they cannot pile up.
+		delete(e.firing, sr.states[i].incident)
+	}
 	sr.handle, sr.device, sr.stale = h, dev, false
 	sr.states = sr.states[:0]
 	for _, r := range e.rules {

@@ -196,3 +196,21 @@ func TestRestoreV1(t *testing.T) {
 		t.Fatalf("v1 under other rules: %v", err)
 	}
 }
+
+// TestFiringIncidentsAreBounded: a series evicted while FIRING (its slot
+// taken by another) leaves nothing behind in the engine.
+func TestFiringIncidentsAreBounded(t *testing.T) {
+	spec, _ := windows.ParseSpec("1h")
+	f := &feeder{t: t, spec: spec}
+	e := f.engine("rules:\n  - {name: hot, kind: threshold, metric: v, window: 1h, above: 5}\n")
+	for gen := range 100 {
+		h := windows.Handle(uint64(gen)<<32 | 1) // the same slot, a new generation each time
+		w := &windows.Window{Spec: &spec, Start: int64(gen) * 3_600_000, End: int64(gen+1) * 3_600_000,
+			DeviceID: fmt.Sprintf("d-%d", gen), Metric: "v", Series: h, Device: windows.Handle(2)}
+		w.Agg = windows.Agg{Count: 1, Sum: 9, Min: 9, Max: 9, Mean: 9}
+		e.Window(w)
+	}
+	if len(f.alerts) != 100 || len(e.firing) > 1 {
+		t.Fatalf("%d alerts, %d incidents remembered", len(f.alerts), len(e.firing))
+	}
+}
