@@ -27,8 +27,7 @@ import (
 type CUSUM struct {
 	k, h, alpha float64
 	warmup      int
-	seen        int
-	mean, vr    float64
+	ref         Moments
 	pos, neg    float64
 }
 
@@ -42,11 +41,11 @@ func NewCUSUM(k, h, alpha float64, warmup int) *CUSUM {
 
 // Observe implements Detector.
 func (d *CUSUM) Observe(_ int64, v float64) (float64, bool) {
-	if d.seen < d.warmup {
-		d.learn(v, 1/float64(d.seen+1))
+	if d.ref.N < d.warmup {
+		d.ref.Learn(v, 1/float64(d.ref.N+1))
 		return 0, false
 	}
-	z := max(-cusumClip, min(ratio(v-d.mean, math.Sqrt(d.vr), d.mean), cusumClip))
+	z := max(-cusumClip, min(ratio(v-d.ref.Mean, math.Sqrt(d.ref.Var), d.ref.Mean), cusumClip))
 	d.pos = max(0, d.pos+z-d.k)
 	d.neg = max(0, d.neg-z-d.k)
 	score := d.pos
@@ -55,39 +54,26 @@ func (d *CUSUM) Observe(_ int64, v float64) (float64, bool) {
 	}
 	switch {
 	case math.Abs(score) > d.h:
-		d.seen, d.pos, d.neg = 0, 0, 0
+		d.ref.N, d.pos, d.neg = 0, 0, 0
 	case d.pos < d.h/2 && d.neg < d.h/2:
-		d.learn(v, d.alpha)
+		d.ref.Learn(v, d.alpha)
 	}
 	return score, true
 }
 
-// learn updates the reference: weight w for v (1/n while warming up: the
-// plain mean and variance).
-func (d *CUSUM) learn(v, w float64) {
-	d.seen++
-	if d.seen == 1 {
-		d.mean, d.vr = v, 0
-		return
-	}
-	diff := v - d.mean
-	d.mean += w * diff
-	d.vr = (1 - w) * (d.vr + w*diff*diff)
-}
-
 // Append implements Detector.
 func (d *CUSUM) Append(w *wire.Writer) {
-	w.Uint(uint64(d.seen))
-	w.Float(d.mean)
-	w.Float(d.vr)
+	w.Uint(uint64(d.ref.N))
+	w.Float(d.ref.Mean)
+	w.Float(d.ref.Var)
 	w.Float(d.pos)
 	w.Float(d.neg)
 }
 
 // Restore implements Detector.
 func (d *CUSUM) Restore(r *wire.Reader) {
-	d.seen = int(r.Uint())
-	d.mean, d.vr, d.pos, d.neg = r.Float(), r.Float(), r.Float(), r.Float()
+	d.ref.N = int(r.Uint())
+	d.ref.Mean, d.ref.Var, d.pos, d.neg = r.Float(), r.Float(), r.Float(), r.Float()
 }
 
 // Size implements Detector.

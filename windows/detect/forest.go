@@ -3,6 +3,7 @@ package detect
 import (
 	"math"
 	"math/rand/v2"
+	"unsafe"
 
 	"github.com/tapline/tapline/windows/wire"
 )
@@ -479,8 +480,6 @@ func (t *tree) rebox(f *Forest, n int32, depth int) {
 func (f *Forest) Size() int {
 	d := f.dim()
 	nodes := 2*f.sample - 1
-	perTree := nodes*(int(unsafeSizeofNode)+2*d*8) + f.sample*4 + 64
+	perTree := nodes*(int(unsafe.Sizeof(node{}))+2*d*8) + f.sample*4 + 64
 	return 256 + (f.sample+1)*d*8 + len(f.trees)*perTree
 }
-
-const unsafeSizeofNode = 32

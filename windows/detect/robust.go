@@ -29,7 +29,6 @@ type Robust struct {
 	ring      []float64 // arrival order, ring[next] is the oldest once full
 	sorted    []float64
 	next      int
-	seen      int
 	outside   bool // score the distance beyond [min, max], not from the median
 }
 
@@ -70,7 +69,6 @@ func (d *Robust) Baseline() (median, scale float64) {
 }
 
 func (d *Robust) learn(v float64) {
-	d.seen++
 	if d.ring == nil {
 		d.ring, d.sorted = make([]float64, 0, d.k), make([]float64, 0, d.k)
 	}
@@ -148,7 +146,6 @@ func (d *Robust) mad() float64 {
 // Append implements Detector. Only the arrival order is written; the
 // sorted copy is rebuilt.
 func (d *Robust) Append(w *wire.Writer) {
-	w.Uint(uint64(d.seen))
 	w.Uint(uint64(len(d.ring)))
 	for i := range d.ring {
 		w.Float(d.ring[(d.next+i)%len(d.ring)])
@@ -157,7 +154,6 @@ func (d *Robust) Append(w *wire.Writer) {
 
 // Restore implements Detector.
 func (d *Robust) Restore(r *wire.Reader) {
-	d.seen = int(r.Uint())
 	n := r.Len(8)
 	if n > d.k {
 		r.Fail("robust: history of %d windows, want at most %d", n, d.k)

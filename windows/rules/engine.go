@@ -92,8 +92,7 @@ type ruleState struct {
 	hasPrev   bool
 	prevStart int64
 	prevVal   float64
-	seen      int             // zscore: windows learnt
-	mean, vr  float64         // zscore: EWMA baseline
+	base      detect.Moments  // zscore: EWMA baseline
 	det       detect.Detector // robust, seasonal, cusum, forest: made on the first window
 	incident  string
 	// A forest over several metrics (a device-level state) collects one
@@ -348,7 +347,7 @@ func (e *Engine) scoreVector(st *ruleState, w *windows.Window) {
 		}
 	}
 	if st.det == nil {
-		st.det = r.newDetector(w.Spec, seedOf(r.Name, w.DeviceID, ""))
+		st.det = r.newDetector(w.Spec, hash64(r.Name, w.DeviceID, ""))
 	}
 	score, ready := st.det.(interface {
 		ObserveVector(int64, []float64) (float64, bool)
@@ -356,16 +355,12 @@ func (e *Engine) scoreVector(st *ruleState, w *windows.Window) {
 	if !ready {
 		return
 	}
-	level := r.Z
-	if st.phase == firing {
-		level = r.ClearZ
-	}
+	level := st.zLevel()
 	start, end := st.vecStart, st.vecStart+w.Spec.Size.Milliseconds()
-	var shares []schemas.MetricShare
+	shares := func() []schemas.MetricShare { return attribution(r.Metrics, forestOf(st.det)) }
 	e.step(st, math.Abs(score) > level, score, level, start, end, w.DeviceID, "", w.Spec.Name, func(s State) string {
-		shares = attribution(r.Metrics, forestOf(st.det))
-		return forestMessage(r, s, w.DeviceID, score, level, w.Spec.Name, shares)
-	}, func() []schemas.MetricShare { return shares })
+		return forestMessage(r, s, w.DeviceID, score, level, w.Spec.Name, shares())
+	}, shares)
 }
 
 // attribution lists metrics by their share of the forest's last score.
@@ -396,9 +391,10 @@ func forestMessage(r *Rule, s State, device string, score, level float64, window
 	return fmt.Sprintf("%s %s back within %.4g (forest) [%s]", device, strings.Join(r.Metrics, "+"), level, r.Name)
 }
 
-// seedOf derives a forest's random seed from what it watches, so every
-// replay of a series cuts its trees the same way.
-func seedOf(parts ...string) uint64 {
+// hash64 is FNV-1a over the parts, each followed by a zero byte: alert
+// ids (hashID) and forest seeds (the rule and what it watches, so every
+// replay of a series cuts its trees the same way).
+func hash64(parts ...string) uint64 {
 	h := fnv.New64a()
 	for _, p := range parts {
 		h.Write([]byte(p))
@@ -434,40 +430,34 @@ func (e *Engine) evalWindow(st *ruleState, w *windows.Window) {
 		value = (v - prevVal) / float64(w.Start-prevStart) * float64(r.Per.Milliseconds())
 		bad, level = r.levelBad(value, st.phase == firing)
 	case ZScore:
-		if st.seen < r.Warmup {
-			st.learn(v, r.Alpha)
+		if st.base.N < r.Warmup {
+			st.base.Learn(v, r.Alpha)
 			return
 		}
-		sd := math.Sqrt(st.vr)
+		sd, mean := math.Sqrt(st.base.Var), st.base.Mean
 		z := 0.0
-		if d := v - st.mean; sd > 1e-9*math.Max(1, math.Abs(st.mean)) {
+		if d := v - mean; sd > 1e-9*math.Max(1, math.Abs(mean)) {
 			z = d / sd
-		} else if math.Abs(d) > 1e-9*math.Max(1, math.Abs(st.mean)) {
+		} else if math.Abs(d) > 1e-9*math.Max(1, math.Abs(mean)) {
 			z = math.Copysign(math.Inf(1), d)
 		}
-		level = r.Z
-		if st.phase == firing {
-			level = r.ClearZ
-		}
+		level = st.zLevel()
 		bad = math.Abs(z) > level
 		if !bad {
-			st.learn(v, r.Alpha) // the baseline learns from normal windows only
+			st.base.Learn(v, r.Alpha) // the baseline learns from normal windows only
 		}
 		// Off a flat baseline z is infinite; the alert carries the largest
 		// finite value instead, which JSON (SNS, dead letters) can hold.
 		value = max(-math.MaxFloat64, min(z, math.MaxFloat64))
 	case Robust, Seasonal, CUSUM, Forest:
 		if st.det == nil {
-			st.det = r.newDetector(w.Spec, seedOf(r.Name, w.DeviceID, w.Metric))
+			st.det = r.newDetector(w.Spec, hash64(r.Name, w.DeviceID, w.Metric))
 		}
 		score, ready := st.det.Observe(w.Start, v)
 		if !ready {
 			return
 		}
-		level = r.Z
-		if st.phase == firing {
-			level = r.ClearZ
-		}
+		level = st.zLevel()
 		bad, value = math.Abs(score) > level, score
 	}
 	e.step(st, bad, value, level, w.Start, w.End, w.DeviceID, w.Metric, w.Spec.Name, func(s State) string {
@@ -475,17 +465,13 @@ func (e *Engine) evalWindow(st *ruleState, w *windows.Window) {
 	}, nil)
 }
 
-// learn updates the EWMA mean and variance (West's incremental form).
-func (st *ruleState) learn(v, alpha float64) {
-	st.seen++
-	if st.seen == 1 {
-		st.mean, st.vr = v, 0
-		return
+// zLevel is the level a score must exceed: z, or clear_z while firing
+// (hysteresis).
+func (st *ruleState) zLevel() float64 {
+	if st.phase == firing {
+		return st.rule.ClearZ
 	}
-	d := v - st.mean
-	inc := alpha * d
-	st.mean += inc
-	st.vr = (1 - alpha) * (st.vr + d*inc)
+	return st.rule.Z
 }
 
 // levelBad tests a value against above/below, using the clear level while
@@ -725,9 +711,9 @@ func windowMessage(r *Rule, s State, w *windows.Window, v, value, level float64,
 		return fmt.Sprintf("%s %.4g back within %.4g (%s) [%s]", what, v, level, r.Kind, r.Name)
 	case ZScore:
 		if s == Firing {
-			return fmt.Sprintf("%s %.4g is %.2f sd from baseline %.4g in window %s [%s]", what, v, value, st.mean, w.Spec.Name, r.Name)
+			return fmt.Sprintf("%s %.4g is %.2f sd from baseline %.4g in window %s [%s]", what, v, value, st.base.Mean, w.Spec.Name, r.Name)
 		}
-		return fmt.Sprintf("%s %.4g back within %.2f sd of baseline %.4g [%s]", what, v, level, st.mean, r.Name)
+		return fmt.Sprintf("%s %.4g back within %.2f sd of baseline %.4g [%s]", what, v, level, st.base.Mean, r.Name)
 	case Rate:
 		if s == Firing {
 			return fmt.Sprintf("%s changed %+.4g per %s (limit %.4g) in window %s [%s]", what, value, r.Per, level, w.Spec.Name, r.Name)
@@ -750,11 +736,4 @@ func windowMessage(r *Rule, s State, w *windows.Window, v, value, level float64,
 
 // hashID is a short deterministic id: 16 hex digits of FNV-1a over the
 // parts, each followed by a zero byte so ("ab","c") != ("a","bc").
-func hashID(parts ...string) string {
-	h := fnv.New64a()
-	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
-	}
-	return fmt.Sprintf("%016x", h.Sum64())
-}
+func hashID(parts ...string) string { return fmt.Sprintf("%016x", hash64(parts...)) }

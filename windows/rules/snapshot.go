@@ -122,9 +122,9 @@ func (e *Engine) appendState(w *wire.Writer, st *ruleState) {
 	w.Bool(st.hasPrev)
 	w.Int(st.prevStart)
 	w.Float(st.prevVal)
-	w.Int(int64(st.seen))
-	w.Float(st.mean)
-	w.Float(st.vr)
+	w.Int(int64(st.base.N))
+	w.Float(st.base.Mean)
+	w.Float(st.base.Var)
 	w.String(st.incident)
 	w.Bool(st.det != nil)
 	if st.det != nil {
@@ -181,6 +181,7 @@ func (e *Engine) Restore(b []byte) ([]byte, error) {
 		return nil, fmt.Errorf("rules: not a rules snapshot (%q)", m)
 	}
 	e.fired, e.resolved = r.Uint(), r.Uint()
+	current := Config{Rules: e.rules}
 	rules := make([]snapRule, r.Len(4))
 	for i := range rules {
 		sr := &rules[i]
@@ -188,7 +189,7 @@ func (e *Engine) Restore(b []byte) ([]byte, error) {
 		def := r.Uint()
 		sr.kind, sr.severity = r.String(), r.String()
 		sr.reason = ReasonRuleRemoved
-		if cur := e.rule(sr.name); cur != nil {
+		if cur := current.Rule(sr.name); cur != nil {
 			sr.reason = ReasonRuleChanged
 			if cur.definition() == def {
 				sr.now, sr.reason = cur, ""
@@ -221,6 +222,51 @@ func (e *Engine) Restore(b []byte) ([]byte, error) {
 		}
 	}
 	stale := len(kept) != len(e.rules)
+	e.readLists(&r, func(sr *seriesRules, n int) {
+		sr.states = make([]ruleState, 0, n)
+		sr.stale = stale
+		for range n {
+			ri, si := r.Uint(), r.Int()
+			if ri >= uint64(len(rules)) || si < -1 || si >= int64(len(specs)) {
+				r.Fail("rule %d or spec %d out of range", ri, si)
+				break
+			}
+			old := &rules[ri]
+			var st ruleState
+			st.spec = -1
+			if si >= 0 {
+				st.spec = specs[si]
+			}
+			st.rule = old.now
+			if old.now != nil && old.now.Window != "" && st.spec < 0 {
+				r.Fail("rule %q: window %q not configured", old.name, old.now.Window)
+				break
+			}
+			var spec *windows.Spec
+			if st.spec >= 0 {
+				spec = &e.specs[st.spec]
+			}
+			if !restoreState(&r, &st, spec) {
+				break
+			}
+			if old.now == nil {
+				e.drop(old, &st, incidents)
+				continue
+			}
+			sr.states = append(sr.states, st)
+		}
+	})
+	if err := r.Err(); err != nil {
+		return nil, fmt.Errorf("rules: restore: %w", err)
+	}
+	e.firing = incidents
+	return r.B, nil
+}
+
+// readLists reads the series and device lists of a snapshot, both
+// versions: for each bound entry its handles, then states reads its n
+// rule states.
+func (e *Engine) readLists(r *wire.Reader, states func(sr *seriesRules, n int)) {
 	for _, list := range []*[]seriesRules{&e.series, &e.devices} {
 		*list = make([]seriesRules, r.Len(1))
 		for i := range *list {
@@ -229,56 +275,9 @@ func (e *Engine) Restore(b []byte) ([]byte, error) {
 				continue
 			}
 			sr.handle, sr.device = windows.Handle(r.Uint()), windows.Handle(r.Uint())
-			n := r.Len(8)
-			sr.states = make([]ruleState, 0, n)
-			for range n {
-				ri, si := r.Uint(), r.Int()
-				if ri >= uint64(len(rules)) || si < -1 || si >= int64(len(specs)) {
-					r.Fail("rule %d or spec %d out of range", ri, si)
-					break
-				}
-				old := &rules[ri]
-				var st ruleState
-				st.spec = -1
-				if si >= 0 {
-					st.spec = specs[si]
-				}
-				st.rule = old.now
-				if old.now != nil && old.now.Window != "" && st.spec < 0 {
-					r.Fail("rule %q: window %q not configured", old.name, old.now.Window)
-					break
-				}
-				var spec *windows.Spec
-				if st.spec >= 0 {
-					spec = &e.specs[st.spec]
-				}
-				if !restoreState(&r, &st, spec) {
-					break
-				}
-				if old.now == nil {
-					e.drop(old, &st, incidents)
-					continue
-				}
-				sr.states = append(sr.states, st)
-			}
-			sr.stale = stale
+			states(sr, r.Len(8))
 		}
 	}
-	if err := r.Err(); err != nil {
-		return nil, fmt.Errorf("rules: restore: %w", err)
-	}
-	e.firing = incidents
-	return r.B, nil
-}
-
-// rule returns the configured rule named name, or nil.
-func (e *Engine) rule(name string) *Rule {
-	for _, r := range e.rules {
-		if r.Name == name {
-			return r
-		}
-	}
-	return nil
 }
 
 // drop counts a dropped state and, if it was FIRING, queues its RESOLVED.
@@ -341,8 +340,8 @@ func readCore(r *wire.Reader, st *ruleState) {
 	st.hasPrev = r.Bool()
 	st.prevStart = r.Int()
 	st.prevVal = r.Float()
-	st.seen = int(r.Int())
-	st.mean, st.vr = r.Float(), r.Float()
+	st.base.N = int(r.Int())
+	st.base.Mean, st.base.Var = r.Float(), r.Float()
 	st.incident = r.String()
 }
 
@@ -356,31 +355,23 @@ func (e *Engine) restoreV1(r wire.Reader) ([]byte, error) {
 	}
 	r.B = r.B[len(want.B):]
 	e.fired, e.resolved = r.Uint(), r.Uint()
-	for _, list := range []*[]seriesRules{&e.series, &e.devices} {
-		*list = make([]seriesRules, r.Len(1))
-		for i := range *list {
-			sr := &(*list)[i]
-			if !r.Bool() {
-				continue
+	e.readLists(&r, func(sr *seriesRules, n int) {
+		sr.states = make([]ruleState, n)
+		for j := range sr.states {
+			st := &sr.states[j]
+			ri := r.Uint()
+			if ri >= uint64(len(e.rules)) {
+				r.Fail("rule index %d out of range", ri)
+				return
 			}
-			sr.handle, sr.device = windows.Handle(r.Uint()), windows.Handle(r.Uint())
-			sr.states = make([]ruleState, r.Len(8))
-			for j := range sr.states {
-				st := &sr.states[j]
-				ri := r.Uint()
-				if ri >= uint64(len(e.rules)) {
-					r.Fail("rule index %d out of range", ri)
-					break
-				}
-				st.rule = e.rules[ri]
-				st.spec = int(r.Int())
-				if st.spec < -1 || st.spec >= len(e.specs) {
-					r.Fail("spec index %d out of range", st.spec)
-				}
-				readCore(&r, st)
+			st.rule = e.rules[ri]
+			st.spec = int(r.Int())
+			if st.spec < -1 || st.spec >= len(e.specs) {
+				r.Fail("spec index %d out of range", st.spec)
 			}
+			readCore(&r, st)
 		}
-	}
+	})
 	if err := r.Err(); err != nil {
 		return nil, fmt.Errorf("rules: restore: %w", err)
 	}
