@@ -25,7 +25,7 @@ func DeviceOf(file string) string {
 // ReadCSV reads "timestamp,value[,device]" rows after a header line: one
 // metric, "value", of the device named in the row or, where the row names
 // none, of the file (DeviceOf(name)). Timestamps are UTC
-// "YYYY-MM-DD HH:MM:SS[.ffffff]" (NAB's) or RFC 3339. A row that does not
+// "YYYY-MM-DD HH:MM:SS[.ffffff]" (NAB's), a bare date or RFC 3339. A row that does not
 // parse is an error naming the file and line: a backtest of data other
 // than the data is no backtest.
 func ReadCSV(name string, r io.Reader) ([]Reading, error) {
@@ -66,12 +66,12 @@ func ReadCSV(name string, r io.Reader) ([]Reading, error) {
 }
 
 func parseTime(s string) (int64, error) {
-	for _, layout := range []string{"2006-01-02 15:04:05.999999999", time.RFC3339Nano} {
+	for _, layout := range []string{"2006-01-02 15:04:05.999999999", time.RFC3339Nano, "2006-01-02"} {
 		if t, err := time.Parse(layout, s); err == nil {
 			return t.UnixMilli(), nil
 		}
 	}
-	return 0, fmt.Errorf("timestamp %q is neither YYYY-MM-DD HH:MM:SS nor RFC 3339", s)
+	return 0, fmt.Errorf("timestamp %q is not YYYY-MM-DD[ HH:MM:SS] or RFC 3339", s)
 }
 
 // ReadJSONLines reads records as devices send them, one JSON object a

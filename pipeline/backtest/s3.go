@@ -3,6 +3,7 @@ package backtest
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -159,24 +160,22 @@ func ReadInputs(ctx context.Context, inputs []string, r Range, bucket func(name 
 	return append(all, local...), nil
 }
 
-// ParseTime reads a -from or -to argument: an RFC 3339 time, a date
-// (YYYY-MM-DD, UTC midnight), or a duration before now ("168h", "7d").
+// ParseTime reads a -from or -to argument: a time as CSV inputs write
+// it (RFC 3339, YYYY-MM-DD HH:MM:SS, or a date: UTC midnight), or a
+// duration before now ("168h", "7d").
 // Empty is 0, an open bound.
 func ParseTime(s string, now time.Time) (int64, error) {
 	if s == "" {
 		return 0, nil
 	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t.UnixMilli(), nil
-	}
-	if t, err := time.Parse("2006-01-02", s); err == nil {
-		return t.UnixMilli(), nil
+	if ms, err := parseTime(s); err == nil {
+		return ms, nil
 	}
 	d, err := time.ParseDuration(s)
 	if days, ok := strings.CutSuffix(s, "d"); ok && err != nil {
 		var n int
-		if _, err2 := fmt.Sscanf(days, "%d", &n); err2 == nil && fmt.Sprint(n) == days {
-			d, err = time.Duration(n)*24*time.Hour, nil
+		if n, err = strconv.Atoi(days); err == nil {
+			d = time.Duration(n) * 24 * time.Hour
 		}
 	}
 	if err != nil || d <= 0 {

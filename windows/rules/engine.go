@@ -95,11 +95,16 @@ type ruleState struct {
 	base      detect.Moments  // zscore: EWMA baseline
 	det       detect.Detector // robust, seasonal, cusum, forest: made on the first window
 	incident  string
-	// A forest over several metrics (a device-level state) collects one
-	// window of each before it scores them together.
-	vec      []float64 // by rule.Metrics; a metric not seen yet is NaN
-	vecStart int64     // the window the collected values belong to
-	vecHave  uint64    // bit i: Metrics[i] collected for vecStart
+	vec       *vector // forest over several metrics only
+}
+
+// vector is what a forest over several metrics (a device-level state)
+// collects: one window of each metric, scored together. Held by pointer
+// so the other rule states do not carry it.
+type vector struct {
+	vals  []float64 // by rule.Metrics; a metric not seen yet is NaN
+	start int64     // the window the collected values belong to
+	have  uint64    // bit i: Metrics[i] collected for start
 }
 
 type seriesRules struct {
@@ -317,31 +322,32 @@ func (e *Engine) Window(w *windows.Window) {
 // last value; one never seen holds the vector back).
 func (e *Engine) collect(st *ruleState, w *windows.Window, k int) {
 	v := aggregate(w, st.rule.Aggregate)
-	if math.IsNaN(v) || w.Start < st.vecStart {
-		return
-	}
 	n := len(st.rule.Metrics)
 	if st.vec == nil {
-		st.vec = make([]float64, n)
-		for i := range st.vec {
-			st.vec[i] = math.NaN()
+		st.vec = &vector{vals: make([]float64, n), start: w.Start}
+		for i := range st.vec.vals {
+			st.vec.vals[i] = math.NaN()
 		}
 	}
-	if st.vecHave != 0 && w.Start > st.vecStart {
+	c := st.vec
+	if math.IsNaN(v) || w.Start < c.start {
+		return
+	}
+	if c.have != 0 && w.Start > c.start {
 		e.scoreVector(st, w)
 	}
-	st.vecStart = w.Start
-	st.vec[k] = v
-	st.vecHave |= 1 << k
-	if st.vecHave == 1<<n-1 {
+	c.start = w.Start
+	c.vals[k] = v
+	c.have |= 1 << k
+	if c.have == 1<<n-1 {
 		e.scoreVector(st, w)
 	}
 }
 
 func (e *Engine) scoreVector(st *ruleState, w *windows.Window) {
-	r := st.rule
-	st.vecHave = 0
-	for _, x := range st.vec {
+	r, c := st.rule, st.vec
+	c.have = 0
+	for _, x := range c.vals {
 		if math.IsNaN(x) {
 			return
 		}
@@ -351,12 +357,12 @@ func (e *Engine) scoreVector(st *ruleState, w *windows.Window) {
 	}
 	score, ready := st.det.(interface {
 		ObserveVector(int64, []float64) (float64, bool)
-	}).ObserveVector(st.vecStart, st.vec)
+	}).ObserveVector(c.start, c.vals)
 	if !ready {
 		return
 	}
 	level := st.zLevel()
-	start, end := st.vecStart, st.vecStart+w.Spec.Size.Milliseconds()
+	start, end := c.start, c.start+w.Spec.Size.Milliseconds()
 	shares := func() []schemas.MetricShare { return attribution(r.Metrics, forestOf(st.det)) }
 	e.step(st, math.Abs(score) > level, score, level, start, end, w.DeviceID, "", w.Spec.Name, func(s State) string {
 		return forestMessage(r, s, w.DeviceID, score, level, w.Spec.Name, shares())

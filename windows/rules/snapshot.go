@@ -132,12 +132,16 @@ func (e *Engine) appendState(w *wire.Writer, st *ruleState) {
 		st.det.Append(w)
 		w.Close(mark)
 	}
-	w.Uint(uint64(len(st.vec)))
-	for _, x := range st.vec {
+	var c vector
+	if st.vec != nil {
+		c = *st.vec
+	}
+	w.Uint(uint64(len(c.vals)))
+	for _, x := range c.vals {
 		w.Float(x)
 	}
-	w.Int(st.vecStart)
-	w.Uint(st.vecHave)
+	w.Int(c.start)
+	w.Uint(c.have)
 }
 
 func (e *Engine) ruleIndex(r *Rule) int {
@@ -317,17 +321,21 @@ func restoreState(r *wire.Reader, st *ruleState, spec *windows.Spec) bool {
 			}
 		}
 	}
+	var c vector
 	if n := r.Len(8); n > 0 {
 		if st.rule != nil && n != len(st.rule.Metrics) {
 			r.Fail("rule %q: %d collected metrics, want %d", st.rule.Name, n, len(st.rule.Metrics))
 			return false
 		}
-		st.vec = make([]float64, n)
-		for k := range st.vec {
-			st.vec[k] = r.Float()
+		c.vals = make([]float64, n)
+		for k := range c.vals {
+			c.vals[k] = r.Float()
 		}
 	}
-	st.vecStart, st.vecHave = r.Int(), r.Uint()
+	c.start, c.have = r.Int(), r.Uint()
+	if c.vals != nil {
+		st.vec = &c
+	}
 	return r.Err() == nil
 }
 
