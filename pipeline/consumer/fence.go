@@ -61,8 +61,8 @@ type fencedCheckpointer struct {
 
 	stealing bool // lease stealing on: the library's GetLease is used
 
-	stopping atomic.Bool    // Stop began: no new leases
-	calls    sync.WaitGroup // GetLease calls in flight
+	stopping atomic.Bool  // Stop began: no new leases
+	gate     sync.RWMutex // held for reading by each GetLease call; releaseAll waits them out
 	mu       sync.Mutex
 	shards   map[string]*shard // live record processors of this worker
 	failed   map[string]error  // shards to give up at the next renewal
@@ -136,9 +136,6 @@ func (c *fencedCheckpointer) takeLease(s *partition.ShardStatus, worker string, 
 	s.Mux.Lock()
 	s.AssignedTo, s.LeaseTimeout = worker, timeout
 	s.Mux.Unlock()
-	c.mu.Lock()
-	c.taken[s.ID] = true
-	c.mu.Unlock()
 	return nil
 }
 
@@ -149,13 +146,14 @@ func (c *fencedCheckpointer) takeLease(s *partition.ShardStatus, worker string, 
 // here.
 func (c *fencedCheckpointer) releaseAll() ([]string, error) {
 	c.stopping.Store(true)
-	c.calls.Wait()
+	c.gate.Lock() // every GetLease under way has returned; later ones see stopping
 	c.mu.Lock()
 	ids := make([]string, 0, len(c.taken))
 	for id := range c.taken {
 		ids = append(ids, id)
 	}
 	c.mu.Unlock()
+	c.gate.Unlock()
 	slices.Sort(ids)
 	var released []string
 	var errs []error
@@ -221,8 +219,8 @@ func (c *fencedCheckpointer) owned() []string {
 // GetLease takes or renews a lease. A failed renewal (the shard was ours)
 // means the lease is lost.
 func (c *fencedCheckpointer) GetLease(s *partition.ShardStatus, worker string) error {
-	c.calls.Add(1)
-	defer c.calls.Done()
+	c.gate.RLock()
+	defer c.gate.RUnlock()
 	renewal := s.GetLeaseOwner() == worker
 	if !renewal && c.stopping.Load() {
 		return checkpoint.ErrLeaseNotAcquired{}
@@ -237,13 +235,14 @@ func (c *fencedCheckpointer) GetLease(s *partition.ShardStatus, worker string) e
 	var err error
 	if c.stealing {
 		// Lease stealing needs the library's ClaimRequest handling.
-		if err = c.DynamoCheckpoint.GetLease(s, worker); err == nil {
-			c.mu.Lock()
-			c.taken[s.ID] = true
-			c.mu.Unlock()
-		}
+		err = c.DynamoCheckpoint.GetLease(s, worker)
 	} else {
 		err = c.takeLease(s, worker, renewal)
+	}
+	if err == nil {
+		c.mu.Lock()
+		c.taken[s.ID] = true
+		c.mu.Unlock()
 	}
 	if err != nil && renewal {
 		c.lost(s.ID, fmt.Errorf("%w: renewal failed: %v", ErrLeaseLost, err))
