@@ -127,13 +127,11 @@ func RunFile(path string) ([]Result, error) {
 		if name == "" {
 			name = "test " + strconv.Itoa(i+1)
 		}
-		res := Result{File: path, Name: name}
-		if msg, err := run(cfg, specs, t); err != nil {
+		failure, err := run(cfg, specs, t)
+		if err != nil {
 			return nil, fmt.Errorf("%s: %s: %w", path, name, err)
-		} else {
-			res.Failure = msg
 		}
-		out = append(out, res)
+		out = append(out, Result{File: path, Name: name, Failure: failure})
 	}
 	return out, nil
 }
