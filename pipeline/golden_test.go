@@ -78,6 +78,7 @@ type goldenHeader struct {
 	Lateness    time.Duration    `yaml:"lateness"`
 	IdleTimeout time.Duration    `yaml:"idle_timeout"`
 	SeriesTTL   time.Duration    `yaml:"series_ttl"`
+	MaxBacklog  time.Duration    `yaml:"max_backlog"`
 	Quantiles   bool             `yaml:"quantiles"`
 	Skew        time.Duration    `yaml:"max_future_skew"`
 	MaxAhead    time.Duration    `yaml:"max_ahead"`
@@ -123,7 +124,7 @@ func runGolden(t *testing.T, file, header, events string, batch bool, restartEve
 	opts := Options{
 		Shard:       "shardId-000000000000",
 		Decode:      schemas.Options{MaxFutureSkew: h.Skew},
-		Windows:     windows.Options{Specs: specs, AllowedLateness: h.Lateness, IdleTimeout: h.IdleTimeout, SeriesTTL: h.SeriesTTL, Quantiles: h.Quantiles},
+		Windows:     windows.Options{Specs: specs, AllowedLateness: h.Lateness, IdleTimeout: h.IdleTimeout, SeriesTTL: h.SeriesTTL, MaxBacklog: h.MaxBacklog, Quantiles: h.Quantiles},
 		Rules:       cfg,
 		DeadLetters: rec,
 		OnWindow: func(w *windows.Window) {

@@ -110,6 +110,7 @@ func NewProcessor(opts Options) (*Processor, error) {
 	if p.eng, err = rules.NewEngine(cfg, opts.Windows.Specs, opts.Windows.Quantiles, p.onAlert); err != nil {
 		return nil, err
 	}
+	p.eng.ForgetAfter(opts.Windows.SeriesTTL)
 	return p, nil
 }
 
@@ -144,7 +145,7 @@ func (p *Processor) Process(data []byte, seq string, arrival int64) (err error) 
 	switch p.agg.Add(rec.DeviceID, ts, rec.Metrics) {
 	case windows.Late:
 		return p.reject(data, seq, arrival, schemas.ReasonLate,
-			fmt.Sprintf("late: event time %s is behind watermark %s", fmtMs(ts), fmtMs(p.agg.Watermark())))
+			fmt.Sprintf("late: event time %s is before %s, up to which its device's windows are closed", fmtMs(ts), fmtMs(p.agg.LateBound())))
 	case windows.SeriesLimit:
 		return p.reject(data, seq, arrival, schemas.ReasonSeriesLimit, "series limit reached: record would create a new series")
 	case windows.DeviceLimit:
@@ -230,6 +231,10 @@ func (p *Processor) AdvanceIdle(wm int64) { p.agg.AdvanceIdle(wm) }
 // Tick passes the wall clock to the windows, so an idle shard still closes
 // windows. Call it after each batch and periodically when idle.
 func (p *Processor) Tick(now time.Time) { p.agg.Tick(now) }
+
+// CloseThrough delivers every window ending at or before t (Unix ms), of
+// every device: see windows.Aggregator.CloseThrough.
+func (p *Processor) CloseThrough(t int64) { p.agg.CloseThrough(t) }
 
 // Flush closes every open window, at the end of a shard.
 func (p *Processor) Flush() { p.agg.Flush() }

@@ -93,12 +93,14 @@ func TestProcessorNeedsDeadLetters(t *testing.T) {
 	}
 }
 
-// TestIdleTick: with an idle timeout, Tick closes windows when no
-// records arrive.
+// TestIdleTick: with an idle timeout, Tick closes the windows a device's
+// time has passed when no records arrive, without waiting out the
+// lateness; the window holding its last record stays open for its
+// backlog.
 func TestIdleTick(t *testing.T) {
 	spec, _ := windows.ParseSpec("1m")
 	var closed []int64
-	p, err := NewProcessor(Options{Windows: windows.Options{Specs: []windows.Spec{spec}, IdleTimeout: 30 * time.Second},
+	p, err := NewProcessor(Options{Windows: windows.Options{Specs: []windows.Spec{spec}, IdleTimeout: 30 * time.Second, AllowedLateness: 10 * time.Second},
 		DeadLetters: &letters{}, OnWindow: func(w *windows.Window) { closed = append(closed, w.End) }})
 	if err != nil {
 		t.Fatal(err)
@@ -106,12 +108,14 @@ func TestIdleTick(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
 	p.Tick(now)
 	p.Process([]byte(`{"device_id":"a","ts":10000,"v":1}`), "1", 0)
+	p.Process([]byte(`{"device_id":"a","ts":65000,"v":1}`), "2", 0)
 	p.Tick(now)
 	p.Tick(now.Add(20 * time.Second))
 	if len(closed) != 0 {
 		t.Fatalf("closed before the idle timeout: %v", closed)
 	}
 	p.Tick(now.Add(60 * time.Second))
+	p.Tick(now.Add(10 * time.Minute))
 	if len(closed) != 1 || closed[0] != 60000 {
 		t.Fatalf("idle advance closed %v, want [60000]", closed)
 	}

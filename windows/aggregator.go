@@ -15,9 +15,15 @@ import (
 type Options struct {
 	// Specs are the windows computed for every series. At least one.
 	Specs []Spec `yaml:"windows"`
-	// AllowedLateness is how far behind the largest event time seen a
-	// record may be and still count. Default 0.
+	// AllowedLateness is how far behind its device's largest event time
+	// a record may be and still count. Default 0.
 	AllowedLateness time.Duration `yaml:"allowed_lateness"`
+	// MaxBacklog is how far behind the shard's watermark a device's
+	// records may be and still count: a device that comes back with a
+	// backlog this old has it aggregated. It is also how long the last
+	// open window of a device that fell silent waits for it before it is
+	// delivered (see the package doc). Default 24h.
+	MaxBacklog time.Duration `yaml:"max_backlog"`
 	// IdleTimeout is how long (wall clock) the shard may receive nothing
 	// before Tick advances the watermark with the wall clock. 0 disables it.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
@@ -43,7 +49,9 @@ const (
 	DefaultSeriesTTL          = time.Hour
 	DefaultMaxSeries          = 10_000_000
 	DefaultMaxSeriesPerDevice = 1024
-	maxSeriesPerDevice        = math.MaxUint16 // device.n is 16 bits
+	DefaultMaxBacklog         = 24 * time.Hour
+	maxBacklog                = 30 * 24 * time.Hour // pane epochs are 32 bits: see paneNum
+	maxSeriesPerDevice        = math.MaxUint16      // device.n is 16 bits
 )
 
 // EnsureDefaults sets the zero fields that have defaults.
@@ -56,6 +64,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.MaxSeriesPerDevice == 0 {
 		o.MaxSeriesPerDevice = DefaultMaxSeriesPerDevice
+	}
+	if o.MaxBacklog == 0 {
+		o.MaxBacklog = DefaultMaxBacklog
 	}
 }
 
@@ -80,6 +91,9 @@ func (o *Options) Validate() error {
 	if o.AllowedLateness < 0 || o.AllowedLateness%time.Millisecond != 0 {
 		bad("allowed_lateness: %v must be whole non-negative milliseconds", o.AllowedLateness)
 	}
+	if o.MaxBacklog < 0 || o.MaxBacklog%time.Millisecond != 0 || o.MaxBacklog > maxBacklog {
+		bad("max_backlog: %v must be whole non-negative milliseconds up to %v", o.MaxBacklog, maxBacklog)
+	}
 	if o.IdleTimeout < 0 {
 		bad("idle_timeout: %v is negative", o.IdleTimeout)
 	}
@@ -102,7 +116,7 @@ type Class uint8
 const (
 	InOrder     Class = iota // at or after the device's latest event time
 	OutOfOrder               // behind the device's latest, but its windows are open
-	Late                     // its windows are closed: not aggregated
+	Late                     // its device's windows are closed: not aggregated
 	SeriesLimit              // would exceed Options.MaxSeries: not aggregated
 	DeviceLimit              // would exceed Options.MaxSeriesPerDevice: not aggregated
 )
@@ -153,8 +167,8 @@ func (w *Window) Quantile(q float64) float64 {
 // Output receives what an Aggregator produces, on the aggregator's
 // goroutine and in order.
 type Output interface {
-	// Window is called once per closed window that holds data, in
-	// (end, device, metric, spec) order.
+	// Window is called once per closed window that holds data: a
+	// device's in (end, metric, spec) order (see the package doc).
 	Window(w *Window)
 	// Watermark is called after the watermark advanced to wm and every
 	// window ending at or before it was delivered.
@@ -181,19 +195,20 @@ type spec struct {
 // device is one live device. Its id (up to 32 bytes) and first eight
 // series are inline, so the hot path finds everything about a device in
 // the first two of its three cache lines (everything up to inl; the
-// padding keeps devices aligned to lines in the slice).
+// padding keeps devices aligned to lines in the slice). The hash of its
+// id is not kept: the device table recomputes it when it grows.
 type device struct {
-	hash  uint64 // of the id, for the device table
-	last  int64  // largest event time seen
-	gen   uint32
-	idLen uint8 // len(id) when it fits in short; 0xff otherwise
-	n     uint16
-	hint  [8]uint8 // record position -> likely slot
-	short [32]byte
-	inl   [8]slot // slots 0-7, sorted by metric name with more
-	id    string
-	more  []slot // slots 8 and up
-	_     [24]byte
+	closed int64 // every window of the device ending at or before closed was delivered
+	last   int64 // largest event time aggregated
+	gen    uint32
+	idLen  uint8 // len(id) when it fits in short; 0xff otherwise
+	n      uint16
+	hint   [8]uint8 // record position -> likely slot
+	short  [32]byte
+	inl    [8]slot // slots 0-7, sorted by metric name with more
+	id     string
+	more   []slot // slots 8 and up
+	_      [24]byte
 }
 
 type slot struct {
@@ -273,11 +288,15 @@ type Aggregator struct {
 	chunks     [][]pane             // ring panes by series: see chunkBits
 	sketches   []*ddsketch.DDSketch // with Quantiles: series i owns [i*ring, (i+1)*ring)
 
-	maxTS    int64 // largest event time seen, noData before the first record
-	wm       int64 // watermark, never decreases
-	closed   int64 // every window ending at or before closed was delivered
-	active   bool  // records arrived since the last Tick
-	lastTick time.Time
+	maxTS   int64 // largest event time seen, noData before the first record
+	wm      int64 // shard watermark, never decreases
+	closed  int64 // pane boundary the shard watermark last crossed
+	floor   int64 // every device's windows ending at or before floor were delivered
+	backlog int64 // Options.MaxBacklog, ms
+
+	lateBound int64 // for the last Late record: its device's windows were closed up to here
+	active    bool  // records arrived since the last Tick
+	lastTick  time.Time
 
 	win    Window
 	merged *ddsketch.DDSketch
@@ -296,6 +315,7 @@ func New(opts Options, out Output) (*Aggregator, error) {
 		out:         out,
 		lateness:    opts.AllowedLateness.Milliseconds(),
 		ttl:         opts.SeriesTTL.Milliseconds(),
+		backlog:     opts.MaxBacklog.Milliseconds(),
 		maxSeries:   opts.MaxSeries,
 		metricIndex: map[string]uint32{},
 		maxTS:       noData,
@@ -316,7 +336,7 @@ func New(opts Options, out Output) (*Aggregator, error) {
 	if a.pane > math.MaxInt32 {
 		return nil, fmt.Errorf("windows: pane of %v (the gcd of sizes and slides) exceeds 24 days", time.Duration(a.pane)*time.Millisecond)
 	}
-	a.devs = newDevTable(func(i uint32) uint64 { return a.devices[i].hash })
+	a.devs = newDevTable(func(i uint32) uint64 { return a.devs.hashString(a.devices[i].id) })
 	if opts.Quantiles {
 		var err error
 		if a.merged, err = newSketch(); err != nil {
@@ -339,14 +359,16 @@ func (a *Aggregator) Add(deviceID []byte, ts int64, metrics []schemas.Metric) Cl
 	if ts > a.maxTS {
 		if a.maxTS == noData {
 			a.closed = floorDiv(ts-a.lateness, a.pane) * a.pane
+			a.floor = floorDiv(ts-a.lateness-a.backlog, a.pane) * a.pane
 		}
 		a.maxTS = ts
-		a.advance(ts - a.lateness)
+		a.advance(ts-a.lateness, false)
 	}
 	p := floorDiv(ts, a.pane)
 	start := p * a.pane
-	if start+a.pane <= a.closed {
+	if start+a.pane <= a.floor {
 		a.stats.Late++
+		a.lateBound = a.floor
 		return Late
 	}
 	h := a.devs.hash(deviceID)
@@ -355,9 +377,14 @@ func (a *Aggregator) Add(deviceID []byte, ts int64, metrics []schemas.Metric) Cl
 		if c := a.limit(nil, len(metrics)); c != InOrder {
 			return c
 		}
-		di = a.newDevice(h, deviceID)
+		di = a.newDevice(h, deviceID, ts)
 	}
 	d := &a.devices[di]
+	if start+a.pane <= d.closed {
+		a.stats.Late++
+		a.lateBound = d.closed
+		return Late
+	}
 	if a.liveSeries+len(metrics) > a.maxSeries || int(d.n)+len(metrics) > a.opts.MaxSeriesPerDevice {
 		if c := a.limit(d, a.missing(d, metrics)); c != InOrder {
 			return c
@@ -368,6 +395,12 @@ func (a *Aggregator) Add(deviceID []byte, ts int64, metrics []schemas.Metric) Cl
 		class = OutOfOrder
 		a.stats.OutOfOrder++
 	} else {
+		if ts-a.lateness >= d.closed+a.pane {
+			// The device's own watermark crossed a pane boundary: its
+			// windows ending before it are complete.
+			a.closeDevice(di, floorDiv(ts-a.lateness, a.pane)*a.pane)
+			d = &a.devices[di]
+		}
 		d.last = ts
 		a.stats.InOrder++
 	}
@@ -508,7 +541,9 @@ func (a *Aggregator) limit(d *device, n int) Class {
 	return InOrder
 }
 
-func (a *Aggregator) newDevice(h uint64, id []byte) uint32 {
+// newDevice creates a device whose first record is at ts: its watermark
+// starts there, and not before the shard's floor.
+func (a *Aggregator) newDevice(h uint64, id []byte, ts int64) uint32 {
 	di, ok := pop(&a.freeDevices)
 	if !ok {
 		di = uint32(len(a.devices))
@@ -516,7 +551,8 @@ func (a *Aggregator) newDevice(h uint64, id []byte) uint32 {
 	}
 	d := &a.devices[di]
 	gen := d.gen + 1
-	*d = device{hash: h, last: noData, gen: gen, id: string(id), more: d.more[:0]}
+	closed := max(floorDiv(ts-a.lateness, a.pane)*a.pane, a.floor)
+	*d = device{closed: closed, last: noData, gen: gen, id: string(id), more: d.more[:0]}
 	d.idLen = 0xff
 	if len(id) <= len(d.short) {
 		d.idLen = uint8(copy(d.short[:], id))
@@ -646,15 +682,18 @@ func (a *Aggregator) paneNum(ep uint32) int64 {
 	return cur - int64(uint32(cur)-ep)
 }
 
-// seriesLast is the largest event time of series si: its closed panes'
-// (kept in meta) and its open panes'. Open panes lie in the last ring
-// panes up to maxTS, however far event time has jumped since the last
-// close (a backtest crossing a gap of weeks checks a few panes, not
-// every hour of the gap).
-func (a *Aggregator) seriesLast(si uint32) int64 {
+// seriesLast is the largest event time of series si of device d: its
+// folded panes' (kept in meta) and its open panes'. Open panes lie from
+// the device's closed point to its last event time, within the ring
+// (a backtest crossing a gap of weeks checks a few panes, not every hour
+// of the gap).
+func (a *Aggregator) seriesLast(si uint32, d *device) int64 {
 	last := a.series[si].last
-	maxQ := floorDiv(a.maxTS, a.pane)
-	for q := max(floorDiv(a.closed, a.pane), maxQ-a.ring+1); q <= maxQ; q++ {
+	if d.last == noData {
+		return last
+	}
+	maxQ := floorDiv(d.last, a.pane)
+	for q := max(floorDiv(d.closed, a.pane), maxQ-a.ring+1); q <= maxQ; q++ {
 		pn := a.paneOf(si, floorMod(q, a.ring))
 		if pn.count > 0 && pn.epoch == uint32(q) {
 			last = max(last, q*a.pane+int64(pn.lastAt))
@@ -696,10 +735,13 @@ func (a *Aggregator) IdleWatermark(now time.Time) (int64, bool) {
 }
 
 // AdvanceIdle moves the watermark to wm as an idle advance: see
-// IdleWatermark.
+// IdleWatermark. Nothing arrived for the idle timeout, so every device's
+// lateness allowance has run out: the windows each device's own event
+// time has passed are delivered. The window holding a device's last
+// record stays open for its backlog (see the package doc).
 func (a *Aggregator) AdvanceIdle(wm int64) {
 	before := a.wm
-	a.advance(wm)
+	a.advance(wm, true)
 	if a.wm > before {
 		a.stats.IdleAdvances++
 	}
@@ -711,6 +753,10 @@ func (a *Aggregator) Watermark() int64 { return a.wm }
 
 // Stats returns the counters.
 func (a *Aggregator) Stats() Stats { return a.stats }
+
+// LateBound says, after Add classified a record Late, up to what event
+// time (Unix ms) its device's windows were closed.
+func (a *Aggregator) LateBound() int64 { return a.lateBound }
 
 // LiveSeries returns the number of live (device, metric) series.
 func (a *Aggregator) LiveSeries() int { return a.liveSeries }

@@ -5,67 +5,106 @@ import (
 	"strings"
 )
 
-// advance moves the watermark to wm (if later) and closes every window
-// that ends at or before it. The Output hears of the watermark only when it
-// crosses a pane boundary: per record would cost too much, and nothing
-// downstream needs finer time.
-func (a *Aggregator) advance(wm int64) {
+// advance moves the shard watermark to wm (if later). When that crosses a
+// pane boundary it sweeps the devices: windows of devices more than
+// MaxBacklog behind are delivered (and, after an idle advance, the
+// windows each device's own time has passed), idle series are evicted,
+// and the Output hears of the watermark. Per pane and not per record:
+// nothing downstream needs finer time.
+func (a *Aggregator) advance(wm int64, idle bool) {
 	if wm <= a.wm {
 		return
 	}
 	a.wm = wm
 	target := floorDiv(wm, a.pane) * a.pane
 	if target > a.closed {
+		a.closed = target
+		a.floor = max(a.floor, floorDiv(wm-a.backlog, a.pane)*a.pane)
 		a.mergeNewDevices()
-		// Past lastUseful no window can hold data: skip to the target in
-		// one step (still one pass there, for eviction).
-		lastUseful := floorDiv(a.maxTS, a.pane)*a.pane + a.maxSize
-		for e := a.closed + a.pane; e <= target; e += a.pane {
-			jumped := false
-			if e > lastUseful && e != target {
-				e, jumped = target, true
-			}
-			a.closeAt(e, jumped)
-			a.closed = e
-		}
+		a.sweep(idle)
 		a.out.Watermark(wm)
 	}
 }
 
-// Flush closes every open window, as at the end of a shard. Records that
-// arrive afterwards for those windows are late.
+// Flush delivers every open window, as at the end of a shard. Records
+// that arrive afterwards for those windows are late.
 func (a *Aggregator) Flush() {
 	if a.maxTS == noData {
 		return
 	}
-	a.advance(floorDiv(a.maxTS, a.pane)*a.pane + a.maxSize)
+	a.mergeNewDevices()
+	for _, di := range a.order {
+		a.closeDevice(di, floorDiv(a.devices[di].last, a.pane)*a.pane+a.maxSize)
+	}
+	a.advance(floorDiv(a.maxTS, a.pane)*a.pane+a.maxSize, false)
 }
 
-// closeAt delivers the windows ending at boundary e, in (device, metric,
-// spec) order, folds the panes that closed into each series' last event
-// time, and evicts series idle for longer than the TTL. jumped says the
-// boundaries before e were skipped (they held no windows with data).
-func (a *Aggregator) closeAt(e int64, jumped bool) {
-	a.ending = a.ending[:0]
-	for i, s := range a.specs {
-		if floorMod(e-s.size, s.slide) == 0 {
-			a.ending = append(a.ending, i)
-		}
+// CloseThrough delivers every device's windows ending at or before t and
+// moves the watermark there, as if every device's clock had reached t:
+// the end of an input that stands for time passing (rule unit tests), not
+// a shard's (a device may still send a backlog; see the package doc).
+func (a *Aggregator) CloseThrough(t int64) {
+	if a.maxTS == noData {
+		return
 	}
-	evictBefore := a.wm - a.ttl
-	kept := a.order[:0]
+	a.mergeNewDevices()
 	for _, di := range a.order {
-		d := &a.devices[di]
-		// The series that stay are compacted in one pass.
-		n := 0
+		a.closeDevice(di, floorDiv(t, a.pane)*a.pane)
+	}
+	a.advance(t, false)
+}
+
+// closeDevice delivers device di's windows ending after its closed point
+// and at or before target, in (end, metric, spec) order, and folds the
+// panes that closed into each series' last event time.
+func (a *Aggregator) closeDevice(di uint32, target int64) {
+	d := &a.devices[di]
+	// Past lastUseful no window of the device can hold data: skip to the
+	// target in one step.
+	lastUseful := floorDiv(d.last, a.pane)*a.pane + a.maxSize
+	for e := d.closed + a.pane; e <= target; e += a.pane {
+		jumped := false
+		if e > lastUseful && e != target {
+			e, jumped = target, true
+		}
+		a.ending = a.ending[:0]
+		for i, s := range a.specs {
+			if floorMod(e-s.size, s.slide) == 0 {
+				a.ending = append(a.ending, i)
+			}
+		}
 		for j := range int(d.n) {
 			sl := *d.slot(j)
 			for _, spi := range a.ending {
 				a.emit(e, spi, di, sl)
 			}
-			s := &a.series[sl.series]
 			a.fold(sl.series, e, jumped)
-			if s.last < evictBefore && a.seriesLast(sl.series) < evictBefore && !a.out.Retain(makeHandle(sl.series, s.gen)) {
+		}
+		d.closed = e
+	}
+}
+
+// sweep brings every device up to the shard's floor (and, after an idle
+// advance, to its own last event time), then evicts series idle for
+// longer than the TTL whose windows were all delivered, and devices left
+// with none.
+func (a *Aggregator) sweep(idle bool) {
+	evictBefore := a.wm - a.ttl
+	kept := a.order[:0]
+	for _, di := range a.order {
+		d := &a.devices[di]
+		target := a.floor
+		if idle {
+			target = max(target, floorDiv(min(d.last, a.wm), a.pane)*a.pane)
+		}
+		if target > d.closed {
+			a.closeDevice(di, target)
+		}
+		// The series that stay are compacted in one pass.
+		n := 0
+		for j := range int(d.n) {
+			sl := *d.slot(j)
+			if a.evictable(sl.series, d, evictBefore) {
 				a.evictSeries(sl)
 				continue
 			}
@@ -82,6 +121,24 @@ func (a *Aggregator) closeAt(e int64, jumped bool) {
 		kept = append(kept, di)
 	}
 	a.order = kept
+}
+
+// evictable reports whether series si of device d had no data since
+// evictBefore, every window holding its data was delivered, and the
+// Output does not retain it.
+func (a *Aggregator) evictable(si uint32, d *device, evictBefore int64) bool {
+	s := &a.series[si]
+	if s.last >= evictBefore {
+		return false
+	}
+	last := a.seriesLast(si, d)
+	if last >= evictBefore {
+		return false
+	}
+	if last != noData && floorDiv(last, a.pane)*a.pane+a.maxSize > d.closed {
+		return false // a window holding its data is still open
+	}
+	return !a.out.Retain(makeHandle(si, s.gen))
 }
 
 // fold records in series si's meta the last event time of the panes that
@@ -164,7 +221,7 @@ func (a *Aggregator) evictSeries(sl slot) {
 
 func (a *Aggregator) evictDevice(di uint32) {
 	d := &a.devices[di]
-	a.devs.remove(d.hash, di)
+	a.devs.remove(a.devs.hashString(d.id), di)
 	d.id = ""
 	d.gen++
 	a.freeDevices = append(a.freeDevices, di)
@@ -214,7 +271,7 @@ func (a *Aggregator) EachSeries(fn func(info *SeriesInfo)) {
 		for j := 0; j < int(d.n); j++ {
 			sl := d.slot(j)
 			s := &a.series[sl.series]
-			info.Series, info.Metric, info.Last = makeHandle(sl.series, s.gen), a.metricNames[sl.metric], a.seriesLast(sl.series)
+			info.Series, info.Metric, info.Last = makeHandle(sl.series, s.gen), a.metricNames[sl.metric], a.seriesLast(sl.series, d)
 			fn(&info)
 		}
 	}

@@ -26,6 +26,9 @@ func newDevTable(rehash func(uint32) uint64) devTable {
 
 func (t *devTable) hash(id []byte) uint64 { return maphash.Bytes(t.seed, id) }
 
+// hashString is hash for an id held as a string: the same value.
+func (t *devTable) hashString(id string) uint64 { return maphash.String(t.seed, id) }
+
 func (t *devTable) insert(h uint64, idx uint32) {
 	if (t.n+1)*2 > len(t.slots) {
 		t.grow()

@@ -12,13 +12,33 @@
 // an open-addressing table and keep their id and first eight series
 // inline: a record touches a handful of cache lines.
 //
-// Time is event time. The watermark is the largest event time seen minus
-// the allowed lateness, and never moves backwards; a window closes when the
-// watermark reaches its end. A record whose pane was already closed is
-// late: Add reports it and the caller routes it to the dead-letter store.
+// Time is event time, and each device keeps its own. A device's
+// watermark is its largest event time minus the allowed lateness; its
+// windows close when that passes their end, whatever the other devices on
+// the shard are doing. So a gateway that comes back online and uploads
+// half an hour its pumps buffered has the half hour aggregated into the
+// pumps' own windows, in order, while the live devices around it are half
+// an hour ahead. A record is late only when its own device's window has
+// closed. This is Flink's per-split watermarks taken down to the key:
+// Flink keeps a watermark per source split and lets an operator follow the
+// slowest split (idle ones excluded); here each device is its own split
+// and nothing waits for the slowest, because windows are per device.
+//
+// The shard still has one watermark, the largest event time seen minus
+// the lateness, for what is not per device: missing-data rules, series
+// eviction, the batches' flush points. It bounds devices from behind:
+// Options.MaxBacklog behind it, every device's windows are closed and
+// older records are late. That is also how long the last window of a
+// device that falls silent waits for it: the window holding its last
+// record stays open in case a backlog continues it, and closes when the
+// device sends again past it or the shard's watermark passes it by
+// MaxBacklog. Lower MaxBacklog for quicker last windows where devices
+// never buffer; a silent device's series live at least that long.
+//
 // When no records arrive for Options.IdleTimeout of wall-clock time, Tick
-// advances the watermark with the wall clock so a quiet shard still closes
-// its windows and missing-data rules can fire.
+// advances the shard's watermark with the wall clock, so missing-data
+// rules fire on a quiet shard, and every device's lateness allowance
+// expires: the windows each device's own time has passed close.
 //
 // The idle advance is the one input that is not in the records: a replay
 // after a crash reads the same records without the quiet spell. So it is
@@ -27,11 +47,18 @@
 // before applying it, and a replay applies the recorded one at the same
 // record (package pipeline/journal does).
 //
-// Closed windows are delivered to an Output in (end, device, metric, spec)
-// order, device ids and metric names in byte order, so everything
-// downstream is a deterministic function of the input order. Idle series
-// are evicted after Options.SeriesTTL of event time unless the Output
-// retains them.
+// Late event hours cost objects, not correctness: a device's backlog
+// closes windows of hours the rest of the shard finished, and the sinks
+// write them as one more object in that hour's partition, named like any
+// other by the batch's sequence numbers, so a replay writes the same
+// names.
+//
+// A device's windows are delivered to an Output when the device closes
+// them, in (end, metric, spec) order, metric names in byte order; the
+// devices a sweep of the shard closes (MaxBacklog, idle, Flush) come in
+// id order. So everything downstream is a deterministic function of the
+// input order. Idle series are evicted after Options.SeriesTTL of event
+// time, once their windows are delivered, unless the Output retains them.
 //
 // An Aggregator is owned by one goroutine (the shard's) and has no locks.
 // Device ids and metric names are interned once per series; in steady

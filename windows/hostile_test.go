@@ -47,8 +47,10 @@ func TestOneDeviceIsBounded(t *testing.T) {
 	if c := a.Add([]byte("keg-evil"), t0+300_000, names("m", 0, 256)); c == DeviceLimit {
 		t.Fatal("a record of known metrics refused at the bound")
 	}
-	// Past the TTL the evil device's series go, and their names with them.
-	a.Add([]byte("keg-good"), t0+3*int64(time.Hour/time.Millisecond), good)
+	// Past the TTL and MaxBacklog (the last window of a silent device
+	// waits that long for its backlog) the evil device's series go, and
+	// their names with them.
+	a.Add([]byte("keg-good"), t0+int64((DefaultMaxBacklog+2*time.Hour)/time.Millisecond), good)
 	if a.LiveSeries() != 2 || len(a.metricIndex) != 2 || len(a.freeMetrics) != DefaultMaxSeriesPerDevice {
 		t.Fatalf("after the TTL: %d live series, %d interned names, %d free", a.LiveSeries(), len(a.metricIndex), len(a.freeMetrics))
 	}

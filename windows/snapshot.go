@@ -9,8 +9,11 @@ import (
 )
 
 // snapshotMagic starts every aggregator snapshot; bump it when the format
-// changes.
-const snapshotMagic = "tapline.windows/1"
+// changes. Version 1 (one watermark for the shard) still restores.
+const (
+	snapshotMagic   = "tapline.windows/2"
+	snapshotMagicV1 = "tapline.windows/1"
+)
 
 // ErrIncompatible is returned by Restore for a snapshot taken with other
 // window options (specs, lateness or quantiles): its panes mean something
@@ -30,6 +33,7 @@ func (a *Aggregator) AppendSnapshot(b []byte) []byte {
 	w.Int(a.maxTS)
 	w.Int(a.wm)
 	w.Int(a.closed)
+	w.Int(a.floor)
 	w.Uint(uint64(len(a.metricNames)))
 	for _, n := range a.metricNames {
 		w.String(n)
@@ -43,6 +47,7 @@ func (a *Aggregator) AppendSnapshot(b []byte) []byte {
 			continue
 		}
 		w.Int(d.last)
+		w.Int(d.closed)
 		w.B = append(w.B, d.hint[:]...)
 		w.Uint(uint64(d.n))
 		for j := range int(d.n) {
@@ -118,7 +123,9 @@ func (a *Aggregator) Restore(b []byte) ([]byte, error) {
 		return nil, errors.New("windows: Restore needs a new Aggregator")
 	}
 	r := wire.Reader{B: b}
-	if m := r.String(); m != snapshotMagic {
+	m := r.String()
+	v1 := m == snapshotMagicV1
+	if m != snapshotMagic && !v1 {
 		return nil, fmt.Errorf("windows: not a windows snapshot (%q)", m)
 	}
 	var want wire.Writer
@@ -128,6 +135,12 @@ func (a *Aggregator) Restore(b []byte) ([]byte, error) {
 	}
 	r.B = r.B[len(want.B):]
 	a.maxTS, a.wm, a.closed = r.Int(), r.Int(), r.Int()
+	if v1 {
+		// Every device's windows closed with the shard's.
+		a.floor = a.closed
+	} else {
+		a.floor = r.Int()
+	}
 	for range r.Len(1) {
 		n := r.String()
 		if n != "" { // "" is a released index
@@ -148,6 +161,9 @@ func (a *Aggregator) Restore(b []byte) ([]byte, error) {
 			continue
 		}
 		d.last = r.Int()
+		if d.closed = a.floor; !v1 {
+			d.closed = r.Int()
+		}
 		if len(r.B) < len(d.hint) {
 			r.Fail("short device")
 			break
@@ -172,8 +188,7 @@ func (a *Aggregator) Restore(b []byte) ([]byte, error) {
 			d.insertSlot(int(d.n), s)
 			slots = append(slots, s)
 		}
-		d.hash = a.devs.hash([]byte(d.id))
-		a.devs.insert(d.hash, uint32(i))
+		a.devs.insert(a.devs.hashString(d.id), uint32(i))
 	}
 	lists := [3][]uint32{}
 	for k := range lists {

@@ -389,13 +389,15 @@ func TestFourShardsOwnedQuickly(t *testing.T) {
 // written as a batch named after the watermark, and the state after it
 // stored. A restart that finds the advance recorded but not its state
 // (a crash in between) applies the recorded watermark again and writes
-// the same objects: nothing twice.
+// the same objects: nothing twice. (The idle advance closes the windows
+// a device's own time passed but its lateness held open: keg-0001's
+// [12:04, 12:05).)
 func TestIdleAdvanceIsReplayedExactly(t *testing.T) {
 	e := newEnv(t, 1)
 	e.po.Windows.IdleTimeout = time.Second
-	e.po.Windows.AllowedLateness = 0
+	e.po.Windows.AllowedLateness = 10 * time.Second
 	e.put(10, 0, 30) // 12:00:00 to 12:04:50
-	e.send([]stack.Record{{Key: "keg-0001", Data: []byte(`{"device_id":"keg-0001","ts":"2026-11-27T12:04:59.9Z","metrics":{"temp_c":4}}`)}})
+	e.send([]stack.Record{{Key: "keg-0001", Data: []byte(`{"device_id":"keg-0001","ts":"2026-11-20T12:05:00.5Z","metrics":{"temp_c":4}}`)}})
 	c1, err := New(e.options("w1"))
 	if err != nil {
 		t.Fatal(err)

@@ -238,10 +238,10 @@ func run(cfg *rules.Config, specs []windows.Spec, t Test) (string, error) {
 		return "", fmt.Errorf("%d of %d readings rejected: %v", st.Records-st.Accepted, st.Records, st.Rejected)
 	}
 	// The input ends one interval after its last step: windows that end by
-	// then close, as the watermark of a shard whose clock got there would
-	// close them; longer ones stay open, and a missing-data rule sees one
-	// interval of silence, not the end of the input.
-	p.AdvanceIdle(Start.Add(time.Duration(n) * interval).UnixMilli())
+	// then close, as every device's clock had got there; longer ones stay
+	// open, and a missing-data rule sees one interval of silence, not the
+	// end of the input.
+	p.CloseThrough(Start.Add(time.Duration(n) * interval).UnixMilli())
 	return diff(t.Expect, got), nil
 }
 

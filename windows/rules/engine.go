@@ -132,7 +132,17 @@ type Engine struct {
 	// watermark resolves them.
 	orphans []orphan
 	resets  map[string]uint64 // rule states a restore dropped, by reason
+	forget  int64             // ms; see ForgetAfter
 }
+
+// ForgetAfter makes a series whose windows resume after a gap of more
+// than d (between the end of one and the start of the next) start its
+// rules afresh (warm-up included), unless one is
+// firing: a baseline learnt before a long silence no longer describes
+// the series. The pipeline sets it to the windows' series TTL, so rule
+// state behaves as when a silent series was evicted at the TTL (now its
+// last window waits for a backlog first). 0, the default, never forgets.
+func (e *Engine) ForgetAfter(d time.Duration) { e.forget = d.Milliseconds() }
 
 // firingInfo is what a RESOLVED alert needs beyond the rule state.
 type firingInfo struct {
@@ -298,6 +308,9 @@ func (e *Engine) Window(w *windows.Window) {
 		st := &sr.states[i]
 		if st.spec != w.SpecIndex {
 			continue
+		}
+		if e.forget > 0 && st.hasPrev && st.phase != firing && w.Start-st.prevStart-w.Spec.Size.Milliseconds() > e.forget {
+			*st = ruleState{rule: st.rule, spec: st.spec}
 		}
 		e.evalWindow(st, w)
 	}
