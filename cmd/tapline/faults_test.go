@@ -588,11 +588,11 @@ func TestFaultSNSDownS3Slow(t *testing.T) {
 // week-old records that arrive all at once, then live. keg-0001..0009 run
 // ahead, keg-0010 a year ahead (rejected as future_ts). In the backlog the
 // fast clocks lead the others by 10 minutes while all records arrive
-// together: the shard's watermark follows them and the other devices'
-// records are late (dead-lettered, nothing lost; what is aggregated
-// equals the oracle). Live, records arrive as they are sent: the fast
-// clocks' records are windowed at arrival + max_ahead, so the others'
-// records are not late.
+// together; each device keeps its own event time, so the others' records
+// are not late (before per-device time, 10,695 of 12,000 were): only the
+// generator's records an hour behind their own device are (one in 131).
+// Live, records arrive as they are sent: the fast clocks' records are
+// windowed at arrival + max_ahead, so the others' records are not late.
 func TestFaultClockSkew(t *testing.T) {
 	e := newFaultEnv(t, 2)
 	recs := consumertest.Telemetry(100, 0, 120)
@@ -619,9 +619,12 @@ func TestFaultClockSkew(t *testing.T) {
 	rep := e.verify(want)
 	future := p.metric(`tapline_records_rejected_total{reason="future_ts"}`)
 	late := p.metric(`tapline_records_rejected_total{reason="late"}`)
-	t.Logf("RELIABILITY clock-skew: backlog: %.0f records a year ahead rejected as future_ts; %.0f records dead-lettered as late behind the 10-minute-fast clocks; %s", future, late, rep)
-	if future == 0 || late == 0 {
-		t.Errorf("backlog: future %v, late %v: the skew had no effect", future, late)
+	t.Logf("RELIABILITY clock-skew: backlog: %.0f records a year ahead rejected as future_ts; %.0f of %d dead-lettered as late (records an hour behind their own device); %s", future, late, len(recs), rep)
+	if future == 0 {
+		t.Errorf("backlog: no record rejected as future_ts: the skew had no effect")
+	}
+	if late > float64(len(recs))/100 {
+		t.Errorf("backlog: %v of %d records late, want at most 1%%", late, len(recs))
 	}
 
 	// Live: three rounds, each device once a second, the fast clocks 4
