@@ -142,7 +142,9 @@ func (p *Processor) Process(data []byte, seq string, arrival int64) (err error) 
 		ts = arrival + p.maxAhead
 		p.stats.Clamped++
 	}
-	switch p.agg.Add(rec.DeviceID, ts, rec.Metrics) {
+	switch p.agg.AddSeq(rec.DeviceID, ts, rec.Seq, rec.Metrics) {
+	case windows.Duplicate:
+		return p.dlErr // counted in Stats.Windows.Duplicate; the raw dataset has the first
 	case windows.Late:
 		return p.reject(data, seq, arrival, schemas.ReasonLate,
 			fmt.Sprintf("late: event time %s is before %s, up to which its device's windows are closed", fmtMs(ts), fmtMs(p.agg.LateBound())))

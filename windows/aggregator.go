@@ -119,10 +119,11 @@ const (
 	Late                     // its device's windows are closed: not aggregated
 	SeriesLimit              // would exceed Options.MaxSeries: not aggregated
 	DeviceLimit              // would exceed Options.MaxSeriesPerDevice: not aggregated
+	Duplicate                // a redelivery of a record the device sent just before: dropped
 )
 
 func (c Class) String() string {
-	return [...]string{"in_order", "out_of_order", "late", "series_limit"}[c]
+	return [...]string{"in_order", "out_of_order", "late", "series_limit", "device_limit", "duplicate"}[c]
 }
 
 // Handle identifies a series or a device while it is live. Handles of
@@ -180,10 +181,10 @@ type Output interface {
 
 // Stats count what an Aggregator did. Read them on the owning goroutine.
 type Stats struct {
-	InOrder, OutOfOrder, Late, SeriesLimit, DeviceLimit uint64 // records by Class
-	Windows                                             uint64 // windows delivered
-	Evicted                                             uint64 // series evicted after their TTL
-	IdleAdvances                                        uint64 // watermark moves made by Tick
+	InOrder, OutOfOrder, Late, SeriesLimit, DeviceLimit, Duplicate uint64 // records by Class
+	Windows                                                        uint64 // windows delivered
+	Evicted                                                        uint64 // series evicted after their TTL
+	IdleAdvances                                                   uint64 // watermark moves made by Tick
 }
 
 const noData = math.MinInt64
@@ -202,13 +203,17 @@ type device struct {
 	last   int64 // largest event time aggregated
 	gen    uint32
 	idLen  uint8 // len(id) when it fits in short; 0xff otherwise
+	bySeq  bool  // recent holds a sequence window, not fingerprints
 	n      uint16
 	hint   [8]uint8 // record position -> likely slot
 	short  [32]byte
 	inl    [8]slot // slots 0-7, sorted by metric name with more
 	id     string
 	more   []slot // slots 8 and up
-	_      [24]byte
+	// recent remembers what the device sent last, to drop redeliveries
+	// (dedup.go): with sequence numbers the largest and a bitmap of the
+	// 64 below it, without them fingerprints of its last three records.
+	recent [3]uint64
 }
 
 type slot struct {
@@ -299,6 +304,7 @@ type Aggregator struct {
 	lastTick  time.Time
 
 	win    Window
+	sis    []uint32 // scratch: the series of a record with many metrics
 	merged *ddsketch.DDSketch
 	ending []int // scratch: specs with a window ending at the boundary
 	stats  Stats
@@ -350,11 +356,19 @@ func newSketch() (*ddsketch.DDSketch, error) {
 	return ddsketch.LogUnboundedDenseDDSketch(0.01)
 }
 
-// Add aggregates one decoded record and reports its class. Late and
-// SeriesLimit records are not aggregated; the caller routes them to the
-// dead-letter store. Add may deliver windows to the Output first, when the
-// record moves the watermark past window ends.
+// Add aggregates one decoded record without a sequence number: AddSeq
+// with seq -1.
 func (a *Aggregator) Add(deviceID []byte, ts int64, metrics []schemas.Metric) Class {
+	return a.AddSeq(deviceID, ts, -1, metrics)
+}
+
+// AddSeq aggregates one decoded record whose device numbered it seq (-1
+// for none) and reports its class. Late, SeriesLimit and DeviceLimit
+// records are not aggregated; the caller routes them to the dead-letter
+// store. Duplicate records (a redelivery: see dedup.go) are dropped.
+// AddSeq may deliver windows to the Output first, when the record moves
+// its device's watermark, or the shard's, past window ends.
+func (a *Aggregator) AddSeq(deviceID []byte, ts, seq int64, metrics []schemas.Metric) Class {
 	a.active = true
 	if ts > a.maxTS {
 		if a.maxTS == noData {
@@ -390,6 +404,40 @@ func (a *Aggregator) Add(deviceID []byte, ts int64, metrics []schemas.Metric) Cl
 			return c
 		}
 	}
+	if seq >= 0 && d.seenSeq(seq) {
+		a.stats.Duplicate++
+		return Duplicate
+	}
+	// The series of each metric first (a loop with calls, which would
+	// spill the pane loop's values), then the panes.
+	var inline [len(d.hint)]uint32
+	sis := inline[:0]
+	if len(metrics) <= len(d.hint) {
+		sis = inline[:len(metrics)]
+		keys := a.metricKeys
+		for k := range metrics {
+			// Devices send their metrics in a stable order, so the slot
+			// that held the k-th metric last time almost always holds it
+			// again.
+			if h := d.hint[k]; h < 8 && uint16(h) < d.n && keys[d.inl[h].metric].quick(metrics[k].Name) {
+				sis[k] = d.inl[h].series
+			} else {
+				sis[k] = a.seriesOf(di, k, metrics[k].Name)
+				keys = a.metricKeys
+			}
+		}
+	} else {
+		a.sis = a.sis[:0]
+		for k := range metrics {
+			a.sis = append(a.sis, a.seriesOf(di, k, metrics[k].Name))
+		}
+		sis = a.sis
+	}
+	d = &a.devices[di]
+	if seq < 0 && d.seenRecord(ts, fingerprint(ts, sis, metrics)) {
+		a.stats.Duplicate++
+		return Duplicate
+	}
 	class := InOrder
 	if ts < d.last {
 		class = OutOfOrder
@@ -407,28 +455,20 @@ func (a *Aggregator) Add(deviceID []byte, ts int64, metrics []schemas.Metric) Cl
 	off := floorMod(p, a.ring)
 	ep, at := uint32(p), int32(ts-start)
 	col := off << chunkBits
-	if len(metrics) > len(d.hint) || a.opts.Quantiles {
-		a.addSlow(di, col, off, ep, at, metrics)
+	if a.sketches != nil {
+		for k, si := range sis {
+			pn := &a.chunks[si>>chunkBits][col|int64(si&chunkMask)]
+			if pn.epoch != ep {
+				pn.count, pn.epoch = 0, ep
+				a.sketches[int64(si)*a.ring+off].Clear()
+			}
+			pn.add(at, metrics[k].Value)
+			_ = a.sketches[int64(si)*a.ring+off].Add(metrics[k].Value)
+		}
 		return class
 	}
-	// Two loops, so that the one updating panes has few live values and
-	// no calls (which would spill them): first the series of each metric,
-	// then the panes.
-	var sis [len(d.hint)]uint32
-	keys := a.metricKeys
-	for k := range metrics {
-		// Devices send their metrics in a stable order, so the slot that
-		// held the k-th metric last time almost always holds it again.
-		if h := d.hint[k]; h < 8 && uint16(h) < d.n && keys[d.inl[h].metric].quick(metrics[k].Name) {
-			sis[k] = d.inl[h].series
-		} else {
-			sis[k] = a.seriesOf(di, k, metrics[k].Name)
-			keys = a.metricKeys
-		}
-	}
 	chunks := a.chunks
-	for k := range metrics {
-		si := sis[k]
+	for k, si := range sis {
 		pn := &chunks[si>>chunkBits][col|int64(si&chunkMask)]
 		if pn.epoch != ep {
 			// a pane from an older, closed span: start afresh
@@ -437,25 +477,6 @@ func (a *Aggregator) Add(deviceID []byte, ts int64, metrics []schemas.Metric) Cl
 		pn.add(at, metrics[k].Value)
 	}
 	return class
-}
-
-// addSlow is Add's loop for records with more metrics than a device has
-// hints, and with quantile sketches.
-func (a *Aggregator) addSlow(di uint32, col, off int64, ep uint32, at int32, metrics []schemas.Metric) {
-	for k := range metrics {
-		si := a.seriesOf(di, k, metrics[k].Name) // the hint first, then a search
-		pn := &a.chunks[si>>chunkBits][col|int64(si&chunkMask)]
-		if pn.epoch != ep {
-			pn.count, pn.epoch = 0, ep
-			if a.sketches != nil {
-				a.sketches[int64(si)*a.ring+off].Clear()
-			}
-		}
-		pn.add(at, metrics[k].Value)
-		if a.sketches != nil {
-			_ = a.sketches[int64(si)*a.ring+off].Add(metrics[k].Value)
-		}
-	}
 }
 
 // lookup finds a device by id in the device table.

@@ -48,6 +48,10 @@ func (a *Aggregator) AppendSnapshot(b []byte) []byte {
 		}
 		w.Int(d.last)
 		w.Int(d.closed)
+		w.Bool(d.bySeq)
+		for _, v := range d.recent {
+			w.Uint(v)
+		}
 		w.B = append(w.B, d.hint[:]...)
 		w.Uint(uint64(d.n))
 		for j := range int(d.n) {
@@ -163,6 +167,10 @@ func (a *Aggregator) Restore(b []byte) ([]byte, error) {
 		d.last = r.Int()
 		if d.closed = a.floor; !v1 {
 			d.closed = r.Int()
+			d.bySeq = r.Bool()
+			for k := range d.recent {
+				d.recent[k] = r.Uint()
+			}
 		}
 		if len(r.B) < len(d.hint) {
 			r.Fail("short device")

@@ -97,16 +97,17 @@ func WriteAlerts(w io.Writer, res *Result) error {
 
 // Report is a replay for machines (-json).
 type Report struct {
-	Records  uint64                 `json:"records"`
-	Accepted uint64                 `json:"accepted"`
-	Rejected map[string]uint64      `json:"rejected,omitempty"` // by reason
-	Alerts   []schemas.AlertMessage `json:"alerts"`
-	Score    *Score                 `json:"score,omitempty"` // with labels
+	Records   uint64                 `json:"records"`
+	Accepted  uint64                 `json:"accepted"`
+	Duplicate uint64                 `json:"duplicate,omitempty"` // redeliveries dropped
+	Rejected  map[string]uint64      `json:"rejected,omitempty"`  // by reason
+	Alerts    []schemas.AlertMessage `json:"alerts"`
+	Score     *Score                 `json:"score,omitempty"` // with labels
 }
 
 // WriteJSON writes the Report of res (score may be nil).
 func WriteJSON(w io.Writer, res *Result, score *Score) error {
-	r := Report{Records: res.Stats.Records, Accepted: res.Stats.Accepted, Alerts: []schemas.AlertMessage{}, Score: score}
+	r := Report{Records: res.Stats.Records, Accepted: res.Stats.Accepted, Duplicate: res.Stats.Windows.Duplicate, Alerts: []schemas.AlertMessage{}, Score: score}
 	for reason, n := range res.Stats.Rejected {
 		if n > 0 {
 			if r.Rejected == nil {

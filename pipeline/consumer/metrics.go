@@ -6,6 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // operations section).
 type metrics struct {
 	records, bytes, windows, clamped     prometheus.Counter
+	duplicates                           prometheus.Counter
 	rejected, alerts, retries            *prometheus.CounterVec
 	ruleResets                           *prometheus.CounterVec
 	checkpoints, leasesTaken, leasesLost prometheus.Counter
@@ -28,6 +29,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		bytes:         c("record_bytes_total", "Payload bytes of the records read."),
 		windows:       c("windows_total", "Closed windows written."),
 		clamped:       c("records_clamped_total", "Records windowed at arrival + max_ahead: their device's clock runs ahead."),
+		duplicates:    c("records_duplicate_total", "Records dropped as redeliveries of a record their device sent just before (same seq, or same time and content)."),
 		rejected:      cv("records_rejected_total", "Records dead-lettered, by reason (late records are reason late).", "reason"),
 		alerts:        cv("alerts_total", "Alert transitions, by state.", "state"),
 		retries:       cv("retries_total", "Retried store or checkpoint operations, by operation.", "op"),
@@ -42,7 +44,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		checkpointAge: gv("checkpoint_age_seconds", "Time since the shard's last checkpoint: what a crash would replay."),
 	}
 	if reg != nil {
-		for _, col := range []prometheus.Collector{m.records, m.bytes, m.windows, m.clamped, m.rejected, m.alerts, m.retries,
+		for _, col := range []prometheus.Collector{m.records, m.bytes, m.windows, m.clamped, m.duplicates, m.rejected, m.alerts, m.retries,
 			m.checkpoints, m.leasesTaken, m.leasesLost, m.stateResets, m.ruleResets, m.shardFailures, m.behind, m.liveSeries, m.checkpointAge} {
 			reg.MustRegister(col)
 		}

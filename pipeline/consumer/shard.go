@@ -208,6 +208,7 @@ func (s *shard) report() {
 	}
 	m.windows.Add(float64(st.Windows.Windows - s.stats.Windows.Windows))
 	m.clamped.Add(float64(st.Clamped - s.stats.Clamped))
+	m.duplicates.Add(float64(st.Windows.Duplicate - s.stats.Windows.Duplicate))
 	m.alerts.WithLabelValues("FIRING").Add(float64(st.Fired - s.stats.Fired))
 	m.alerts.WithLabelValues("RESOLVED").Add(float64(st.Resolved - s.stats.Resolved))
 	s.stats = st
