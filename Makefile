@@ -8,6 +8,7 @@ TOOLS := $(GO) tool -modfile=deploy/tools/go.mod
 # time runs out (golang/go#75804, fixed in Go 1.27).
 FUZZ_DECODE ?= 300000x
 FUZZ_SHAPE  ?= 300000x
+FUZZ_READINGS ?= 200000x
 FUZZ_TIME   ?= 300000x
 FUZZ_RULES  ?= 100000x
 FUZZ_KEY    ?= 200000x
@@ -46,6 +47,7 @@ unit:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZ_DECODE) ./schemas
 	$(GO) test -run '^$$' -fuzz '^FuzzShape$$' -fuzztime $(FUZZ_SHAPE) ./schemas
+	$(GO) test -run '^$$' -fuzz '^FuzzReadings$$' -fuzztime $(FUZZ_READINGS) ./schemas
 	$(GO) test -run '^$$' -fuzz '^FuzzRFC3339$$' -fuzztime $(FUZZ_TIME) ./schemas
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZ_RULES) ./windows/rules
 	$(GO) test -run '^$$' -fuzz '^FuzzKey$$' -fuzztime $(FUZZ_KEY) ./sinks/layout

@@ -243,6 +243,9 @@ func runGolden(t *testing.T, file, header, events string, batch bool, restartEve
 	if st.Clamped > 0 {
 		rec.lines[len(rec.lines)-1] += fmt.Sprintf(" clamped=%d", st.Clamped)
 	}
+	if st.Readings > 0 {
+		rec.lines[len(rec.lines)-1] += fmt.Sprintf(" readings=%d", st.Readings)
+	}
 	if st.Windows.Duplicate > 0 {
 		rec.lines[len(rec.lines)-1] += fmt.Sprintf(" duplicate=%d", st.Windows.Duplicate)
 	}

@@ -63,7 +63,9 @@ func (o *Options) Validate() error {
 type Stats struct {
 	Records  uint64                     // records given to Process
 	Bytes    uint64                     // their payload bytes
-	Accepted uint64                     // decoded and aggregated
+	Batches  uint64                     // batched records (schemas: readings)
+	Readings uint64                     // the readings in them
+	Accepted uint64                     // decoded and aggregated (a record or a reading)
 	Clamped  uint64                     // accepted, windowed at arrival + MaxAhead
 	Rejected [schemas.NumReasons]uint64 // by reason, dead-lettered
 	Windows  windows.Stats
@@ -74,15 +76,18 @@ type Stats struct {
 // Processor runs decode → windows → rules for one shard. Create it with
 // NewProcessor; it starts nothing.
 type Processor struct {
-	opts     Options
-	dec      *schemas.Decoder
-	agg      *windows.Aggregator
-	eng      *rules.Engine
-	stats    Stats
-	letter   schemas.DeadLetter
-	dlErr    error // first dead-letter failure, sticky
-	onAlert  rules.AlertFunc
-	maxAhead int64 // ms
+	opts   Options
+	dec    *schemas.Decoder
+	agg    *windows.Aggregator
+	eng    *rules.Engine
+	stats  Stats
+	letter schemas.DeadLetter
+	// readingBuf holds the current reading of a batched record as a
+	// record of its own, for dead letters.
+	readingBuf []byte
+	dlErr      error // first dead-letter failure, sticky
+	onAlert    rules.AlertFunc
+	maxAhead   int64 // ms
 }
 
 // NewProcessor validates opts and builds the shard's state.
@@ -130,13 +135,67 @@ func (p *Processor) Process(data []byte, seq string, arrival int64) (err error) 
 	}()
 	rec, derr := p.dec.Decode(data, arrival)
 	if derr != nil {
-		var se *schemas.Error
-		reason := schemas.ReasonMalformedJSON
-		if errors.As(derr, &se) {
-			reason = se.Reason
-		}
-		return p.reject(data, seq, arrival, reason, derr.Error())
+		return p.reject(data, seq, arrival, reasonOf(derr), derr.Error())
 	}
+	if !p.dec.Batched() {
+		return p.add(rec, data, seq, arrival)
+	}
+	p.stats.Batches++
+	// A batched message: each reading is a record of its own, a bad one
+	// dead-lettered alone as the record it would have been.
+	for {
+		rec, ok, err := p.dec.NextReading(arrival)
+		if !ok {
+			return p.dlErr
+		}
+		p.stats.Readings++
+		if err != nil {
+			p.reject(p.readingRecord(), seq, arrival, reasonOf(err), err.Error())
+			continue
+		}
+		p.add(rec, nil, seq, arrival)
+	}
+}
+
+// reasonOf is the reason of a decoding error.
+func reasonOf(err error) schemas.Reason {
+	var se *schemas.Error
+	if errors.As(err, &se) {
+		return se.Reason
+	}
+	return schemas.ReasonMalformedJSON
+}
+
+// readingRecord renders the reading NextReading last returned as the
+// record of one reading it stands for, {"device_id":...,<its fields>},
+// for the dead-letter store: it can be fixed and sent again alone.
+func (p *Processor) readingRecord() []byte {
+	b := append(p.readingBuf[:0], `{"device_id":"`...)
+	b = append(b, p.dec.BatchDeviceID()...)
+	b = append(b, '"')
+	if r := p.dec.Reading(); len(r) > 2 && r[0] == '{' {
+		b = append(b, ',')
+		b = append(b, r[1:]...)
+	} else {
+		b = append(b, `,"reading":`...)
+		b = append(b, r...)
+		b = append(b, '}')
+	}
+	p.readingBuf = b
+	return b
+}
+
+// orReading is data, or for a reading (nil data) its record.
+func (p *Processor) orReading(data []byte) []byte {
+	if data == nil {
+		return p.readingRecord()
+	}
+	return data
+}
+
+// add windows one decoded record (a message's, or a reading's: data nil)
+// and passes it on for the raw dataset.
+func (p *Processor) add(rec *schemas.Record, data []byte, seq string, arrival int64) error {
 	ts := rec.Time
 	if p.maxAhead > 0 && arrival > 0 && ts-arrival > p.maxAhead {
 		ts = arrival + p.maxAhead
@@ -146,12 +205,12 @@ func (p *Processor) Process(data []byte, seq string, arrival int64) (err error) 
 	case windows.Duplicate:
 		return p.dlErr // counted in Stats.Windows.Duplicate; the raw dataset has the first
 	case windows.Late:
-		return p.reject(data, seq, arrival, schemas.ReasonLate,
+		return p.reject(p.orReading(data), seq, arrival, schemas.ReasonLate,
 			fmt.Sprintf("late: event time %s is before %s, up to which its device's windows are closed", fmtMs(ts), fmtMs(p.agg.LateBound())))
 	case windows.SeriesLimit:
-		return p.reject(data, seq, arrival, schemas.ReasonSeriesLimit, "series limit reached: record would create a new series")
+		return p.reject(p.orReading(data), seq, arrival, schemas.ReasonSeriesLimit, "series limit reached: record would create a new series")
 	case windows.DeviceLimit:
-		return p.reject(data, seq, arrival, schemas.ReasonSeriesLimit, "device series limit reached: record would give its device more series than max_series_per_device")
+		return p.reject(p.orReading(data), seq, arrival, schemas.ReasonSeriesLimit, "device series limit reached: record would give its device more series than max_series_per_device")
 	}
 	p.stats.Accepted++
 	if p.opts.OnRecord != nil {

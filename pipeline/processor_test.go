@@ -2,6 +2,9 @@ package pipeline
 
 import (
 	"errors"
+	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -118,5 +121,82 @@ func TestIdleTick(t *testing.T) {
 	p.Tick(now.Add(10 * time.Minute))
 	if len(closed) != 1 || closed[0] != 60000 {
 		t.Fatalf("idle advance closed %v, want [60000]", closed)
+	}
+}
+
+// batchOf renders readings of device id as one batched message; bad is
+// the index of a reading whose temp is NaN (-1: none).
+func batchOf(id string, from int64, n, bad int) []byte {
+	b := fmt.Appendf(nil, `{"device_id":%q,"readings":[`, id)
+	for i := range n {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		temp := strconv.Itoa(4 + i%3)
+		if i == bad {
+			temp = "NaN"
+		}
+		b = fmt.Appendf(b, `{"ts":%d,"seq":%d,"metrics":{"temp":%s,"flow":%d}}`, from+int64(i)*1000, from/1000+int64(i), temp, i)
+	}
+	return append(b, "]}"...)
+}
+
+// TestBatchWithABadReading: a message of ten readings, one NaN, gives 9
+// accepted readings, each passed on for the raw dataset with its index,
+// and one dead letter that is the bad reading as a record of its own, so
+// it can be fixed and sent again alone.
+func TestBatchWithABadReading(t *testing.T) {
+	spec, _ := windows.ParseSpec("1m")
+	dl := &letters{}
+	var idx []int
+	p, err := NewProcessor(Options{Windows: windows.Options{Specs: []windows.Spec{spec}}, DeadLetters: dl,
+		OnRecord: func(rec *schemas.Record, _ string, _ int64) { idx = append(idx, rec.Reading) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Process(batchOf("keg-1", 1_764_000_000_000, 10, 6), "s1", 0); err != nil {
+		t.Fatal(err)
+	}
+	st := p.Stats()
+	if st.Records != 1 || st.Readings != 10 || st.Accepted != 9 || st.Rejected[schemas.ReasonNonFinite] != 1 || len(dl.got) != 1 {
+		t.Fatalf("stats %+v, %d dead letters", st, len(dl.got))
+	}
+	if !slices.Equal(idx, []int{0, 1, 2, 3, 4, 5, 7, 8, 9}) {
+		t.Fatalf("readings passed on: %v", idx)
+	}
+	d := dl.got[0]
+	if want := `{"device_id":"keg-1","ts":1764000006000,"seq":1764000006,"metrics":{"temp":NaN,"flow":6}}`; string(d.Data) != want {
+		t.Fatalf("dead letter data %s, want %s", d.Data, want)
+	}
+	if !strings.Contains(d.Error, "readings[6]") || d.Sequence != "s1" {
+		t.Fatalf("dead letter %+v", d)
+	}
+	// Alone, the dead letter is rejected for the same reason.
+	if _, err := schemas.NewDecoder(schemas.Options{}).Decode(d.Data, 0); err == nil || !strings.HasPrefix(err.Error(), "non_finite") {
+		t.Fatalf("the dead letter alone: %v", err)
+	}
+}
+
+// TestBatchZeroAlloc: batched messages are decoded and windowed without
+// allocating, as single records are.
+func TestBatchZeroAlloc(t *testing.T) {
+	spec, _ := windows.ParseSpec("1m")
+	p, err := NewProcessor(Options{Windows: windows.Options{Specs: []windows.Spec{spec}}, DeadLetters: &letters{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs [][]byte
+	for i := range 120 {
+		msgs = append(msgs, batchOf("keg-1", 1_764_000_000_000+int64(i)*10_000, 10, -1))
+	}
+	for _, m := range msgs[:10] {
+		p.Process(m, "", 0)
+	}
+	i := 10
+	if allocs := testing.AllocsPerRun(100, func() { p.Process(msgs[i], "", 0); i++ }); allocs != 0 {
+		t.Fatalf("%v allocations per batched message", allocs)
+	}
+	if st := p.Stats(); st.Accepted != st.Readings {
+		t.Fatalf("%d of %d readings accepted", st.Accepted, st.Readings)
 	}
 }

@@ -80,6 +80,13 @@ type Decoder struct {
 	values    []value // where the full decoder found each value
 	recording bool    // values are recorded: the record may become a shape
 
+	// set while a batched message's readings are read (readings.go)
+	nonJSON   bool // skip takes NaN and Infinity as values (in readings)
+	batchAt   int  // offset of the readings array; 0: not a batch
+	batchPos  int  // where the next reading starts
+	batchN    int  // readings read so far
+	readingAt [2]int
+
 	shapes shapeCache // see shape.go
 }
 
@@ -99,6 +106,7 @@ func (d *Decoder) Decode(data []byte, refMs int64) (*Record, error) {
 			Detail: "record is " + strconv.Itoa(len(data)) + " bytes, limit " + strconv.Itoa(d.opts.MaxRecordBytes)}
 	}
 	d.scratch = d.scratch[:0]
+	d.shapes.spent = 0
 	shapes := d.shapes.off == 0
 	d.recording = shapes
 	if !shapes {
@@ -120,21 +128,9 @@ func (d *Decoder) Decode(data []byte, refMs int64) (*Record, error) {
 	} else {
 		for {
 			keyAt := i
-			key, j := knownKey(data[i:])
-			if key != nil {
-				// The reserved keys, without escapes, as devices send
-				// them: no need to scan them byte by byte.
-				i += j
-			} else {
-				key, i = d.str(i)
-				if d.synErr != nil {
-					return nil, d.synErr
-				}
-				i = d.ws(i)
-				if i >= len(data) || data[i] != ':' {
-					return nil, d.syntax(i, "expected ':' after object key")
-				}
-				i++
+			var key []byte
+			if key, i = d.key(i); d.synErr != nil {
+				return nil, d.synErr
 			}
 			i = d.ws(i)
 			valueAt, kind := i, valIgnored
@@ -182,16 +178,25 @@ func (d *Decoder) Decode(data []byte, refMs int64) (*Record, error) {
 				haveMetrics = true
 				kind = valNone // metric records each member
 				i = d.metricsObject(i, keyAt)
-			default:
-				if i < len(data) && (data[i] == '-' || data[i] >= '0' && data[i] <= '9' || data[i] == 'N' || data[i] == 'I') {
-					kind = valNone // metric records it
-					i = d.metric(key, keyAt, i)
-				} else {
-					// An ignored field may not shadow a metric: encoding/json
-					// would keep the later value and drop the metric.
-					d.checkNotMetric(key, keyAt)
-					i = d.skip(i, 0)
+			case "readings":
+				if d.batchAt != 0 {
+					d.semantic(ReasonDuplicateKey, keyAt, `duplicate key "readings"`)
 				}
+				kind = valNone
+				d.recording = false // a batch is never a shape
+				if i < len(data) && data[i] == '[' {
+					d.batchAt = i
+				} else {
+					d.semantic(ReasonInvalidReadings, i, "readings must be an array of readings")
+				}
+				// A NaN in a reading is that reading's problem, as
+				// it would be in a record of its own (non_finite).
+				d.nonJSON = true
+				i = d.skip(i, 0)
+				d.nonJSON = false
+			default:
+				kind = valNone
+				i = d.other(key, keyAt, i)
 			}
 			if kind != valNone && d.recording {
 				d.values = append(d.values, value{start: uint32(valueAt), end: uint32(i), kind: kind})
@@ -199,20 +204,19 @@ func (d *Decoder) Decode(data []byte, refMs int64) (*Record, error) {
 			if d.synErr != nil {
 				return nil, d.synErr
 			}
-			i = d.ws(i)
-			if i < len(data) && data[i] == ',' {
-				i = d.ws(i + 1)
-				continue
-			}
-			if i < len(data) && data[i] == '}' {
-				i++
+			var done bool
+			if i, done = d.memberEnd(i); d.synErr != nil {
+				return nil, d.synErr
+			} else if done {
 				break
 			}
-			return nil, d.syntax(i, "expected ',' or '}' in object")
 		}
 	}
 	if i = d.ws(i); i != len(data) {
 		return nil, d.syntax(i, "unexpected data after the JSON object")
+	}
+	if d.batchAt != 0 {
+		return d.batch(haveTS || haveMetrics || len(r.Metrics) > 0 || r.Seq != -1)
 	}
 	if d.semErr != nil {
 		return nil, d.semErr
@@ -231,12 +235,58 @@ func (d *Decoder) Decode(data []byte, refMs int64) (*Record, error) {
 	return r, nil
 }
 
+// key reads an object member's key at i (a reserved key without escapes
+// in one step) and the colon after it; it returns the key and where the
+// value may start.
+func (d *Decoder) key(i int) ([]byte, int) {
+	if key, j := knownKey(d.data[i:]); key != nil {
+		return key, i + j
+	}
+	key, i := d.str(i)
+	if d.synErr != nil {
+		return nil, i
+	}
+	i = d.ws(i)
+	if i >= len(d.data) || d.data[i] != ':' {
+		d.syntax(i, "expected ':' after object key")
+		return nil, i
+	}
+	return key, i + 1
+}
+
+// memberEnd reads what follows an object member at i: a comma, and it
+// returns where the next key starts, or the closing brace, and done.
+func (d *Decoder) memberEnd(i int) (int, bool) {
+	i = d.ws(i)
+	if i < len(d.data) && d.data[i] == ',' {
+		return d.ws(i + 1), false
+	}
+	if i < len(d.data) && d.data[i] == '}' {
+		return i + 1, true
+	}
+	d.syntax(i, "expected ',' or '}' in object")
+	return i, true
+}
+
+// other reads the value of a member that is not reserved: a number is a
+// metric, anything else is skipped.
+func (d *Decoder) other(key []byte, keyAt, i int) int {
+	data := d.data
+	if i < len(data) && (data[i] == '-' || data[i] >= '0' && data[i] <= '9' || data[i] == 'N' || data[i] == 'I') {
+		return d.metric(key, keyAt, i) // metric records it
+	}
+	// An ignored field may not shadow a metric: encoding/json would keep
+	// the later value and drop the metric.
+	d.checkNotMetric(key, keyAt)
+	return d.skip(i, 0)
+}
+
 // begin resets the record and the per-record state before data is
 // decoded, by either path.
 func (d *Decoder) begin(data []byte) *Record {
 	r := &d.rec
-	r.DeviceID, r.Time, r.Seq, r.Metrics = nil, 0, -1, r.Metrics[:0]
-	d.data, d.synErr, d.semErr = data, nil, nil
+	r.DeviceID, r.Time, r.Seq, r.Reading, r.Metrics = nil, 0, -1, -1, r.Metrics[:0]
+	d.data, d.synErr, d.semErr, d.batchAt = data, nil, nil, 0
 	return r
 }
 
@@ -480,8 +530,8 @@ func (d *Decoder) skip(i, depth int) int {
 			d.syntax(i, "expected ',' or '"+string(closer)+"'")
 			return i
 		}
-	case c == '-' || c >= '0' && c <= '9':
-		if hasPrefix(data[i:], "-Infinity") {
+	case c == '-' || c >= '0' && c <= '9' || d.nonJSON && (c == 'N' || c == 'I'):
+		if !d.nonJSON && hasPrefix(data[i:], "-Infinity") {
 			d.syntax(i, "invalid value")
 			return i
 		}

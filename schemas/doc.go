@@ -33,6 +33,19 @@
 // not appear both at top level and under "metrics"): encoding/json would
 // silently keep the last value, which hides device bugs.
 //
+// A message may also carry several readings of one device:
+//
+//	{"device_id":"keg-0042","readings":[{"ts":1732712345123,"metrics":{"flow_lpm":3.2}},{"ts":1732712346123,"flow_lpm":3.4}]}
+//
+// Each reading holds what a record holds but device_id: ts, seq, metrics
+// and numeric fields. Decode accepts the message (Batched) and
+// NextReading returns its readings one by one, each validated on its own,
+// so a bad one is rejected with its index and the rest are kept; the
+// message is refused whole only for malformed JSON, a bad or missing
+// device_id, an empty readings array, or a ts, seq or metric beside the
+// readings. IoT Core bills per message: ten readings a message cost a
+// tenth. See readings.go.
+//
 // Every rejected record gets exactly one Reason (syntax errors win over
 // semantic ones, so the reason does not depend on field order) and a
 // one-line error; callers count reasons and route the record to a

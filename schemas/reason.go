@@ -27,6 +27,7 @@ const (
 	ReasonLate                   // event time behind the watermark (windows)
 	ReasonSeriesLimit            // would exceed the live series limit (windows)
 	ReasonPanic                  // processing panicked on this record (pipeline)
+	ReasonInvalidReadings        // readings not an array of objects, or beside ts or metrics
 	NumReasons
 )
 
@@ -48,6 +49,7 @@ var reasonNames = [NumReasons]string{
 	ReasonLate:            "late",
 	ReasonSeriesLimit:     "series_limit",
 	ReasonPanic:           "panic",
+	ReasonInvalidReadings: "invalid_readings",
 }
 
 func (r Reason) String() string {

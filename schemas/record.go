@@ -9,6 +9,7 @@ type Record struct {
 	DeviceID []byte
 	Time     int64 // event time, Unix milliseconds
 	Seq      int64 // device sequence number, -1 when absent
+	Reading  int   // index in a batched message (readings.go), -1 for a message of one
 	Metrics  []Metric
 }
 

@@ -104,6 +104,14 @@ type shapeCache struct {
 	window int // records in the current verdict window
 	waste  int // failed attempts in it
 	off    int // records left to decode in full after a bad window
+	spent  int // waste the last record added
+}
+
+// refund takes back the waste of the last record: a batched message, which
+// no shape is for, says nothing about whether shapes pay.
+func (c *shapeCache) refund() {
+	c.waste = max(c.waste-c.spent, 0)
+	c.spent = 0
 }
 
 // decodeShapes tries the remembered shapes, most recently matched first,
@@ -111,6 +119,7 @@ type shapeCache struct {
 func (d *Decoder) decodeShapes(data []byte, refMs int64) bool {
 	c := &d.shapes
 	c.window++
+	before := c.waste
 	hit := false
 	for k := range c.n {
 		s := (c.last + k) % c.n
@@ -129,6 +138,7 @@ func (d *Decoder) decodeShapes(data []byte, refMs int64) bool {
 	if !hit {
 		c.waste += shapeMissWaste
 	}
+	c.spent = c.waste - before
 	if c.window == shapeWindow {
 		if c.waste > shapeMaxWaste {
 			c.off = shapeBackOff

@@ -394,6 +394,11 @@ func (a *Aggregator) AddSeq(deviceID []byte, ts, seq int64, metrics []schemas.Me
 		di = a.newDevice(h, deviceID, ts)
 	}
 	d := &a.devices[di]
+	// A redelivery is a duplicate even when its window has closed since.
+	if seq >= 0 && d.seenSeq(seq) {
+		a.stats.Duplicate++
+		return Duplicate
+	}
 	if start+a.pane <= d.closed {
 		a.stats.Late++
 		a.lateBound = d.closed
@@ -404,14 +409,10 @@ func (a *Aggregator) AddSeq(deviceID []byte, ts, seq int64, metrics []schemas.Me
 			return c
 		}
 	}
-	if seq >= 0 && d.seenSeq(seq) {
-		a.stats.Duplicate++
-		return Duplicate
-	}
 	// The series of each metric first (a loop with calls, which would
 	// spill the pane loop's values), then the panes.
 	var inline [len(d.hint)]uint32
-	sis := inline[:0]
+	var sis []uint32
 	if len(metrics) <= len(d.hint) {
 		sis = inline[:len(metrics)]
 		keys := a.metricKeys

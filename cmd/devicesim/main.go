@@ -8,6 +8,7 @@
 //	devicesim -devices 50 -duration 30m -speed 60 \
 //	    -mqtt tcp://127.0.0.1:1883 -fault leak:3@5m            # live, a leak on keg-0004, commands obeyed
 //	devicesim -stream "" -jsonl - -duration 5m                 # JSON lines on stdout only
+//	devicesim -batch 10                                        # ten readings a message: a tenth of the IoT Core messages
 //
 // Faults: -fault KIND:DEVICE[@FROM] or KIND:FRACTION[@FROM], repeatable;
 // kinds: leak, cooler-failure, offline, gas-empty, sensor-glitch,
@@ -101,6 +102,7 @@ func main() {
 	key := flag.String("mqtt-key", "", "device private key (PEM)")
 	ca := flag.String("mqtt-ca", "", "CA certificate (PEM), e.g. AmazonRootCA1.pem")
 	jsonl := flag.String("jsonl", "", "write telemetry as JSON lines to this file (- for stdout)")
+	batch := flag.Int("batch", 0, "send each keg's readings N at a time, one message of readings (0 or 1: one reading a message)")
 	flag.Var(&fs, "fault", "KIND:DEVICE[@FROM] or KIND:FRACTION[@FROM] (repeatable)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -112,7 +114,11 @@ func main() {
 	if *profile == "keg" {
 		*profile = fleet.Keg
 	}
-	if err := run(ctx, *profile, *stream, *endpoint, *devices, *duration, *speed, *rate, *seed, *badRate, *mqttURL, *mqttTelemetry, *cert, *key, *ca, *jsonl, fs); err != nil {
+	if *batch < 0 || *batch > 1000 {
+		fmt.Fprintln(os.Stderr, "devicesim: -batch must be 0..1000")
+		os.Exit(2)
+	}
+	if err := run(ctx, *profile, *stream, *endpoint, *devices, *duration, *speed, *rate, *seed, *badRate, *batch, *mqttURL, *mqttTelemetry, *cert, *key, *ca, *jsonl, fs); err != nil {
 		fmt.Fprintln(os.Stderr, "devicesim:", err)
 		os.Exit(1)
 	}
@@ -126,7 +132,7 @@ func envOr(k, def string) string {
 }
 
 func run(ctx context.Context, profile, stream, endpoint string, devices int, duration time.Duration, speed float64, rate int, seed uint64,
-	badRate float64, mqttURL string, mqttTelemetry bool, cert, key, ca, jsonl string, fs faults) error {
+	badRate float64, batch int, mqttURL string, mqttTelemetry bool, cert, key, ca, jsonl string, fs faults) error {
 	if devices < 1 || duration <= 0 || speed < 0 {
 		return fmt.Errorf("need devices >= 1, duration > 0, speed >= 0")
 	}
@@ -137,7 +143,7 @@ func run(ctx context.Context, profile, stream, endpoint string, devices int, dur
 		fs[i].Device %= devices
 	}
 	o := sim.Options{
-		Fleet:    fleet.Options{Profile: profile, Devices: devices, Start: start, Seed: seed, Faults: fs, BadRate: badRate, LateRate: 0.0005, JitterRate: 0.02},
+		Fleet:    fleet.Options{Profile: profile, Devices: devices, Start: start, Seed: seed, Faults: fs, BadRate: badRate, LateRate: 0.0005, JitterRate: 0.02, Batch: batch},
 		Duration: duration, Speed: speed, Stream: stream, MaxRate: rate,
 		OnCommand: func(c command.Command, changed bool, err error) {
 			switch {

@@ -107,8 +107,12 @@ func runDemo(ctx context.Context, args []string) error {
 	fs.Uint64Var(&o.Seed, "seed", 1, "random seed; the same seed gives the same records and alerts")
 	fs.StringVar(&o.RulesFile, "rules", "", "rules YAML file (default: the embedded keg rules)")
 	fs.StringVar(&o.OutDir, "out", "tapline-data", "directory for output (dead letters)")
+	fs.IntVar(&o.Batch, "batch", 0, "kegs send their readings N at a time, one message of readings (0 or 1: one a message)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if o.Batch < 0 || o.Batch > 1000 {
+		return errors.New("tapline demo: -batch must be 0..1000")
 	}
 	sum, err := demo.Run(ctx, o)
 	if err != nil {

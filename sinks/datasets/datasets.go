@@ -45,6 +45,10 @@ var Raw = schema("raw",
 	arrow.Field{Name: "arrival", Type: tsMs},
 	arrow.Field{Name: "shard_id", Type: str},
 	arrow.Field{Name: "sequence_number", Type: str},
+	// reading: the row's index in a batched message (several readings in
+	// one Kinesis record); null for a message of one reading. With
+	// shard_id and sequence_number it identifies the row.
+	arrow.Field{Name: "reading", Type: i64, Nullable: true},
 )
 
 // Windows is the window aggregates dataset: one row per closed

@@ -278,5 +278,10 @@ func (e *Raw) Append(r *schemas.Record, arrival int64, shard, seq string) {
 	f[4].(*array.TimestampBuilder).Append(arrow.Timestamp(arrival))
 	f[5].(*array.StringBuilder).Append(shard)
 	f[6].(*array.StringBuilder).Append(seq)
+	if r.Reading >= 0 {
+		f[7].(*array.Int64Builder).Append(int64(r.Reading))
+	} else {
+		f[7].AppendNull()
+	}
 	e.rows++
 }

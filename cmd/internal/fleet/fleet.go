@@ -64,6 +64,12 @@ type Options struct {
 	// JitterRate is the share of records delayed by up to Interval/2,
 	// arriving out of order but in time.
 	JitterRate float64
+	// Batch > 1 makes each keg send its reports Batch at a time, as one
+	// message of readings (package schemas), when the last is due. Its
+	// jittered reports join the batch (a batch arrives all at once);
+	// malformed and late ones are still sent alone, so a fleet sends the
+	// same readings batched or not.
+	Batch int
 }
 
 // Record is one payload as it would arrive on the stream.
@@ -85,6 +91,8 @@ type keg struct {
 	temp        float64
 	battery     float64
 	seq         int64
+	pending     []byte // Batch: the readings of the message being filled, comma-separated
+	nPending    int
 }
 
 // Fleet generates records tick by tick. Not safe for concurrent use.
@@ -94,6 +102,9 @@ type Fleet struct {
 	kegs    []keg
 	now     time.Duration // elapsed event time of the next tick
 	delayed []Record      // late and jittered records waiting for their arrival
+	// Duplicated counts the valid readings the duplicate fault sent a
+	// second time: what a pipeline should drop as duplicates.
+	Duplicated int
 }
 
 // New returns a fleet at its first tick.
@@ -137,6 +148,7 @@ func (f *Fleet) Step(dst []Record) ([]Record, time.Time) {
 	f.delayed = kept
 	for i := range f.kegs {
 		if f.faulty(i, Offline) {
+			dst = f.sendBatch(dst, i, arrival) // what it had, before it went
 			continue
 		}
 		k := &f.kegs[i]
@@ -146,12 +158,22 @@ func (f *Fleet) Step(dst []Record) ([]Record, time.Time) {
 			ts = ts.Add(10 * time.Minute)
 		}
 		r := Record{Device: k.id, Data: f.report(i, ts), Arrival: arrival}
-		switch x := f.rng.Float64(); {
+		x := f.rng.Float64()
+		switch {
 		case x < f.opts.BadRate:
 			r.Data = f.malformed(k.id, ts)
 		case x < f.opts.BadRate+f.opts.LateRate:
 			r.Arrival = arrival + (10 * time.Minute).Milliseconds()
 			f.delayed = append(f.delayed, r)
+			continue
+		case f.opts.Batch > 1:
+			// On time or jittered: into the batch, without its device
+			// id ({"device_id":"ID",...} -> {...}).
+			k.pending = append(k.pending, ',', '{')
+			k.pending = append(k.pending, r.Data[len(`{"device_id":"`)+len(k.id)+len(`",`):]...)
+			if k.nPending++; k.nPending == f.opts.Batch {
+				dst = f.sendBatch(dst, i, arrival)
+			}
 			continue
 		case x < f.opts.BadRate+f.opts.LateRate+f.opts.JitterRate:
 			r.Arrival = arrival + f.opts.Interval.Milliseconds()/2
@@ -161,10 +183,46 @@ func (f *Fleet) Step(dst []Record) ([]Record, time.Time) {
 		dst = append(dst, r)
 		if f.faulty(i, Duplicate) {
 			dst = append(dst, r)
+			if x >= f.opts.BadRate {
+				f.Duplicated++
+			}
 		}
 	}
 	f.now += f.opts.Interval
 	return dst, tick
+}
+
+// sendBatch appends keg i's pending readings as one message, if it has
+// any (twice with the duplicate fault).
+func (f *Fleet) sendBatch(dst []Record, i int, arrival int64) []Record {
+	k := &f.kegs[i]
+	if k.nPending == 0 {
+		return dst
+	}
+	data := make([]byte, 0, len(k.pending)+len(k.id)+32)
+	data = append(data, `{"device_id":"`...)
+	data = append(data, k.id...)
+	data = append(data, `","readings":[`...)
+	data = append(data, k.pending[1:]...) // without the first comma
+	data = append(data, "]}"...)
+	r := Record{Device: k.id, Data: data, Arrival: arrival}
+	dst = append(dst, r)
+	if f.faulty(i, Duplicate) {
+		dst = append(dst, r)
+		f.Duplicated += k.nPending
+	}
+	k.pending, k.nPending = k.pending[:0], 0
+	return dst
+}
+
+// Flush appends every keg's pending readings (with Options.Batch), as at
+// the end of a run.
+func (f *Fleet) Flush(dst []Record) []Record {
+	arrival := f.opts.Start.Add(f.now).UnixMilli()
+	for i := range f.kegs {
+		dst = f.sendBatch(dst, i, arrival)
+	}
+	return dst
 }
 
 func (f *Fleet) faulty(i int, kind FaultKind) bool {

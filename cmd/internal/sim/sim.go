@@ -110,7 +110,9 @@ func Run(ctx context.Context, o Options) (Stats, error) {
 			time.Sleep(time.Until(began.Add(time.Duration(float64(fl.Elapsed()) / o.Speed))))
 		}
 	}
-	return st, nil
+	// Batched readings not yet sent go now, as devices send theirs
+	// when they stop.
+	return st, o.send(ctx, fl.Flush(batch[:0]), &st)
 }
 
 func (o *Options) send(ctx context.Context, batch []fleet.Record, st *Stats) error {

@@ -62,8 +62,11 @@ const TelemetryTopic = "tapline/telemetry/+"
 // RuleSQL shapes a device message into tapline's record: the device id
 // is the topic's thing name (an IoT policy lets a thing publish only
 // there, so it cannot speak for another), the event time is the
-// payload's ts or, without one, the broker's clock.
-const RuleSQL = "SELECT topic(3) AS device_id, coalesce(ts, timestamp()) AS ts, metrics, seq FROM 'tapline/telemetry/+'"
+// payload's ts or, without one, the broker's clock. A message of
+// readings (package schemas) passes through with its readings, each
+// with its own ts: no broker time is added beside them (fields that are
+// Undefined are left out of the output).
+const RuleSQL = "SELECT topic(3) AS device_id, CASE isUndefined(readings) WHEN true THEN coalesce(ts, timestamp()) ELSE ts END AS ts, metrics, seq, readings FROM 'tapline/telemetry/+'"
 
 func (p *Props) defaults() {
 	def := func(s *string, v string) {

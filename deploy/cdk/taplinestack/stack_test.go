@@ -237,8 +237,11 @@ func TestTopicRule(t *testing.T) {
 			t.Error("no error action")
 		}
 	}
-	if !strings.Contains(RuleSQL, "topic(3) AS device_id") || !strings.Contains(RuleSQL, "coalesce(ts, timestamp()) AS ts") {
+	if !strings.Contains(RuleSQL, "topic(3) AS device_id") || !strings.Contains(RuleSQL, "CASE isUndefined(readings) WHEN true THEN coalesce(ts, timestamp()) ELSE ts END AS ts") {
 		t.Errorf("rule SQL %q does not take the device from the topic and the time from the payload or the broker", RuleSQL)
+	}
+	if !strings.Contains(RuleSQL, ", readings FROM") {
+		t.Errorf("rule SQL %q drops batched readings", RuleSQL)
 	}
 }
 

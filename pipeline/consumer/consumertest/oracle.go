@@ -274,10 +274,10 @@ func Verify(got, want, prefix string) (Report, error) {
 		r.Lost = r.Records
 		return r, nil
 	}
-	if r.Lost, err = count(fmt.Sprintf("SELECT count(*) FROM (SELECT shard_id, sequence_number FROM read_parquet('%s') EXCEPT SELECT shard_id, sequence_number FROM read_parquet('%s'))", glob(want, "raw"), glob(got, "raw"))); err != nil {
+	if r.Lost, err = count(fmt.Sprintf("SELECT count(*) FROM (SELECT shard_id, sequence_number, reading FROM read_parquet('%s') EXCEPT SELECT shard_id, sequence_number, reading FROM read_parquet('%s'))", glob(want, "raw"), glob(got, "raw"))); err != nil {
 		return r, err
 	}
-	if r.Duplicates, err = count(fmt.Sprintf("SELECT count(*) - count(DISTINCT (shard_id, sequence_number)) FROM read_parquet('%s')", glob(got, "raw"))); err != nil {
+	if r.Duplicates, err = count(fmt.Sprintf("SELECT count(*) - count(DISTINCT (shard_id, sequence_number, reading)) FROM read_parquet('%s')", glob(got, "raw"))); err != nil {
 		return r, err
 	}
 	for _, ds := range []struct {
