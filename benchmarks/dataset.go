@@ -17,13 +17,16 @@ import (
 // was would be all duplicates).
 type Dataset struct {
 	Records  [][]byte
-	tsAt     []int // byte offset of each record's 13-digit ts
-	seqAt    []int // byte offset of each record's 10-digit seq
-	perPass  int64 // records per device in one pass: the seq step of Shift
+	stamps   [][]stamp // each record's timestamps and sequence numbers
+	perPass  int64     // readings per device in one pass: the seq step of Shift
+	Readings int       // in one pass: records, or readings with batches
 	Interval time.Duration
 	Span     time.Duration // event time covered by one pass
 	Bytes    int64
 }
+
+// stamp is where a 13-digit ts and a 10-digit seq are in a record.
+type stamp struct{ ts, seq int }
 
 // Start is the event time of the first record.
 var Start = time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
@@ -32,7 +35,7 @@ var Start = time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
 // interval, deterministically from seed.
 func Generate(devices, n int, interval time.Duration, seed uint64) *Dataset {
 	rng := rand.New(rand.NewPCG(seed, 1))
-	d := &Dataset{Interval: interval, Records: make([][]byte, 0, n), tsAt: make([]int, 0, n), seqAt: make([]int, 0, n)}
+	d := &Dataset{Interval: interval, Records: make([][]byte, 0, n), stamps: make([][]stamp, 0, n), Readings: n}
 	d.perPass = int64((n + devices - 1) / devices)
 	step := interval / time.Duration(devices)
 	if step == 0 {
@@ -52,14 +55,12 @@ func Generate(devices, n int, interval time.Duration, seed uint64) *Dataset {
 		buf = fmt.Appendf(buf, `,"fw":"1.4.2","metrics":{"flow_lpm":%.3f,"temp_c":%.2f,"pressure_kpa":%.1f,"battery_v":%.3f,"rssi_dbm":%d,"door_open":%d}}`,
 			4*rng.Float64(), 3+rng.Float64(), 95+10*rng.Float64(), 3.5+0.5*rng.Float64(), -90+rng.IntN(40), rng.IntN(2))
 		d.Records = append(d.Records, buf[start:len(buf):len(buf)])
-		d.tsAt = append(d.tsAt, tsAt)
-		d.seqAt = append(d.seqAt, seqAt)
+		d.stamps = append(d.stamps, []stamp{{tsAt, seqAt}})
 		d.Bytes += int64(len(buf) - start)
 	}
 	for i := 1; i < n; i += 100 { // 1% out of order
 		d.Records[i-1], d.Records[i] = d.Records[i], d.Records[i-1]
-		d.tsAt[i-1], d.tsAt[i] = d.tsAt[i], d.tsAt[i-1]
-		d.seqAt[i-1], d.seqAt[i] = d.seqAt[i], d.seqAt[i-1]
+		d.stamps[i-1], d.stamps[i] = d.stamps[i], d.stamps[i-1]
 	}
 	d.Span = time.Duration(n) * step
 	return d
@@ -75,11 +76,52 @@ const firstSeq = 1_000_000_000
 func (d *Dataset) Shift() {
 	span := d.Span.Milliseconds()
 	for i, r := range d.Records {
-		at := d.tsAt[i]
-		ts, _ := strconv.ParseInt(string(r[at:at+13]), 10, 64)
-		strconv.AppendInt(r[at:at], ts+span, 10) // same width until 2286
-		at = d.seqAt[i]
-		seq, _ := strconv.ParseInt(string(r[at:at+10]), 10, 64)
-		strconv.AppendInt(r[at:at], seq+d.perPass, 10)
+		for _, st := range d.stamps[i] {
+			ts, _ := strconv.ParseInt(string(r[st.ts:st.ts+13]), 10, 64)
+			strconv.AppendInt(r[st.ts:st.ts], ts+span, 10) // same width until 2286
+			seq, _ := strconv.ParseInt(string(r[st.seq:st.seq+10]), 10, 64)
+			strconv.AppendInt(r[st.seq:st.seq], seq+d.perPass, 10)
+		}
 	}
+}
+
+// GenerateBatched is Generate for devices that send their readings batch
+// at a time: n messages of batch readings (schemas' readings), each
+// reading the six metrics of a Generate record; every device reports once
+// per interval and sends a message every batch intervals.
+func GenerateBatched(devices, n, batch int, interval time.Duration, seed uint64) *Dataset {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	d := &Dataset{Interval: interval, Records: make([][]byte, 0, n), stamps: make([][]stamp, 0, n), Readings: n * batch}
+	rounds := (n + devices - 1) / devices
+	d.perPass = int64(rounds * batch)
+	step := interval / time.Duration(devices)
+	buf := make([]byte, 0, n*(40+160*batch))
+	for i := range n {
+		dev, round := i%devices, i/devices
+		start := len(buf)
+		buf = fmt.Appendf(buf, `{"device_id":"dev-%07d","readings":[`, dev)
+		var st []stamp
+		for j := range batch {
+			r := round*batch + j
+			ts := Start.Add(time.Duration(r)*interval + time.Duration(dev)*step).UnixMilli()
+			if j > 0 {
+				buf = append(buf, ',')
+			}
+			buf = append(buf, `{"ts":`...)
+			tsAt := len(buf) - start
+			buf = strconv.AppendInt(buf, ts, 10)
+			buf = append(buf, `,"seq":`...)
+			seqAt := len(buf) - start
+			buf = strconv.AppendInt(buf, firstSeq+int64(r), 10)
+			buf = fmt.Appendf(buf, `,"metrics":{"flow_lpm":%.3f,"temp_c":%.2f,"pressure_kpa":%.1f,"battery_v":%.3f,"rssi_dbm":%d,"door_open":%d}}`,
+				4*rng.Float64(), 3+rng.Float64(), 95+10*rng.Float64(), 3.5+0.5*rng.Float64(), -90+rng.IntN(40), rng.IntN(2))
+			st = append(st, stamp{tsAt, seqAt})
+		}
+		buf = append(buf, "]}"...)
+		d.Records = append(d.Records, buf[start:len(buf):len(buf)])
+		d.stamps = append(d.stamps, st)
+		d.Bytes += int64(len(buf) - start)
+	}
+	d.Span = time.Duration(rounds*batch) * interval
+	return d
 }

@@ -144,7 +144,7 @@ func (p *Processor) Process(data []byte, seq string, arrival int64) (err error) 
 	// A batched message: each reading is a record of its own, a bad one
 	// dead-lettered alone as the record it would have been.
 	for {
-		rec, ok, err := p.dec.NextReading(arrival)
+		rec, ok, err := p.dec.NextReading()
 		if !ok {
 			return p.dlErr
 		}

@@ -81,13 +81,17 @@ type Decoder struct {
 	recording bool    // values are recorded: the record may become a shape
 
 	// set while a batched message's readings are read (readings.go)
-	nonJSON   bool // skip takes NaN and Infinity as values (in readings)
-	batchAt   int  // offset of the readings array; 0: not a batch
-	batchPos  int  // where the next reading starts
-	batchN    int  // readings read so far
-	readingAt [2]int
+	nonJSON   bool      // skip takes NaN and Infinity as values (in readings)
+	batched   bool      // the record has readings (readings.go)
+	batchAt   int       // offset of its readings array
+	readings  []reading // decoded; only the first nReadings are this record's
+	nReadings int
+	next      int    // the reading NextReading returns next
+	readingAt [2]int // the span of the last one it returned
+	out       Record // what NextReading returns
 
-	shapes shapeCache // see shape.go
+	shapes       shapeCache // see shape.go
+	readingCache shapeCache // the shapes of readings
 }
 
 // NewDecoder returns a Decoder with the given limits.
@@ -179,21 +183,12 @@ func (d *Decoder) Decode(data []byte, refMs int64) (*Record, error) {
 				kind = valNone // metric records each member
 				i = d.metricsObject(i, keyAt)
 			case "readings":
-				if d.batchAt != 0 {
+				if d.batched {
 					d.semantic(ReasonDuplicateKey, keyAt, `duplicate key "readings"`)
 				}
 				kind = valNone
 				d.recording = false // a batch is never a shape
-				if i < len(data) && data[i] == '[' {
-					d.batchAt = i
-				} else {
-					d.semantic(ReasonInvalidReadings, i, "readings must be an array of readings")
-				}
-				// A NaN in a reading is that reading's problem, as
-				// it would be in a record of its own (non_finite).
-				d.nonJSON = true
-				i = d.skip(i, 0)
-				d.nonJSON = false
+				i = d.readingsArray(i, refMs)
 			default:
 				kind = valNone
 				i = d.other(key, keyAt, i)
@@ -215,7 +210,7 @@ func (d *Decoder) Decode(data []byte, refMs int64) (*Record, error) {
 	if i = d.ws(i); i != len(data) {
 		return nil, d.syntax(i, "unexpected data after the JSON object")
 	}
-	if d.batchAt != 0 {
+	if d.batched {
 		return d.batch(haveTS || haveMetrics || len(r.Metrics) > 0 || r.Seq != -1)
 	}
 	if d.semErr != nil {
@@ -286,7 +281,7 @@ func (d *Decoder) other(key []byte, keyAt, i int) int {
 func (d *Decoder) begin(data []byte) *Record {
 	r := &d.rec
 	r.DeviceID, r.Time, r.Seq, r.Reading, r.Metrics = nil, 0, -1, -1, r.Metrics[:0]
-	d.data, d.synErr, d.semErr, d.batchAt = data, nil, nil, 0
+	d.data, d.synErr, d.semErr, d.batched = data, nil, nil, false
 	return r
 }
 

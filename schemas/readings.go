@@ -13,14 +13,111 @@ import "strconv"
 // device_id: ts (required), seq (optional), metrics and numeric fields.
 // The message holds device_id and readings, and nothing a reading holds
 // (a ts, seq or metric beside readings is refused: whose would it be?).
-// The whole message is refused for malformed JSON or a bad device_id;
-// otherwise each reading stands alone: a bad one is rejected with its
-// index (readings[3]: ...) and the others are kept.
+// The whole message is refused for malformed JSON anywhere in it, a bad
+// or missing device_id, or no readings; otherwise each reading stands
+// alone: a bad one is rejected with its index (readings[3]: ...) and the
+// others are kept.
+//
+// Decode parses the readings where it finds them, in the same pass as the
+// rest of the message (device_id may come after them), into slots it
+// reuses, so a batch costs one scan and no allocation.
+
+// reading is one decoded reading of a batch.
+type reading struct {
+	time, seq int64
+	metrics   []Metric // the slot's own storage, reused
+	err       *Error   // why it is rejected; nil if it is not
+	span      [2]int   // its bytes in the message
+}
 
 // Batched reports whether the message the last Decode accepted is a batch:
 // Decode returned its device id only, and NextReading returns its
 // readings.
-func (d *Decoder) Batched() bool { return d.batchAt != 0 }
+func (d *Decoder) Batched() bool { return d.batched }
+
+// readingsArray decodes the readings array at i into d.readings and
+// returns where it ends. Its syntax errors are the message's; anything
+// else is the reading's.
+func (d *Decoder) readingsArray(i int, refMs int64) int {
+	data := d.data
+	if i >= len(data) || data[i] != '[' {
+		d.semantic(ReasonInvalidReadings, i, "readings must be an array of readings")
+		d.nonJSON = true // still a value to skip, NaN and all
+		i = d.skip(i, 0)
+		d.nonJSON = false
+		return i
+	}
+	d.batched, d.batchAt, d.nReadings = true, i, 0
+	top, topErr := d.rec, d.semErr
+	i = d.ws(i + 1)
+	if i < len(data) && data[i] == ']' {
+		return i + 1
+	}
+	for {
+		if d.nReadings == len(d.readings) {
+			d.readings = append(d.readings, reading{})
+		}
+		slot := &d.readings[d.nReadings]
+		d.nReadings++
+		d.rec = Record{Seq: -1, Reading: -1, Metrics: slot.metrics[:0]}
+		d.semErr = nil
+		start, haveTS := i, false
+		if i < len(data) && data[i] == '{' {
+			var hit bool
+			if d.readingCache.off == 0 {
+				hit, i = d.readingShapes(i, refMs, slot.metrics)
+			} else {
+				d.readingCache.off--
+			}
+			if hit {
+				haveTS = true
+			} else {
+				d.rec = Record{Seq: -1, Reading: -1, Metrics: slot.metrics[:0]}
+				learn := d.readingCache.off == 0
+				d.recording, d.values = learn, d.values[:0]
+				haveTS, i = d.reading(i, refMs)
+				d.recording = false
+				if learn && d.synErr == nil && d.semErr == nil && haveTS && len(d.rec.Metrics) > 0 {
+					for k := range d.values {
+						d.values[k].start -= uint32(start)
+						d.values[k].end -= uint32(start)
+					}
+					d.readingCache.learn(data[start:i], d.values, d.rec.Metrics)
+				}
+			}
+		} else {
+			d.semantic(ReasonInvalidReadings, i, "a reading must be an object")
+			d.nonJSON = true
+			i = d.skip(i, 0)
+			d.nonJSON = false
+		}
+		if d.synErr != nil {
+			break
+		}
+		if d.semErr == nil {
+			switch {
+			case !haveTS:
+				d.semantic(ReasonMissingTS, i, "no ts field")
+			case len(d.rec.Metrics) == 0:
+				d.semantic(ReasonNoMetrics, i, "no numeric metric in the reading")
+			}
+		}
+		*slot = reading{time: d.rec.Time, seq: d.rec.Seq, metrics: d.rec.Metrics, err: d.semErr, span: [2]int{start, i}}
+		i = d.ws(i)
+		if i < len(data) && data[i] == ',' {
+			i = d.ws(i + 1)
+			continue
+		}
+		if i < len(data) && data[i] == ']' {
+			i++
+			break
+		}
+		d.syntax(i, "expected ',' or ']'")
+		break
+	}
+	d.rec, d.semErr = top, topErr
+	return i
+}
 
 // batch finishes Decode for a message with readings. beside says the
 // message also has a ts, seq or metric of its own.
@@ -28,70 +125,40 @@ func (d *Decoder) batch(beside bool) (*Record, error) {
 	if beside {
 		d.semantic(ReasonInvalidReadings, d.batchAt, "a message with readings has ts, seq and metrics in each reading, not beside them")
 	}
-	if d.semErr != nil {
-		d.batchAt = 0
-		return nil, d.semErr
+	err := d.semErr
+	switch {
+	case err != nil:
+	case d.rec.DeviceID == nil:
+		err = &Error{Reason: ReasonMissingDeviceID, Offset: len(d.data), Detail: "no device_id field"}
+	case d.nReadings == 0:
+		err = &Error{Reason: ReasonNoMetrics, Offset: d.batchAt, Detail: "no readings"}
 	}
-	if d.rec.DeviceID == nil {
-		d.batchAt = 0
-		return nil, &Error{Reason: ReasonMissingDeviceID, Offset: len(d.data), Detail: "no device_id field"}
+	if err != nil {
+		d.batched = false
+		return nil, err
 	}
 	d.shapes.refund()
-	if i := d.ws(d.batchAt + 1); d.data[i] == ']' {
-		d.batchAt = 0
-		return nil, &Error{Reason: ReasonNoMetrics, Offset: i, Detail: "no readings"}
-	}
-	d.batchPos, d.batchN = d.batchAt+1, 0
+	d.next = 0
 	return &d.rec, nil
 }
 
-// NextReading decodes the next reading of the batch the last Decode
+// NextReading returns the next reading of the batch the last Decode
 // accepted: a record with the message's device id, or the reading's
 // error, whose Detail starts with its index. ok is false after the last
-// reading. Like Decode's, the record is valid until the next call.
-func (d *Decoder) NextReading(refMs int64) (rec *Record, ok bool, err error) {
-	if d.batchAt == 0 {
+// reading. The record is valid until the next call of either method.
+func (d *Decoder) NextReading() (rec *Record, ok bool, err error) {
+	if !d.batched || d.next == d.nReadings {
 		return nil, false, nil
 	}
-	data := d.data
-	i := d.ws(d.batchPos)
-	if i < len(data) && data[i] == ',' {
-		i = d.ws(i + 1)
-	}
-	if i >= len(data) || data[i] == ']' {
-		d.batchAt = 0
-		return nil, false, nil
-	}
-	r := &d.rec
-	start, n := i, d.batchN
-	r.Time, r.Seq, r.Reading, r.Metrics = 0, -1, n, r.Metrics[:0]
-	d.semErr = nil
-	d.batchN++
-	haveTS := false
-	if data[i] != '{' {
-		d.semantic(ReasonInvalidReadings, i, "a reading must be an object")
-		i = d.skip(i, 0)
-	} else {
-		haveTS, i = d.reading(i, refMs)
-	}
-	d.batchPos, d.readingAt = i, [2]int{start, i}
-	if d.synErr != nil {
-		// Decode checked the syntax of the whole array.
-		d.batchAt = 0
-		return nil, true, d.synErr
-	}
-	if d.semErr == nil {
-		switch {
-		case !haveTS:
-			d.semantic(ReasonMissingTS, i, "no ts field")
-		case len(r.Metrics) == 0:
-			d.semantic(ReasonNoMetrics, i, "no numeric metric in the reading")
-		}
-	}
-	if e := d.semErr; e != nil {
+	n := d.next
+	d.next++
+	slot := &d.readings[n]
+	d.readingAt = slot.span
+	if e := slot.err; e != nil {
 		return nil, true, &Error{Reason: e.Reason, Offset: e.Offset, Detail: "readings[" + strconv.Itoa(n) + "]: " + e.Detail}
 	}
-	return r, true, nil
+	d.out = Record{DeviceID: d.rec.DeviceID, Time: slot.time, Seq: slot.seq, Reading: n, Metrics: slot.metrics}
+	return &d.out, true, nil
 }
 
 // BatchDeviceID returns the device id of the batch being read.
@@ -100,8 +167,8 @@ func (d *Decoder) BatchDeviceID() []byte { return d.rec.DeviceID }
 // Reading returns the bytes of the last reading NextReading returned.
 func (d *Decoder) Reading() []byte { return d.data[d.readingAt[0]:d.readingAt[1]] }
 
-// reading decodes the reading object at i into the record and reports
-// whether it has a ts, and where it ends.
+// reading decodes the reading object at i into d.rec and reports whether
+// it has a ts, and where it ends.
 func (d *Decoder) reading(i int, refMs int64) (bool, int) {
 	data, r := d.data, &d.rec
 	haveTS, haveMetrics := false, false
@@ -116,17 +183,19 @@ func (d *Decoder) reading(i int, refMs int64) (bool, int) {
 			return haveTS, i
 		}
 		i = d.ws(i)
+		valueAt, kind := i, valNone
 		switch string(key) {
 		case "ts":
 			if haveTS {
 				d.semantic(ReasonDuplicateKey, keyAt, `duplicate key "ts"`)
 			}
-			haveTS = true
+			haveTS, kind = true, valTS
 			i = d.ts(i, refMs)
 		case "seq":
 			if r.Seq != -1 {
 				d.semantic(ReasonDuplicateKey, keyAt, `duplicate key "seq"`)
 			}
+			kind = valSeq
 			i = d.seq(i)
 		case "metrics":
 			if haveMetrics {
@@ -136,9 +205,17 @@ func (d *Decoder) reading(i int, refMs int64) (bool, int) {
 			i = d.metricsObject(i, keyAt)
 		case "device_id", "readings":
 			d.semantic(ReasonInvalidReadings, keyAt, string(key)+" belongs to the message, not to a reading")
+			d.nonJSON = true
 			i = d.skip(i, 0)
+			d.nonJSON = false
 		default:
+			if i >= len(data) || !(data[i] == '-' || data[i] >= '0' && data[i] <= '9' || data[i] == 'N' || data[i] == 'I') {
+				kind = valIgnored // a number is a metric, which records itself
+			}
 			i = d.other(key, keyAt, i)
+		}
+		if kind != valNone && d.recording {
+			d.values = append(d.values, value{start: uint32(valueAt), end: uint32(i), kind: kind})
 		}
 		if d.synErr != nil {
 			return haveTS, i

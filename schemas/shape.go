@@ -118,7 +118,6 @@ func (c *shapeCache) refund() {
 // and keeps the shape path's accounts.
 func (d *Decoder) decodeShapes(data []byte, refMs int64) bool {
 	c := &d.shapes
-	c.window++
 	before := c.waste
 	hit := false
 	for k := range c.n {
@@ -126,7 +125,6 @@ func (d *Decoder) decodeShapes(data []byte, refMs int64) bool {
 		res := d.decodeShape(&c.shapes[s], data, refMs)
 		if res == shapeDecoded {
 			c.last = s
-			c.hits++
 			hit = true
 			break
 		}
@@ -135,7 +133,18 @@ func (d *Decoder) decodeShapes(data []byte, refMs int64) bool {
 			break
 		}
 	}
-	if !hit {
+	c.tally(hit, before)
+	return hit
+}
+
+// tally accounts one value the shapes were tried on (hit: one matched;
+// before: the waste before the attempts) and gives the verdict at the
+// end of a window.
+func (c *shapeCache) tally(hit bool, before int) {
+	c.window++
+	if hit {
+		c.hits++
+	} else {
 		c.waste += shapeMissWaste
 	}
 	c.spent = c.waste - before
@@ -145,26 +154,61 @@ func (d *Decoder) decodeShapes(data []byte, refMs int64) bool {
 		}
 		c.window, c.waste = 0, 0
 	}
-	return hit
+}
+
+// readingShapes decodes the reading at i into d.rec (its metrics into
+// metrics' storage) if it has one of the shapes of recent readings, and
+// returns where it ends.
+func (d *Decoder) readingShapes(i int, refMs int64, metrics []Metric) (bool, int) {
+	c := &d.readingCache
+	before := c.waste
+	for k := range c.n {
+		s := (c.last + k) % c.n
+		d.rec = Record{Seq: -1, Reading: -1, Metrics: metrics[:0]}
+		res, end := d.matchShape(&c.shapes[s], i, refMs)
+		if res == shapeDecoded {
+			c.last = s
+			c.tally(true, before)
+			return true, end
+		}
+		d.synErr, d.semErr = nil, nil // the full decoder finds them again
+		c.waste++
+		if res == shapeInvalid {
+			break
+		}
+	}
+	c.tally(false, before)
+	return false, i
 }
 
 // decodeShape decodes data if it has shape s.
 func (d *Decoder) decodeShape(s *shape, data []byte, refMs int64) shapeResult {
-	r := d.begin(data)
-	i := 0
+	d.begin(data)
+	res, end := d.matchShape(s, 0, refMs)
+	if res == shapeDecoded && end != len(data) {
+		return shapeMismatch
+	}
+	return res
+}
+
+// matchShape decodes the value at i of d.data into d.rec if it has shape
+// s (the whole record, or a reading of a batch), and returns where it
+// ends.
+func (d *Decoder) matchShape(s *shape, i int, refMs int64) (shapeResult, int) {
+	r, data := &d.rec, d.data
 	for k := range s.fields {
 		f := &s.fields[k]
 		n := int(f.lit[1] - f.lit[0])
 		if n <= 16 && len(data)-i >= 16 {
 			if !f.word.PrefixOf(data[i:]) {
-				return shapeMismatch
+				return shapeMismatch, i
 			}
 		} else if !hasLiteral(data, i, s.buf[f.lit[0]:f.lit[1]]) {
-			return shapeMismatch
+			return shapeMismatch, i
 		}
 		i += n
 		if i >= len(data) {
-			return shapeInvalid
+			return shapeInvalid, i
 		}
 		c := data[i]
 		number := c == '-' || c >= '0' && c <= '9'
@@ -173,7 +217,7 @@ func (d *Decoder) decodeShape(s *shape, data []byte, refMs int64) shapeResult {
 			if !number {
 				// NaN, Infinity, or not a number: the full decoder
 				// decides what it is.
-				return shapeInvalid
+				return shapeInvalid, i
 			}
 			// number's fast path, copied inline: as a call (Go keeps
 			// no registers across calls) it slowed the loop measurably
@@ -203,7 +247,7 @@ func (d *Decoder) decodeShape(s *shape, data []byte, refMs int64) shapeResult {
 				digits+frac > 15 || j < len(data) && numberGoesOn(data[j]) {
 				var ok bool
 				if v, ok, j = d.number(i); !ok || d.synErr != nil {
-					return shapeInvalid
+					return shapeInvalid, i
 				}
 			} else {
 				v = float64(mant)
@@ -218,11 +262,11 @@ func (d *Decoder) decodeShape(s *shape, data []byte, refMs int64) shapeResult {
 			i = j
 		case valDevice:
 			if c != '"' {
-				return shapeInvalid
+				return shapeInvalid, i
 			}
 			id, j := d.str(i)
 			if d.synErr != nil || d.class&charDevice == 0 || len(id) > MaxIDLen {
-				return shapeInvalid
+				return shapeInvalid, i
 			}
 			r.DeviceID, i = id, j
 		case valTS:
@@ -239,19 +283,19 @@ func (d *Decoder) decodeShape(s *shape, data []byte, refMs int64) shapeResult {
 			}
 		case valIgnored:
 			if number || c == 'N' || c == 'I' {
-				return shapeInvalid // a number here would be a metric
+				return shapeInvalid, i // a number here would be a metric
 			}
 			i = d.skip(i, 0)
 		}
 		if d.synErr != nil || d.semErr != nil {
-			return shapeInvalid
+			return shapeInvalid, i
 		}
 	}
 	tail := s.buf[s.tail[0]:s.tail[1]]
-	if len(data)-i != len(tail) || string(data[i:]) != string(tail) {
-		return shapeMismatch
+	if !hasLiteral(data, i, tail) {
+		return shapeMismatch, i
 	}
-	return shapeDecoded
+	return shapeDecoded, i + len(tail)
 }
 
 // hasLiteral reports whether data continues at i with lit. Literals are

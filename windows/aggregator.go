@@ -303,11 +303,13 @@ type Aggregator struct {
 	active    bool  // records arrived since the last Tick
 	lastTick  time.Time
 
-	win    Window
-	sis    []uint32 // scratch: the series of a record with many metrics
-	merged *ddsketch.DDSketch
-	ending []int // scratch: specs with a window ending at the boundary
-	stats  Stats
+	win Window
+	sis []uint32 // scratch: the series of a record with many metrics
+
+	lastDevice uint32 // the device of the last record, tried first
+	merged     *ddsketch.DDSketch
+	ending     []int // scratch: specs with a window ending at the boundary
+	stats      Stats
 }
 
 // New returns an Aggregator that delivers to out. It starts nothing.
@@ -385,13 +387,19 @@ func (a *Aggregator) AddSeq(deviceID []byte, ts, seq int64, metrics []schemas.Me
 		a.lateBound = a.floor
 		return Late
 	}
-	h := a.devs.hash(deviceID)
-	di, ok := a.lookup(h, deviceID)
-	if !ok {
-		if c := a.limit(nil, len(metrics)); c != InOrder {
-			return c
+	// The readings of a batched message, and devices that send in
+	// bursts, come one after another: try the last record's device first.
+	di := a.lastDevice
+	if di >= uint32(len(a.devices)) || !a.devices[di].is(deviceID) {
+		h := a.devs.hash(deviceID)
+		var ok bool
+		if di, ok = a.lookup(h, deviceID); !ok {
+			if c := a.limit(nil, len(metrics)); c != InOrder {
+				return c
+			}
+			di = a.newDevice(h, deviceID, ts)
 		}
-		di = a.newDevice(h, deviceID, ts)
+		a.lastDevice = di
 	}
 	d := &a.devices[di]
 	// A redelivery is a duplicate even when its window has closed since.

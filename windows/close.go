@@ -222,7 +222,7 @@ func (a *Aggregator) evictSeries(sl slot) {
 func (a *Aggregator) evictDevice(di uint32) {
 	d := &a.devices[di]
 	a.devs.remove(a.devs.hashString(d.id), di)
-	d.id = ""
+	d.id, d.idLen = "", 0 // so that is matches no id
 	d.gen++
 	a.freeDevices = append(a.freeDevices, di)
 }
