@@ -185,6 +185,7 @@ type Stats struct {
 	Windows                                                        uint64 // windows delivered
 	Evicted                                                        uint64 // series evicted after their TTL
 	IdleAdvances                                                   uint64 // watermark moves made by Tick
+	SessionStray                                                   uint64 // values left out of sessions: see session.go
 }
 
 const noData = math.MinInt64
@@ -307,9 +308,12 @@ type Aggregator struct {
 	sis []uint32 // scratch: the series of a record with many metrics
 
 	lastDevice uint32 // the device of the last record, tried first
-	merged     *ddsketch.DDSketch
-	ending     []int // scratch: specs with a window ending at the boundary
-	stats      Stats
+
+	sessions []sessionSpec // the session specs, if any (session.go)
+	open     []Agg         // open sessions: series i's for sessions[k] at i*len(sessions)+k
+	merged   *ddsketch.DDSketch
+	ending   []int // scratch: specs with a window ending at the boundary
+	stats    Stats
 }
 
 // New returns an Aggregator that delivers to out. It starts nothing.
@@ -329,11 +333,21 @@ func New(opts Options, out Output) (*Aggregator, error) {
 		maxTS:       noData,
 		wm:          noData,
 	}
-	for _, s := range opts.Specs {
+	for i, s := range opts.Specs {
 		sp := spec{size: s.Size.Milliseconds(), slide: s.Slide.Milliseconds()}
-		a.specs = append(a.specs, sp)
+		a.specs = append(a.specs, sp) // a session's: zero, never ending at a boundary
+		if s.Session() {
+			a.sessions = append(a.sessions, sessionSpec{index: i, gap: s.Gap.Milliseconds()})
+			continue
+		}
 		a.pane = gcd(a.pane, gcd(sp.size, sp.slide))
 		a.maxSize = max(a.maxSize, sp.size)
+	}
+	if a.pane == 0 { // sessions only: they close at minute boundaries (or finer gaps')
+		a.pane = time.Minute.Milliseconds()
+		for _, ss := range a.sessions {
+			a.pane = gcd(a.pane, ss.gap)
+		}
 	}
 	// Live panes of a series span from the first pane of the oldest open
 	// window to the pane of the largest event time: the watermark trails
@@ -460,6 +474,9 @@ func (a *Aggregator) AddSeq(deviceID []byte, ts, seq int64, metrics []schemas.Me
 		}
 		d.last = ts
 		a.stats.InOrder++
+	}
+	if a.sessions != nil {
+		a.addSessions(di, ts, sis, metrics)
 	}
 	off := floorMod(p, a.ring)
 	ep, at := uint32(p), int32(ts-start)
@@ -681,6 +698,9 @@ func (a *Aggregator) newSeries(di uint32, at int, name []byte) {
 				a.sketches = append(a.sketches, sk)
 			}
 		}
+	}
+	if a.sessions != nil && int(si+1)*len(a.sessions) > len(a.open) {
+		a.open = append(a.open, make([]Agg, len(a.sessions))...)
 	}
 	s := &a.series[si]
 	s.last = noData

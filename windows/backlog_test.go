@@ -166,3 +166,15 @@ func TestVersion1SnapshotRestores(t *testing.T) {
 		t.Fatalf("the open window after restore: %+v", got)
 	}
 }
+
+func TestSessionSpecs(t *testing.T) {
+	sp, err := ParseSpec("session:5m")
+	if err != nil || !sp.Session() || sp.Gap != 5*time.Minute || sp.Tumbling() && sp.Size != 0 {
+		t.Fatalf("session:5m: %+v, %v", sp, err)
+	}
+	for _, bad := range []string{"session:0s", "session:-1m", "session:25h", "session:1.5ms", "session:x"} {
+		if _, err := ParseSpec(bad); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}

@@ -35,6 +35,7 @@ func (a *Aggregator) Flush() {
 	a.mergeNewDevices()
 	for _, di := range a.order {
 		a.closeDevice(di, floorDiv(a.devices[di].last, a.pane)*a.pane+a.maxSize)
+		a.closeSessions(di, maxTime)
 	}
 	a.advance(floorDiv(a.maxTS, a.pane)*a.pane+a.maxSize, false)
 }
@@ -69,7 +70,7 @@ func (a *Aggregator) closeDevice(di uint32, target int64) {
 		}
 		a.ending = a.ending[:0]
 		for i, s := range a.specs {
-			if floorMod(e-s.size, s.slide) == 0 {
+			if s.slide != 0 && floorMod(e-s.size, s.slide) == 0 {
 				a.ending = append(a.ending, i)
 			}
 		}
@@ -81,6 +82,9 @@ func (a *Aggregator) closeDevice(di uint32, target int64) {
 			a.fold(sl.series, e, jumped)
 		}
 		d.closed = e
+	}
+	if a.sessions != nil {
+		a.closeSessions(di, target)
 	}
 }
 
@@ -137,6 +141,9 @@ func (a *Aggregator) evictable(si uint32, d *device, evictBefore int64) bool {
 	}
 	if last != noData && floorDiv(last, a.pane)*a.pane+a.maxSize > d.closed {
 		return false // a window holding its data is still open
+	}
+	if a.sessions != nil && a.sessionOpen(si) {
+		return false
 	}
 	return !a.out.Retain(makeHandle(si, s.gen))
 }
@@ -212,6 +219,9 @@ func (a *Aggregator) evictSeries(sl slot) {
 		if a.sketches != nil {
 			a.sketches[int64(si)*a.ring+off].Clear()
 		}
+	}
+	if a.sessions != nil {
+		clear(a.open[int(si)*len(a.sessions) : int(si+1)*len(a.sessions)])
 	}
 	a.freeSeries = append(a.freeSeries, si)
 	a.liveSeries--

@@ -1,6 +1,9 @@
 // Package windows owns event-time windowed aggregation per (device,
 // metric) for one shard.
 //
+// Windows are tumbling, hopping, or sessions (session.go: activity
+// separated by a gap, kept apart from the panes below).
+//
 // An Aggregator keeps, for every live series, a small ring of panes: fixed
 // slices of event time whose length is the greatest common divisor of all
 // window sizes and slides. A record updates exactly one pane per metric,

@@ -104,6 +104,18 @@ func (a *Aggregator) AppendSnapshot(b []byte) []byte {
 		w.Uint(uint64(v))
 	}
 	w.Uint(uint64(a.liveSeries))
+	for i := range len(a.series) * len(a.sessions) { // open sessions
+		st := &a.open[i]
+		w.Uint(uint64(st.Count))
+		if st.Count == 0 {
+			continue
+		}
+		for _, v := range [...]float64{st.Sum, st.Min, st.Max, st.Mean, st.M2, st.First, st.Last} {
+			w.Float(v)
+		}
+		w.Int(st.FirstTS)
+		w.Int(st.LastTS)
+	}
 	return w.B
 }
 
@@ -254,6 +266,20 @@ func (a *Aggregator) Restore(b []byte) ([]byte, error) {
 		a.freeSeries = append(a.freeSeries, uint32(v))
 	}
 	a.liveSeries = int(r.Uint())
+	if len(a.sessions) > 0 {
+		a.open = make([]Agg, ns*len(a.sessions))
+		for i := range a.open {
+			st := &a.open[i]
+			if st.Count = int64(r.Uint()); st.Count == 0 {
+				continue
+			}
+			st.Sum, st.Min, st.Max, st.Mean, st.M2, st.First, st.Last = r.Float(), r.Float(), r.Float(), r.Float(), r.Float(), r.Float(), r.Float()
+			st.FirstTS, st.LastTS = r.Int(), r.Int()
+			if r.Err() != nil {
+				break
+			}
+		}
+	}
 	for mi := range a.metricNames {
 		if a.metricRefs[mi] == 0 {
 			// Released, or (in a snapshot from before names were

@@ -73,7 +73,7 @@ func (k Kind) String() string {
 }
 
 // Aggregates a rule can test.
-var aggregates = []string{"count", "sum", "min", "max", "mean", "stddev", "first", "last", "p50", "p90", "p99"}
+var aggregates = []string{"count", "sum", "min", "max", "mean", "stddev", "first", "last", "p50", "p90", "p99", "duration"}
 
 // Rule is one validated rule. Pointers are nil when the field was not set.
 type Rule struct {
@@ -83,7 +83,7 @@ type Rule struct {
 	Devices   string // glob on the device id (path.Match), "*" by default
 	Metric    string // glob on the metric name; empty for a device-level missing rule
 	Window    string // window spec name the rule reads (not for missing)
-	Aggregate string // one of count, sum, min, max, mean, stddev, first, last, p50, p90, p99
+	Aggregate string // one of count, sum, min, max, mean, stddev, first, last, p50, p90, p99, duration (seconds, first to last record)
 
 	Above, Below  *float64 // threshold and rate
 	Clear         *float64 // hysteresis level; defaults to the threshold

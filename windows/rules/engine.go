@@ -176,8 +176,14 @@ func NewEngine(cfg *Config, specs []windows.Spec, quantiles bool, emit AlertFunc
 			if specIndex(specs, r.Window) < 0 {
 				return nil, &fieldError{r.File, r.Line, r.Name, "window", fmt.Sprintf("no window spec named %q is configured", r.Window)}
 			}
+			if r.Aggregate[0] == 'p' && specs[specIndex(specs, r.Window)].Session() {
+				return nil, &fieldError{r.File, r.Line, r.Name, "aggregate", r.Aggregate + ": sessions keep no quantiles"}
+			}
 			if r.Aggregate[0] == 'p' && !quantiles {
 				return nil, &fieldError{r.File, r.Line, r.Name, "aggregate", r.Aggregate + " needs quantiles enabled in the window options"}
+			}
+			if r.Kind == Seasonal && specs[specIndex(specs, r.Window)].Session() {
+				return nil, &fieldError{r.File, r.Line, r.Name, "window", "a seasonal rule needs windows at regular times, not sessions"}
 			}
 			if r.Kind == Seasonal {
 				slide := specs[specIndex(specs, r.Window)].Slide
@@ -309,7 +315,7 @@ func (e *Engine) Window(w *windows.Window) {
 		if st.spec != w.SpecIndex {
 			continue
 		}
-		if e.forget > 0 && st.hasPrev && st.phase != firing && w.Start-st.prevStart-w.Spec.Size.Milliseconds() > e.forget {
+		if e.forget > 0 && st.hasPrev && st.phase != firing && !w.Spec.Session() && w.Start-st.prevStart-w.Spec.Size.Milliseconds() > e.forget {
 			*st = ruleState{rule: st.rule, spec: st.spec}
 		}
 		e.evalWindow(st, w)
@@ -429,7 +435,8 @@ func (e *Engine) evalWindow(st *ruleState, w *windows.Window) {
 		return
 	}
 	slide := w.Spec.Slide.Milliseconds()
-	gap := st.hasPrev && w.Start != st.prevStart+slide
+	// Consecutive windows are consecutive in time; sessions always are.
+	gap := st.hasPrev && !w.Spec.Session() && w.Start != st.prevStart+slide
 	prevStart, prevVal, hadPrev := st.prevStart, st.prevVal, st.hasPrev
 	st.hasPrev, st.prevStart, st.prevVal = true, w.Start, v
 	if gap {
@@ -716,6 +723,8 @@ func aggregate(w *windows.Window, name string) float64 {
 		return w.Quantile(0.9)
 	case "p99":
 		return w.Quantile(0.99)
+	case "duration": // seconds from the first record to the last: a session's length
+		return float64(w.LastTS-w.FirstTS) / 1000
 	}
 	return math.NaN()
 }
