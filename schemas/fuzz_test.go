@@ -37,7 +37,9 @@ func reference(data []byte, refMs int64) (dev string, ts int64, seq int64, metri
 			var s string
 			if json.Unmarshal(raw, &s) == nil {
 				t, err := time.Parse(time.RFC3339Nano, s)
-				if err != nil {
+				// time.Parse takes a one-digit hour; RFC 3339 (and the
+				// decoder) do not.
+				if err != nil || len(s) < 14 || s[13] != ':' {
 					return
 				}
 				ts = t.UnixMilli()
