@@ -255,9 +255,12 @@ func (p *Processor) AppendSnapshot(b []byte) []byte {
 const snapshotMagic = "tapline.pipeline/1\n"
 
 // Restore loads a snapshot into a new Processor, before its first record.
-// A snapshot taken under different window options fails with an error
-// wrapping windows.ErrIncompatible; one taken under other rules restores
-// the states of the rules that did not change (RuleResets counts the
+// A snapshot taken under other window specs restores by spec (kept specs
+// go on, removed ones' open windows are delivered with the next record,
+// added ones start at the snapshot: see windows/respec.go); one taken
+// under another pane, lateness or quantiles fails with an error wrapping
+// windows.ErrIncompatible. One taken under other rules restores the
+// states of the rules that did not change (RuleResets counts the
 // others), except from a snapshot of tapline before that
 // (rules.ErrIncompatible).
 func (p *Processor) Restore(b []byte) error {
@@ -322,7 +325,9 @@ func (o *output) Window(w *windows.Window) {
 	if o.opts.OnWindow != nil {
 		o.opts.OnWindow(w)
 	}
-	o.eng.Window(w)
+	if w.SpecIndex >= 0 { // -1: a spec removed by a restore, which no rule reads
+		o.eng.Window(w)
+	}
 }
 
 func (o *output) Watermark(wm int64) { o.eng.Watermark(wm, o.agg) }

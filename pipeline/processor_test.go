@@ -11,6 +11,7 @@ import (
 
 	"github.com/tapline/tapline/schemas"
 	"github.com/tapline/tapline/windows"
+	"github.com/tapline/tapline/windows/rules"
 )
 
 type letters struct {
@@ -198,5 +199,55 @@ func TestBatchZeroAlloc(t *testing.T) {
 	}
 	if st := p.Stats(); st.Accepted != st.Readings {
 		t.Fatalf("%d of %d readings accepted", st.Accepted, st.Readings)
+	}
+}
+
+// TestRestoreUnderOtherWindowSpecs: a Processor restarted with a window
+// spec removed and one added restores its state (and its rules' on the
+// kept spec); the removed spec's open windows come with the next record,
+// marked SpecIndex -1, and reach no rule.
+func TestRestoreUnderOtherWindowSpecs(t *testing.T) {
+	cfg, err := rules.Parse("r.yml", []byte("rules:\n  - {name: hot, kind: threshold, metric: t, window: 1m, above: 10}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs := func(names ...string) []windows.Spec {
+		var out []windows.Spec
+		for _, n := range names {
+			sp, _ := windows.ParseSpec(n)
+			out = append(out, sp)
+		}
+		return out
+	}
+	var got, alerts []string
+	mk := func(names ...string) *Processor {
+		p, err := NewProcessor(Options{Windows: windows.Options{Specs: specs(names...)}, Rules: cfg, DeadLetters: &letters{},
+			OnWindow: func(w *windows.Window) { got = append(got, fmt.Sprintf("%s %d %d", w.Spec.Name, w.SpecIndex, w.Count)) },
+			OnAlert:  func(a *rules.Alert) { alerts = append(alerts, string(a.State)) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p := mk("1m", "5m/1m")
+	t0 := int64(1_764_000_000_000)
+	for i := range 90 {
+		p.Process(fmt.Appendf(nil, `{"device_id":"k","ts":%d,"t":20}`, t0+int64(i)*1000), "", 0)
+	}
+	q := mk("10m/1m", "1m")
+	if err := q.Restore(p.AppendSnapshot(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(alerts) != "[FIRING]" {
+		t.Fatalf("alerts before the restart: %v", alerts)
+	}
+	got, alerts = nil, nil
+	q.Process(fmt.Appendf(nil, `{"device_id":"k","ts":%d,"t":20}`, t0+150_000), "", 0)
+	want := []string{"5m/1m -1 90", "5m/1m -1 90", "5m/1m -1 90", "5m/1m -1 90", "5m/1m -1 30", "1m 1 30"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("windows after the restore: %v, want %v", got, want)
+	}
+	if len(alerts) != 0 || len(q.RuleResets()) != 0 {
+		t.Fatalf("the kept rule's state: alerts %v after the restore, resets %v", alerts, q.RuleResets())
 	}
 }

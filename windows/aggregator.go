@@ -309,6 +309,9 @@ type Aggregator struct {
 
 	lastDevice uint32 // the device of the last record, tried first
 
+	specFrom []int64         // spec i delivers windows starting at or after specFrom[i] (respec.go)
+	pending  []pendingWindow // to deliver at the next call: a removed spec's (respec.go)
+
 	sessions []sessionSpec // the session specs, if any (session.go)
 	open     []Agg         // open sessions: series i's for sessions[k] at i*len(sessions)+k
 	merged   *ddsketch.DDSketch
@@ -334,6 +337,7 @@ func New(opts Options, out Output) (*Aggregator, error) {
 		wm:          noData,
 	}
 	for i, s := range opts.Specs {
+		a.specFrom = append(a.specFrom, math.MinInt64)
 		sp := spec{size: s.Size.Milliseconds(), slide: s.Slide.Milliseconds()}
 		a.specs = append(a.specs, sp) // a session's: zero, never ending at a boundary
 		if s.Session() {
@@ -386,6 +390,9 @@ func (a *Aggregator) Add(deviceID []byte, ts int64, metrics []schemas.Metric) Cl
 // its device's watermark, or the shard's, past window ends.
 func (a *Aggregator) AddSeq(deviceID []byte, ts, seq int64, metrics []schemas.Metric) Class {
 	a.active = true
+	if a.pending != nil {
+		a.emitPending()
+	}
 	if ts > a.maxTS {
 		if a.maxTS == noData {
 			a.closed = floorDiv(ts-a.lateness, a.pane) * a.pane
@@ -790,6 +797,9 @@ func (a *Aggregator) IdleWatermark(now time.Time) (int64, bool) {
 // time has passed are delivered. The window holding a device's last
 // record stays open for its backlog (see the package doc).
 func (a *Aggregator) AdvanceIdle(wm int64) {
+	if a.pending != nil {
+		a.emitPending()
+	}
 	before := a.wm
 	a.advance(wm, true)
 	if a.wm > before {

@@ -29,6 +29,9 @@ func (a *Aggregator) advance(wm int64, idle bool) {
 // Flush delivers every open window, as at the end of a shard. Records
 // that arrive afterwards for those windows are late.
 func (a *Aggregator) Flush() {
+	if a.pending != nil {
+		a.emitPending()
+	}
 	if a.maxTS == noData {
 		return
 	}
@@ -45,6 +48,9 @@ func (a *Aggregator) Flush() {
 // the end of an input that stands for time passing (rule unit tests), not
 // a shard's (a device may still send a backlog; see the package doc).
 func (a *Aggregator) CloseThrough(t int64) {
+	if a.pending != nil {
+		a.emitPending()
+	}
 	if a.maxTS == noData {
 		return
 	}
@@ -173,6 +179,9 @@ func (a *Aggregator) fold(si uint32, e int64, jumped bool) {
 
 func (a *Aggregator) emit(e int64, spi int, di uint32, sl slot) {
 	sp := a.specs[spi]
+	if e-sp.size < a.specFrom[spi] {
+		return // a spec added by a restore: its earlier panes are gone
+	}
 	w := &a.win
 	w.Agg = Agg{}
 	w.Sketch = nil

@@ -116,6 +116,25 @@ func (a *Aggregator) AppendSnapshot(b []byte) []byte {
 		w.Int(st.FirstTS)
 		w.Int(st.LastTS)
 	}
+	for _, from := range a.specFrom {
+		w.Int(from)
+	}
+	w.Uint(uint64(len(a.pending)))
+	for i := range a.pending {
+		pw := &a.pending[i]
+		w.String(pw.spec.Name)
+		w.Int(pw.w.Start)
+		w.Int(pw.w.End)
+		w.String(pw.w.DeviceID)
+		w.String(pw.w.Metric)
+		ag := &pw.w.Agg
+		w.Int(ag.Count)
+		for _, v := range [...]float64{ag.Sum, ag.Min, ag.Max, ag.Mean, ag.M2, ag.First, ag.Last} {
+			w.Float(v)
+		}
+		w.Int(ag.FirstTS)
+		w.Int(ag.LastTS)
+	}
 	return w.B
 }
 
@@ -147,7 +166,7 @@ func (a *Aggregator) Restore(b []byte) ([]byte, error) {
 	var want wire.Writer
 	a.fingerprint(&want)
 	if len(r.B) < len(want.B) || string(r.B[:len(want.B)]) != string(want.B) {
-		return nil, ErrIncompatible
+		return a.restoreChanged(b)
 	}
 	r.B = r.B[len(want.B):]
 	a.maxTS, a.wm, a.closed = r.Int(), r.Int(), r.Int()
@@ -278,6 +297,27 @@ func (a *Aggregator) Restore(b []byte) ([]byte, error) {
 			if r.Err() != nil {
 				break
 			}
+		}
+	}
+	if !v1 {
+		for i := range a.specFrom {
+			a.specFrom[i] = r.Int()
+		}
+		for range r.Len(8) {
+			name := r.String()
+			sp, err := ParseSpec(name)
+			if err != nil {
+				r.Fail("pending window of spec %q: %v", name, err)
+				break
+			}
+			pw := pendingWindow{spec: sp}
+			w := &pw.w
+			w.Start, w.End, w.DeviceID, w.Metric = r.Int(), r.Int(), r.String(), r.String()
+			ag := &w.Agg
+			ag.Count = r.Int()
+			ag.Sum, ag.Min, ag.Max, ag.Mean, ag.M2, ag.First, ag.Last = r.Float(), r.Float(), r.Float(), r.Float(), r.Float(), r.Float(), r.Float()
+			ag.FirstTS, ag.LastTS = r.Int(), r.Int()
+			a.pending = append(a.pending, pw)
 		}
 	}
 	for mi := range a.metricNames {

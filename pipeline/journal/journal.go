@@ -216,9 +216,11 @@ func (j *Journal) Restore(ctx context.Context, committed string) (reset bool, er
 	}
 	if err := j.load(b); err != nil {
 		if errors.Is(err, windows.ErrIncompatible) || errors.Is(err, rules.ErrIncompatible) {
-			// The window options changed between deployments (or the
-			// rules, from a snapshot of a tapline that keyed rule states
-			// by position): the old state means nothing under the new ones.
+			// The window pane, lateness or quantiles changed between
+			// deployments (other spec changes restore: see
+			// windows/respec.go), or the rules, from a snapshot of a
+			// tapline that keyed rule states by position: the old state
+			// means nothing under the new options.
 			j.o.Logger.Warn("stored state does not match the configured windows: open windows start empty", "err", err)
 			if err := j.build(); err != nil {
 				return false, err
