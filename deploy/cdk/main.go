@@ -47,6 +47,7 @@ func main() {
 		App:        str("app", ""), Prefix: str("prefix", ""), Database: str("database", ""),
 		Shards: num("shards", 0), DesiredCount: num("desiredCount", 0), MaxCount: num("maxCount", 0),
 		ThingPrefix: str("thingPrefix", ""), IoTDataEndpoint: str("iotDataEndpoint", ""), OpsEmail: str("opsEmail", ""),
+		PageURL:          str("pageURL", ""),
 		RawRetentionDays: num("rawRetentionDays", 0),
 		ImageAsset:       str("imageAsset", "../../.tools/dist/image"), CommanderAsset: str("commanderAsset", "../../.tools/dist/commander"),
 	})

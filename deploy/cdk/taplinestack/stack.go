@@ -49,7 +49,8 @@ type Props struct {
 	MaxCount         float64 // autoscaling ceiling; default 4
 	ThingPrefix      string  // commands only reach things whose name starts with it; default "keg-"
 	IoTDataEndpoint  string  // the account's IoT data endpoint (https://...-ats.iot.REGION.amazonaws.com)
-	OpsEmail         string  // optional: alarm and alert emails
+	OpsEmail         string  // optional: alarm emails, and alerts of severity warning and critical
+	PageURL          string  // optional: an HTTPS endpoint (a pager's SNS integration) for critical alerts only
 	ImageAsset       string  // the container's build context (deploy/image.sh)
 	CommanderAsset   string  // directory holding the commander's linux/arm64 "bootstrap"
 	RawRetentionDays float64 // raw telemetry expires after this; default 365
@@ -94,6 +95,9 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	p.defaults()
 	if p.ImageAsset == "" || p.CommanderAsset == "" {
 		return nil, fmt.Errorf("taplinestack: ImageAsset and CommanderAsset are required")
+	}
+	if p.PageURL != "" && !strings.HasPrefix(p.PageURL, "https://") {
+		return nil, fmt.Errorf("taplinestack: PageURL %q must be https", p.PageURL)
 	}
 	stack := awscdk.NewStack(scope, &id, &p.StackProps)
 	s := jsii.String
@@ -237,9 +241,24 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	// Alerts (to the commander and ops) and operational alarms (ops).
 	alerts := awssns.NewTopic(stack, s("Alerts"), &awssns.TopicProps{MasterKey: key, EnforceSSL: jsii.Bool(true)})
 	ops := awssns.NewTopic(stack, s("Ops"), &awssns.TopicProps{MasterKey: key, EnforceSSL: jsii.Bool(true)})
+	// Alerts are routed by their severity attribute (every alert carries
+	// it): ops are mailed warning and critical ones, a pager gets critical
+	// ones only; info alerts stay in the alerts dataset. The commander
+	// hears all and its policy decides.
+	severity := func(levels ...string) *map[string]awssns.SubscriptionFilter {
+		var allow []*string
+		for _, l := range levels {
+			allow = append(allow, s(l))
+		}
+		return &map[string]awssns.SubscriptionFilter{"severity": awssns.SubscriptionFilter_StringFilter(&awssns.StringConditions{Allowlist: &allow})}
+	}
 	if p.OpsEmail != "" {
-		alerts.AddSubscription(awssnssubscriptions.NewEmailSubscription(s(p.OpsEmail), nil))
+		alerts.AddSubscription(awssnssubscriptions.NewEmailSubscription(s(p.OpsEmail), &awssnssubscriptions.EmailSubscriptionProps{FilterPolicy: severity("critical", "warning")}))
 		ops.AddSubscription(awssnssubscriptions.NewEmailSubscription(s(p.OpsEmail), nil))
+	}
+	if p.PageURL != "" {
+		alerts.AddSubscription(awssnssubscriptions.NewUrlSubscription(s(p.PageURL), &awssnssubscriptions.UrlSubscriptionProps{
+			Protocol: awssns.SubscriptionProtocol_HTTPS, FilterPolicy: severity("critical")}))
 	}
 
 	// Devices: a thing connects as itself and publishes only its own

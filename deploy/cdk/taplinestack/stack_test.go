@@ -67,7 +67,7 @@ func synth(t *testing.T) (map[string]any, error) {
 	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(out)})
 	stack, err := New(app, "Tapline", Props{
 		StackProps: awscdk.StackProps{Env: &awscdk.Environment{Account: jsii.String("123456789012"), Region: jsii.String("eu-west-1")}},
-		ImageAsset: image, CommanderAsset: asset, OpsEmail: "ops@example.com",
+		ImageAsset: image, CommanderAsset: asset, OpsEmail: "ops@example.com", PageURL: "https://events.pagerduty.com/integration/x/enqueue",
 		IoTDataEndpoint: "https://example-ats.iot.eu-west-1.amazonaws.com",
 	})
 	if err != nil {
@@ -533,5 +533,33 @@ func TestContainerConfig(t *testing.T) {
 	}
 	if !strings.Contains(string(df), "/etc/tapline/rules.yml") {
 		t.Error("the Dockerfile does not put the rules where the task looks for them")
+	}
+}
+
+// Alerts are routed by severity: ops mail gets warning and critical, the
+// pager critical only, the commander everything; alarms go to ops whole.
+func TestAlertsRoutedBySeverity(t *testing.T) {
+	want := map[string]string{
+		"email":  `{"severity":["critical","warning"]}`,
+		"https":  `{"severity":["critical"]}`,
+		"lambda": "null",
+	}
+	seen := map[string]int{}
+	for _, p := range resources(t, "AWS::SNS::Subscription") {
+		proto := p["Protocol"].(string)
+		topic := js(p["TopicArn"])
+		if proto == "email" && !strings.Contains(topic, "Alerts") {
+			if p["FilterPolicy"] != nil {
+				t.Errorf("ops alarms filtered: %s", js(p["FilterPolicy"]))
+			}
+			continue
+		}
+		seen[proto]++
+		if got := js(p["FilterPolicy"]); got != want[proto] {
+			t.Errorf("%s subscription to %s: filter %s, want %s", proto, topic, got, want[proto])
+		}
+	}
+	if seen["email"] != 1 || seen["https"] != 1 || seen["lambda"] != 1 {
+		t.Errorf("alert subscriptions by protocol: %v", seen)
 	}
 }
