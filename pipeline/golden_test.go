@@ -309,8 +309,12 @@ func fmtWindow(w *windows.Window, quantiles bool) string {
 }
 
 func fmtAlert(a *rules.Alert) string {
-	return fmt.Sprintf("alert %s %s %s %s value=%.4g threshold=%.4g at=%s id=%s incident=%s | %s",
+	s := fmt.Sprintf("alert %s %s %s %s value=%.4g threshold=%.4g at=%s id=%s incident=%s | %s",
 		a.State, a.Rule, a.Device, a.Metric, a.Value, a.Threshold, fmtOffset(a.At), a.ID, a.Incident, a.Message)
+	if a.Repeat > 0 {
+		s += fmt.Sprintf(" (repeat %d)", a.Repeat)
+	}
+	return s
 }
 
 func noStats(out string) string {

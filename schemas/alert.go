@@ -59,6 +59,10 @@ type AlertMessage struct {
 	// Reason: why a RESOLVED came without its condition clearing
 	// ("rule_removed", "rule_changed": the rules changed under it).
 	Reason string `json:"reason,omitempty"`
+	// Repeat counts the notifications of a firing alert after its first
+	// (the rule's repeat_interval): a reminder, which the command Lambda
+	// does not act on again.
+	Repeat int `json:"repeat,omitempty"`
 	// MAC authenticates the message as the service's (Sign, Verify):
 	// hex HMAC-SHA256 over the message without it, with a key only the
 	// service and the command Lambda hold.

@@ -151,7 +151,9 @@ func TestHandlerReportsEachRecord(t *testing.T) {
 	resp, err := h.Handle(context.Background(), snsEvent(t, leak, string(doc),
 		signed(t, `{"alert_id":"a3","rule":"keg-offline","state":"FIRING","device_id":"keg-0001"}`, macKey),
 		signed(t, `{"alert_id":"a4","rule":"keg-leak","state":"FIRING","device_id":"keg/../0001"}`, macKey),
-		`not json`))
+		`not json`,
+		// a reminder of a firing alert: the command went with the first
+		signed(t, `{"alert_id":"a5","rule":"keg-leak","state":"FIRING","device_id":"keg-0042","repeat":2}`, macKey)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +161,7 @@ func TestHandlerReportsEachRecord(t *testing.T) {
 	for _, r := range resp.Results {
 		statuses = append(statuses, r.Status)
 	}
-	if got := strings.Join(statuses, ","); got != "sent,sent,no_action,refused,refused" {
+	if got := strings.Join(statuses, ","); got != "sent,sent,no_action,refused,refused,no_action" {
 		t.Fatalf("statuses %s: %+v", got, resp.Results)
 	}
 	if len(rec.sent) != 2 || rec.sent[1].Desired["cooler"] != "normal" {

@@ -110,6 +110,12 @@ func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (Response, er
 			h.Log.Warn("refused", "record", r.SNS.MessageID, "err", err)
 			continue
 		}
+		if a.Repeat > 0 {
+			// A reminder: the command went with the first notification.
+			resp.Results = append(resp.Results, Result{Record: r.SNS.MessageID, Status: "no_action"})
+			h.Log.Info("repeat of a firing alert: no command", "alert", a.ID, "rule", a.Rule, "repeat", a.Repeat)
+			continue
+		}
 		c, ok, err := h.Policy.ForAlert(a, now())
 		if !ok && err == nil {
 			resp.Results = append(resp.Results, Result{Record: r.SNS.MessageID, Status: "no_action"})

@@ -104,6 +104,9 @@ var Alerts = schema("alerts",
 	arrow.Field{Name: "summary", Type: str, Nullable: true},
 	arrow.Field{Name: "runbook_url", Type: str, Nullable: true},
 	arrow.Field{Name: "labels", Type: arrow.MapOf(str, str), Nullable: true},
+	// repeat: the reminder's number for a firing alert notified again
+	// (the rule's repeat_interval); null for the first and for RESOLVED.
+	arrow.Field{Name: "repeat", Type: i64, Nullable: true},
 )
 
 // ByName lists the schemas by dataset name.

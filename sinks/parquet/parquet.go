@@ -237,6 +237,11 @@ func (e *Alerts) Append(a *rules.Alert) {
 			vals.Append(a.Labels[k])
 		}
 	}
+	if a.Repeat > 0 {
+		f[20].(*array.Int64Builder).Append(int64(a.Repeat))
+	} else {
+		f[20].AppendNull()
+	}
 	e.rows++
 }
 

@@ -89,6 +89,11 @@ type Rule struct {
 	Clear         *float64 // hysteresis level; defaults to the threshold
 	M, N          int      // fire when M of the last N windows are bad (for: N means N of N)
 	KeepFiringFor int      // windows a firing alert stays after the condition clears
+	// Repeat, if set, notifies again (FIRING, the same incident, Repeat
+	// counting) each time an alert has been firing this much longer, in
+	// event time: repeat_interval. A notification setting, like
+	// severity: changing it keeps the rule's state.
+	Repeat time.Duration
 
 	Z, ClearZ float64       // scored kinds: fire above |score| > Z, clear below ClearZ
 	Alpha     float64       // zscore, seasonal, cusum: weight of a new window in the baseline
@@ -241,7 +246,7 @@ func parseRule(file string, n *yaml.Node) (*Rule, error) {
 	}
 	var alpha, gamma, clearZ, drift *float64
 	var warmup, history, novelty, shingle, trees, sample *int
-	var per, after, season string
+	var per, after, season, repeat string
 	fail := func(field, format string, args ...any) error {
 		line := r.Line
 		if l, ok := lines[field]; ok {
@@ -282,6 +287,7 @@ func parseRule(file string, n *yaml.Node) (*Rule, error) {
 		"metrics":         &r.Metrics,
 		"per":             &per,
 		"after":           &after,
+		"repeat_interval": &repeat,
 	}
 	for i := 0; i < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
@@ -341,6 +347,13 @@ func parseRule(file string, n *yaml.Node) (*Rule, error) {
 		if _, set := lines[f]; set && !contains(kindFields[r.Kind], f) {
 			return nil, fail(f, "not used by kind %s (it reads %v)", r.Kind, kindFields[r.Kind])
 		}
+	}
+	if repeat != "" {
+		d, err := time.ParseDuration(repeat)
+		if err != nil || d <= 0 {
+			return nil, fail("repeat_interval", "must be a positive duration like 4h, not %q", repeat)
+		}
+		r.Repeat = d
 	}
 	if r.Kind == Missing {
 		for _, f := range []string{"window", "aggregate", "for", "m_of_n", "keep_firing_for"} {

@@ -49,6 +49,9 @@ type Alert struct {
 	// Reason: why a RESOLVED came without the condition clearing
 	// (ReasonRuleRemoved, ReasonRuleChanged); empty otherwise.
 	Reason string
+	// Repeat counts the notifications of a firing alert after its first
+	// (the rule's repeat_interval); 0 for the first and for RESOLVED.
+	Repeat int
 	// From the rule: its summary and runbook URL filled in, its labels.
 	Summary, RunbookURL string
 	Labels              map[string]string
@@ -61,7 +64,7 @@ func (a *Alert) AlertMessage() schemas.AlertMessage {
 		ID: a.ID, Incident: a.Incident, State: a.State, Rule: a.Rule, Kind: a.Kind, Severity: a.Severity,
 		Device: a.Device, Metric: a.Metric, Window: a.Window, Value: a.Value, Threshold: a.Threshold,
 		Start: schemas.AlertTime(a.Start), End: schemas.AlertTime(a.End), At: schemas.AlertTime(a.At), Message: a.Message,
-		Attribution: a.Attribution, Reason: a.Reason,
+		Attribution: a.Attribution, Reason: a.Reason, Repeat: a.Repeat,
 		Summary: a.Summary, RunbookURL: a.RunbookURL, Labels: a.Labels,
 	}
 }
@@ -96,6 +99,8 @@ type ruleState struct {
 	det       detect.Detector // robust, seasonal, cusum, forest: made on the first window
 	incident  string
 	vec       *vector // forest over several metrics only
+	notified  int64   // event time of the incident's last FIRING notification
+	repeats   int     // its FIRING notifications after the first
 }
 
 // vector is what a forest over several metrics (a device-level state)
@@ -538,6 +543,7 @@ func (e *Engine) step(st *ruleState, bad bool, value, level float64, start, end 
 		switch {
 		case met:
 			st.phase, st.clearRun = firing, 0
+			st.notified, st.repeats = end, 0
 			st.incident = hashID(r.Name, device, metric, window, strconv.FormatInt(end, 10))
 			e.fired++
 			e.send(st, Firing, value, level, start, end, device, metric, window, msg(Firing), shares)
@@ -549,6 +555,14 @@ func (e *Engine) step(st *ruleState, bad bool, value, level float64, start, end 
 	case firing:
 		if met {
 			st.clearRun = 0
+			if st.notified == 0 { // restored from a snapshot without it: count from here
+				st.notified = end
+			}
+			if r.Repeat > 0 && end-st.notified >= r.Repeat.Milliseconds() {
+				st.notified = end
+				st.repeats++
+				e.send(st, Firing, value, level, start, end, device, metric, window, msg(Firing), shares)
+			}
 			return
 		}
 		st.clearRun++
@@ -571,12 +585,17 @@ func (e *Engine) send(st *ruleState, s State, value, level float64, start, end i
 	if shares != nil {
 		at = shares()
 	}
+	id, repeat := hashID(st.incident, string(s)), 0
+	if s == Firing && st.repeats > 0 {
+		id, repeat = hashID(st.incident, string(s), strconv.Itoa(st.repeats)), st.repeats
+	}
 	e.emit(&Alert{
+		Repeat:      repeat,
 		Summary:     r.Annotate(r.Summary, device, metric, value, level),
 		RunbookURL:  r.Annotate(r.RunbookURL, device, metric, value, level),
 		Labels:      r.Labels,
 		Attribution: at,
-		ID:          hashID(st.incident, string(s)),
+		ID:          id,
 		Incident:    st.incident,
 		Rule:        r.Name,
 		Kind:        r.Kind.String(),
@@ -627,6 +646,19 @@ func (e *Engine) evalMissing(st *ruleState, wm, last int64, device, metric strin
 	silent := wm - last
 	bad := silent >= after
 	if bad == (st.phase == firing) {
+		if bad && st.notified == 0 { // restored from a snapshot without it
+			st.notified = wm
+		}
+		if bad && r.Repeat > 0 && wm-st.notified >= r.Repeat.Milliseconds() {
+			st.notified = wm
+			st.repeats++
+			what := device
+			if metric != "" {
+				what += " " + metric
+			}
+			msg := fmt.Sprintf("%s silent for %s (>= %s) [%s]", what, (time.Duration(silent) * time.Millisecond).Round(time.Second), r.After, r.Name)
+			e.send(st, Firing, float64(silent)/1000, float64(after)/1000, last, wm, device, metric, "", msg, nil)
+		}
 		return
 	}
 	// Missing data fires at once: the duration is the debounce.
@@ -636,6 +668,7 @@ func (e *Engine) evalMissing(st *ruleState, wm, last int64, device, metric strin
 	}
 	if bad {
 		st.phase = firing
+		st.notified, st.repeats = wm, 0
 		st.incident = hashID(r.Name, device, metric, "", strconv.FormatInt(last, 10))
 		e.fired++
 		msg := fmt.Sprintf("%s silent for %s (>= %s) [%s]", what, (time.Duration(silent) * time.Millisecond).Round(time.Second), r.After, r.Name)

@@ -15,7 +15,8 @@ import (
 // the state of every rule that did not change (see Restore). /1 was
 // keyed by position and restores only under the same rules.
 const (
-	snapshotMagic   = "tapline.rules/2"
+	snapshotMagic   = "tapline.rules/3" // /2 plus each state's notifications (repeat_interval)
+	snapshotMagicV2 = "tapline.rules/2"
 	snapshotMagicV1 = "tapline.rules/1"
 )
 
@@ -142,6 +143,8 @@ func (e *Engine) appendState(w *wire.Writer, st *ruleState) {
 	}
 	w.Int(c.start)
 	w.Uint(c.have)
+	w.Int(st.notified)
+	w.Uint(uint64(st.repeats))
 }
 
 func (e *Engine) ruleIndex(r *Rule) int {
@@ -177,10 +180,12 @@ func (e *Engine) Restore(b []byte) ([]byte, error) {
 		return nil, errors.New("rules: Restore needs a new Engine")
 	}
 	r := wire.Reader{B: b}
-	switch m := r.String(); m {
+	m := r.String()
+	v2 := m == snapshotMagicV2
+	switch m {
 	case snapshotMagicV1:
 		return e.restoreV1(r)
-	case snapshotMagic:
+	case snapshotMagic, snapshotMagicV2:
 	default:
 		return nil, fmt.Errorf("rules: not a rules snapshot (%q)", m)
 	}
@@ -250,7 +255,7 @@ func (e *Engine) Restore(b []byte) ([]byte, error) {
 			if st.spec >= 0 {
 				spec = &e.specs[st.spec]
 			}
-			if !restoreState(&r, &st, spec) {
+			if !restoreState(&r, &st, spec, v2) {
 				break
 			}
 			if old.now == nil {
@@ -300,7 +305,7 @@ func (e *Engine) drop(old *snapRule, st *ruleState, incidents map[string]firingI
 // restoreState reads one state's fields into st. Its detector is rebuilt
 // for st.rule and spec; for a dropped state (st.rule nil) its bytes are
 // skipped.
-func restoreState(r *wire.Reader, st *ruleState, spec *windows.Spec) bool {
+func restoreState(r *wire.Reader, st *ruleState, spec *windows.Spec, v2 bool) bool {
 	readCore(r, st)
 	if st.phase > firing {
 		r.Fail("phase %d", st.phase)
@@ -335,6 +340,9 @@ func restoreState(r *wire.Reader, st *ruleState, spec *windows.Spec) bool {
 	c.start, c.have = r.Int(), r.Uint()
 	if c.vals != nil {
 		st.vec = &c
+	}
+	if !v2 {
+		st.notified, st.repeats = r.Int(), int(r.Uint())
 	}
 	return r.Err() == nil
 }

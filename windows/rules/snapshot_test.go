@@ -2,9 +2,11 @@ package rules
 
 import (
 	"errors"
+	"os"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tapline/tapline/windows"
 	"github.com/tapline/tapline/windows/wire"
@@ -212,5 +214,35 @@ func TestFiringIncidentsAreBounded(t *testing.T) {
 	}
 	if len(f.alerts) != 100 || len(e.firing) > 1 {
 		t.Fatalf("%d alerts, %d incidents remembered", len(f.alerts), len(e.firing))
+	}
+}
+
+// TestRestoreV2: a snapshot from before repeated notifications
+// (testdata/v2.snap: the rules of before, kept, edited and removed firing
+// since hour 0, ten hourly windows) restores under the same rules with a
+// repeat_interval added to kept (a notification setting: its state is
+// kept), and kept repeats three hours after the first window after the
+// restart, as the snapshot did not say when it last notified.
+func TestRestoreV2(t *testing.T) {
+	b, err := os.ReadFile("testdata/v2.snap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &feeder{t: t, spec: windows.Spec{Name: "1h", Size: time.Hour, Slide: time.Hour}}
+	e := f.engine(strings.Replace(before, "{name: kept, kind: threshold, metric: v, window: 1h, above: 50}",
+		"{name: kept, kind: threshold, metric: v, window: 1h, above: 50, repeat_interval: 3h}", 1))
+	if rest, err := e.Restore(b); err != nil || len(rest) != 0 {
+		t.Fatalf("restore: %v, %d bytes left", err, len(rest))
+	}
+	if len(e.Resets()) != 0 {
+		t.Fatalf("resets %v", e.Resets())
+	}
+	var repeats []int
+	e.emit = func(a *Alert) { repeats = append(repeats, a.Repeat) }
+	for h := 10; h < 17; h++ {
+		f.window(e, h, 60)
+	}
+	if fmt.Sprint(repeats) != "[1 2]" {
+		t.Fatalf("repeats after the restart: %v, want one at hour 13 and one at 16", repeats)
 	}
 }
