@@ -386,6 +386,8 @@ func TestRestoreIncompatible(t *testing.T) {
 	if err != nil || reset || j.Processor().LiveSeries() != live || live == 0 {
 		t.Fatalf("restore under other rules: reset %v, %v, %d live series of %d", reset, err, j.Processor().LiveSeries(), live)
 	}
+	// Another window spec on the same pane keeps the state
+	// (windows/respec.go); a finer pane cannot.
 	opts := testOptions(t, store, testRules)
 	two, _ := windows.ParseSpec("2m")
 	opts.Pipeline.Windows.Specs = append(opts.Pipeline.Windows.Specs, two)
@@ -394,8 +396,19 @@ func TestRestoreIncompatible(t *testing.T) {
 		t.Fatal(err)
 	}
 	reset, err = j.Restore(context.Background(), acked)
+	if err != nil || reset || j.Processor().LiveSeries() != live {
+		t.Fatalf("restore with a window spec added: reset %v, %v, %d live series of %d", reset, err, j.Processor().LiveSeries(), live)
+	}
+	opts = testOptions(t, store, testRules)
+	half, _ := windows.ParseSpec("30s")
+	opts.Pipeline.Windows.Specs = append(opts.Pipeline.Windows.Specs, half)
+	j, err = New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reset, err = j.Restore(context.Background(), acked)
 	if err != nil || !reset {
-		t.Fatalf("restore under other windows: reset %v, %v", reset, err)
+		t.Fatalf("restore under another pane: reset %v, %v", reset, err)
 	}
 	if n := j.Processor().LiveSeries(); n != 0 {
 		t.Fatalf("%d live series after a reset", n)

@@ -2,8 +2,8 @@ package rules
 
 import (
 	"errors"
-	"os"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
