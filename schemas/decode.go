@@ -162,26 +162,8 @@ func (d *Decoder) Decode(data []byte, refMs int64) (*Record, error) {
 					d.semantic(ReasonInvalidDeviceID, at, "device_id must be a string")
 					r.DeviceID = []byte{}
 				}
-			case "ts":
-				if haveTS {
-					d.semantic(ReasonDuplicateKey, keyAt, `duplicate key "ts"`)
-				}
-				haveTS = true
-				kind = valTS
-				i = d.ts(i, refMs)
-			case "seq":
-				if r.Seq != -1 {
-					d.semantic(ReasonDuplicateKey, keyAt, `duplicate key "seq"`)
-				}
-				kind = valSeq
-				i = d.seq(i)
-			case "metrics":
-				if haveMetrics {
-					d.semantic(ReasonDuplicateKey, keyAt, `duplicate key "metrics"`)
-				}
-				haveMetrics = true
-				kind = valNone // metric records each member
-				i = d.metricsObject(i, keyAt)
+			case "ts", "seq", "metrics":
+				kind, i = d.timeOrMetrics(string(key), keyAt, i, refMs, &haveTS, &haveMetrics)
 			case "readings":
 				if d.batched {
 					d.semantic(ReasonDuplicateKey, keyAt, `duplicate key "readings"`)
@@ -228,6 +210,29 @@ func (d *Decoder) Decode(data []byte, refMs int64) (*Record, error) {
 		d.shapes.learn(data, d.values, r.Metrics)
 	}
 	return r, nil
+}
+
+// timeOrMetrics reads the value of a ts, seq or metrics member, a
+// record's or a reading's, and says what it was.
+func (d *Decoder) timeOrMetrics(key string, keyAt, i int, refMs int64, haveTS, haveMetrics *bool) (valueKind, int) {
+	switch key {
+	case "ts":
+		if *haveTS {
+			d.semantic(ReasonDuplicateKey, keyAt, `duplicate key "ts"`)
+		}
+		*haveTS = true
+		return valTS, d.ts(i, refMs)
+	case "seq":
+		if d.rec.Seq != -1 {
+			d.semantic(ReasonDuplicateKey, keyAt, `duplicate key "seq"`)
+		}
+		return valSeq, d.seq(i)
+	}
+	if *haveMetrics {
+		d.semantic(ReasonDuplicateKey, keyAt, `duplicate key "metrics"`)
+	}
+	*haveMetrics = true
+	return valNone, d.metricsObject(i, keyAt) // metric records each member
 }
 
 // key reads an object member's key at i (a reserved key without escapes

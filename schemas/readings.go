@@ -170,7 +170,7 @@ func (d *Decoder) Reading() []byte { return d.data[d.readingAt[0]:d.readingAt[1]
 // reading decodes the reading object at i into d.rec and reports whether
 // it has a ts, and where it ends.
 func (d *Decoder) reading(i int, refMs int64) (bool, int) {
-	data, r := d.data, &d.rec
+	data := d.data
 	haveTS, haveMetrics := false, false
 	i = d.ws(i + 1)
 	if i < len(data) && data[i] == '}' {
@@ -185,24 +185,8 @@ func (d *Decoder) reading(i int, refMs int64) (bool, int) {
 		i = d.ws(i)
 		valueAt, kind := i, valNone
 		switch string(key) {
-		case "ts":
-			if haveTS {
-				d.semantic(ReasonDuplicateKey, keyAt, `duplicate key "ts"`)
-			}
-			haveTS, kind = true, valTS
-			i = d.ts(i, refMs)
-		case "seq":
-			if r.Seq != -1 {
-				d.semantic(ReasonDuplicateKey, keyAt, `duplicate key "seq"`)
-			}
-			kind = valSeq
-			i = d.seq(i)
-		case "metrics":
-			if haveMetrics {
-				d.semantic(ReasonDuplicateKey, keyAt, `duplicate key "metrics"`)
-			}
-			haveMetrics = true
-			i = d.metricsObject(i, keyAt)
+		case "ts", "seq", "metrics":
+			kind, i = d.timeOrMetrics(string(key), keyAt, i, refMs, &haveTS, &haveMetrics)
 		case "device_id", "readings":
 			d.semantic(ReasonInvalidReadings, keyAt, string(key)+" belongs to the message, not to a reading")
 			d.nonJSON = true

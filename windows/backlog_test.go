@@ -85,18 +85,7 @@ func TestBacklogIsAggregated(t *testing.T) {
 		t.Fatal("restored state differs")
 	}
 	a.Flush()
-	if len(out.aggs) != len(want) {
-		t.Fatalf("emitted %d windows, want %d", len(out.aggs), len(want))
-	}
-	for k, w := range want {
-		got, ok := out.aggs[k]
-		if !ok {
-			t.Fatalf("window %s not emitted", k)
-		}
-		if got.Count != w.Count || got.Sum != w.Sum || got.Min != w.Min || got.Max != w.Max {
-			t.Fatalf("window %s = %+v, want %+v", k, got, *w)
-		}
-	}
+	sameWindows(t, out.aggs, want)
 }
 
 // TestSilentDeviceWaitsForItsBacklog: the window holding a silent

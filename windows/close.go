@@ -26,28 +26,19 @@ func (a *Aggregator) advance(wm int64, idle bool) {
 	}
 }
 
-// Flush delivers every open window, as at the end of a shard. Records
-// that arrive afterwards for those windows are late.
-func (a *Aggregator) Flush() {
-	if a.pending != nil {
-		a.emitPending()
-	}
-	if a.maxTS == noData {
-		return
-	}
-	a.mergeNewDevices()
-	for _, di := range a.order {
-		a.closeDevice(di, floorDiv(a.devices[di].last, a.pane)*a.pane+a.maxSize)
-		a.closeSessions(di, maxTime)
-	}
-	a.advance(floorDiv(a.maxTS, a.pane)*a.pane+a.maxSize, false)
-}
+// Flush delivers every open window, sessions too, as at the end of a
+// shard. Records that arrive afterwards for those windows are late.
+func (a *Aggregator) Flush() { a.closeAll(maxTime) }
 
 // CloseThrough delivers every device's windows ending at or before t and
 // moves the watermark there, as if every device's clock had reached t:
 // the end of an input that stands for time passing (rule unit tests), not
 // a shard's (a device may still send a backlog; see the package doc).
-func (a *Aggregator) CloseThrough(t int64) {
+func (a *Aggregator) CloseThrough(t int64) { a.closeAll(t) }
+
+// closeAll closes every device's windows through t, or with t maxTime all
+// of them and its sessions, and moves the watermark there.
+func (a *Aggregator) closeAll(t int64) {
 	if a.pending != nil {
 		a.emitPending()
 	}
@@ -56,7 +47,15 @@ func (a *Aggregator) CloseThrough(t int64) {
 	}
 	a.mergeNewDevices()
 	for _, di := range a.order {
-		a.closeDevice(di, floorDiv(t, a.pane)*a.pane)
+		if t == maxTime {
+			a.closeDevice(di, floorDiv(a.devices[di].last, a.pane)*a.pane+a.maxSize)
+			a.closeSessions(di, maxTime)
+		} else {
+			a.closeDevice(di, floorDiv(t, a.pane)*a.pane)
+		}
+	}
+	if t == maxTime {
+		t = floorDiv(a.maxTS, a.pane)*a.pane + a.maxSize
 	}
 	a.advance(t, false)
 }

@@ -122,19 +122,7 @@ func TestWindowsMatchBruteForce(t *testing.T) {
 				}
 			}
 			a.Flush()
-			if len(out.aggs) != len(want) {
-				t.Fatalf("emitted %d windows, want %d", len(out.aggs), len(want))
-			}
-			for k, w := range want {
-				got, ok := out.aggs[k]
-				if !ok {
-					t.Fatalf("window %s not emitted", k)
-				}
-				if got.Count != w.Count || got.Min != w.Min || got.Max != w.Max || !close(got.Sum, w.Sum, 1e-9) ||
-					got.FirstTS != w.FirstTS || got.LastTS != w.LastTS {
-					t.Fatalf("window %s = %+v, want %+v", k, got, *w)
-				}
-			}
+			sameWindows(t, out.aggs, want)
 			st := a.Stats()
 			if st.Late == 0 || st.OutOfOrder == 0 {
 				t.Fatalf("test data should include late and out-of-order records: %+v", st)
@@ -255,5 +243,24 @@ func TestOptionsValidate(t *testing.T) {
 	}
 	if _, err := ParseSpec("soon"); err == nil {
 		t.Error("ParseSpec accepted soon")
+	}
+}
+
+// sameWindows checks that got holds exactly the windows of want, computed
+// naively from the records accepted.
+func sameWindows(t *testing.T, got map[string]Agg, want map[string]*Agg) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("emitted %d windows, want %d", len(got), len(want))
+	}
+	for k, w := range want {
+		g, ok := got[k]
+		if !ok {
+			t.Fatalf("window %s not emitted", k)
+		}
+		if g.Count != w.Count || g.Min != w.Min || g.Max != w.Max || !close(g.Sum, w.Sum, 1e-9) ||
+			g.FirstTS != w.FirstTS || g.LastTS != w.LastTS {
+			t.Fatalf("window %s = %+v, want %+v", k, g, *w)
+		}
 	}
 }
