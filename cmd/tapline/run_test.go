@@ -358,15 +358,22 @@ func TestServiceEndToEnd(t *testing.T) {
 	if len(expected) > 0 {
 		t.Errorf("the oracle misses injected anomalies: %v", expected)
 	}
+	var missing []string
+	defer func() {
+		if t.Failed() && len(missing) > 0 {
+			t.Logf("alerts the subscriber did not get: %v", missing)
+		}
+	}()
 	waitFor(t, "alerts at the SNS subscriber", 30*time.Second, func() bool {
 		sub.mu.Lock()
 		defer sub.mu.Unlock()
+		missing = missing[:0]
 		for _, al := range want.Alerts {
 			if sub.ids[al.ID] == 0 {
-				return false
+				missing = append(missing, fmt.Sprintf("%s %s %s %s at %s", al.State, al.Rule, al.Device, al.Metric, time.UnixMilli(al.At).UTC().Format(time.RFC3339)))
 			}
 		}
-		return true
+		return len(missing) == 0
 	})
 	sub.mu.Lock()
 	var dup []string
