@@ -158,7 +158,7 @@ func TestVersion1SnapshotRestores(t *testing.T) {
 
 func TestSessionSpecs(t *testing.T) {
 	sp, err := ParseSpec("session:5m")
-	if err != nil || !sp.Session() || sp.Gap != 5*time.Minute || sp.Tumbling() && sp.Size != 0 {
+	if err != nil || !sp.Session() || sp.Gap != 5*time.Minute || sp.Size != 0 || sp.Slide != 0 {
 		t.Fatalf("session:5m: %+v, %v", sp, err)
 	}
 	for _, bad := range []string{"session:0s", "session:-1m", "session:25h", "session:1.5ms", "session:x"} {

@@ -237,12 +237,17 @@ func (e *Alerts) Append(a *rules.Alert) {
 			vals.Append(a.Labels[k])
 		}
 	}
-	if a.Repeat > 0 {
-		f[20].(*array.Int64Builder).Append(int64(a.Repeat))
-	} else {
-		f[20].AppendNull()
-	}
+	appendOptionalInt(f[20].(*array.Int64Builder), int64(a.Repeat), a.Repeat > 0)
 	e.rows++
+}
+
+// appendOptionalInt appends v, or null when it is not present.
+func appendOptionalInt(b *array.Int64Builder, v int64, present bool) {
+	if !present {
+		b.AppendNull()
+		return
+	}
+	b.Append(v)
 }
 
 func appendOptional(b *array.StringBuilder, s string) {
@@ -268,11 +273,7 @@ func (e *Raw) Append(r *schemas.Record, arrival int64, shard, seq string) {
 	f := e.b.Fields()
 	f[0].(*array.StringBuilder).BinaryBuilder.Append(r.DeviceID)
 	f[1].(*array.TimestampBuilder).Append(arrow.Timestamp(r.Time))
-	if r.Seq >= 0 {
-		f[2].(*array.Int64Builder).Append(r.Seq)
-	} else {
-		f[2].AppendNull()
-	}
+	appendOptionalInt(f[2].(*array.Int64Builder), r.Seq, r.Seq >= 0)
 	mb := f[3].(*array.MapBuilder)
 	mb.Append(true)
 	keys, vals := mb.KeyBuilder().(*array.StringBuilder), mb.ItemBuilder().(*array.Float64Builder)
@@ -283,10 +284,6 @@ func (e *Raw) Append(r *schemas.Record, arrival int64, shard, seq string) {
 	f[4].(*array.TimestampBuilder).Append(arrow.Timestamp(arrival))
 	f[5].(*array.StringBuilder).Append(shard)
 	f[6].(*array.StringBuilder).Append(seq)
-	if r.Reading >= 0 {
-		f[7].(*array.Int64Builder).Append(int64(r.Reading))
-	} else {
-		f[7].AppendNull()
-	}
+	appendOptionalInt(f[7].(*array.Int64Builder), int64(r.Reading), r.Reading >= 0)
 	e.rows++
 }

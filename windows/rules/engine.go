@@ -644,41 +644,36 @@ func (e *Engine) evalMissing(st *ruleState, wm, last int64, device, metric strin
 	r := st.rule
 	after := r.After.Milliseconds()
 	silent := wm - last
-	bad := silent >= after
-	if bad == (st.phase == firing) {
-		if bad && st.notified == 0 { // restored from a snapshot without it
-			st.notified = wm
-		}
-		if bad && r.Repeat > 0 && wm-st.notified >= r.Repeat.Milliseconds() {
-			st.notified = wm
-			st.repeats++
-			what := device
-			if metric != "" {
-				what += " " + metric
-			}
-			msg := fmt.Sprintf("%s silent for %s (>= %s) [%s]", what, (time.Duration(silent) * time.Millisecond).Round(time.Second), r.After, r.Name)
-			e.send(st, Firing, float64(silent)/1000, float64(after)/1000, last, wm, device, metric, "", msg, nil)
-		}
+	bad, was := silent >= after, st.phase == firing
+	if bad && was && st.notified == 0 { // restored from a snapshot without it
+		st.notified = wm
+	}
+	repeat := bad && was && r.Repeat > 0 && wm-st.notified >= r.Repeat.Milliseconds()
+	if bad == was && !repeat {
 		return
 	}
-	// Missing data fires at once: the duration is the debounce.
 	what := device
 	if metric != "" {
 		what += " " + metric
 	}
-	if bad {
+	switch {
+	case repeat:
+		st.notified = wm
+		st.repeats++
+	case bad: // missing data fires at once: the duration is the debounce
 		st.phase = firing
 		st.notified, st.repeats = wm, 0
 		st.incident = hashID(r.Name, device, metric, "", strconv.FormatInt(last, 10))
 		e.fired++
-		msg := fmt.Sprintf("%s silent for %s (>= %s) [%s]", what, (time.Duration(silent) * time.Millisecond).Round(time.Second), r.After, r.Name)
-		e.send(st, Firing, float64(silent)/1000, float64(after)/1000, last, wm, device, metric, "", msg, nil)
+	default:
+		st.phase = ok
+		e.resolved++
+		msg := fmt.Sprintf("%s reporting again [%s]", what, r.Name)
+		e.send(st, Resolved, float64(silent)/1000, float64(after)/1000, last, wm, device, metric, "", msg, nil)
 		return
 	}
-	st.phase = ok
-	e.resolved++
-	msg := fmt.Sprintf("%s reporting again [%s]", what, r.Name)
-	e.send(st, Resolved, float64(silent)/1000, float64(after)/1000, last, wm, device, metric, "", msg, nil)
+	msg := fmt.Sprintf("%s silent for %s (>= %s) [%s]", what, (time.Duration(silent) * time.Millisecond).Round(time.Second), r.After, r.Name)
+	e.send(st, Firing, float64(silent)/1000, float64(after)/1000, last, wm, device, metric, "", msg, nil)
 }
 
 // resolveOrphans sends RESOLVED, with its reason, for every FIRING alert

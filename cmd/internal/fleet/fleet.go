@@ -159,8 +159,9 @@ func (f *Fleet) Step(dst []Record) ([]Record, time.Time) {
 		}
 		r := Record{Device: k.id, Data: f.report(i, ts), Arrival: arrival}
 		x := f.rng.Float64()
+		malformed := x < f.opts.BadRate
 		switch {
-		case x < f.opts.BadRate:
+		case malformed:
 			r.Data = f.malformed(k.id, ts)
 		case x < f.opts.BadRate+f.opts.LateRate:
 			r.Arrival = arrival + (10 * time.Minute).Milliseconds()
@@ -183,7 +184,7 @@ func (f *Fleet) Step(dst []Record) ([]Record, time.Time) {
 		dst = append(dst, r)
 		if f.faulty(i, Duplicate) {
 			dst = append(dst, r)
-			if x >= f.opts.BadRate {
+			if !malformed {
 				f.Duplicated++
 			}
 		}
