@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -87,7 +89,8 @@ type Processor struct {
 	readingBuf []byte
 	dlErr      error // first dead-letter failure, sticky
 	onAlert    rules.AlertFunc
-	maxAhead   int64 // ms
+	rules      *rules.Config // the rules eng runs: Options.Rules or a reload's
+	maxAhead   int64         // ms
 }
 
 // NewProcessor validates opts and builds the shard's state.
@@ -112,11 +115,56 @@ func NewProcessor(opts Options) (*Processor, error) {
 	if cfg == nil {
 		cfg = &rules.Config{}
 	}
-	if p.eng, err = rules.NewEngine(cfg, opts.Windows.Specs, opts.Windows.Quantiles, p.onAlert); err != nil {
+	if p.eng, err = p.newEngine(cfg); err != nil {
 		return nil, err
 	}
-	p.eng.ForgetAfter(opts.Windows.SeriesTTL)
 	return p, nil
+}
+
+func (p *Processor) newEngine(cfg *rules.Config) (*rules.Engine, error) {
+	eng, err := rules.NewEngine(cfg, p.opts.Windows.Specs, p.opts.Windows.Quantiles, p.onAlert)
+	if err != nil {
+		return nil, err
+	}
+	eng.ForgetAfter(p.opts.Windows.SeriesTTL)
+	p.rules = cfg
+	return eng, nil
+}
+
+// Rules returns the rules the shard runs: Options.Rules, the ones its
+// restored snapshot was taken under, or the last reload's.
+func (p *Processor) Rules() *rules.Config { return p.rules }
+
+// CheckRules reports whether cfg can run on this processor's windows
+// (every rule's window configured, quantiles enabled where read): what
+// Reload would refuse, without touching the shard.
+func (p *Processor) CheckRules(cfg *rules.Config) error {
+	_, err := rules.NewEngine(cfg, p.opts.Windows.Specs, p.opts.Windows.Quantiles, nil)
+	return err
+}
+
+// Reload makes the shard run cfg from here on. Rule states carry over by
+// meaning, as in a restore: an unchanged rule keeps its state, a changed
+// or removed one starts afresh or goes (RuleResets counts them) and its
+// FIRING alerts resolve at the next watermark with the reason. The
+// journal calls it only at a recorded point of the stream, so a replay
+// reloads at the same record.
+func (p *Processor) Reload(cfg *rules.Config) error {
+	old, oldRules := p.eng, p.rules
+	eng, err := p.newEngine(cfg)
+	if err != nil {
+		p.rules = oldRules
+		return err
+	}
+	if _, err := eng.Restore(old.AppendSnapshot(nil)); err != nil {
+		p.rules = oldRules
+		return fmt.Errorf("pipeline: reload: %w", err)
+	}
+	for reason, n := range old.Resets() {
+		eng.Resets()[reason] += n
+	}
+	p.eng = eng
+	return nil
 }
 
 // Process handles one record. seq is its sequence number and arrival its
@@ -249,10 +297,37 @@ func (p *Processor) reject(data []byte, seq string, arrival int64, reason schema
 // if this one had never stopped: see Restore and the package doc.
 func (p *Processor) AppendSnapshot(b []byte) []byte {
 	b = append(b, snapshotMagic...)
+	b = binary.AppendUvarint(b, uint64(len(p.rules.File)))
+	b = append(b, p.rules.File...)
+	b = binary.AppendUvarint(b, uint64(len(p.rules.Source)))
+	b = append(b, p.rules.Source...)
 	return p.eng.AppendSnapshot(p.agg.AppendSnapshot(b))
 }
 
-const snapshotMagic = "tapline.pipeline/1\n"
+// Snapshot versions: /2 starts with the rules' file name and source
+// (empty for rules not parsed from a document), /1 had no rules.
+const (
+	snapshotMagic   = "tapline.pipeline/2\n"
+	snapshotMagicV1 = "tapline.pipeline/1\n"
+)
+
+// snapshotRules reads the rules a /2 snapshot was taken under; nil when
+// it names none (rules built in code, or a /1 snapshot).
+func snapshotRules(b []byte) (cfg *rules.Config, rest []byte, err error) {
+	var file, src []byte
+	for _, f := range []*[]byte{&file, &src} {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			return nil, nil, errors.New("pipeline: snapshot: truncated rules")
+		}
+		*f, b = b[k:k+int(n)], b[k+int(n):]
+	}
+	if len(src) == 0 {
+		return nil, b, nil
+	}
+	cfg, err = rules.Parse(string(file), src)
+	return cfg, b, err
+}
 
 // Restore loads a snapshot into a new Processor, before its first record.
 // A snapshot taken under other window specs restores by spec (kept specs
@@ -264,10 +339,30 @@ const snapshotMagic = "tapline.pipeline/1\n"
 // others), except from a snapshot of tapline before that
 // (rules.ErrIncompatible).
 func (p *Processor) Restore(b []byte) error {
-	if len(b) < len(snapshotMagic) || string(b[:len(snapshotMagic)]) != snapshotMagic {
+	var rest []byte
+	switch {
+	case bytes.HasPrefix(b, []byte(snapshotMagicV1)):
+		rest = b[len(snapshotMagicV1):]
+	case bytes.HasPrefix(b, []byte(snapshotMagic)):
+		cfg, r, err := snapshotRules(b[len(snapshotMagic):])
+		if cfg != nil && !bytes.Equal(cfg.Source, p.rules.Source) {
+			// Continue under the rules the state was built with; a
+			// change to the configured ones is a reload, made at a
+			// recorded point (journal). Rules that no longer parse or
+			// fit the windows (another tapline, other specs) leave the
+			// configured ones, restored by meaning.
+			if eng, err := p.newEngine(cfg); err == nil {
+				p.eng = eng
+			}
+		}
+		if r == nil {
+			return err
+		}
+		rest = r
+	default:
 		return errors.New("pipeline: not a tapline shard snapshot")
 	}
-	rest, err := p.agg.Restore(b[len(snapshotMagic):])
+	rest, err := p.agg.Restore(rest)
 	if err != nil {
 		return err
 	}

@@ -14,17 +14,27 @@
 //	idle-{wm}.snap   the state after it, once its rows are durable
 //	cut              a batch end chosen by the wall clock (idle shard,
 //	                 shutdown), recorded before the batch is written
+//	idle-{wm}-reload-{k}       the k-th rules reload at watermark wm (its
+//	                 rules file name, a newline and the rules), recorded
+//	                 before it is applied
+//	idle-{wm}-reload-{k}.snap  the state after it
 //
-// Watermarks are zero-padded to 20 digits so the keys sort by them.
+// Watermarks are zero-padded to 20 digits and k to 4, so the keys sort in
+// the order the operations were made: an idle advance and the reloads
+// after it at the same watermark, then the next advance (which moves the
+// watermark past them).
 //
 // A Journal belongs to the shard's goroutine.
 package journal
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -86,6 +96,7 @@ type Journal struct {
 	last      string // last processed sequence number
 	cutAt     string // a recorded cut not yet reached
 	dir       string // state directory of the committed position
+	reloadAt  op     // the last reload recorded in dir, to number the next
 	// ackedStats are the counters at the last commit.
 	ackedStats pipeline.Stats
 }
@@ -150,6 +161,40 @@ func (j *Journal) stateDir(pos string) string {
 
 func idleName(wm int64) string { return fmt.Sprintf("idle-%020d", wm) }
 
+// op is a recorded operation of a state directory: an idle advance to wm
+// (k 0) or the k-th rules reload at wm.
+type op struct {
+	wm int64
+	k  int
+}
+
+func (o op) name() string {
+	if o.k == 0 {
+		return idleName(o.wm)
+	}
+	return fmt.Sprintf("%s-reload-%04d", idleName(o.wm), o.k)
+}
+
+// parseOp reads an operation's key name; ok is false for other objects.
+func parseOp(name string) (o op, ok bool) {
+	rest, ok := strings.CutPrefix(name, "idle-")
+	if !ok || strings.HasSuffix(rest, ".snap") {
+		return op{}, false
+	}
+	wm, k, reload := strings.Cut(rest, "-reload-")
+	v, err := strconv.ParseInt(wm, 10, 64)
+	if err != nil {
+		return op{}, false
+	}
+	o.wm = v
+	if reload {
+		if o.k, err = strconv.Atoi(k); err != nil || o.k < 1 {
+			return op{}, false
+		}
+	}
+	return o, true
+}
+
 // Restore continues from the acknowledged position committed ("" before
 // the first acknowledgement): it loads the latest state stored there and
 // finishes the idle advance that was recorded but not stored, if any.
@@ -173,14 +218,19 @@ func (j *Journal) Restore(ctx context.Context, committed string) (reset bool, er
 		return false, err
 	}
 	have := map[string]bool{}
-	var idles []int64 // recorded idle advances, ascending
+	var ops []op // recorded idle advances and reloads, in order
 	for _, k := range keys {
 		name := strings.TrimPrefix(k, j.dir)
 		have[name] = true
-		if wm, ok := strings.CutPrefix(name, "idle-"); ok && !strings.HasSuffix(wm, ".snap") {
-			if v, err := strconv.ParseInt(wm, 10, 64); err == nil {
-				idles = append(idles, v)
-			}
+		if o, ok := parseOp(name); ok {
+			ops = append(ops, o)
+		}
+	}
+	slices.SortFunc(ops, func(a, b op) int { return cmp.Or(cmp.Compare(a.wm, b.wm), cmp.Compare(a.k, b.k)) })
+	j.reloadAt = op{}
+	for _, o := range ops {
+		if o.k > 0 {
+			j.reloadAt = o
 		}
 	}
 	if have["cut"] {
@@ -190,32 +240,29 @@ func (j *Journal) Restore(ctx context.Context, committed string) (reset bool, er
 		}
 		j.cutAt = string(b)
 	}
-	snap, pending := "", int64(0)
-	switch {
-	case len(idles) > 0 && have[idleName(idles[len(idles)-1])+".snap"]:
-		snap = idleName(idles[len(idles)-1]) + ".snap"
-	case len(idles) > 0:
-		pending = idles[len(idles)-1]
-		snap = "base.snap"
-		if len(idles) > 1 {
-			snap = idleName(idles[len(idles)-2]) + ".snap"
+	// Each operation is recorded only once the state after the one before
+	// it is stored, so at most the last lacks its state: restore the
+	// latest state and finish that one.
+	snap, pending := "base.snap", (*op)(nil)
+	if n := len(ops); n > 0 {
+		if have[ops[n-1].name()+".snap"] {
+			snap = ops[n-1].name() + ".snap"
+		} else {
+			pending = &ops[n-1]
+			if n > 1 {
+				snap = ops[n-2].name() + ".snap"
+			}
 		}
-	case have["base.snap"]:
-		snap = "base.snap"
 	}
-	if snap == "" || !have[snap] {
-		if committed != "" {
-			j.o.Logger.Warn("no state stored for the checkpoint: open windows start empty", "checkpoint", committed)
-			return true, nil
+	if have[snap] {
+		b, err := j.o.Store.Get(ctx, j.dir+snap)
+		if err != nil {
+			return false, err
 		}
-		return false, nil
-	}
-	b, err := j.o.Store.Get(ctx, j.dir+snap)
-	if err != nil {
-		return false, err
-	}
-	if err := j.load(b); err != nil {
-		if errors.Is(err, windows.ErrIncompatible) || errors.Is(err, rules.ErrIncompatible) {
+		if err := j.load(b); err != nil {
+			if !errors.Is(err, windows.ErrIncompatible) && !errors.Is(err, rules.ErrIncompatible) {
+				return false, err
+			}
 			// The window pane, lateness or quantiles changed between
 			// deployments (other spec changes restore: see
 			// windows/respec.go), or the rules, from a snapshot of a
@@ -227,14 +274,23 @@ func (j *Journal) Restore(ctx context.Context, committed string) (reset bool, er
 			}
 			j.restored = true
 			j.w.Resume(committed, 0)
-			return true, nil
+			reset = true
 		}
-		return false, err
+	} else if committed != "" {
+		j.o.Logger.Warn("no state stored for the checkpoint: open windows start empty", "checkpoint", committed)
+		reset = true
 	}
-	if pending != 0 {
-		return false, j.applyIdle(pending)
+	switch {
+	case pending == nil:
+	case pending.k == 0:
+		err = j.applyIdle(pending.wm)
+	default:
+		var b []byte
+		if b, err = j.o.Store.Get(ctx, j.dir+pending.name()); err == nil {
+			err = j.applyReload(*pending, b)
+		}
 	}
-	return false, nil
+	return reset, err
 }
 
 // Process runs one record through the pipeline and commits the batch if
@@ -265,7 +321,7 @@ func (j *Journal) commit(seq string, ack Ack) error {
 	if err := j.o.Retry("checkpoint", func(context.Context) error { return ack(seq) }); err != nil {
 		return err
 	}
-	j.committed, j.dir, j.cutAt = seq, dir, ""
+	j.committed, j.dir, j.cutAt, j.reloadAt = seq, dir, "", op{}
 	// One line per batch: CloudWatch metric filters read the dead-letter
 	// count from it (deploy/cdk's dead-letter alarm).
 	st := j.proc.Stats()
@@ -335,6 +391,64 @@ func (j *Journal) applyIdle(wm int64) error {
 		return err
 	}
 	return j.putState("write state", j.dir+idleName(wm)+".snap")
+}
+
+// Reload makes the shard run cfg from the current position, if it runs
+// other rules (Processor.Rules; its Source tells them apart). Like an
+// idle advance it commits what is open, records the reload (cfg's file
+// name and text) and applies it, then stores the state after it: a
+// replay from the acknowledged position reloads at the same record, with
+// the recorded rules even when the process has others by then. A reload
+// recorded by an earlier owner at the same point wins. No reload is made
+// while a recorded cut is still ahead: the replay it belongs to comes
+// first. cfg must come from rules.Parse and fit the windows
+// (Processor.CheckRules): an error is the store's, or a bug.
+func (j *Journal) Reload(cfg *rules.Config, ack Ack) error {
+	if bytes.Equal(cfg.Source, j.proc.Rules().Source) || j.cutAt != "" {
+		return nil
+	}
+	if len(cfg.Source) == 0 {
+		return errors.New("journal: reload: rules without a source cannot be recorded")
+	}
+	if err := j.Cut(ack); err != nil {
+		return err
+	}
+	o := op{wm: max(j.proc.Watermark(), 0), k: 1}
+	if j.reloadAt.k > 0 && j.reloadAt.wm == o.wm {
+		o.k = j.reloadAt.k + 1
+	}
+	rec := append(append([]byte(cfg.File), '\n'), cfg.Source...)
+	if err := j.o.Retry("record reload", func(ctx context.Context) error {
+		_, err := j.o.Store.Put(ctx, j.dir+o.name(), rec)
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := j.o.Retry("read reload", func(ctx context.Context) error {
+		b, err := j.o.Store.Get(ctx, j.dir+o.name())
+		rec = b
+		return err
+	}); err != nil {
+		return err
+	}
+	return j.applyReload(o, rec)
+}
+
+func (j *Journal) applyReload(o op, rec []byte) error {
+	j.reloadAt = o
+	file, src, _ := bytes.Cut(rec, []byte("\n"))
+	cfg, err := rules.Parse(string(file), src)
+	if err == nil {
+		err = j.proc.Reload(cfg)
+	}
+	if err != nil {
+		return fmt.Errorf("journal: recorded reload %s: %w", o.name(), err)
+	}
+	j.o.Logger.Info("rules reloaded", "file", cfg.File, "rules", len(cfg.Rules), "at", o.name())
+	if err := j.flush("write reload batch", j.proc.Watermark()); err != nil {
+		return err
+	}
+	return j.putState("write state", j.dir+o.name()+".snap")
 }
 
 // End closes every open window, makes everything durable and acknowledges

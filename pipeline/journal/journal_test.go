@@ -134,7 +134,27 @@ type step struct {
 	seq  string // a record, or
 	data []byte
 	idle bool // an idle pair: Idle at T, then at T+1h with nothing between
+	// reload: Reload with these rules (a hot reload the service decided):
+	// made while hot fires on all three devices.
+	reload string
 }
+
+// reloadedRules are what the script reloads mid-stream: hot's threshold
+// changed while it fires, a rule added.
+const reloadedRules = `
+rules:
+  - name: hot
+    kind: threshold
+    metric: temp
+    window: 1m
+    above: 11
+    clear: 5
+  - name: warm
+    kind: threshold
+    metric: temp
+    window: 1m
+    above: 8
+`
 
 // script is 120 records of 3 devices over 40 minutes of event time, with
 // two idle stretches and hot spells that fire and resolve alerts.
@@ -147,6 +167,9 @@ func script() []step {
 		s = append(s, step{seq: strconv.Itoa(1000 + i), data: fmt.Appendf(nil, `{"device_id":%q,"ts":%d,"metrics":{"temp":%d}}`, dev, ts, temp)})
 		if i == 40 || i == 90 {
 			s = append(s, step{idle: true})
+		}
+		if i == 50 {
+			s = append(s, step{reload: reloadedRules})
 		}
 	}
 	return s
@@ -161,6 +184,16 @@ func run(j *Journal, steps []step, from, skipIdle int, acked *string) (int, erro
 	clock := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
 	for i := from; i < len(steps); i++ {
 		st := steps[i]
+		if st.reload != "" {
+			cfg, err := rules.Parse("reloaded.yml", []byte(st.reload))
+			if err != nil {
+				return i, err
+			}
+			if err := j.Reload(cfg, ack); err != nil {
+				return i, err
+			}
+			continue
+		}
 		if !st.idle {
 			if err := j.Process(st.data, st.seq, 0, ack); err != nil {
 				return i, err
@@ -192,9 +225,19 @@ func resumeAt(steps []step, acked string) int {
 	panic("acknowledged an unknown record " + acked)
 }
 
-type published struct{ ids map[string]bool }
+type published struct {
+	ids     map[string]bool
+	reasons map[string]int  // RESOLVED by reason
+	rules   map[string]bool // rules that alerted
+}
 
-func (p *published) publish(a *rules.Alert) { p.ids[a.ID+string(a.State)] = true }
+func (p *published) publish(a *rules.Alert) {
+	p.ids[a.ID+string(a.State)] = true
+	if p.reasons != nil {
+		p.reasons[a.Reason]++
+		p.rules[a.Rule] = true
+	}
+}
 
 // TestCrashAtEveryStep crashes the shard at each store operation of a
 // whole run in turn (inside a commit: between the batch's objects, after
@@ -208,7 +251,7 @@ func (p *published) publish(a *rules.Alert) { p.ids[a.ID+string(a.State)] = true
 func TestCrashAtEveryStep(t *testing.T) {
 	steps := script()
 	ref := newMemStore()
-	refAlerts := &published{ids: map[string]bool{}}
+	refAlerts := &published{ids: map[string]bool{}, reasons: map[string]int{}, rules: map[string]bool{}}
 	o := testOptions(t, ref, testRules)
 	o.Publish = refAlerts.publish
 	j, err := New(o)
@@ -231,6 +274,9 @@ func TestCrashAtEveryStep(t *testing.T) {
 	}
 	if len(want) < 10 || len(refAlerts.ids) < 4 || idles < 2 || j.Processor().Stats().Windows.IdleAdvances < 2 {
 		t.Fatalf("the script is too small to test much: %d objects, %d alerts, %d idle snapshots", len(want), len(refAlerts.ids), idles)
+	}
+	if refAlerts.reasons[rules.ReasonRuleChanged] != 3 || !refAlerts.rules["warm"] {
+		t.Fatalf("the reload did not act: RESOLVED by reason %v, rules alerting %v", refAlerts.reasons, refAlerts.rules)
 	}
 	total := ref.ops
 

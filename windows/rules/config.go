@@ -127,6 +127,12 @@ type Rule struct {
 // Config is a validated rules file.
 type Config struct {
 	Rules []*Rule
+	// File and Source are where the rules came from and their text, as
+	// Parse read them: a shard's snapshot carries them, so a restore
+	// continues under the rules its state was built with, and a reload
+	// recorded in a shard's stream replays from them.
+	File   string
+	Source []byte
 }
 
 // Rule returns the rule named name, or nil.
@@ -189,7 +195,7 @@ func Parse(file string, data []byte) (*Config, error) {
 	if root.Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("%s:%d: expected a mapping with key \"rules\"", file, root.Line)
 	}
-	cfg := &Config{}
+	cfg := &Config{File: file, Source: bytes.Clone(data)}
 	var rulesNode *yaml.Node
 	for i := 0; i < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]

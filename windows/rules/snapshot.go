@@ -15,7 +15,8 @@ import (
 // the state of every rule that did not change (see Restore). /1 was
 // keyed by position and restores only under the same rules.
 const (
-	snapshotMagic   = "tapline.rules/3" // /2 plus each state's notifications (repeat_interval)
+	snapshotMagic   = "tapline.rules/4" // /3 plus which series still rebind to rules added by a restore or reload
+	snapshotMagicV3 = "tapline.rules/3" // /2 plus each state's notifications (repeat_interval)
 	snapshotMagicV2 = "tapline.rules/2"
 	snapshotMagicV1 = "tapline.rules/1"
 )
@@ -98,9 +99,14 @@ func (e *Engine) AppendSnapshot(b []byte) []byte {
 		w.Uint(uint64(len(list)))
 		for i := range list {
 			sr := &list[i]
-			w.Bool(sr.states != nil)
-			if sr.states == nil {
+			switch {
+			case sr.states == nil:
+				w.Uint(0)
 				continue
+			case sr.stale: // restored states that have not met the added rules yet
+				w.Uint(2)
+			default:
+				w.Uint(1)
 			}
 			w.Uint(uint64(sr.handle))
 			w.Uint(uint64(sr.device))
@@ -185,7 +191,7 @@ func (e *Engine) Restore(b []byte) ([]byte, error) {
 	switch m {
 	case snapshotMagicV1:
 		return e.restoreV1(r)
-	case snapshotMagic, snapshotMagicV2:
+	case snapshotMagic, snapshotMagicV3, snapshotMagicV2:
 	default:
 		return nil, fmt.Errorf("rules: not a rules snapshot (%q)", m)
 	}
@@ -231,9 +237,9 @@ func (e *Engine) Restore(b []byte) ([]byte, error) {
 		}
 	}
 	stale := len(kept) != len(e.rules)
-	e.readLists(&r, func(sr *seriesRules, n int) {
+	e.readLists(&r, m == snapshotMagic, func(sr *seriesRules, n int) {
 		sr.states = make([]ruleState, 0, n)
-		sr.stale = stale
+		sr.stale = sr.stale || stale
 		for range n {
 			ri, si := r.Uint(), r.Int()
 			if ri >= uint64(len(rules)) || si < -1 || si >= int64(len(specs)) {
@@ -272,15 +278,22 @@ func (e *Engine) Restore(b []byte) ([]byte, error) {
 	return r.B, nil
 }
 
-// readLists reads the series and device lists of a snapshot, both
-// versions: for each bound entry its handles, then states reads its n
+// readLists reads the series and device lists of a snapshot of any
+// version: for each bound entry its handles, then states reads its n
 // rule states.
-func (e *Engine) readLists(r *wire.Reader, states func(sr *seriesRules, n int)) {
+func (e *Engine) readLists(r *wire.Reader, v4 bool, states func(sr *seriesRules, n int)) {
 	for _, list := range []*[]seriesRules{&e.series, &e.devices} {
 		*list = make([]seriesRules, r.Len(1))
 		for i := range *list {
 			sr := &(*list)[i]
-			if !r.Bool() {
+			if v4 {
+				switch r.Uint() {
+				case 0:
+					continue
+				case 2:
+					sr.stale = true
+				}
+			} else if !r.Bool() {
 				continue
 			}
 			sr.handle, sr.device = windows.Handle(r.Uint()), windows.Handle(r.Uint())
@@ -371,7 +384,7 @@ func (e *Engine) restoreV1(r wire.Reader) ([]byte, error) {
 	}
 	r.B = r.B[len(want.B):]
 	e.fired, e.resolved = r.Uint(), r.Uint()
-	e.readLists(&r, func(sr *seriesRules, n int) {
+	e.readLists(&r, false, func(sr *seriesRules, n int) {
 		sr.states = make([]ruleState, n)
 		for j := range sr.states {
 			st := &sr.states[j]
