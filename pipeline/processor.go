@@ -135,11 +135,12 @@ func (p *Processor) newEngine(cfg *rules.Config) (*rules.Engine, error) {
 // restored snapshot was taken under, or the last reload's.
 func (p *Processor) Rules() *rules.Config { return p.rules }
 
-// CheckRules reports whether cfg can run on this processor's windows
+// CheckRules reports whether cfg can run on these options' windows
 // (every rule's window configured, quantiles enabled where read): what
-// Reload would refuse, without touching the shard.
-func (p *Processor) CheckRules(cfg *rules.Config) error {
-	_, err := rules.NewEngine(cfg, p.opts.Windows.Specs, p.opts.Windows.Quantiles, nil)
+// Processor.Reload would refuse, checked before a reload is offered to
+// the shards.
+func (o *Options) CheckRules(cfg *rules.Config) error {
+	_, err := rules.NewEngine(cfg, o.Windows.Specs, o.Windows.Quantiles, nil)
 	return err
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/tapline/tapline/deploy/local/stack"
 	"github.com/tapline/tapline/pipeline"
 	"github.com/tapline/tapline/pipeline/consumer/consumertest"
+	"github.com/tapline/tapline/pipeline/journal"
 	"github.com/tapline/tapline/pipeline/service"
 	"github.com/tapline/tapline/sinks/batch"
 	"github.com/tapline/tapline/windows"
@@ -114,7 +115,10 @@ func (e *faultEnv) start(name string) *proc { return startProc(e.t, e.bin, name,
 
 // oracle runs the pipeline in process over the stream, with the service's
 // settings.
-func (e *faultEnv) oracle() *consumertest.Result {
+func (e *faultEnv) oracle() *consumertest.Result { return e.oracleWith() }
+
+// oracleWith is oracle making reloads where the service recorded them.
+func (e *faultEnv) oracleWith(reloads ...journal.Reload) *consumertest.Result {
 	e.t.Helper()
 	var specs []windows.Spec
 	for _, s := range []string{"1m", "5m/1m"} {
@@ -127,7 +131,7 @@ func (e *faultEnv) oracle() *consumertest.Result {
 	}
 	want, err := consumertest.Oracle(context.Background(), e.st.KinesisClient(), e.stream, "tapline",
 		pipeline.Options{Windows: windows.Options{Specs: specs, AllowedLateness: 30 * time.Second}, Rules: rcfg, MaxAhead: service.DefaultMaxAhead},
-		batch.Options{MaxRows: 3000, FlushEvery: 2 * time.Minute})
+		batch.Options{MaxRows: 3000, FlushEvery: 2 * time.Minute}, reloads...)
 	if err != nil {
 		e.t.Fatal(err)
 	}

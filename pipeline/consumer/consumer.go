@@ -80,7 +80,12 @@ type Options struct {
 	Prefix   string           `yaml:"-"` // key prefix of every object
 	// OnAlert receives each alert once the batch holding it is durable;
 	// after a replay it may receive an alert again (same ID).
-	OnAlert  rules.AlertFunc       `yaml:"-"`
+	OnAlert rules.AlertFunc `yaml:"-"`
+	// Rules, when set, returns the rules the shards should run (a hot
+	// reload source's latest valid document): a shard running others
+	// reloads them after its next GetRecords batch, at a recorded point
+	// (journal.Reload). Pipeline.Rules are a new shard's first rules.
+	Rules    func() *rules.Config  `yaml:"-"`
 	Logger   *slog.Logger          `yaml:"-"`
 	Registry prometheus.Registerer `yaml:"-"` // nil: metrics are not registered
 }

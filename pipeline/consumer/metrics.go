@@ -37,7 +37,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		leasesTaken:   c("leases_taken_total", "Shard leases taken by this worker."),
 		leasesLost:    c("leases_lost_total", "Shard leases lost or given up; the shard's state was dropped."),
 		stateResets:   c("state_resets_total", "Shards started without their stored state (missing, or from other window options)."),
-		ruleResets:    cv("rule_state_resets_total", "Rule states a restored shard dropped because their rule changed or was removed, by reason.", "reason"),
+		ruleResets:    cv("rule_state_resets_total", "Rule states a restore or a rules reload dropped because their rule changed or was removed, by reason.", "reason"),
 		shardFailures: c("shard_failures_total", "Shards restarted from their checkpoint after an error or panic."),
 		behind:        gv("millis_behind_latest", "How far the shard's reader is behind the stream's tip (GetRecords MillisBehindLatest)."),
 		liveSeries:    gv("live_series", "Live (device, metric) series of the shard."),

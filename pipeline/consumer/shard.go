@@ -31,6 +31,7 @@ type shard struct {
 	stats    pipeline.Stats // counters at the last report
 	lastCkpt time.Time
 	behind   int64
+	resets   map[string]uint64 // rule state resets at the last report
 }
 
 func (s *shard) markLost(why error) {
@@ -69,9 +70,7 @@ func (s *shard) Initialize(in *kcl.InitializationInput) {
 		}
 		return err
 	})
-	for reason, n := range j.Processor().RuleResets() {
-		s.c.metrics.ruleResets.WithLabelValues(reason).Add(float64(n))
-	}
+	s.report()
 	if err != nil {
 		s.c.ckpt.fail(s.id, err)
 		s.markLost(err)
@@ -115,6 +114,14 @@ func (s *shard) ProcessRecords(in *kcl.ProcessRecordsInput) {
 		if err := s.j.Process(r.Data, aws.ToString(r.SequenceNumber), arrival, ack); err != nil {
 			s.giveUp(err)
 			return
+		}
+	}
+	if s.c.opts.Rules != nil {
+		if cfg := s.c.opts.Rules(); cfg != nil {
+			if err := s.j.Reload(cfg, ack); err != nil {
+				s.giveUp(err)
+				return
+			}
 		}
 	}
 	if err := s.j.Idle(time.Now(), ack); err != nil {
@@ -212,6 +219,15 @@ func (s *shard) report() {
 	m.alerts.WithLabelValues("FIRING").Add(float64(st.Fired - s.stats.Fired))
 	m.alerts.WithLabelValues("RESOLVED").Add(float64(st.Resolved - s.stats.Resolved))
 	s.stats = st
+	if s.resets == nil {
+		s.resets = map[string]uint64{}
+	}
+	for reason, n := range p.RuleResets() { // restores and reloads
+		if d := n - s.resets[reason]; d > 0 {
+			m.ruleResets.WithLabelValues(reason).Add(float64(d))
+			s.resets[reason] = n
+		}
+	}
 	m.behind.WithLabelValues(s.id).Set(float64(s.behind))
 	m.liveSeries.WithLabelValues(s.id).Set(float64(p.LiveSeries()))
 	m.checkpointAge.WithLabelValues(s.id).Set(time.Since(s.lastCkpt).Seconds())

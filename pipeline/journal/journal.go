@@ -402,7 +402,7 @@ func (j *Journal) applyIdle(wm int64) error {
 // recorded by an earlier owner at the same point wins. No reload is made
 // while a recorded cut is still ahead: the replay it belongs to comes
 // first. cfg must come from rules.Parse and fit the windows
-// (Processor.CheckRules): an error is the store's, or a bug.
+// (pipeline.Options.CheckRules): an error is the store's, or a bug.
 func (j *Journal) Reload(cfg *rules.Config, ack Ack) error {
 	if bytes.Equal(cfg.Source, j.proc.Rules().Source) || j.cutAt != "" {
 		return nil
@@ -485,4 +485,61 @@ func (j *Journal) putState(what, key string) error {
 		_, err := j.o.Store.Put(ctx, key, state)
 		return err
 	})
+}
+
+// Reload is a rules reload recorded in a shard's stream.
+type Reload struct {
+	Shard string
+	After string // the acknowledged sequence number it followed ("" at the start)
+	Rules *rules.Config
+}
+
+// Reloads lists every reload recorded under prefix for app, in each
+// shard's order: where the shards changed rules, for audits and for
+// oracles that must reload at the same records.
+func Reloads(ctx context.Context, store Store, prefix, app string) ([]Reload, error) {
+	root := layout.StateDir(prefix, app, "x", "")
+	root = root[:len(root)-len("x/start/")]
+	keys, err := store.List(ctx, root)
+	if err != nil {
+		return nil, err
+	}
+	type found struct {
+		Reload
+		o op
+	}
+	var list []found
+	for _, k := range keys {
+		parts := strings.Split(strings.TrimPrefix(k, root), "/")
+		if len(parts) != 3 {
+			continue
+		}
+		o, ok := parseOp(parts[2])
+		if !ok || o.k == 0 {
+			continue
+		}
+		b, err := store.Get(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		file, src, _ := bytes.Cut(b, []byte("\n"))
+		cfg, err := rules.Parse(string(file), src)
+		if err != nil {
+			return nil, fmt.Errorf("journal: %s: %w", k, err)
+		}
+		after := parts[1]
+		if after == "start" {
+			after = ""
+		}
+		list = append(list, found{Reload{parts[0], after, cfg}, o})
+	}
+	slices.SortStableFunc(list, func(a, b found) int {
+		return cmp.Or(cmp.Compare(a.Shard, b.Shard), cmp.Compare(len(a.After), len(b.After)), cmp.Compare(a.After, b.After),
+			cmp.Compare(a.o.wm, b.o.wm), cmp.Compare(a.o.k, b.o.k))
+	})
+	out := make([]Reload, len(list))
+	for i := range list {
+		out[i] = list[i].Reload
+	}
+	return out, nil
 }

@@ -59,7 +59,12 @@ type Config struct {
 		QueueSize int `yaml:"queue_size"`
 	} `yaml:"sns"`
 
-	RulesFile string `yaml:"rules_file"` // empty: no rules; "default": the embedded default set (rules.Default)
+	// RulesFile is a path or s3://bucket/key; empty: no rules; "default":
+	// the embedded default set (rules.Default). A file or object is read
+	// again every RulesReload (0: only on SIGHUP) and on SIGHUP; a valid
+	// new version is reloaded by each shard at a recorded point.
+	RulesFile   string        `yaml:"rules_file"`
+	RulesReload time.Duration `yaml:"rules_reload"`
 
 	HTTPAddr        string        `yaml:"http_addr"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"` // below the ECS stopTimeout (at most 120 s)
@@ -90,6 +95,7 @@ func Defaults() Config {
 	c.Pipeline.Windows.IdleTimeout = time.Minute
 	c.Pipeline.MaxAhead = DefaultMaxAhead
 	c.HTTPAddr = ":8080"
+	c.RulesReload = 30 * time.Second
 	c.ShutdownTimeout = 100 * time.Second
 	c.LogLevel = "info"
 	return c
@@ -237,6 +243,9 @@ func (c *Config) Validate() error {
 	}
 	if err := layout.ValidPrefix(c.S3.Prefix); err != nil {
 		bad("s3.prefix", "%v", err)
+	}
+	if c.RulesReload < 0 {
+		bad("rules_reload", "%v is negative (0: only on SIGHUP)", c.RulesReload)
 	}
 	if c.ShutdownTimeout <= 0 || c.ShutdownTimeout > 120*time.Second {
 		bad("shutdown_timeout", "%v must be above 0 and at most 120s (the ECS stopTimeout limit)", c.ShutdownTimeout)

@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -48,10 +51,23 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	store := instrument(s3store, reg)
 
 	o := c.Options
-	if c.RulesFile != "" {
-		if o.Pipeline.Rules, err = rules.LoadOrDefault(c.RulesFile); err != nil {
+	switch c.RulesFile {
+	case "":
+	case rules.DefaultFile:
+		o.Pipeline.Rules = rules.Default()
+	default:
+		watch, err := newRulesWatch(c.RulesFile, with(c.Endpoints.S3), o.Pipeline.CheckRules, log, reg)
+		if err != nil {
 			return err
 		}
+		if o.Pipeline.Rules, err = watch.load(ctx); err != nil {
+			return err
+		}
+		o.Rules = watch.Rules
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go watch.run(ctx, c.RulesReload, hup)
 	}
 
 	var pub *snssink.Publisher
@@ -235,8 +251,16 @@ func RedriveAlerts(ctx context.Context, c Config, since time.Time) (snssink.Redr
 		return snssink.RedriveReport{}, err
 	}
 	rs := &rules.Config{}
-	if c.RulesFile != "" {
-		if rs, err = rules.LoadOrDefault(c.RulesFile); err != nil {
+	switch c.RulesFile {
+	case "":
+	case rules.DefaultFile:
+		rs = rules.Default()
+	default:
+		watch, err := newRulesWatch(c.RulesFile, with(c.Endpoints.S3), func(*rules.Config) error { return nil }, slog.Default(), prometheus.NewRegistry())
+		if err != nil {
+			return snssink.RedriveReport{}, err
+		}
+		if rs, err = watch.load(ctx); err != nil {
 			return snssink.RedriveReport{}, err
 		}
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tapline/tapline/deploy/local/duckdb"
 	"github.com/tapline/tapline/pipeline"
+	"github.com/tapline/tapline/pipeline/journal"
 	"github.com/tapline/tapline/sinks/batch"
 	"github.com/tapline/tapline/sinks/layout"
 	"github.com/tapline/tapline/windows/rules"
@@ -57,8 +58,10 @@ func (m *memStore) Put(_ context.Context, key string, data []byte) (bool, error)
 // consumer does. It returns the objects written and the alerts, which are
 // what a consumer must have written by the last record of each shard when
 // no wall-clock cut (idle advance, shutdown) happened. Closed shards are
-// flushed to the end, as the consumer does before SHARD_END.
-func Oracle(ctx context.Context, k *kinesis.Client, stream, prefix string, po pipeline.Options, bo batch.Options) (*Result, error) {
+// flushed to the end, as the consumer does before SHARD_END. Reloads
+// (journal.Reloads) are made where a consumer recorded them: after their
+// record, the open batch cut there.
+func Oracle(ctx context.Context, k *kinesis.Client, stream, prefix string, po pipeline.Options, bo batch.Options, reloads ...journal.Reload) (*Result, error) {
 	store := &memStore{o: Objects{}}
 	res := &Result{Objects: store.o, Acked: map[string]string{}}
 	shards, err := k.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(stream)})
@@ -84,6 +87,29 @@ func Oracle(ctx context.Context, k *kinesis.Client, stream, prefix string, po pi
 		if err != nil {
 			return nil, err
 		}
+		reload := func(after string) error {
+			for _, r := range reloads {
+				if r.Shard != id || r.After != after {
+					continue
+				}
+				if _, err := w.Flush(ctx, p.Watermark()); err != nil { // the journal's cut
+					return err
+				}
+				if after != "" {
+					res.Acked[id] = after
+				}
+				if err := p.Reload(r.Rules); err != nil {
+					return err
+				}
+				if _, err := w.Flush(ctx, p.Watermark()); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		if err := reload(""); err != nil {
+			return nil, err
+		}
 		iter := it.ShardIterator
 		for iter != nil {
 			out, err := k.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(10_000)})
@@ -101,6 +127,9 @@ func Oracle(ctx context.Context, k *kinesis.Client, stream, prefix string, po pi
 						return nil, err
 					}
 					res.Acked[id] = last
+				}
+				if err := reload(seq); err != nil {
+					return nil, err
 				}
 			}
 			if out.NextShardIterator == nil {
