@@ -31,7 +31,12 @@ type Options struct {
 	Rules       *rules.Config   `yaml:"-"` // nil: no rules
 	DeadLetters DeadLetters     `yaml:"-"` // required
 	OnWindow    WindowFunc      `yaml:"-"` // optional
-	OnAlert     rules.AlertFunc `yaml:"-"`
+	// OnAlert receives every alert, for the alerts dataset: suppressed
+	// ones too (state SUPPRESSED). OnNotify receives the notifications:
+	// the alerts not suppressed, alone or grouped by the rules' route
+	// (rules.Router). Both optional.
+	OnAlert  rules.AlertFunc `yaml:"-"`
+	OnNotify rules.AlertFunc `yaml:"-"`
 	// OnRecord receives each record that was aggregated, for the raw
 	// dataset. The record is reused after the call. Optional.
 	OnRecord func(rec *schemas.Record, seq string, arrival int64) `yaml:"-"`
@@ -89,6 +94,7 @@ type Processor struct {
 	readingBuf []byte
 	dlErr      error // first dead-letter failure, sticky
 	onAlert    rules.AlertFunc
+	router     *rules.Router
 	rules      *rules.Config // the rules eng runs: Options.Rules or a reload's
 	maxAhead   int64         // ms
 }
@@ -115,6 +121,7 @@ func NewProcessor(opts Options) (*Processor, error) {
 	if cfg == nil {
 		cfg = &rules.Config{}
 	}
+	p.router = rules.NewRouter(cfg, p.onAlert, opts.OnNotify)
 	if p.eng, err = p.newEngine(cfg); err != nil {
 		return nil, err
 	}
@@ -122,7 +129,7 @@ func NewProcessor(opts Options) (*Processor, error) {
 }
 
 func (p *Processor) newEngine(cfg *rules.Config) (*rules.Engine, error) {
-	eng, err := rules.NewEngine(cfg, p.opts.Windows.Specs, p.opts.Windows.Quantiles, p.onAlert)
+	eng, err := rules.NewEngine(cfg, p.opts.Windows.Specs, p.opts.Windows.Quantiles, p.router.Alert)
 	if err != nil {
 		return nil, err
 	}
@@ -144,10 +151,12 @@ func (o *Options) CheckRules(cfg *rules.Config) error {
 	return err
 }
 
-// Reload makes the shard run cfg from here on. Rule states carry over by
-// meaning, as in a restore: an unchanged rule keeps its state, a changed
-// or removed one starts afresh or goes (RuleResets counts them) and its
-// FIRING alerts resolve at the next watermark with the reason. The
+// Reload makes the shard run cfg (its rules, route, inhibitions and
+// silences) from here on. Rule states carry over by meaning, as in a
+// restore: an unchanged rule keeps its state, a changed or removed one
+// starts afresh or goes (RuleResets counts them) and its FIRING alerts
+// resolve at the next watermark with the reason. Pending notification
+// groups go out first. The
 // journal calls it only at a recorded point of the stream, so a replay
 // reloads at the same record.
 func (p *Processor) Reload(cfg *rules.Config) error {
@@ -165,6 +174,7 @@ func (p *Processor) Reload(cfg *rules.Config) error {
 		eng.Resets()[reason] += n
 	}
 	p.eng = eng
+	p.router.SetConfig(cfg, p.agg.Watermark())
 	return nil
 }
 
@@ -298,36 +308,33 @@ func (p *Processor) reject(data []byte, seq string, arrival int64, reason schema
 // if this one had never stopped: see Restore and the package doc.
 func (p *Processor) AppendSnapshot(b []byte) []byte {
 	b = append(b, snapshotMagic...)
-	b = binary.AppendUvarint(b, uint64(len(p.rules.File)))
-	b = append(b, p.rules.File...)
-	b = binary.AppendUvarint(b, uint64(len(p.rules.Source)))
-	b = append(b, p.rules.Source...)
-	return p.eng.AppendSnapshot(p.agg.AppendSnapshot(b))
+	rec := p.rules.Record()
+	b = binary.AppendUvarint(b, uint64(len(rec)))
+	b = append(b, rec...)
+	return p.router.AppendSnapshot(p.eng.AppendSnapshot(p.agg.AppendSnapshot(b)))
 }
 
-// Snapshot versions: /2 starts with the rules' file name and source
-// (empty for rules not parsed from a document), /1 had no rules.
+// Snapshot versions: /2 starts with the rules as recorded (rules.Config.
+// Record; empty for rules not parsed from a document) and ends with the
+// router's state; /1 had neither.
 const (
 	snapshotMagic   = "tapline.pipeline/2\n"
 	snapshotMagicV1 = "tapline.pipeline/1\n"
 )
 
 // snapshotRules reads the rules a /2 snapshot was taken under; nil when
-// it names none (rules built in code, or a /1 snapshot).
+// it names none (rules built in code).
 func snapshotRules(b []byte) (cfg *rules.Config, rest []byte, err error) {
-	var file, src []byte
-	for _, f := range []*[]byte{&file, &src} {
-		n, k := binary.Uvarint(b)
-		if k <= 0 || n > uint64(len(b)-k) {
-			return nil, nil, errors.New("pipeline: snapshot: truncated rules")
-		}
-		*f, b = b[k:k+int(n)], b[k+int(n):]
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)-k) {
+		return nil, nil, errors.New("pipeline: snapshot: truncated rules")
 	}
-	if len(src) == 0 {
-		return nil, b, nil
+	rec, rest := b[k:k+int(n)], b[k+int(n):]
+	if len(rec) == 0 {
+		return nil, rest, nil
 	}
-	cfg, err = rules.Parse(string(file), src)
-	return cfg, b, err
+	cfg, err = rules.ParseRecord(rec)
+	return cfg, rest, err
 }
 
 // Restore loads a snapshot into a new Processor, before its first record.
@@ -341,12 +348,13 @@ func snapshotRules(b []byte) (cfg *rules.Config, rest []byte, err error) {
 // (rules.ErrIncompatible).
 func (p *Processor) Restore(b []byte) error {
 	var rest []byte
+	v1 := bytes.HasPrefix(b, []byte(snapshotMagicV1))
 	switch {
-	case bytes.HasPrefix(b, []byte(snapshotMagicV1)):
+	case v1:
 		rest = b[len(snapshotMagicV1):]
 	case bytes.HasPrefix(b, []byte(snapshotMagic)):
 		cfg, r, err := snapshotRules(b[len(snapshotMagic):])
-		if cfg != nil && !bytes.Equal(cfg.Source, p.rules.Source) {
+		if cfg != nil && !cfg.Same(p.rules) {
 			// Continue under the rules the state was built with; a
 			// change to the configured ones is a reload, made at a
 			// recorded point (journal). Rules that no longer parse or
@@ -354,6 +362,7 @@ func (p *Processor) Restore(b []byte) error {
 			// configured ones, restored by meaning.
 			if eng, err := p.newEngine(cfg); err == nil {
 				p.eng = eng
+				p.router.SetConfig(cfg, 0)
 			}
 		}
 		if r == nil {
@@ -369,6 +378,11 @@ func (p *Processor) Restore(b []byte) error {
 	}
 	if rest, err = p.eng.Restore(rest); err != nil {
 		return err
+	}
+	if !v1 {
+		if rest, err = p.router.Restore(rest); err != nil {
+			return err
+		}
 	}
 	if len(rest) != 0 {
 		return fmt.Errorf("pipeline: %d bytes after the snapshot", len(rest))
@@ -396,8 +410,12 @@ func (p *Processor) Tick(now time.Time) { p.agg.Tick(now) }
 // every device: see windows.Aggregator.CloseThrough.
 func (p *Processor) CloseThrough(t int64) { p.agg.CloseThrough(t) }
 
-// Flush closes every open window, at the end of a shard.
-func (p *Processor) Flush() { p.agg.Flush() }
+// Flush closes every open window and sends every pending notification
+// group, at the end of a shard.
+func (p *Processor) Flush() {
+	p.agg.Flush()
+	p.router.Flush(p.agg.Watermark())
+}
 
 // Watermark returns the event-time watermark, Unix ms.
 func (p *Processor) Watermark() int64 { return p.agg.Watermark() }
@@ -426,7 +444,10 @@ func (o *output) Window(w *windows.Window) {
 	}
 }
 
-func (o *output) Watermark(wm int64) { o.eng.Watermark(wm, o.agg) }
+func (o *output) Watermark(wm int64) {
+	o.eng.Watermark(wm, o.agg)
+	o.router.Advance(wm)
+}
 
 func (o *output) Retain(h windows.Handle) bool { return o.eng.Active(h) }
 

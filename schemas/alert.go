@@ -22,6 +22,10 @@ type AlertState string
 const (
 	AlertFiring   AlertState = "FIRING"
 	AlertResolved AlertState = "RESOLVED"
+	// AlertSuppressed marks a row of the alerts dataset that was not
+	// notified (a silence or an inhibition: its reason says which, and
+	// the state it had). No message carries it.
+	AlertSuppressed AlertState = "SUPPRESSED"
 )
 
 // AlertMessage is an alert as programs receive it: the body of the SNS
@@ -67,7 +71,15 @@ type AlertMessage struct {
 	// hex HMAC-SHA256 over the message without it, with a key only the
 	// service and the command Lambda hold.
 	MAC string `json:"mac,omitempty"`
+	// Group: a notification of several alerts grouped by the rules'
+	// route is its first alert with the others here (at most
+	// MaxGroup-1); they carry no MAC of their own, the message's covers
+	// them.
+	Group []AlertMessage `json:"group,omitempty"`
 }
+
+// MaxGroup bounds the alerts one message lists.
+const MaxGroup = 100
 
 // MetricShare is one metric's share (0..1) of a multi-metric score.
 type MetricShare struct {
@@ -202,7 +214,28 @@ func (m *AlertMessage) Validate() error {
 	if math.IsNaN(m.Value) || math.IsInf(m.Value, 0) || math.IsNaN(m.Threshold) || math.IsInf(m.Threshold, 0) {
 		return errors.New("value and threshold must be finite")
 	}
+	if len(m.Group) >= MaxGroup {
+		return fmt.Errorf("group of %d alerts, at most %d", len(m.Group)+1, MaxGroup)
+	}
+	for i := range m.Group {
+		g := &m.Group[i]
+		if len(g.Group) > 0 || g.MAC != "" {
+			return fmt.Errorf("group[%d]: a grouped alert carries no group or MAC of its own", i)
+		}
+		if err := g.Validate(); err != nil {
+			return fmt.Errorf("group[%d]: %w", i, err)
+		}
+	}
 	return nil
+}
+
+// Alerts returns the message's alerts: itself, then its group.
+func (m *AlertMessage) Alerts() []*AlertMessage {
+	out := []*AlertMessage{m}
+	for i := range m.Group {
+		out = append(out, &m.Group[i])
+	}
+	return out
 }
 
 // truncate shortens what an error quotes.

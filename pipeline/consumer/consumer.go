@@ -78,7 +78,8 @@ type Options struct {
 	DynamoDB *dynamodb.Client `yaml:"-"`
 	Store    Store            `yaml:"-"`
 	Prefix   string           `yaml:"-"` // key prefix of every object
-	// OnAlert receives each alert once the batch holding it is durable;
+	// OnAlert receives each notification (pipeline.Options.OnNotify) once
+	// the batch holding it is durable;
 	// after a replay it may receive an alert again (same ID).
 	OnAlert rules.AlertFunc `yaml:"-"`
 	// Rules, when set, returns the rules the shards should run (a hot

@@ -15,7 +15,7 @@
 //	cut              a batch end chosen by the wall clock (idle shard,
 //	                 shutdown), recorded before the batch is written
 //	idle-{wm}-reload-{k}       the k-th rules reload at watermark wm (its
-//	                 rules file name, a newline and the rules), recorded
+//	                 rules and silences, rules.Config.Record), recorded
 //	                 before it is applied
 //	idle-{wm}-reload-{k}.snap  the state after it
 //
@@ -28,7 +28,6 @@
 package journal
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -75,8 +74,9 @@ type Options struct {
 
 	Pipeline pipeline.Options // Shard and the outputs are set by the journal
 	Batch    batch.Options    // Shard and Prefix are set by the journal
-	// Publish receives each alert once the batch holding it is durable;
-	// after a replay it may receive an alert again (same ID).
+	// Publish receives each notification (an alert not suppressed, or a
+	// group of them: pipeline.Options.OnNotify) once the batch holding it
+	// is durable; after a replay it may receive one again (same ID).
 	Publish rules.AlertFunc
 	// Retry runs each store operation and acknowledgement; nil runs each
 	// once.
@@ -89,7 +89,7 @@ type Journal struct {
 	o        Options
 	proc     *pipeline.Processor
 	w        *batch.Writer
-	alerts   []rules.Alert // alerts of the open batch, published once it is durable
+	alerts   []rules.Alert // notifications of the open batch, published once it is durable
 	restored bool          // Restore has run on the pipeline since it was built
 
 	committed string // last acknowledged sequence number ("" before the first)
@@ -135,10 +135,8 @@ func (j *Journal) build() error {
 	po.DeadLetters = w
 	po.OnRecord = w.Record
 	po.OnWindow = w.Window
-	po.OnAlert = func(a *rules.Alert) {
-		w.Alert(a)
-		j.alerts = append(j.alerts, *a)
-	}
+	po.OnAlert = w.Alert
+	po.OnNotify = func(a *rules.Alert) { j.alerts = append(j.alerts, *a) }
 	p, err := pipeline.NewProcessor(po)
 	if err != nil {
 		return err
@@ -394,9 +392,9 @@ func (j *Journal) applyIdle(wm int64) error {
 }
 
 // Reload makes the shard run cfg from the current position, if it runs
-// other rules (Processor.Rules; its Source tells them apart). Like an
-// idle advance it commits what is open, records the reload (cfg's file
-// name and text) and applies it, then stores the state after it: a
+// other rules or silences (Processor.Rules; rules.Config.Same). Like an
+// idle advance it commits what is open, records the reload
+// (rules.Config.Record) and applies it, then stores the state after it: a
 // replay from the acknowledged position reloads at the same record, with
 // the recorded rules even when the process has others by then. A reload
 // recorded by an earlier owner at the same point wins. No reload is made
@@ -404,7 +402,7 @@ func (j *Journal) applyIdle(wm int64) error {
 // first. cfg must come from rules.Parse and fit the windows
 // (pipeline.Options.CheckRules): an error is the store's, or a bug.
 func (j *Journal) Reload(cfg *rules.Config, ack Ack) error {
-	if bytes.Equal(cfg.Source, j.proc.Rules().Source) || j.cutAt != "" {
+	if cfg.Same(j.proc.Rules()) || j.cutAt != "" {
 		return nil
 	}
 	if len(cfg.Source) == 0 {
@@ -417,7 +415,7 @@ func (j *Journal) Reload(cfg *rules.Config, ack Ack) error {
 	if j.reloadAt.k > 0 && j.reloadAt.wm == o.wm {
 		o.k = j.reloadAt.k + 1
 	}
-	rec := append(append([]byte(cfg.File), '\n'), cfg.Source...)
+	rec := cfg.Record()
 	if err := j.o.Retry("record reload", func(ctx context.Context) error {
 		_, err := j.o.Store.Put(ctx, j.dir+o.name(), rec)
 		return err
@@ -436,8 +434,7 @@ func (j *Journal) Reload(cfg *rules.Config, ack Ack) error {
 
 func (j *Journal) applyReload(o op, rec []byte) error {
 	j.reloadAt = o
-	file, src, _ := bytes.Cut(rec, []byte("\n"))
-	cfg, err := rules.Parse(string(file), src)
+	cfg, err := rules.ParseRecord(rec)
 	if err == nil {
 		err = j.proc.Reload(cfg)
 	}
@@ -522,8 +519,7 @@ func Reloads(ctx context.Context, store Store, prefix, app string) ([]Reload, er
 		if err != nil {
 			return nil, err
 		}
-		file, src, _ := bytes.Cut(b, []byte("\n"))
-		cfg, err := rules.Parse(string(file), src)
+		cfg, err := rules.ParseRecord(b)
 		if err != nil {
 			return nil, fmt.Errorf("journal: %s: %w", k, err)
 		}

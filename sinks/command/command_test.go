@@ -398,3 +398,31 @@ func FuzzCommandTopic(f *testing.F) {
 		}
 	})
 }
+
+// TestGroupedAndSuppressed: a grouped notification commands for each of
+// its alerts; a SUPPRESSED alert (never published, but a topic others can
+// write might carry one) commands nothing, alone or in a group; a group
+// member cannot be changed without breaking the message's MAC.
+func TestGroupedAndSuppressed(t *testing.T) {
+	rec := &recorder{}
+	h := &Handler{Policy: policy(t), Deliver: rec, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), TopicARN: alertsTopic, MACKey: macKey}
+	group := signed(t, `{"alert_id":"a1","rule":"keg-leak","state":"FIRING","device_id":"keg-0001","group":[
+		{"alert_id":"a2","rule":"keg-leak","state":"FIRING","device_id":"keg-0002"},
+		{"alert_id":"a3","rule":"keg-leak","state":"SUPPRESSED","device_id":"keg-0003"}]}`, macKey)
+	resp, err := h.Handle(context.Background(), snsEvent(t, group,
+		signed(t, `{"alert_id":"a4","rule":"keg-leak","state":"SUPPRESSED","device_id":"keg-0004"}`, macKey),
+		strings.Replace(group, "keg-0002", "keg-0009", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var statuses []string
+	for _, r := range resp.Results {
+		statuses = append(statuses, r.Record+":"+r.Status)
+	}
+	if got := strings.Join(statuses, ","); got != "a:sent,a#1:sent,a#2:refused,b:refused,c:refused" {
+		t.Fatalf("statuses %s", got)
+	}
+	if len(rec.sent) != 2 || rec.sent[0].DeviceID != "keg-0001" || rec.sent[1].DeviceID != "keg-0002" {
+		t.Fatalf("sent %+v", rec.sent)
+	}
+}

@@ -110,21 +110,38 @@ func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (Response, er
 			h.Log.Warn("refused", "record", r.SNS.MessageID, "err", err)
 			continue
 		}
-		if a.Repeat > 0 {
-			// A reminder: the command went with the first notification.
-			resp.Results = append(resp.Results, Result{Record: r.SNS.MessageID, Status: "no_action"})
-			h.Log.Info("repeat of a firing alert: no command", "alert", a.ID, "rule", a.Rule, "repeat", a.Repeat)
-			continue
+		// A grouped notification (the rules' route) lists several
+		// alerts: each is acted on as if it had come alone.
+		for i, a := range a.Alerts() {
+			record := r.SNS.MessageID
+			if i > 0 {
+				record = fmt.Sprintf("%s#%d", record, i)
+			}
+			resp.Results = append(resp.Results, h.onAlert(ctx, record, a, now(), &failed))
 		}
-		c, ok, err := h.Policy.ForAlert(a, now())
-		if !ok && err == nil {
-			resp.Results = append(resp.Results, Result{Record: r.SNS.MessageID, Status: "no_action"})
-			h.Log.Info("no command for alert", "alert", a.ID, "rule", a.Rule, "state", a.State)
-			continue
-		}
-		resp.Results = append(resp.Results, h.send(ctx, r.SNS.MessageID, c, err, &failed))
 	}
 	return resp, failed
+}
+
+// onAlert turns one alert into its command, if the policy has one.
+func (h *Handler) onAlert(ctx context.Context, record string, a *schemas.AlertMessage, now time.Time, failed *error) Result {
+	switch {
+	case a.State != schemas.AlertFiring && a.State != schemas.AlertResolved:
+		// Suppressed alerts are never published; one that comes anyway
+		// must not reach a device.
+		h.Log.Warn("refused", "record", record, "alert", a.ID, "state", a.State)
+		return Result{Record: record, Status: "refused", Error: fmt.Sprintf("state %q is not FIRING or RESOLVED", a.State)}
+	case a.Repeat > 0:
+		// A reminder: the command went with the first notification.
+		h.Log.Info("repeat of a firing alert: no command", "alert", a.ID, "rule", a.Rule, "repeat", a.Repeat)
+		return Result{Record: record, Status: "no_action"}
+	}
+	c, ok, err := h.Policy.ForAlert(a, now)
+	if !ok && err == nil {
+		h.Log.Info("no command for alert", "alert", a.ID, "rule", a.Rule, "state", a.State)
+		return Result{Record: record, Status: "no_action"}
+	}
+	return h.send(ctx, record, c, err, failed)
 }
 
 func (h *Handler) send(ctx context.Context, record string, c *Command, err error, failed *error) Result {

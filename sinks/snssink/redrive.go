@@ -42,7 +42,7 @@ type RedriveOptions struct {
 
 // maxDeadAlert bounds a dead-lettered alert object (one JSON line, a few
 // hundred bytes when the service writes it).
-const maxDeadAlert = 64 << 10
+const maxDeadAlert = 512 << 10
 
 // RedriveReport says what Redrive did.
 type RedriveReport struct {
@@ -220,6 +220,13 @@ func fromMessage(j schemas.AlertMessage, rs *rules.Config) (*rules.Alert, error)
 			return nil, fmt.Errorf("time %q: %v", t.s, err)
 		}
 		*t.dst = tm.UnixMilli()
+	}
+	for i := range j.Group { // a grouped notification: Validate bounded it
+		g, err := fromMessage(j.Group[i], rs)
+		if err != nil {
+			return nil, fmt.Errorf("group[%d]: %v", i, err)
+		}
+		a.Group = append(a.Group, *g)
 	}
 	return a, nil
 }

@@ -192,6 +192,15 @@ func (p *Publisher) Run(ctx context.Context) {
 
 func (p *Publisher) publish(ctx context.Context, a *rules.Alert) {
 	in, err := Input(a, p.opts.TopicARN, p.opts.MACKey)
+	if errors.Is(err, ErrTooLarge) && len(a.Group) > 0 {
+		// A group whose alerts do not fit one message goes as two.
+		k := len(a.Group) / 2
+		first, second := *a, a.Group[k]
+		first.Group, second.Group = a.Group[:k], a.Group[k+1:]
+		p.publish(ctx, &first)
+		p.publish(ctx, &second)
+		return
+	}
 	if err == nil {
 		_, err = p.client.Publish(ctx, in)
 	}
@@ -213,10 +222,16 @@ func signed(a *rules.Alert, key []byte) (schemas.AlertMessage, error) {
 }
 
 // Subject is the alert's one-line summary, at most 100 characters as
-// SNS requires: state, severity, rule, device, metric=value and the level.
+// SNS requires: state, severity, rule, device, metric=value and the level;
+// for a group, how many alerts and their devices.
 func Subject(a *rules.Alert) string {
 	s := fmt.Sprintf("%s %s %s %s", a.State, a.Severity, a.Rule, a.Device)
-	if a.Metric != "" {
+	if len(a.Group) > 0 {
+		s = fmt.Sprintf("%s %s %s: %d alerts: %s", a.State, a.Severity, a.Rule, len(a.Group)+1, a.Device)
+		for i := range a.Group {
+			s += " " + a.Group[i].Device
+		}
+	} else if a.Metric != "" {
 		op := ">"
 		if a.Value < a.Threshold {
 			op = "<"
@@ -231,6 +246,13 @@ func Subject(a *rules.Alert) string {
 
 func num(v float64) string { return strconv.FormatFloat(v, 'g', 4, 64) }
 
+// ErrTooLarge is Input's error for a message SNS would refuse.
+var ErrTooLarge = errors.New("over the SNS message size limit")
+
+// maxMessage is SNS's limit (256 KiB, subject and attributes included)
+// less a margin for them.
+const maxMessage = 256*1024 - 4096
+
 // Input builds the Publish request for an alert on topic, its message
 // signed with key if there is one.
 func Input(a *rules.Alert, topic string, key []byte) (*sns.PublishInput, error) {
@@ -243,6 +265,10 @@ func Input(a *rules.Alert, topic string, key []byte) (*sns.PublishInput, error) 
 		return nil, err
 	}
 	text := Subject(a) + "\n\n" + a.Message + "\nat " + schemas.AlertTime(a.At) + "\nalert " + a.ID + ", incident " + a.Incident
+	for i := range a.Group {
+		g := &a.Group[i]
+		text += "\n\n" + Subject(g) + "\n" + g.Message + "\nat " + schemas.AlertTime(g.At) + "\nalert " + g.ID + ", incident " + g.Incident
+	}
 	msg, err := json.Marshal(map[string]string{
 		"default": text,
 		"email":   text,
@@ -254,6 +280,9 @@ func Input(a *rules.Alert, topic string, key []byte) (*sns.PublishInput, error) 
 	})
 	if err != nil {
 		return nil, err
+	}
+	if len(msg) > maxMessage {
+		return nil, fmt.Errorf("snssink: alert %s: message of %d bytes: %w", a.ID, len(msg), ErrTooLarge)
 	}
 	attr := func(v string) types.MessageAttributeValue {
 		return types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(v)}
@@ -273,6 +302,9 @@ func Input(a *rules.Alert, topic string, key []byte) (*sns.PublishInput, error) 
 	}
 	if a.Metric != "" {
 		in.MessageAttributes["metric"] = attr(a.Metric)
+	}
+	if len(a.Group) > 0 {
+		in.MessageAttributes["group_size"] = types.MessageAttributeValue{DataType: aws.String("Number"), StringValue: aws.String(strconv.Itoa(len(a.Group) + 1))}
 	}
 	if strings.HasSuffix(topic, ".fifo") {
 		in.MessageGroupId = aws.String(a.Device)

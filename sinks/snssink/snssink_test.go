@@ -349,7 +349,7 @@ func TestRedrive(t *testing.T) {
 	planted(early, 0)
 	huge := leak
 	huge.ID = "00000000000000f3"
-	planted(huge, 70<<10)
+	planted(huge, 600<<10)
 
 	p, err := New(aws.Config{
 		Region:       goaws.Region,
@@ -507,4 +507,79 @@ func mustKey(t *testing.T, a rules.Alert) string {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// offlineGroup is n offline alerts as one notification (rules.Router).
+func offlineGroup(n int, msg string) *rules.Alert {
+	var g []rules.Alert
+	for i := range n {
+		a := *resolved
+		a.State, a.Device = rules.Firing, fmt.Sprintf("keg-%04d", i)
+		a.ID, a.Incident = fmt.Sprintf("%016x", i+1), fmt.Sprintf("%016x", 1000+i)
+		a.Message = a.Device + msg
+		g = append(g, a)
+	}
+	first := g[0]
+	first.Group = g[1:]
+	return &first
+}
+
+// TestPublishGroup: 100 kegs offline in the same minute, grouped by rule,
+// reach the subscriber as one SNS message listing them all, signed as a
+// whole; a group too large for one message goes as several, none lost.
+func TestPublishGroup(t *testing.T) {
+	endpoint, received := alertsSubscriber(t)
+	key := bytes.Repeat([]byte("k"), schemas.MinMACKey)
+	p, err := New(aws.Config{Region: goaws.Region, Credentials: credentials.NewStaticCredentialsProvider("x", "y", ""), BaseEndpoint: aws.String(endpoint)},
+		Options{TopicARN: goaws.TopicARN("tapline-alerts"), MACKey: key, DeadLetter: func(_ *rules.Alert, err error) { t.Errorf("dead letter: %v", err) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { p.Run(context.Background()); close(done) }()
+	p.Enqueue(offlineGroup(100, " silent for 5m0s (>= 5m) [keg-offline]"))
+	big := offlineGroup(100, " "+strings.Repeat("x", 900))
+	p.Enqueue(big)
+	p.Close()
+	<-done
+	got := received(int(p.Sent.Load()))
+	if p.Sent.Load() < 3 || len(got) != int(p.Sent.Load()) {
+		t.Fatalf("sent %d, received %d", p.Sent.Load(), len(got))
+	}
+	devices := map[string]int{}
+	for i, n := range got {
+		var body map[string]string
+		msg := n.Message
+		if json.Unmarshal([]byte(msg), &body) == nil && body["http"] != "" { // goaws forwards the whole document
+			msg = body["http"]
+		}
+		var m schemas.AlertMessage
+		if err := json.Unmarshal([]byte(msg), &m); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Verify(key); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if size := n.MessageAttributes["group_size"].Value; size != fmt.Sprint(len(m.Group)+1) {
+			t.Errorf("group_size %q for %d alerts", size, len(m.Group)+1)
+		}
+		if i == 0 && (len(m.Group) != 99 || !strings.HasPrefix(n.Subject, "FIRING warning keg-offline: 100 alerts: keg-0000 keg-0001")) {
+			t.Fatalf("the first group: %d alerts, subject %q", len(m.Group)+1, n.Subject)
+		}
+		for _, a := range m.Alerts() {
+			devices[a.Device]++
+		}
+	}
+	if len(devices) != 100 {
+		t.Fatalf("%d devices across the messages", len(devices))
+	}
+	for d, n := range devices {
+		if n != 2 {
+			t.Errorf("%s in %d messages, want 2 (one per group)", d, n)
+		}
+	}
+	t.Logf("a group of 100 short alerts: 1 message; of 100 long ones: %d", len(got)-1)
 }

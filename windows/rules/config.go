@@ -133,6 +133,12 @@ type Config struct {
 	// recorded in a shard's stream replays from them.
 	File   string
 	Source []byte
+
+	// Noise control (notify.go): Route and Inhibit from the document's
+	// route and inhibit keys, Silences attached by the service.
+	Route    Route
+	Inhibit  []Inhibit
+	Silences []Silence
 }
 
 // Rule returns the rule named name, or nil.
@@ -199,10 +205,35 @@ func Parse(file string, data []byte) (*Config, error) {
 	var rulesNode *yaml.Node
 	for i := 0; i < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
-		if k.Value != "rules" {
-			return nil, fmt.Errorf("%s:%d: unknown key %q (want \"rules\")", file, k.Line, k.Value)
+		var err error
+		switch k.Value {
+		case "rules":
+			rulesNode = v
+		case "route":
+			if err = decodeStrict(v, &cfg.Route, "group_by", "group_wait", "group_interval"); err == nil {
+				err = cfg.Route.check()
+			}
+		case "inhibit":
+			if v.Kind != yaml.SequenceNode || len(v.Content) > maxInhibits {
+				err = fmt.Errorf("must be a list of at most %d inhibit rules", maxInhibits)
+				break
+			}
+			for _, n := range v.Content {
+				var in Inhibit
+				if err = decodeStrict(n, &in, "source", "target", "equal"); err == nil {
+					err = in.check()
+				}
+				if err != nil {
+					return nil, fmt.Errorf("%s:%d: inhibit: %w", file, n.Line, err)
+				}
+				cfg.Inhibit = append(cfg.Inhibit, in)
+			}
+		default:
+			return nil, fmt.Errorf("%s:%d: unknown key %q (want \"rules\", \"route\" or \"inhibit\")", file, k.Line, k.Value)
 		}
-		rulesNode = v
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %s: %w", file, v.Line, k.Value, err)
+		}
 	}
 	if rulesNode == nil || rulesNode.Kind != yaml.SequenceNode {
 		return nil, fmt.Errorf("%s:%d: \"rules\" must be a list", file, root.Line)
@@ -220,6 +251,19 @@ func Parse(file string, data []byte) (*Config, error) {
 		cfg.Rules = append(cfg.Rules, r)
 	}
 	return cfg, nil
+}
+
+// decodeStrict decodes a mapping node into v, refusing keys not listed.
+func decodeStrict(n *yaml.Node, v any, keys ...string) error {
+	if n.Kind != yaml.MappingNode {
+		return errors.New("must be a mapping")
+	}
+	for i := 0; i < len(n.Content); i += 2 {
+		if k := n.Content[i].Value; !slices.Contains(keys, k) {
+			return fmt.Errorf("unknown key %q (want one of %s)", k, strings.Join(keys, ", "))
+		}
+	}
+	return n.Decode(v)
 }
 
 // fieldError is a validation error located at a field.

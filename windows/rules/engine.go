@@ -55,6 +55,9 @@ type Alert struct {
 	// From the rule: its summary and runbook URL filled in, its labels.
 	Summary, RunbookURL string
 	Labels              map[string]string
+	// Group: a notification of several alerts (Route.GroupBy) is its
+	// first alert carrying the others here. Rows never have one.
+	Group []Alert
 }
 
 // AlertMessage is the alert as programs receive it (the SNS message, a
@@ -66,7 +69,19 @@ func (a *Alert) AlertMessage() schemas.AlertMessage {
 		Start: schemas.AlertTime(a.Start), End: schemas.AlertTime(a.End), At: schemas.AlertTime(a.At), Message: a.Message,
 		Attribution: a.Attribution, Reason: a.Reason, Repeat: a.Repeat,
 		Summary: a.Summary, RunbookURL: a.RunbookURL, Labels: a.Labels,
+		Group: groupMessages(a.Group),
 	}
+}
+
+func groupMessages(g []Alert) []schemas.AlertMessage {
+	if len(g) == 0 {
+		return nil
+	}
+	out := make([]schemas.AlertMessage, len(g))
+	for i := range g {
+		out[i] = g[i].AlertMessage()
+	}
+	return out
 }
 
 // AlertFunc receives alerts on the engine's goroutine; it may keep them.

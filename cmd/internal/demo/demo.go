@@ -145,17 +145,23 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 				delete(firing, a.Incident)
 			}
 			p.println(line)
-			msg := &schemas.AlertMessage{ID: a.ID, Rule: a.Rule, State: a.State, Device: a.Device}
-			if c, ok, err := policy.ForAlert(msg, time.UnixMilli(a.At)); ok && err == nil {
-				commands = append(commands, c)
-				acted[a.Incident] = c.Action
-				story := fmt.Sprintf("%s %s: %s detected -> %s", offset(a.At), a.Device, a.Rule, c.Action)
-				sum.Story = append(sum.Story, story)
-				p.println("         command  " + story)
-			} else if a.State == rules.Resolved && acted[a.Incident] != "" {
-				story := fmt.Sprintf("%s %s: %s resolved after %s", offset(a.At), a.Device, a.Rule, acted[a.Incident])
-				sum.Story = append(sum.Story, story)
-				p.println("         loop     " + story)
+		},
+		// Commands follow notifications, as the commander Lambda gets them:
+		// a suppressed alert commands nothing, a group commands for each.
+		OnNotify: func(n *rules.Alert) {
+			for _, a := range append([]rules.Alert{*n}, n.Group...) {
+				msg := &schemas.AlertMessage{ID: a.ID, Rule: a.Rule, State: a.State, Device: a.Device}
+				if c, ok, err := policy.ForAlert(msg, time.UnixMilli(a.At)); ok && err == nil {
+					commands = append(commands, c)
+					acted[a.Incident] = c.Action
+					story := fmt.Sprintf("%s %s: %s detected -> %s", offset(a.At), a.Device, a.Rule, c.Action)
+					sum.Story = append(sum.Story, story)
+					p.println("         command  " + story)
+				} else if a.State == rules.Resolved && acted[a.Incident] != "" {
+					story := fmt.Sprintf("%s %s: %s resolved after %s", offset(a.At), a.Device, a.Rule, acted[a.Incident])
+					sum.Story = append(sum.Story, story)
+					p.println("         loop     " + story)
+				}
 			}
 		},
 	})

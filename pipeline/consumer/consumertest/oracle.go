@@ -30,7 +30,10 @@ type Objects map[string][]byte
 // Result is what the oracle wrote.
 type Result struct {
 	Objects Objects
-	Alerts  []rules.Alert
+	Alerts  []rules.Alert // every alert, as the alerts dataset has them
+	// Notifications: what went to SNS (alerts not suppressed, grouped by
+	// the route).
+	Notifications []rules.Alert
 	// Acked is each shard's last acknowledged sequence number: where the
 	// consumer's checkpoint must end up.
 	Acked map[string]string
@@ -79,6 +82,7 @@ func Oracle(ctx context.Context, k *kinesis.Client, stream, prefix string, po pi
 		po := po
 		po.Shard, po.DeadLetters, po.OnRecord, po.OnWindow = id, w, w.Record, w.Window
 		po.OnAlert = func(a *rules.Alert) { w.Alert(a); res.Alerts = append(res.Alerts, *a) }
+		po.OnNotify = func(a *rules.Alert) { res.Notifications = append(res.Notifications, *a) }
 		p, err := pipeline.NewProcessor(po)
 		if err != nil {
 			return nil, err
