@@ -58,6 +58,7 @@ type faultEnv struct {
 	env               []string
 	bin               string
 	stream            string
+	rules             *rules.Config // the oracle's first rules: consumertest.Rules unless set
 }
 
 func newFaultEnv(t *testing.T, shards int) *faultEnv {
@@ -128,6 +129,9 @@ func (e *faultEnv) oracleWith(reloads ...journal.Reload) *consumertest.Result {
 	rcfg, err := rules.Parse("rules.yml", []byte(consumertest.Rules))
 	if err != nil {
 		e.t.Fatal(err)
+	}
+	if e.rules != nil {
+		rcfg = e.rules
 	}
 	want, err := consumertest.Oracle(context.Background(), e.st.KinesisClient(), e.stream, "tapline",
 		pipeline.Options{Windows: windows.Options{Specs: specs, AllowedLateness: 30 * time.Second}, Rules: rcfg, MaxAhead: service.DefaultMaxAhead},

@@ -50,6 +50,8 @@ commands:
               publish the alerts dead-lettered to S3 while SNS refused them (oldest first, each once)
   backtest    replay CSV, JSON lines or raw Parquet through the pipeline with a rules file: the alerts, scored with -labels
   rules test  run rule unit tests (input series and the alerts expected), as promtool test rules
+  silence add|list|expire
+              silence alerts by matcher and time range (maintenance windows), stored in S3 for the service
   healthcheck exit 0 if the service on TAPLINE_HTTP_ADDR (default :8080) answers /healthz
   version     print the version
 
@@ -82,6 +84,8 @@ func main() {
 		err = runBacktest(ctx, os.Args[2:])
 	case "rules":
 		err = runRules(os.Args[2:])
+	case "silence":
+		err = runSilence(ctx, os.Args[2:], os.Stdout)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

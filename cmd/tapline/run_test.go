@@ -157,11 +157,13 @@ func leases(db *dynamodb.Client, table string) (owner, checkpoint map[string]str
 	return
 }
 
-// subscriber is an SNS HTTP subscriber that keeps the alert ids.
+// subscriber is an SNS HTTP subscriber that keeps the alert ids, of
+// each alert of a grouped notification too, and the notifications.
 type subscriber struct {
 	mu     sync.Mutex
 	ids    map[string]int
 	alerts map[string]map[string]any
+	notes  [][]map[string]any // each notification's alerts
 }
 
 // alertOf reads the alert JSON from an SNS notification an HTTP
@@ -187,11 +189,21 @@ func (s *subscriber) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if m == nil {
 		return
 	}
-	id, _ := m["alert_id"].(string)
+	all := []map[string]any{m}
+	group, _ := m["group"].([]any)
+	for _, g := range group {
+		if a, ok := g.(map[string]any); ok {
+			all = append(all, a)
+		}
+	}
 	s.mu.Lock()
-	s.ids[id]++
-	s.alerts[id] = m
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	for _, a := range all {
+		id, _ := a["alert_id"].(string)
+		s.ids[id]++
+		s.alerts[id] = a
+	}
+	s.notes = append(s.notes, all)
 }
 
 // TestServiceEndToEnd runs `tapline run` as separate processes against

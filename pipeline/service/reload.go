@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -24,17 +25,20 @@ import (
 const maxRulesFile = 1 << 20
 
 // rulesWatch follows the rules document (a file, or an S3 object named
-// s3://bucket/key) and keeps its latest valid version for the shards,
-// which reload it at a recorded point of their streams. A document that
-// does not parse or does not fit the windows is refused with its
-// file:line: field error; the running rules stay.
+// s3://bucket/key, or the embedded default) and the silences, and keeps
+// their latest valid version for the shards, which reload it at a
+// recorded point of their streams. A document that does not parse or
+// does not fit the windows is refused with its file:line: field error;
+// the running rules stay.
 type rulesWatch struct {
-	name  string
-	read  func(ctx context.Context) ([]byte, error)
-	check func(*rules.Config) error
-	log   *slog.Logger
-	cur   atomic.Pointer[rules.Config]
-	bad   []byte // the last document refused, refused once
+	name     string
+	read     func(ctx context.Context) ([]byte, error)
+	silences *SilenceStore // nil: none
+	check    func(*rules.Config) error
+	log      *slog.Logger
+	cur      atomic.Pointer[rules.Config]
+	base     *rules.Config // the current rules, without silences
+	bad      []byte        // the last document refused, refused once
 
 	loaded, refused prometheus.Counter
 }
@@ -43,10 +47,14 @@ type rulesWatch struct {
 // version.
 func newRulesWatch(source string, s3cfg aws.Config, check func(*rules.Config) error, log *slog.Logger, reg prometheus.Registerer) (*rulesWatch, error) {
 	w := &rulesWatch{name: source, check: check, log: log,
-		loaded:  prometheus.NewCounter(prometheus.CounterOpts{Namespace: "tapline", Name: "rules_reloads_total", Help: "New rules documents loaded for the shards to reload."}),
+		loaded:  prometheus.NewCounter(prometheus.CounterOpts{Namespace: "tapline", Name: "rules_reloads_total", Help: "New versions of the rules or the silences handed to the shards to reload."}),
 		refused: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "tapline", Name: "rules_reload_refused_total", Help: "Rules documents refused, the running rules staying: each invalid version once, an unreadable source at every check."}),
 	}
 	reg.MustRegister(w.loaded, w.refused)
+	if source == rules.DefaultFile {
+		w.read = func(context.Context) ([]byte, error) { return rules.DefaultYAML(), nil }
+		return w, nil
+	}
 	if rest, ok := strings.CutPrefix(source, "s3://"); ok {
 		bucket, key, _ := strings.Cut(rest, "/")
 		store, err := s3sink.New(s3cfg, s3sink.Options{Bucket: bucket})
@@ -71,28 +79,54 @@ func newRulesWatch(source string, s3cfg aws.Config, check func(*rules.Config) er
 	return w, nil
 }
 
-// load reads, parses and checks the document: the service's first rules.
+// load reads, parses and checks the document, and the silences: the
+// service's first rules.
 func (w *rulesWatch) load(ctx context.Context) (*rules.Config, error) {
 	data, err := w.read(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
-	cfg, err := rules.Parse(w.name, data)
+	name := w.name
+	if name == rules.DefaultFile {
+		name = "default.yml"
+	}
+	cfg, err := rules.Parse(name, data)
 	if err == nil {
 		err = w.check(cfg)
 	}
 	if err != nil {
 		return nil, err
 	}
+	w.base = cfg
+	if w.silences != nil {
+		sil, err := w.silences.List(ctx, time.Now().Add(-silenceRetention))
+		if err != nil {
+			return nil, fmt.Errorf("silences: %w", err)
+		}
+		if cfg, err = w.withSilences(sil); err != nil {
+			return nil, err
+		}
+	}
 	w.cur.Store(cfg)
 	return cfg, nil
+}
+
+// withSilences is the current rules with sil, the latest ending first if
+// there are too many.
+func (w *rulesWatch) withSilences(sil []rules.Silence) (*rules.Config, error) {
+	if len(sil) > rules.MaxSilences {
+		slices.SortFunc(sil, func(a, b rules.Silence) int { return b.Ends.Compare(a.Ends) })
+		w.log.Warn("too many silences: the ones ending last are kept", "silences", len(sil), "kept", rules.MaxSilences)
+		sil = sil[:rules.MaxSilences]
+	}
+	return w.base.WithSilences(sil)
 }
 
 // Rules returns the latest valid rules.
 func (w *rulesWatch) Rules() *rules.Config { return w.cur.Load() }
 
-// poll reads the document and, if it changed and is valid, makes it the
-// current version.
+// poll reads the document and the silences and, if either changed and the
+// document is valid, makes them the current version.
 func (w *rulesWatch) poll(ctx context.Context) {
 	data, err := w.read(ctx)
 	if err != nil {
@@ -100,22 +134,38 @@ func (w *rulesWatch) poll(ctx context.Context) {
 		w.log.Error("rules reload: cannot read the rules; the running rules stay", "rules_file", w.name, "err", err)
 		return
 	}
-	if bytes.Equal(data, w.cur.Load().Source) || bytes.Equal(data, w.bad) {
+	if !bytes.Equal(data, w.base.Source) && !bytes.Equal(data, w.bad) {
+		cfg, err := rules.Parse(w.name, data)
+		if err == nil {
+			err = w.check(cfg)
+		}
+		if err != nil {
+			w.bad = data
+			w.refused.Inc()
+			w.log.Error("rules reload refused; the running rules stay", "rules_file", w.name, "err", err)
+		} else {
+			w.base = cfg
+		}
+	}
+	cur := w.cur.Load()
+	next := w.base
+	if w.silences != nil {
+		sil, err := w.silences.List(ctx, time.Now().Add(-silenceRetention))
+		if err != nil {
+			w.log.Error("cannot read the silences; the last ones read stay", "err", err)
+			sil = cur.Silences
+		}
+		if next, err = w.withSilences(sil); err != nil {
+			w.log.Error("silences refused; the last ones read stay", "err", err)
+			return
+		}
+	}
+	if next.Same(cur) {
 		return
 	}
-	cfg, err := rules.Parse(w.name, data)
-	if err == nil {
-		err = w.check(cfg)
-	}
-	if err != nil {
-		w.bad = data
-		w.refused.Inc()
-		w.log.Error("rules reload refused; the running rules stay", "rules_file", w.name, "err", err)
-		return
-	}
-	w.cur.Store(cfg)
+	w.cur.Store(next)
 	w.loaded.Inc()
-	w.log.Info("rules loaded: each shard reloads them after its next batch", "rules_file", w.name, "rules", len(cfg.Rules))
+	w.log.Info("rules or silences changed: each shard reloads them after its next batch", "rules_file", w.name, "rules", len(next.Rules), "silences", len(next.Silences))
 }
 
 // run polls every interval (0: never) and on each value of hup, until

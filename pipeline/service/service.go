@@ -51,15 +51,12 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	store := instrument(s3store, reg)
 
 	o := c.Options
-	switch c.RulesFile {
-	case "":
-	case rules.DefaultFile:
-		o.Pipeline.Rules = rules.Default()
-	default:
+	if c.RulesFile != "" {
 		watch, err := newRulesWatch(c.RulesFile, with(c.Endpoints.S3), o.Pipeline.CheckRules, log, reg)
 		if err != nil {
 			return err
 		}
+		watch.silences = NewSilenceStore(s3store, c.S3.Prefix, c.App, log, reg)
 		if o.Pipeline.Rules, err = watch.load(ctx); err != nil {
 			return err
 		}

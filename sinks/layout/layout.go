@@ -168,6 +168,11 @@ func StateDir(prefix, app, shard, position string) string {
 // It must never expire (the children of a split read from it).
 func FirstStart(prefix, app string) string { return Under(prefix, App+"/"+app+"/first-start") }
 
+// Silences is the directory of the application's silences (tapline
+// silence): {prefix}/_app/{app}/silences/, one {id}.json per silence,
+// immutable, and an {id}.expire beside it once it is expired early.
+func Silences(prefix, app string) string { return Under(prefix, App+"/"+app+"/silences/") }
+
 // LegacyFirstStart is where releases before the _app namespace kept the
 // first start, under the expiring _state namespace.
 func LegacyFirstStart(prefix, app string) string { return Under(prefix, State+"/"+app+"/first-start") }
