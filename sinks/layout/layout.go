@@ -148,8 +148,9 @@ func AlertDeadLetterKey(prefix string, atMs int64, alertID, state string) (strin
 // stack's lifecycle rule): a shard's state matters only until its next
 // checkpoint. Objects under App never expire.
 const (
-	State = "_state"
-	App   = "_app"
+	State       = "_state"
+	App         = "_app"
+	SilencesDir = "_silences"
 )
 
 // StateDir is the directory of a shard's state at one acknowledged
@@ -169,20 +170,21 @@ func StateDir(prefix, app, shard, position string) string {
 func FirstStart(prefix, app string) string { return Under(prefix, App+"/"+app+"/first-start") }
 
 // Silences is the directory of the application's silences (tapline
-// silence): {prefix}/_app/{app}/silences/, one {id}.json per silence,
-// immutable, and an {id}.expire beside it once it is expired early.
-func Silences(prefix, app string) string { return Under(prefix, App+"/"+app+"/silences/") }
+// silence): {prefix}/_silences/{app}/, one {id}.json per silence,
+// immutable, and an {id}.expire beside it once it is expired early. A
+// namespace of its own: operators write it, the service only reads it.
+func Silences(prefix, app string) string { return Under(prefix, SilencesDir+"/"+app+"/") }
 
 // LegacyFirstStart is where releases before the _app namespace kept the
 // first start, under the expiring _state namespace.
 func LegacyFirstStart(prefix, app string) string { return Under(prefix, State+"/"+app+"/first-start") }
 
 // Internal reports whether key, relative to prefix, is tapline's own
-// bookkeeping (State or App) rather than a dataset's object.
+// bookkeeping (State, App, SilencesDir) rather than a dataset's object.
 func Internal(prefix, key string) bool {
 	rel := key
 	if prefix != "" {
 		rel = strings.TrimPrefix(key, prefix+"/")
 	}
-	return strings.HasPrefix(rel, State+"/") || strings.HasPrefix(rel, App+"/")
+	return strings.HasPrefix(rel, State+"/") || strings.HasPrefix(rel, App+"/") || strings.HasPrefix(rel, SilencesDir+"/")
 }

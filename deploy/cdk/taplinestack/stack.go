@@ -404,6 +404,31 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 		Conditions: &map[string]interface{}{"ArnNotEquals": map[string]interface{}{"aws:PrincipalArn": taskRole.RoleArn()}},
 	}))
 
+	// Silences (tapline silence) are written by operators who assume this
+	// role, read by the service, and written by nobody else: a silence
+	// keeps alerts and commands from happening.
+	silencers := awsiam.NewRole(stack, s("Silencers"), &awsiam.RoleProps{
+		AssumedBy:   awsiam.NewAccountRootPrincipal(),
+		Description: s("tapline silence add|list|expire: writes and reads the service's silences, nothing else"),
+	})
+	silencesDir := layout.Silences(p.Prefix, p.App)
+	silencers.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions: s2("s3:GetObject", "s3:PutObject"), Resources: &[]*string{lake.ArnForObjects(s(silencesDir + "*"))},
+	}))
+	silencers.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions: s2("s3:ListBucket"), Resources: &[]*string{lake.BucketArn()},
+		Conditions: &map[string]interface{}{"StringLike": map[string]interface{}{"s3:prefix": []string{silencesDir + "*"}}},
+	}))
+	key.Grant(silencers, s("kms:Decrypt"), s("kms:GenerateDataKey"))
+	lake.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid: s("OnlySilencersWriteSilences"), Effect: awsiam.Effect_DENY,
+		Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()},
+		Actions:    s2("s3:PutObject", "s3:DeleteObject"),
+		Resources:  &[]*string{lake.ArnForObjects(s(layout.Under(p.Prefix, layout.SilencesDir) + "/*"))},
+		Conditions: &map[string]interface{}{"ArnNotEquals": map[string]interface{}{"aws:PrincipalArn": []*string{taskRole.RoleArn(), silencers.RoleArn()}}},
+	}))
+	awscdk.NewCfnOutput(stack, s("SilencersRoleArn"), &awscdk.CfnOutputProps{Value: silencers.RoleArn(), Description: s("assume it to run tapline silence")})
+
 	cluster := awsecs.NewCluster(stack, s("Cluster"), &awsecs.ClusterProps{Vpc: vpc})
 	task := awsecs.NewFargateTaskDefinition(stack, s("Task"), &awsecs.FargateTaskDefinitionProps{
 		Cpu: jsii.Number(1024), MemoryLimitMiB: jsii.Number(4096), TaskRole: taskRole, ExecutionRole: execRole,

@@ -456,6 +456,41 @@ func TestOnlyTheServiceWritesWhatItReadsBack(t *testing.T) {
 	}
 }
 
+// Silences are written by the Silencers role only (and the service), and
+// that role can touch nothing but them.
+func TestOnlySilencersWriteSilences(t *testing.T) {
+	found := false
+	for _, p := range resources(t, "AWS::S3::BucketPolicy") {
+		for _, st := range get(p, "PolicyDocument", "Statement").([]any) {
+			st := st.(map[string]any)
+			cond := js(get(st, "Condition", "ArnNotEquals", "aws:PrincipalArn"))
+			if st["Effect"] == "Deny" && strings.Contains(js(st["Resource"]), "tapline/_silences/*") && strings.Contains(cond, "Silencers") && strings.Contains(cond, "TaskRole") {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Error("no bucket policy keeps all but the silencers and the task role from writing _silences/")
+	}
+	statements := 0
+	for name, p := range resources(t, "AWS::IAM::Policy") {
+		if !strings.HasPrefix(name, "Silencers") {
+			continue
+		}
+		for _, st := range get(p, "PolicyDocument", "Statement").([]any) {
+			if strings.Contains(js(get(st, "Action")), "s3:") {
+				statements++
+				if !strings.Contains(js(st), "tapline/_silences/tapline/*") {
+					t.Errorf("the silencers role reaches beyond the silences: %s", js(st))
+				}
+			}
+		}
+	}
+	if statements != 2 {
+		t.Errorf("%d S3 statements for the silencers role, want 2 (objects, list)", statements)
+	}
+}
+
 // Operators reach the commander only through an IAM-authenticated URL.
 func TestOperatorURLIsIAMAuthenticated(t *testing.T) {
 	for id, p := range resources(t, "AWS::Lambda::Url") {
