@@ -80,6 +80,18 @@ func TestNoiseControl(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Objects planted where silences live by someone who should not:
+	// refused one by one, the service starts and the real one applies.
+	for name, body := range map[string]string{
+		"s-bad-glob.json":  `{"id":"s-bad-glob","matchers":{"device":"["},"starts":"2026-11-20T00:00:00Z","ends":"2026-11-21T00:00:00Z"}`,
+		"s-extra.json":     `{"id":"s-extra","matchers":{"rule":"*"},"starts":"2026-11-20T00:00:00Z","ends":"2026-11-21T00:00:00Z","admin":true}`,
+		"s-elsewhere.json": `{"id":"s-other","matchers":{"rule":"*"},"starts":"2026-11-20T00:00:00Z","ends":"2026-11-21T00:00:00Z"}`,
+	} {
+		if _, err := lake.Put(ctx, layout.Silences("tapline", "faults")+name, []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	e.put(consumertest.Telemetry(100, 0, 60))
 	var sentinel []stack.Record
 	for tick := 60; tick < 90; tick++ {
@@ -89,6 +101,9 @@ func TestNoiseControl(t *testing.T) {
 	e.put(sentinel)
 	w := e.start("w")
 	waitFor(t, "the first batches", 60*time.Second, func() bool { return strings.Count(w.logs(), `"batch committed"`) >= 1 })
+	if n := strings.Count(w.logs(), `"msg":"silence refused"`); n != 3 {
+		t.Fatalf("%d planted silences refused, want 3", n)
+	}
 
 	// A silence added while running, then expired: each a recorded reload.
 	second := silence("add", "-match", "rule=warm", "-match", "device=keg-0053", "-start", from, "-for", "720h", "-comment", "probe swap")

@@ -125,7 +125,8 @@ func (s *SilenceStore) List(ctx context.Context, since time.Time) ([]rules.Silen
 			} else {
 				dec := json.NewDecoder(strings.NewReader(string(b)))
 				dec.DisallowUnknownFields()
-				if err := dec.Decode(&sil); err == nil {
+				err := dec.Decode(&sil)
+				if err == nil {
 					err = sil.Validate()
 				}
 				if err == nil && sil.ID+".json" != name {

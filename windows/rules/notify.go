@@ -80,9 +80,6 @@ const (
 	maxComment    = 512
 )
 
-// builtinLabels are the labels every alert has.
-var builtinLabels = []string{"rule", "severity", "kind", "device", "metric", "window", "state"}
-
 // label returns the value of an alert's label name.
 func (a *Alert) label(name string) string {
 	switch name {
