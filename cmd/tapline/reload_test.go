@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/tapline/tapline/deploy/local/faultproxy"
+	"github.com/tapline/tapline/deploy/local/stack"
 	"github.com/tapline/tapline/pipeline/consumer/consumertest"
 	"github.com/tapline/tapline/pipeline/journal"
 	"github.com/tapline/tapline/windows/rules"
@@ -125,6 +127,18 @@ func TestRulesReloadAndRestart(t *testing.T) {
 		return strings.Count(w1.logs(), `"msg":"rules reloaded"`) == 2
 	})
 	e.put(consumertest.Telemetry(100, 110, 150))
+	// The leaking kegs stop leaking: the unchanged rule's alerts, fired
+	// before both changes, resolve after them.
+	var stop []stack.Record
+	for d := range 100 {
+		if consumertest.Leaks(d) {
+			for tick := 150; tick < 160; tick++ {
+				ts := consumertest.Start.Add(time.Duration(tick) * 10 * time.Second)
+				stop = append(stop, stack.Record{Key: consumertest.DeviceID(d), Data: fmt.Appendf(nil, `{"device_id":%q,"ts":%d,"metrics":{"flow_lpm":0,"temp_c":4}}`, consumertest.DeviceID(d), ts.UnixMilli())})
+			}
+		}
+	}
+	e.put(stop)
 	e.put(consumertest.Heartbeat(100))
 
 	reloads, err := journal.Reloads(ctx, lake, "tapline", "faults")
@@ -152,8 +166,13 @@ func TestRulesReloadAndRestart(t *testing.T) {
 	if reasons["warm "+rules.ReasonRuleChanged] == 0 || reasons["flowing "+rules.ReasonRuleRemoved] == 0 || reasons["flowing "] == 0 {
 		t.Errorf("alerts by rule and reason %v: want warm resolved by rule_changed, flowing firing then resolved by rule_removed", reasons)
 	}
-	// The unchanged rule's alerts are a run without changes'.
+	// The unchanged rule's alerts are a run without changes', and so are
+	// every record and window row (rules do not touch them; only the
+	// batch boundaries differ, at the reloads).
 	plain := e.oracle()
+	if r := e.compare(plain); r.Lost != 0 || r.Duplicates != 0 || r.WindowMismatches != 0 {
+		t.Errorf("against a run without any change or restart: %s", r)
+	}
 	leaks := func(r *consumertest.Result) (ids []string) {
 		for _, a := range r.Alerts {
 			if a.Rule == "leak" {
@@ -164,6 +183,21 @@ func TestRulesReloadAndRestart(t *testing.T) {
 	}
 	if a, b := leaks(want), leaks(plain); strings.Join(a, ",") != strings.Join(b, ",") || len(a) == 0 {
 		t.Errorf("leak alerts under reloads:\n%v\nwithout:\n%v", a, b)
+	}
+	// Each leak incident fired once and resolved once, by its condition.
+	byIncident := map[string]string{}
+	for _, a := range want.Alerts {
+		if a.Rule == "leak" {
+			byIncident[a.Incident] += string(a.State) + a.Reason + " "
+		}
+	}
+	for inc, states := range byIncident {
+		if states != "FIRING RESOLVED " {
+			t.Errorf("leak incident %s: %s, want FIRING then RESOLVED", inc, states)
+		}
+	}
+	if len(byIncident) != 2 {
+		t.Errorf("%d leak incidents, want one per leaking keg (2)", len(byIncident))
 	}
 	_, metrics = w1.get("/metrics")
 	if !strings.Contains(metrics, "tapline_state_resets_total 0\n") {
