@@ -453,8 +453,8 @@ func TestIdleAdvanceIsReplayedExactly(t *testing.T) {
 	}
 	after := e.objects().Data(testPrefix)
 	sameObjects(t, after, before)
-	if n := testutil.ToFloat64(c2.metrics.stateResets); n != 0 {
-		t.Fatalf("state resets: %v", n)
+	if n := testutil.CollectAndCount(c2.metrics.stateResets); n != 0 {
+		t.Fatalf("state resets of %d causes", n)
 	}
 }
 

@@ -65,8 +65,8 @@ func (s *shard) Initialize(in *kcl.InitializationInput) {
 	s.j = j
 	err = s.retry("restore state", func(ctx context.Context) error {
 		reset, err := j.Restore(ctx, committed)
-		if reset {
-			s.c.metrics.stateResets.Inc()
+		if reset != "" {
+			s.c.metrics.stateResets.WithLabelValues(reset).Inc()
 		}
 		return err
 	})

@@ -193,18 +193,25 @@ func parseOp(name string) (o op, ok bool) {
 	return o, true
 }
 
+// Why a restore reset a shard's state (Restore).
+const (
+	ResetMissing      = "state_missing"      // no state stored for the checkpoint
+	ResetIncompatible = "state_incompatible" // stored under another window pane, lateness or quantiles
+)
+
 // Restore continues from the acknowledged position committed ("" before
 // the first acknowledgement): it loads the latest state stored there and
-// finishes the idle advance that was recorded but not stored, if any.
-// reset reports that records had been acknowledged but their state is
-// missing or was taken under other windows or rules: the shard goes on
-// with empty open windows. Restore may be called again after an error.
-func (j *Journal) Restore(ctx context.Context, committed string) (reset bool, err error) {
+// finishes the operation (idle advance, reload) that was recorded but
+// not stored, if any. reset says why the shard goes on with empty open
+// windows although records had been acknowledged (ResetMissing,
+// ResetIncompatible), "" when it does not. Restore may be called again
+// after an error.
+func (j *Journal) Restore(ctx context.Context, committed string) (reset string, err error) {
 	// A pipeline that has seen a snapshot or a record is built again; the
 	// one New built is used as it is.
 	if j.restored || j.proc.Stats().Records > 0 {
 		if err := j.build(); err != nil {
-			return false, err
+			return "", err
 		}
 	}
 	j.restored = true
@@ -213,7 +220,7 @@ func (j *Journal) Restore(ctx context.Context, committed string) (reset bool, er
 	j.w.Resume(committed, 0)
 	keys, err := j.o.Store.List(ctx, j.dir)
 	if err != nil {
-		return false, err
+		return "", err
 	}
 	have := map[string]bool{}
 	var ops []op // recorded idle advances and reloads, in order
@@ -234,7 +241,7 @@ func (j *Journal) Restore(ctx context.Context, committed string) (reset bool, er
 	if have["cut"] {
 		b, err := j.o.Store.Get(ctx, j.dir+"cut")
 		if err != nil {
-			return false, err
+			return "", err
 		}
 		j.cutAt = string(b)
 	}
@@ -255,11 +262,11 @@ func (j *Journal) Restore(ctx context.Context, committed string) (reset bool, er
 	if have[snap] {
 		b, err := j.o.Store.Get(ctx, j.dir+snap)
 		if err != nil {
-			return false, err
+			return "", err
 		}
 		if err := j.load(b); err != nil {
 			if !errors.Is(err, windows.ErrIncompatible) && !errors.Is(err, rules.ErrIncompatible) {
-				return false, err
+				return "", err
 			}
 			// The window pane, lateness or quantiles changed between
 			// deployments (other spec changes restore: see
@@ -268,15 +275,15 @@ func (j *Journal) Restore(ctx context.Context, committed string) (reset bool, er
 			// means nothing under the new options.
 			j.o.Logger.Warn("stored state does not match the configured windows: open windows start empty", "err", err)
 			if err := j.build(); err != nil {
-				return false, err
+				return "", err
 			}
 			j.restored = true
 			j.w.Resume(committed, 0)
-			reset = true
+			reset = ResetIncompatible
 		}
 	} else if committed != "" {
 		j.o.Logger.Warn("no state stored for the checkpoint: open windows start empty", "checkpoint", committed)
-		reset = true
+		reset = ResetMissing
 	}
 	switch {
 	case pending == nil:

@@ -384,8 +384,8 @@ func TestCrashAtAcknowledgement(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if reset, err := j.Restore(context.Background(), acked); err != nil || reset {
-			t.Fatalf("ack %d: restore at %q: reset %v, %v", failAck, acked, reset, err)
+		if reset, err := j.Restore(context.Background(), acked); err != nil || reset != "" {
+			t.Fatalf("ack %d: restore at %q: reset %q, %v", failAck, acked, reset, err)
 		}
 		// Replaying up to the unacknowledged commit rewrites the same
 		// objects: put-if-absent writes nothing.
@@ -429,8 +429,8 @@ func TestRestoreIncompatible(t *testing.T) {
 		t.Fatal(err)
 	}
 	reset, err := j.Restore(context.Background(), acked)
-	if err != nil || reset || j.Processor().LiveSeries() != live || live == 0 {
-		t.Fatalf("restore under other rules: reset %v, %v, %d live series of %d", reset, err, j.Processor().LiveSeries(), live)
+	if err != nil || reset != "" || j.Processor().LiveSeries() != live || live == 0 {
+		t.Fatalf("restore under other rules: reset %q, %v, %d live series of %d", reset, err, j.Processor().LiveSeries(), live)
 	}
 	// Another window spec on the same pane keeps the state
 	// (windows/respec.go); a finer pane cannot.
@@ -442,8 +442,8 @@ func TestRestoreIncompatible(t *testing.T) {
 		t.Fatal(err)
 	}
 	reset, err = j.Restore(context.Background(), acked)
-	if err != nil || reset || j.Processor().LiveSeries() != live {
-		t.Fatalf("restore with a window spec added: reset %v, %v, %d live series of %d", reset, err, j.Processor().LiveSeries(), live)
+	if err != nil || reset != "" || j.Processor().LiveSeries() != live {
+		t.Fatalf("restore with a window spec added: reset %q, %v, %d live series of %d", reset, err, j.Processor().LiveSeries(), live)
 	}
 	opts = testOptions(t, store, testRules)
 	half, _ := windows.ParseSpec("30s")
@@ -453,8 +453,8 @@ func TestRestoreIncompatible(t *testing.T) {
 		t.Fatal(err)
 	}
 	reset, err = j.Restore(context.Background(), acked)
-	if err != nil || !reset {
-		t.Fatalf("restore under another pane: reset %v, %v", reset, err)
+	if err != nil || reset != ResetIncompatible {
+		t.Fatalf("restore under another pane: reset %q, %v", reset, err)
 	}
 	if n := j.Processor().LiveSeries(); n != 0 {
 		t.Fatalf("%d live series after a reset", n)
@@ -464,13 +464,13 @@ func TestRestoreIncompatible(t *testing.T) {
 	}
 	// A position without any state (expired, or never written) resets too.
 	j, _ = New(testOptions(t, newMemStore(), testRules))
-	if reset, err := j.Restore(context.Background(), "1234"); err != nil || !reset {
-		t.Fatalf("restore without state: reset %v, %v", reset, err)
+	if reset, err := j.Restore(context.Background(), "1234"); err != nil || reset != ResetMissing {
+		t.Fatalf("restore without state: reset %q, %v", reset, err)
 	}
 	// The first start has nothing to restore and is no reset.
 	j, _ = New(testOptions(t, newMemStore(), testRules))
-	if reset, err := j.Restore(context.Background(), ""); err != nil || reset {
-		t.Fatalf("restore at the start: reset %v, %v", reset, err)
+	if reset, err := j.Restore(context.Background(), ""); err != nil || reset != "" {
+		t.Fatalf("restore at the start: reset %q, %v", reset, err)
 	}
 }
 
