@@ -36,6 +36,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tapline/tapline/pipeline"
@@ -86,11 +87,15 @@ type Options struct {
 
 // Journal runs one shard's pipeline and commits its batches.
 type Journal struct {
-	o        Options
-	proc     *pipeline.Processor
-	w        *batch.Writer
-	alerts   []rules.Alert // notifications of the open batch, published once it is durable
-	restored bool          // Restore has run on the pipeline since it was built
+	o      Options
+	proc   *pipeline.Processor
+	w      *batch.Writer
+	alerts []rules.Alert // notifications of the open batch, published once it is durable
+	// sent are the notifications of the last batch made durable: the
+	// state stored after it keeps them, and a restore from that state
+	// publishes them again unless their delivery was confirmed.
+	sent     []rules.Alert
+	restored bool // Restore has run on the pipeline since it was built
 
 	committed string // last acknowledged sequence number ("" before the first)
 	last      string // last processed sequence number
@@ -141,7 +146,7 @@ func (j *Journal) build() error {
 	if err != nil {
 		return err
 	}
-	j.proc, j.w, j.alerts, j.restored = p, w, j.alerts[:0], false
+	j.proc, j.w, j.alerts, j.sent, j.restored = p, w, j.alerts[:0], nil, false
 	j.ackedStats = pipeline.Stats{}
 	return nil
 }
@@ -264,7 +269,12 @@ func (j *Journal) Restore(ctx context.Context, committed string) (reset string, 
 		if err != nil {
 			return "", err
 		}
-		if err := j.load(b); err != nil {
+		err = j.load(b)
+		if err == nil && len(j.sent) > 0 && !have[snap+".published"] {
+			j.o.Logger.Warn("publishing the last batch's notifications again: their delivery was not confirmed before the restart", "notifications", len(j.sent), "state", snap)
+			j.publish(j.sent, j.dir+snap)
+		}
+		if err != nil {
 			if !errors.Is(err, windows.ErrIncompatible) && !errors.Is(err, rules.ErrIncompatible) {
 				return "", err
 			}
@@ -316,10 +326,10 @@ func (j *Journal) Process(data []byte, seq string, arrival int64, ack Ack) error
 // and acknowledges seq: in that order, so an acknowledged position always
 // has its rows and its state in the store.
 func (j *Journal) commit(seq string, ack Ack) error {
-	if err := j.flush("write batch", j.proc.Watermark()); err != nil {
+	dir := j.stateDir(seq)
+	if err := j.flush("write batch", j.proc.Watermark(), dir+"base.snap"); err != nil {
 		return err
 	}
-	dir := j.stateDir(seq)
 	if err := j.putState("write state", dir+"base.snap"); err != nil {
 		return err
 	}
@@ -392,10 +402,11 @@ func (j *Journal) Idle(now time.Time, ack Ack) error {
 
 func (j *Journal) applyIdle(wm int64) error {
 	j.proc.AdvanceIdle(wm)
-	if err := j.flush("write idle batch", wm); err != nil {
+	key := j.dir + idleName(wm) + ".snap"
+	if err := j.flush("write idle batch", wm, key); err != nil {
 		return err
 	}
-	return j.putState("write state", j.dir+idleName(wm)+".snap")
+	return j.putState("write state", key)
 }
 
 // Reload makes the shard run cfg from the current position, if it runs
@@ -449,10 +460,11 @@ func (j *Journal) applyReload(o op, rec []byte) error {
 		return fmt.Errorf("journal: recorded reload %s: %w", o.name(), err)
 	}
 	j.o.Logger.Info("rules reloaded", "file", cfg.File, "rules", len(cfg.Rules), "at", o.name())
-	if err := j.flush("write reload batch", j.proc.Watermark()); err != nil {
+	key := j.dir + o.name() + ".snap"
+	if err := j.flush("write reload batch", j.proc.Watermark(), key); err != nil {
 		return err
 	}
-	return j.putState("write state", j.dir+o.name()+".snap")
+	return j.putState("write state", key)
 }
 
 // End closes every open window, makes everything durable and acknowledges
@@ -460,27 +472,54 @@ func (j *Journal) applyReload(o op, rec []byte) error {
 // children start.
 func (j *Journal) End(ack Ack) error {
 	j.proc.Flush()
-	if err := j.flush("write final batch", j.proc.Watermark()); err != nil {
+	if err := j.flush("write final batch", j.proc.Watermark(), ""); err != nil {
 		return err
 	}
 	return j.o.Retry("checkpoint shard end", func(context.Context) error { return ack(ShardEnd) })
 }
 
-// flush makes the open batch durable and then publishes its alerts.
-func (j *Journal) flush(what string, wm int64) error {
+// flush makes the open batch durable and then publishes its
+// notifications, which the state stored next at stateKey keeps ("": no
+// state follows, the shard's end).
+func (j *Journal) flush(what string, wm int64, stateKey string) error {
 	if err := j.o.Retry(what, func(ctx context.Context) error {
 		_, err := j.w.Flush(ctx, wm)
 		return err
 	}); err != nil {
 		return err
 	}
-	for i := range j.alerts {
-		if j.o.Publish != nil {
-			j.o.Publish(&j.alerts[i])
+	j.sent = append(j.sent[:0], j.alerts...)
+	j.alerts = j.alerts[:0]
+	j.publish(j.sent, stateKey)
+	return nil
+}
+
+// publish hands notes to Publish; once every one is delivered (its Done
+// called), the state at stateKey is marked so that a restore from it does
+// not publish them again. Until then a crash means at least once: the
+// next owner publishes them again, with the same ids.
+func (j *Journal) publish(notes []rules.Alert, stateKey string) {
+	if j.o.Publish == nil || len(notes) == 0 {
+		return
+	}
+	left := atomic.Int64{}
+	left.Store(int64(len(notes)))
+	done := func() {
+		if left.Add(-1) != 0 || stateKey == "" {
+			return
+		}
+		// On the publisher's goroutine; a failure only costs a duplicate.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := j.o.Store.Put(ctx, stateKey+".published", nil); err != nil {
+			j.o.Logger.Warn("delivery of a batch's notifications not recorded: a restore from it publishes them again", "state", stateKey, "err", err)
 		}
 	}
-	j.alerts = j.alerts[:0]
-	return nil
+	for i := range notes {
+		n := notes[i] // the publisher may keep it
+		n.Done = done
+		j.o.Publish(&n)
+	}
 }
 
 func (j *Journal) putState(what, key string) error {

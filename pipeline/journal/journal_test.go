@@ -543,3 +543,57 @@ func TestFirstStart(t *testing.T) {
 		t.Fatal("the legacy first start was not carried over")
 	}
 }
+
+// TestNotificationsRepublishedUntilDelivered: the notifications of the
+// last durable batch are kept with its state; a restore publishes them
+// again (same ids) unless every one was confirmed delivered (Done), as
+// when the process died between the checkpoint and the publish.
+func TestNotificationsRepublishedUntilDelivered(t *testing.T) {
+	for _, confirm := range []bool{false, true} {
+		store := newMemStore()
+		var first []string
+		o := testOptions(t, store, testRules)
+		o.Publish = func(a *rules.Alert) {
+			first = append(first, a.ID)
+			if confirm {
+				a.Done()
+			}
+		}
+		j, err := New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := j.Restore(context.Background(), ""); err != nil {
+			t.Fatal(err)
+		}
+		var acked string
+		ack := func(seq string) error { acked = seq; return nil }
+		for i, temp := range []int{4, 12, 12} { // fires in the last batch
+			data := fmt.Appendf(nil, `{"device_id":"keg-1","ts":%d,"metrics":{"temp":%d}}`, 1_764_000_000_000+int64(i)*60_000, temp)
+			if err := j.Process(data, strconv.Itoa(100+i), 0, ack); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := j.Cut(ack); err != nil {
+			t.Fatal(err)
+		}
+		if len(first) == 0 {
+			t.Fatal("nothing fired")
+		}
+		var again []string
+		o.Publish = func(a *rules.Alert) { again = append(again, a.ID) }
+		j2, err := New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := j2.Restore(context.Background(), acked); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case !confirm && fmt.Sprint(again) != fmt.Sprint(first):
+			t.Errorf("unconfirmed: restore published %v, want %v again", again, first)
+		case confirm && len(again) != 0:
+			t.Errorf("confirmed: restore published %v again", again)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/tapline/tapline/windows/rules"
 	"github.com/tapline/tapline/windows/wire"
 )
 
@@ -39,11 +40,19 @@ func DecompressState(stored []byte) ([]byte, error) {
 	return b, nil
 }
 
-// encode is the stored state of the shard: the batch writer's position,
-// then the processor's snapshot, compressed.
+// stateMagic starts a state with the notifications of its batch; a state
+// without it (it starts with the writer's position, a sequence number)
+// has none.
+const stateMagic = "tapline.journal/2"
+
+// encode is the stored state of the shard: the notifications of the
+// batch it follows (republished after a crash unless confirmed), the
+// batch writer's position, then the processor's snapshot, compressed.
 func (j *Journal) encode() []byte {
 	after, next := j.w.State()
 	w := wire.Writer{}
+	w.String(stateMagic)
+	rules.AppendAlerts(&w, j.sent)
 	w.String(after)
 	w.Int(next)
 	return CompressState(j.proc.AppendSnapshot(w.B))
@@ -57,6 +66,11 @@ func (j *Journal) load(stored []byte) error {
 	}
 	r := wire.Reader{B: b}
 	after := r.String()
+	j.sent = nil
+	if after == stateMagic {
+		j.sent = rules.ReadAlerts(&r)
+		after = r.String()
+	}
 	next := r.Int()
 	if r.Err() != nil {
 		return fmt.Errorf("journal: shard state: %w", r.Err())

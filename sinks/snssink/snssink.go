@@ -157,6 +157,9 @@ func (p *Publisher) Run(ctx context.Context) {
 		defer close(drained)
 		for d := range p.dead {
 			p.opts.DeadLetter(d.a, d.why)
+			if d.a.Done != nil { // in S3 for tapline redrive-alerts
+				d.a.Done()
+			}
 		}
 	}()
 	defer func() {
@@ -193,10 +196,20 @@ func (p *Publisher) Run(ctx context.Context) {
 func (p *Publisher) publish(ctx context.Context, a *rules.Alert) {
 	in, err := Input(a, p.opts.TopicARN, p.opts.MACKey)
 	if errors.Is(err, ErrTooLarge) && len(a.Group) > 0 {
-		// A group whose alerts do not fit one message goes as two.
+		// A group whose alerts do not fit one message goes as two; it
+		// is delivered when both are.
 		k := len(a.Group) / 2
 		first, second := *a, a.Group[k]
 		first.Group, second.Group = a.Group[:k], a.Group[k+1:]
+		if a.Done != nil {
+			var halves atomic.Int32
+			first.Done = func() {
+				if halves.Add(1) == 2 {
+					a.Done()
+				}
+			}
+			second.Done = first.Done
+		}
 		p.publish(ctx, &first)
 		p.publish(ctx, &second)
 		return
@@ -210,6 +223,9 @@ func (p *Publisher) publish(ctx context.Context, a *rules.Alert) {
 		return
 	}
 	p.Sent.Add(1)
+	if a.Done != nil {
+		a.Done()
+	}
 }
 
 // signed is a's message, signed with key if there is one.

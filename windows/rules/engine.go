@@ -58,6 +58,10 @@ type Alert struct {
 	// Group: a notification of several alerts (Route.GroupBy) is its
 	// first alert carrying the others here. Rows never have one.
 	Group []Alert
+	// Done, if set, is called by whoever delivers the notification once
+	// it is out of the process (published, or dead-lettered to S3): the
+	// journal then stops keeping it for a republish after a crash.
+	Done func() `json:"-"`
 }
 
 // AlertMessage is the alert as programs receive it (the SNS message, a

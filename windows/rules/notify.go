@@ -508,7 +508,7 @@ func (r *Router) Restore(b []byte) ([]byte, error) {
 		g := &group{due: rd.Int(), last: rd.Int()}
 		for range rd.Len(16) {
 			var a Alert
-			readAlert(&rd, &a)
+			readAlert(&rd, &a, true)
 			g.alerts = append(g.alerts, a)
 		}
 		r.groups[k] = g
@@ -541,9 +541,35 @@ func appendAlert(w *wire.Writer, a *Alert) {
 		w.String(k)
 		w.String(a.Labels[k])
 	}
+	w.Uint(uint64(len(a.Group)))
+	for i := range a.Group {
+		appendAlert(w, &a.Group[i])
+	}
 }
 
-func readAlert(r *wire.Reader, a *Alert) {
+// AppendAlerts appends alerts (notifications, groups included) to w, for
+// state that must outlive the process.
+func AppendAlerts(w *wire.Writer, alerts []Alert) {
+	w.Uint(uint64(len(alerts)))
+	for i := range alerts {
+		appendAlert(w, &alerts[i])
+	}
+}
+
+// ReadAlerts reads what AppendAlerts wrote.
+func ReadAlerts(r *wire.Reader) []Alert {
+	var out []Alert
+	for range r.Len(16) {
+		var a Alert
+		readAlert(r, &a, false)
+		out = append(out, a)
+	}
+	return out
+}
+
+// readAlert reads what appendAlert wrote; nested is set for a group's
+// members, which have no group of their own.
+func readAlert(r *wire.Reader, a *Alert, nested bool) {
 	var state string
 	for _, s := range []*string{&a.ID, &a.Incident, &a.Rule, &a.Kind, &a.Severity, &a.Device, &a.Metric, &a.Window, &state,
 		&a.Message, &a.Reason, &a.Summary, &a.RunbookURL} {
@@ -561,5 +587,15 @@ func readAlert(r *wire.Reader, a *Alert) {
 			k := r.String()
 			a.Labels[k] = r.String()
 		}
+	}
+	n := r.Len(16)
+	if n > 0 && (nested || n >= MaxGroup) {
+		r.Fail("a group of %d alerts inside a group, or over %d", n, MaxGroup)
+		return
+	}
+	for range n {
+		var g Alert
+		readAlert(r, &g, true)
+		a.Group = append(a.Group, g)
 	}
 }
