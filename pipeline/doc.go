@@ -39,10 +39,13 @@
 //     continues from the record after it: same state, same records, so
 //     the same batches, bytes and alerts (alerts are published to SNS
 //     only after their batch is durable; a replay may publish one again,
-//     with the same id).
-//  4. The wall clock decides two things the records do not: idle
-//     advances (an idle shard closes its windows) and cuts at shutdown or
-//     before an idle advance. Each is recorded in the store before it is
+//     with the same id; the state keeps its batch's notifications until
+//     their delivery is confirmed, and a new owner publishes unconfirmed
+//     ones again, so a crash after the checkpoint loses none).
+//  4. The wall clock decides three things the records do not: idle
+//     advances (an idle shard closes its windows), cuts at shutdown or
+//     before an idle advance or a reload, and rules reloads (a new rules
+//     document or silences). Each is recorded in the store before it is
 //     applied, next to the checkpoint it follows, and a restart applies
 //     the recorded ones, so they too are replayed exactly.
 //

@@ -25,5 +25,11 @@
 // Default (default.yml, embedded) is the rule set for signals nobody has
 // tuned; benchmarks/DETECTION.md measures it.
 //
+// A Router (notify.go) stands between the engine and the outputs: every
+// alert is a row, and the ones no silence or inhibition suppresses are
+// notified, alone or grouped by the rules file's route, all in event
+// time so a replay notifies the same. A Config's Record is what a shard
+// stores and replays: the rules document and the silences.
+//
 // The engine is owned by the shard goroutine that owns the Aggregator.
 package rules
