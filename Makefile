@@ -13,6 +13,7 @@ FUZZ_TIME   ?= 300000x
 FUZZ_RULES  ?= 100000x
 FUZZ_KEY    ?= 200000x
 FUZZ_TOPIC  ?= 100000x
+FUZZ_GETRECORDS ?= 30000x
 
 .PHONY: test-faults all test unit fuzz lint bench bench-full demo local-stack stack-up stack-down deploy-check build-check image
 
@@ -52,6 +53,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZ_RULES) ./windows/rules
 	$(GO) test -run '^$$' -fuzz '^FuzzKey$$' -fuzztime $(FUZZ_KEY) ./sinks/layout
 	$(GO) test -run '^$$' -fuzz '^FuzzCommandTopic$$' -fuzztime $(FUZZ_TOPIC) ./sinks/command
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZ_GETRECORDS) ./pipeline/getrecords
 
 ## build-check: the container's build step gives a static, reproducible,
 ## version-stamped binary with CA roots, and the image (FROM scratch)

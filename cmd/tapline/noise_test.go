@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -122,6 +123,12 @@ func TestNoiseControl(t *testing.T) {
 	w.cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, "the expiry reloaded", 30*time.Second, func() bool { return strings.Count(w.logs(), `"msg":"rules reloaded"`) == 2 })
 	e.put(consumertest.Heartbeat(100))
+
+	// kinesalite's answers take tapline's GetRecords decoder, not the SDK's.
+	_, metrics := w.get("/metrics")
+	if !regexp.MustCompile(`(?m)^tapline_getrecords_fast_total [1-9]`).MatchString(metrics) || !strings.Contains(metrics, "tapline_getrecords_sdk_total 0\n") {
+		t.Errorf("GetRecords decoders: %v", regexp.MustCompile(`(?m)^tapline_getrecords_.*$`).FindAllString(metrics, -1))
+	}
 
 	reloads, err := journal.Reloads(ctx, lake, "tapline", "faults")
 	if err != nil || len(reloads) != 2 {

@@ -1,0 +1,166 @@
+package getrecords
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+)
+
+// body answers every request with one GetRecords body, in memory.
+type body struct {
+	b      []byte
+	status int
+}
+
+func (h *body) Do(*http.Request) (*http.Response, error) {
+	st := h.status
+	if st == 0 {
+		st = 200
+	}
+	return &http.Response{StatusCode: st, Header: http.Header{"Content-Type": {"application/x-amz-json-1.1"}},
+		Body: io.NopCloser(bytes.NewReader(h.b)), ContentLength: int64(len(h.b))}, nil
+}
+
+func clients(h *body) (sdk, fast *kinesis.Client, p *Protocol) {
+	cfg := aws.Config{Region: "us-east-1", HTTPClient: h, Credentials: aws.AnonymousCredentials{}, RetryMaxAttempts: 1}
+	sdk = kinesis.NewFromConfig(cfg)
+	fast = kinesis.NewFromConfig(cfg, func(o *kinesis.Options) {
+		Install(o)
+		p = o.Protocol.(*Protocol)
+	})
+	return sdk, fast, p
+}
+
+// describe renders an output for comparison: every field and whether each
+// pointer is set, nil and empty lists alike.
+func describe(o *kinesis.GetRecordsOutput, err error) string {
+	if err != nil {
+		return "error"
+	}
+	var b strings.Builder
+	s := func(p *string) string {
+		if p == nil {
+			return "<nil>"
+		}
+		return strconv.Quote(*p)
+	}
+	fmt.Fprintf(&b, "next=%s ", s(o.NextShardIterator))
+	if o.MillisBehindLatest != nil {
+		fmt.Fprintf(&b, "behind=%d ", *o.MillisBehindLatest)
+	}
+	fmt.Fprintf(&b, "children=%d\n", len(o.ChildShards))
+	for _, r := range o.Records {
+		fmt.Fprintf(&b, "%q %s %s %q", r.Data, s(r.PartitionKey), s(r.SequenceNumber), r.EncryptionType)
+		if r.ApproximateArrivalTimestamp != nil {
+			fmt.Fprintf(&b, " %d", r.ApproximateArrivalTimestamp.UnixNano())
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// same decodes body with the SDK and with Install and reports a
+// difference; fast says which decoder took it.
+func same(t *testing.T, raw []byte) (fast bool) {
+	t.Helper()
+	h := &body{b: raw}
+	sdk, mine, p := clients(h)
+	ctx := context.Background()
+	in := &kinesis.GetRecordsInput{ShardIterator: aws.String("it")}
+	want, werr := sdk.GetRecords(ctx, in)
+	got, gerr := mine.GetRecords(ctx, in)
+	if w, g := describe(want, werr), describe(got, gerr); w != g {
+		t.Fatalf("body %q\nSDK:  %s (%v)\nmine: %s (%v)", raw, w, werr, g, gerr)
+	}
+	return p.Fast.Load() == 1
+}
+
+type rec struct {
+	Data                        []byte
+	PartitionKey                string
+	SequenceNumber              string
+	ApproximateArrivalTimestamp json.Number `json:",omitempty"`
+	EncryptionType              string      `json:",omitempty"`
+}
+
+func response(recs []rec, next string, behind int64) []byte {
+	b, _ := json.Marshal(struct {
+		Records            []rec
+		NextShardIterator  string
+		MillisBehindLatest int64
+	}{recs, next, behind})
+	return b
+}
+
+func TestSameAsTheSDK(t *testing.T) {
+	recs := []rec{
+		{Data: []byte(`{"device_id":"keg-1","ts":1,"metrics":{"t":4}}`), PartitionKey: "keg-1", SequenceNumber: "49590338271490256608559692538361571095921575989136588898", ApproximateArrivalTimestamp: "1764266400.123"},
+		{Data: []byte{0, 1, 2, 255}, PartitionKey: "", SequenceNumber: "2", ApproximateArrivalTimestamp: "1.7642664001239999e9", EncryptionType: "KMS"},
+		{Data: nil, PartitionKey: "é/ü", SequenceNumber: "3", ApproximateArrivalTimestamp: "-1.5"},
+	}
+	for _, c := range []struct {
+		name string
+		body []byte
+		fast bool
+	}{
+		{"records", response(recs, "AAAA", 42), true},
+		{"empty", []byte(`{"Records":[],"NextShardIterator":"x","MillisBehindLatest":0}`), true},
+		{"whitespace", []byte(" {\n \"Records\" : [ ] , \"MillisBehindLatest\" : 7 }\n"), true},
+		{"child shards", []byte(`{"Records":[],"MillisBehindLatest":0,"ChildShards":[{"ShardId":"shardId-1","ParentShards":["shardId-0"],"HashKeyRange":{"StartingHashKey":"0","EndingHashKey":"9"}}]}`), false},
+		{"escaped", []byte(`{"Records":[{"Data":"AA==","PartitionKey":"a\"b","SequenceNumber":"1","ApproximateArrivalTimestamp":1}],"MillisBehindLatest":0}`), false},
+		{"unknown field", []byte(`{"Records":[],"MillisBehindLatest":0,"Later":1}`), false},
+		{"bad base64", []byte(`{"Records":[{"Data":"!!","PartitionKey":"a","SequenceNumber":"1"}]}`), false},
+		{"leading plus", []byte(`{"Records":[],"MillisBehindLatest":+1}`), false},
+		{"huge time", []byte(`{"Records":[{"Data":"AA==","PartitionKey":"a","SequenceNumber":"1","ApproximateArrivalTimestamp":1e300}]}`), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if fast := same(t, c.body); fast != c.fast {
+				t.Errorf("decoded here: %v, want %v", fast, c.fast)
+			}
+		})
+	}
+}
+
+// TestErrorsAreTheSDKs: throttling and an expired iterator reach the
+// caller as the SDK's typed errors.
+func TestErrorsAreTheSDKs(t *testing.T) {
+	h := &body{status: 400, b: []byte(`{"__type":"ExpiredIteratorException","message":"Iterator expired"}`)}
+	_, mine, p := clients(h)
+	_, err := mine.GetRecords(context.Background(), &kinesis.GetRecordsInput{ShardIterator: aws.String("it")})
+	if err == nil || !strings.Contains(fmt.Sprintf("%T %v", err, err), "ExpiredIterator") || p.Fast.Load() != 0 {
+		t.Fatalf("got %T %v", err, err)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add(response([]rec{{Data: []byte("x"), PartitionKey: "k", SequenceNumber: "1", ApproximateArrivalTimestamp: "1764266400.123"}}, "n", 5))
+	f.Add([]byte(`{"Records":[{"Data":"AA==","PartitionKey":"a","SequenceNumber":"1","ApproximateArrivalTimestamp":0.0005}],"MillisBehindLatest":0}`))
+	f.Add([]byte(`{"Records":null,"NextShardIterator":null}`))
+	f.Add([]byte(`{"Records":[{"PartitionKey":"a","PartitionKey":"b"}]}`))
+	f.Add([]byte(`{"Records":[{"Data":"AA==","Data":"AQ==","SequenceNumber":"1"}]}`))
+	f.Add([]byte(`{"MillisBehindLatest":-0,"Records":[{"ApproximateArrivalTimestamp":-1E-7}]}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		same(t, raw)
+	})
+}
+
+// FuzzRecords builds answers from records, as Kinesis would encode them.
+func FuzzRecords(f *testing.F) {
+	f.Add([]byte("payload"), "pk", "49590338271490256608559692538361571095921575989136588898", 1764266400.123, int64(0))
+	f.Fuzz(func(t *testing.T, data []byte, pk, seq string, at float64, behind int64) {
+		ts := json.Number(strconv.FormatFloat(at, 'g', -1, 64))
+		body := response([]rec{{Data: data, PartitionKey: pk, SequenceNumber: seq, ApproximateArrivalTimestamp: ts}, {Data: data, PartitionKey: seq, SequenceNumber: pk}}, pk, behind)
+		same(t, body)
+		_ = base64.StdEncoding
+	})
+}
