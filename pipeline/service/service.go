@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -118,7 +119,12 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("http: %w", err)
 	}
-	srv := &http.Server{Handler: Handler(cons.Ready, reg), ReadHeaderTimeout: 5 * time.Second}
+	mux := Handler(cons.Ready, reg)
+	if c.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	log.Info("tapline running", "stream", c.Stream, "app", c.App, "bucket", c.S3.Bucket, "prefix", c.S3.Prefix, "http", ln.Addr().String(),
 		"max_series", c.Pipeline.Windows.MaxSeries, "max_series_per_device", c.Pipeline.Windows.MaxSeriesPerDevice)
@@ -156,7 +162,7 @@ func (c *Config) macKey() []byte {
 
 // Handler serves the ops endpoints: /healthz (the process is alive),
 // /readyz (the worker runs and holds a lease) and /metrics.
-func Handler(ready func() bool, reg *prometheus.Registry) http.Handler {
+func Handler(ready func() bool, reg *prometheus.Registry) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {

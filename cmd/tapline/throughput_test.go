@@ -1,0 +1,107 @@
+package main
+
+import (
+	"fmt"
+	"hash/fnv"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tapline/tapline/deploy/local/memkinesis"
+	"github.com/tapline/tapline/deploy/local/server"
+	"github.com/tapline/tapline/deploy/local/stack"
+	"github.com/tapline/tapline/pipeline/consumer/consumertest"
+)
+
+// BenchmarkServiceThroughput measures `tapline run`, the whole process:
+// against kinesalite (bounded by it), and against memkinesis, which
+// serves GetRecords from answers encoded in memory, so the figure is
+// tapline's own: GetRecords decoding, the KCL, the loop, Parquet, S3
+// PUTs to versitygw and checkpoints to dynalite (those servers' CPU not
+// counted). It reports wall records/s and the process's CPU-seconds per
+// million records (utime + stime from /proc, from its first lease to its
+// last record read). TAPLINE_PROFILE_OUT=file saves a CPU profile of the
+// run for the breakdown in RESULTS.md.
+//
+//	go test -run '^$' -bench ServiceThroughput -benchtime 1x ./cmd/tapline
+func BenchmarkServiceThroughput(b *testing.B) {
+	b.Run("kinesalite", benchKinesalite)
+	b.Run("memory", benchMemory)
+}
+
+func benchMemory(b *testing.B) {
+	bin := binary(b, ".")
+	st, err := stack.Start(stack.Options{Dir: b.TempDir()})
+	server.Require(b, err)
+	defer st.Stop()
+	const shards, devices, rounds = 4, 1000, 1000
+	recs := consumertest.Telemetry(devices, 0, rounds)
+	parts := make([][][]byte, shards)
+	for _, r := range recs {
+		h := fnv.New32a()
+		h.Write([]byte(r.Key))
+		parts[h.Sum32()%shards] = append(parts[h.Sum32()%shards], r.Data)
+	}
+	for i := range b.N {
+		mem, err := memkinesis.Start("mem", parts, 10_000)
+		if err != nil {
+			b.Fatal(err)
+		}
+		app := fmt.Sprintf("mem%d", i)
+		if _, err := st.S3Store(b.Context(), "lake"); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		p := startProc(b, bin, "bench", append(st.Env(), "TAPLINE_ENDPOINTS_KINESIS="+mem.URL, "TAPLINE_APP="+app, "TAPLINE_STREAM=mem",
+			"TAPLINE_S3_BUCKET=lake", "TAPLINE_PPROF=true", "TAPLINE_KCL_SHARD_SYNC=200ms", "TAPLINE_KCL_IDLE_BETWEEN_READS=50ms",
+			"TAPLINE_IDLE_TIMEOUT=10m"))
+		waitFor(b, "every lease", 60*time.Second, func() bool { return p.metric("tapline_leases_taken_total") >= shards })
+		cpu0, began := cpuSeconds(b, p), time.Now()
+		profile := make(chan []byte, 1)
+		if out := os.Getenv("TAPLINE_PROFILE_OUT"); out != "" {
+			go func() {
+				resp, err := http.Get("http://" + p.addr + "/debug/pprof/profile?seconds=4")
+				if err != nil {
+					profile <- nil
+					return
+				}
+				defer resp.Body.Close()
+				body, _ := io.ReadAll(resp.Body)
+				profile <- body
+			}()
+		} else {
+			profile <- nil
+		}
+		waitFor(b, "every record read", 10*time.Minute, func() bool { return p.metric("tapline_records_total") >= float64(len(recs)) })
+		took, cpu := time.Since(began), cpuSeconds(b, p)-cpu0
+		b.StopTimer()
+		if prof := <-profile; prof != nil {
+			os.WriteFile(os.Getenv("TAPLINE_PROFILE_OUT"), prof, 0o644)
+		}
+		b.ReportMetric(float64(len(recs))/took.Seconds(), "records/s")
+		b.ReportMetric(cpu/float64(len(recs))*1e6, "cpu-s/Mrecords")
+		b.ReportMetric(float64(len(recs))/cpu, "records/cpu-s")
+		b.ReportMetric(p.metric("tapline_getrecords_fast_total"), "fast-answers")
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		<-p.done
+		mem.Stop()
+	}
+}
+
+// cpuSeconds is a process's user and system CPU time so far.
+func cpuSeconds(tb testing.TB, p *proc) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// Fields after the command name (which may hold spaces) in parentheses.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100 // USER_HZ
+}

@@ -1,0 +1,197 @@
+// Package memkinesis is a Kinesis endpoint for benchmarks only: a fixed,
+// open stream whose records are held in memory as GetRecords answers
+// encoded once, so serving them costs a memory copy. kinesalite, a
+// Node.js process on the same cores, serves about 15,000 records/s and
+// bounds whatever runs against it; this does not, so a benchmark of
+// `tapline run` against it measures tapline.
+//
+// It answers the calls the KCL makes in polling mode: ListShards,
+// DescribeStream, DescribeStreamSummary, GetShardIterator (TRIM_HORIZON,
+// LATEST, AT/AFTER_SEQUENCE_NUMBER) and GetRecords. Nothing else; no
+// writes, no authentication, no throttling.
+package memkinesis
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Server serves one stream.
+type Server struct {
+	URL    string
+	stream string
+	shards []*shard
+	srv    *http.Server
+	ln     net.Listener
+}
+
+type shard struct {
+	id      string
+	answers [][]byte // answer i holds records [i*batch, (i+1)*batch)
+	seqs    []string // first sequence number of each answer
+	n       int
+}
+
+// Start serves stream with shards[i] as the records of shard i, answered
+// batch records at a time, on a loopback port.
+func Start(stream string, shards [][][]byte, batch int) (*Server, error) {
+	s := &Server{stream: stream}
+	arrival := float64(time.Now().UnixMilli()) / 1e3
+	for i, recs := range shards {
+		sh := &shard{id: fmt.Sprintf("shardId-%012d", i), n: len(recs)}
+		for from := 0; from < len(recs); from += batch {
+			to := min(from+batch, len(recs))
+			type rec struct {
+				Data                        string
+				PartitionKey                string
+				SequenceNumber              string
+				ApproximateArrivalTimestamp float64
+			}
+			var answer struct {
+				Records            []rec
+				NextShardIterator  string
+				MillisBehindLatest int64
+			}
+			for k := from; k < to; k++ {
+				answer.Records = append(answer.Records, rec{base64.StdEncoding.EncodeToString(recs[k]), "pk", seq(i, k), arrival})
+			}
+			answer.NextShardIterator = iterator(i, to)
+			answer.MillisBehindLatest = int64(len(recs) - to)
+			b, err := json.Marshal(answer)
+			if err != nil {
+				return nil, err
+			}
+			sh.answers = append(sh.answers, b)
+			sh.seqs = append(sh.seqs, seq(i, from))
+		}
+		s.shards = append(s.shards, sh)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s.ln, s.URL = ln, "http://"+ln.Addr().String()
+	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second}
+	go s.srv.Serve(ln)
+	return s, nil
+}
+
+// Stop closes the server.
+func (s *Server) Stop() { s.srv.Close() }
+
+// seq is record k of shard i's sequence number: ordered within a shard,
+// and it names its position.
+func seq(i, k int) string { return fmt.Sprintf("4%05d%020d", i, k) }
+
+func iterator(i, k int) string { return fmt.Sprintf("it-%d-%d", i, k) }
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	var in map[string]any
+	json.Unmarshal(body, &in)
+	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "Kinesis_20131202.")
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	switch op {
+	case "GetRecords":
+		it, _ := in["ShardIterator"].(string)
+		var i, k int
+		if _, err := fmt.Sscanf(it, "it-%d-%d", &i, &k); err != nil || i < 0 || i >= len(s.shards) {
+			fail(w, "ExpiredIteratorException", "unknown iterator "+it)
+			return
+		}
+		sh := s.shards[i]
+		if k >= sh.n { // the tip of an open stream
+			fmt.Fprintf(w, `{"Records":[],"NextShardIterator":%q,"MillisBehindLatest":0}`, it)
+			return
+		}
+		for a, first := range sh.seqs {
+			if first == seq(i, k) {
+				w.Write(sh.answers[a])
+				return
+			}
+		}
+		fail(w, "InvalidArgumentException", "iterator not at an answer boundary: "+it)
+	case "GetShardIterator":
+		id, _ := in["ShardId"].(string)
+		i := s.index(id)
+		if i < 0 {
+			fail(w, "ResourceNotFoundException", "no shard "+id)
+			return
+		}
+		k := 0
+		switch in["ShardIteratorType"] {
+		case "LATEST":
+			k = s.shards[i].n
+		case "AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER":
+			sq, _ := in["StartingSequenceNumber"].(string)
+			v, err := strconv.Atoi(sq[min(6, len(sq)):])
+			if err != nil || len(sq) != 26 {
+				fail(w, "InvalidArgumentException", "sequence number "+sq)
+				return
+			}
+			k = v
+			if in["ShardIteratorType"] == "AFTER_SEQUENCE_NUMBER" {
+				k++
+			}
+		}
+		fmt.Fprintf(w, `{"ShardIterator":%q}`, iterator(i, k))
+	case "ListShards":
+		json.NewEncoder(w).Encode(map[string]any{"Shards": s.shardList()})
+	case "DescribeStream":
+		json.NewEncoder(w).Encode(map[string]any{"StreamDescription": map[string]any{
+			"StreamName": s.stream, "StreamARN": s.arn(), "StreamStatus": "ACTIVE", "Shards": s.shardList(),
+			"HasMoreShards": false, "RetentionPeriodHours": 24, "StreamCreationTimestamp": 1.7e9,
+			"EnhancedMonitoring": []any{}, "EncryptionType": "NONE",
+		}})
+	case "DescribeStreamSummary":
+		json.NewEncoder(w).Encode(map[string]any{"StreamDescriptionSummary": map[string]any{
+			"StreamName": s.stream, "StreamARN": s.arn(), "StreamStatus": "ACTIVE", "OpenShardCount": len(s.shards),
+			"RetentionPeriodHours": 24, "StreamCreationTimestamp": 1.7e9, "EnhancedMonitoring": []any{},
+		}})
+	default:
+		fail(w, "UnknownOperationException", op)
+	}
+}
+
+func (s *Server) arn() string { return "arn:aws:kinesis:us-east-1:000000000000:stream/" + s.stream }
+
+func (s *Server) index(id string) int {
+	for i, sh := range s.shards {
+		if sh.id == id {
+			return i
+		}
+	}
+	return -1
+}
+
+func (s *Server) shardList() []any {
+	var out []any
+	space := new(big.Int).Lsh(big.NewInt(1), 128) // hash keys are [0, 2^128)
+	step := new(big.Int).Div(space, big.NewInt(int64(len(s.shards))))
+	for i, sh := range s.shards {
+		start := new(big.Int).Mul(step, big.NewInt(int64(i)))
+		end := new(big.Int).Sub(new(big.Int).Add(start, step), big.NewInt(1))
+		if i == len(s.shards)-1 {
+			end.Sub(space, big.NewInt(1))
+		}
+		out = append(out, map[string]any{
+			"ShardId":             sh.id,
+			"HashKeyRange":        map[string]string{"StartingHashKey": start.String(), "EndingHashKey": end.String()},
+			"SequenceNumberRange": map[string]string{"StartingSequenceNumber": seq(i, 0)},
+		})
+	}
+	return out
+}
+
+func fail(w http.ResponseWriter, typ, msg string) {
+	w.WriteHeader(http.StatusBadRequest)
+	fmt.Fprintf(w, `{"__type":%q,"message":%q}`, typ, msg)
+}

@@ -1,0 +1,68 @@
+package memkinesis
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/tapline/tapline/pipeline/getrecords"
+)
+
+// TestReadsEveryRecord reads both shards from TRIM_HORIZON and from a
+// sequence number, as the KCL does, with tapline's decoder: every record
+// once, in order, then the open tip.
+func TestReadsEveryRecord(t *testing.T) {
+	shards := [][][]byte{{}, {}}
+	for i := range 25 {
+		shards[i%2] = append(shards[i%2], fmt.Appendf(nil, `{"n":%d}`, i))
+	}
+	s, err := Start("s", shards, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	k := kinesis.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: aws.AnonymousCredentials{}, BaseEndpoint: aws.String(s.URL)}, getrecords.Install)
+	ctx := context.Background()
+	ls, err := k.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String("s")})
+	if err != nil || len(ls.Shards) != 2 {
+		t.Fatalf("%v %v", ls, err)
+	}
+	for i, sh := range ls.Shards {
+		it, err := k.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String("s"), ShardId: sh.ShardId, ShardIteratorType: ktypes.ShardIteratorTypeTrimHorizon})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		iter := it.ShardIterator
+		for {
+			out, err := k.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range out.Records {
+				got = append(got, string(r.Data))
+			}
+			if len(out.Records) == 0 {
+				break
+			}
+			iter = out.NextShardIterator
+		}
+		if len(got) != len(shards[i]) || got[0] != string(shards[i][0]) || got[len(got)-1] != string(shards[i][len(shards[i])-1]) {
+			t.Fatalf("shard %d: %v", i, got)
+		}
+		// After the 4th record: the KCL's restart from a checkpoint.
+		it, err = k.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String("s"), ShardId: sh.ShardId,
+			ShardIteratorType: ktypes.ShardIteratorTypeAfterSequenceNumber, StartingSequenceNumber: aws.String(seq(i, 3))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := k.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: it.ShardIterator})
+		if err != nil || len(out.Records) == 0 || string(out.Records[0].Data) != string(shards[i][4]) {
+			t.Fatalf("after seq 3: %v %v", out, err)
+		}
+	}
+}
