@@ -67,7 +67,7 @@ type Config struct {
 	RulesReload time.Duration `yaml:"rules_reload"`
 
 	HTTPAddr        string        `yaml:"http_addr"`
-	Pprof           bool          `yaml:"pprof"` // serve /debug/pprof/ on http_addr too (off: it shows internals)
+	Pprof           bool          `yaml:"pprof"`            // serve /debug/pprof/ on http_addr too (off: it shows internals)
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"` // below the ECS stopTimeout (at most 120 s)
 	LogLevel        string        `yaml:"log_level"`        // debug, info, warn, error
 }
