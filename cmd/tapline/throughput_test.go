@@ -39,7 +39,10 @@ func benchMemory(b *testing.B) {
 	st, err := stack.Start(stack.Options{Dir: b.TempDir()})
 	server.Require(b, err)
 	defer st.Stop()
-	const shards, devices, rounds = 4, 1000, 1000
+	// 10,000 kegs every 10 s: 1,000 records a second of event time, a
+	// real shard's rate, so batches (a minute of event time) are the size
+	// a deployment writes.
+	const shards, devices, rounds = 4, 10_000, 100
 	recs := consumertest.Telemetry(devices, 0, rounds)
 	parts := make([][][]byte, shards)
 	for _, r := range recs {
