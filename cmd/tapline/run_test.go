@@ -147,6 +147,9 @@ func leases(db *dynamodb.Client, table string) (owner, checkpoint map[string]str
 	}
 	for _, it := range out.Items {
 		id := it["ShardID"].(*dtypes.AttributeValueMemberS).Value
+		if strings.HasPrefix(id, "_worker/") { // a worker's heartbeat (consumer's lease balancing)
+			continue
+		}
 		if v, ok := it["AssignedTo"].(*dtypes.AttributeValueMemberS); ok {
 			owner[id] = v.Value
 		}

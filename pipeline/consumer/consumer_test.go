@@ -183,6 +183,9 @@ func (e *env) column(attr string) map[string]string {
 	m := map[string]string{}
 	for _, it := range out.Items {
 		id := it["ShardID"].(*dtypes.AttributeValueMemberS).Value
+		if strings.HasPrefix(id, workerKeyPrefix) { // a worker's heartbeat (balance.go)
+			continue
+		}
 		if v, ok := it[attr].(*dtypes.AttributeValueMemberS); ok {
 			m[id] = v.Value
 		} else {

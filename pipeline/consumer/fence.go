@@ -67,6 +67,17 @@ type fencedCheckpointer struct {
 	shards   map[string]*shard // live record processors of this worker
 	failed   map[string]error  // shards to give up at the next renewal
 	taken    map[string]bool   // shards whose lease this worker took
+	holds    map[string]bool   // shards whose lease this worker holds now
+
+	// Balancing (balance.go): this worker's target, whether another live
+	// worker is under its own, shards to hand off at their next batch,
+	// shards handed off (their renewal ends the library's loop), and the
+	// open shards the library has asked about.
+	target    int // -1: not computed yet
+	under     bool
+	handoff   map[string]bool
+	handedOff map[string]bool
+	known     map[string]bool // shard id: open (not at SHARD_END)
 }
 
 func newFencedCheckpointer(cfg *config.KinesisClientLibConfiguration, db *dynamodb.Client) *fencedCheckpointer {
@@ -78,8 +89,82 @@ func newFencedCheckpointer(cfg *config.KinesisClientLibConfiguration, db *dynamo
 		shards:           map[string]*shard{},
 		failed:           map[string]error{},
 		taken:            map[string]bool{},
+		holds:            map[string]bool{},
+		handoff:          map[string]bool{},
+		handedOff:        map[string]bool{},
+		known:            map[string]bool{},
+		target:           -1,
 		stealing:         cfg.EnableLeaseStealing,
 	}
+}
+
+// FetchCheckpoint is the library's, noting the shards it asks about.
+func (c *fencedCheckpointer) FetchCheckpoint(s *partition.ShardStatus) error {
+	err := c.DynamoCheckpoint.FetchCheckpoint(s)
+	c.mu.Lock()
+	c.known[s.ID] = s.GetCheckpoint() != checkpoint.ShardEnd
+	c.mu.Unlock()
+	return err
+}
+
+// knownOpen is how many open shards the library has asked about.
+func (c *fencedCheckpointer) knownOpen() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, open := range c.known {
+		if open {
+			n++
+		}
+	}
+	return n
+}
+
+// setTarget records the balancer's latest decision.
+func (c *fencedCheckpointer) setTarget(target int, under bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.target, c.under = target, under
+}
+
+// handOffOne picks a shard to hand off at its next batch (the highest
+// id), unless a handoff is under way; "" if none.
+func (c *fencedCheckpointer) handOffOne() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.handoff) > 0 {
+		return ""
+	}
+	var ids []string
+	for id := range c.shards {
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 {
+		return ""
+	}
+	id := slices.Max(ids)
+	c.handoff[id] = true
+	return id
+}
+
+// handingOff reports whether the shard is to be handed off now.
+func (c *fencedCheckpointer) handingOff(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.handoff[id]
+}
+
+// handedOffNow releases a shard whose batch was cut and checkpointed:
+// the lease is free for its taker at once, and the library's next
+// renewal ends its loop (without a loss: the state is durable).
+func (c *fencedCheckpointer) handedOffNow(id string) error {
+	c.mu.Lock()
+	delete(c.handoff, id)
+	delete(c.shards, id)
+	delete(c.holds, id)
+	c.handedOff[id] = true
+	c.mu.Unlock()
+	return c.RemoveLeaseOwner(id)
 }
 
 // takeLease takes or renews the shard's lease for worker: a conditional
@@ -183,6 +268,7 @@ func (c *fencedCheckpointer) unregister(s *shard) {
 	defer c.mu.Unlock()
 	if c.shards[s.id] == s {
 		delete(c.shards, s.id)
+		delete(c.holds, s.id) // the library releases it next
 	}
 }
 
@@ -191,6 +277,8 @@ func (c *fencedCheckpointer) lost(id string, why error) {
 	c.mu.Lock()
 	s := c.shards[id]
 	delete(c.shards, id)
+	delete(c.holds, id)
+	delete(c.handoff, id)
 	c.mu.Unlock()
 	if s != nil {
 		s.markLost(why)
@@ -227,7 +315,19 @@ func (c *fencedCheckpointer) GetLease(s *partition.ShardStatus, worker string) e
 	}
 	c.mu.Lock()
 	why := c.failed[s.ID]
+	handedOff := c.handedOff[s.ID]
+	if renewal && handedOff {
+		delete(c.handedOff, s.ID)
+	}
+	// At its share, a worker leaves free leases to those under theirs.
+	full := !renewal && c.target >= 0 && len(c.holds) >= c.target && c.under
 	c.mu.Unlock()
+	if renewal && handedOff {
+		return checkpoint.ErrLeaseNotAcquired{} // ends the library's loop; the lease is already released
+	}
+	if full {
+		return checkpoint.ErrLeaseNotAcquired{}
+	}
 	if renewal && why != nil {
 		c.lost(s.ID, why)
 		return fmt.Errorf("consumer: shard %s given up: %w", s.ID, why)
@@ -242,6 +342,8 @@ func (c *fencedCheckpointer) GetLease(s *partition.ShardStatus, worker string) e
 	if err == nil {
 		c.mu.Lock()
 		c.taken[s.ID] = true
+		c.holds[s.ID] = true
+		delete(c.handedOff, s.ID) // taken again later
 		c.mu.Unlock()
 	}
 	if err != nil && renewal {

@@ -17,6 +17,8 @@ type metrics struct {
 	shardFailures                        prometheus.Counter
 	stateResets                          *prometheus.CounterVec
 	behind, liveSeries, checkpointAge    *prometheus.GaugeVec
+	leaseTarget                          prometheus.Gauge
+	handoffs                             prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -47,10 +49,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		behind:        gv("millis_behind_latest", "How far the shard's reader is behind the stream's tip (GetRecords MillisBehindLatest)."),
 		liveSeries:    gv("live_series", "Live (device, metric) series of the shard."),
 		checkpointAge: gv("checkpoint_age_seconds", "Time since the shard's last checkpoint: what a crash would replay."),
+		leaseTarget:   prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "tapline", Name: "lease_target", Help: "Leases this worker's share is, from the live workers and open shards (cooperative balancing)."}),
+		handoffs:      c("lease_handoffs_total", "Leases this worker handed off to balance the workers: cut, checkpointed, released."),
 	}
 	if reg != nil {
 		for _, col := range []prometheus.Collector{m.records, m.bytes, m.windows, m.clamped, m.duplicates, m.rejected, m.alerts, m.retries,
-			m.checkpoints, m.leasesTaken, m.leasesLost, m.stateResets, m.ruleResets, m.shardFailures, m.behind, m.liveSeries, m.checkpointAge} {
+			m.checkpoints, m.leasesTaken, m.leasesLost, m.stateResets, m.ruleResets, m.shardFailures, m.behind, m.liveSeries, m.checkpointAge,
+			m.leaseTarget, m.handoffs} {
 			reg.MustRegister(col)
 		}
 	}

@@ -28,6 +28,7 @@ type shard struct {
 	j   *journal.Journal
 
 	lost     atomic.Bool
+	gone     bool           // handed off to another worker: its records are no longer ours
 	stats    pipeline.Stats // counters at the last report
 	lastCkpt time.Time
 	behind   int64
@@ -99,12 +100,16 @@ func (s *shard) ack(cp kcl.IRecordProcessorCheckpointer) journal.Ack {
 // batches where they end, then lets it make an idle advance if one is
 // due.
 func (s *shard) ProcessRecords(in *kcl.ProcessRecordsInput) {
-	if s.lost.Load() {
+	if s.lost.Load() || s.gone {
 		return
 	}
 	defer s.recoverPanic()
 	s.behind = in.MillisBehindLatest
 	ack := s.ack(in.Checkpointer)
+	if s.c.ckpt.handingOff(s.id) {
+		s.handOff(ack)
+		return
+	}
 	for i := range in.Records {
 		r := &in.Records[i]
 		var arrival int64
@@ -136,7 +141,7 @@ func (s *shard) ProcessRecords(in *kcl.ProcessRecordsInput) {
 // the open batch is cut and checkpointed; a zombie drops its state.
 func (s *shard) Shutdown(in *kcl.ShutdownInput) {
 	defer s.c.ckpt.unregister(s)
-	if s.lost.Load() {
+	if s.lost.Load() || s.gone {
 		return
 	}
 	defer s.recoverPanic()
@@ -155,6 +160,24 @@ func (s *shard) Shutdown(in *kcl.ShutdownInput) {
 		s.log.Info("shard released", "checkpoint", s.j.Committed())
 	}
 	s.report()
+}
+
+// handOff gives the lease to another worker the graceful way (balance.go):
+// the open batch is cut and checkpointed, then the lease released; the
+// records of this call and after are the taker's, read from that
+// checkpoint.
+func (s *shard) handOff(ack journal.Ack) {
+	if err := s.j.Cut(ack); err != nil {
+		s.giveUp(err)
+		return
+	}
+	s.gone = true
+	if err := s.c.ckpt.handedOffNow(s.id); err != nil {
+		s.log.Warn("handed-off lease not released: it expires instead", "err", err)
+	}
+	s.c.metrics.handoffs.Inc()
+	s.report()
+	s.log.Info("lease handed off", "checkpoint", s.j.Committed())
 }
 
 // giveUp stops the shard without a checkpoint: the library releases the

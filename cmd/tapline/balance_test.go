@@ -1,0 +1,129 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tapline/tapline/pipeline/consumer/consumertest"
+)
+
+// TestLeaseBalancing: 8 shards held by one worker; two more start while
+// records flow: the leases spread 3/3/2 by graceful handoffs (cut,
+// checkpoint, release), then stay put; no record is lost, duplicated or
+// read twice (the workers' record counts add up to the stream's); then
+// two workers get SIGTERM and the last holds all 8. `make test-faults`
+// watches the settled fleet for 10 minutes and repeats the whole ten
+// times; `make test` once, watching 20 s.
+func TestLeaseBalancing(t *testing.T) {
+	for rep := range pick(1, 10) {
+		t.Run(fmt.Sprint(rep), func(t *testing.T) { balanceOnce(t) })
+	}
+}
+
+func balanceOnce(t *testing.T) {
+	e := newFaultEnv(t, 8)
+	e.env = append(e.env, "TAPLINE_KCL_SHARD_SYNC=500ms")
+	const devices = 200
+	e.put(consumertest.Telemetry(devices, 0, 40))
+	db := e.st.DynamoDBClient()
+	held := func() map[string]int {
+		owner, _ := leases(db, "faults")
+		n := map[string]int{}
+		for _, o := range owner {
+			if o != "" {
+				n[o]++
+			}
+		}
+		return n
+	}
+	w1 := e.start("w1")
+	waitFor(t, "w1 holding all 8 leases", 60*time.Second, func() bool { return held()["w1"] == 8 })
+
+	began := time.Now()
+	w2, w3 := e.start("w2"), e.start("w3")
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // records keep coming while the leases move
+		defer wg.Done()
+		for from := 40; from < 160; from += 10 {
+			e.put(consumertest.Telemetry(devices, from, from+10))
+			select {
+			case <-done:
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}()
+	balanced := func() bool {
+		h := held()
+		counts := []int{h["w1"], h["w2"], h["w3"]}
+		sort.Ints(counts)
+		return slices.Equal(counts, []int{2, 3, 3})
+	}
+	took := waitFor(t, "3/3/2", 60*time.Second, balanced)
+	t.Logf("balanced 3/3/2 %v after two workers joined", took.Round(100*time.Millisecond))
+
+	// Settled: count lease moves while it runs on.
+	watch := pick(20*time.Second, 10*time.Minute)
+	before, _ := leases(db, "faults")
+	moves := 0
+	for end := time.Now().Add(watch); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		now, _ := leases(db, "faults")
+		for id, o := range now {
+			if o != "" && before[id] != "" && o != before[id] {
+				moves++
+			}
+			if o != "" {
+				before[id] = o
+			}
+		}
+	}
+	close(done)
+	wg.Wait()
+	if moves > 1 {
+		t.Errorf("%d lease moves in %v once balanced, want at most 1", moves, watch)
+	}
+	e.put(consumertest.Heartbeat(devices))
+	want := e.oracle()
+	e.waitAcked(want, 120*time.Second)
+	rep := e.verify(want)
+	var read float64
+	for _, p := range []*proc{w1, w2, w3} {
+		read += p.metric("tapline_records_total")
+	}
+	if stream := float64(devices*160 + devices); read != stream {
+		t.Errorf("the workers read %v records of %v: %v read twice", read, stream, read-stream)
+	}
+	handoffs := w1.metric("tapline_lease_handoffs_total") + w2.metric("tapline_lease_handoffs_total") + w3.metric("tapline_lease_handoffs_total")
+
+	// Two leave: the last takes everything.
+	w1.cmd.Process.Signal(syscall.SIGTERM)
+	w2.cmd.Process.Signal(syscall.SIGTERM)
+	<-w1.done
+	<-w2.done
+	stopped := time.Now()
+	waitFor(t, "w3 holding all 8", 30*time.Second, func() bool {
+		h := held()
+		if time.Since(stopped) > 25*time.Second {
+			owner, _ := leases(db, "faults")
+			t.Logf("held %v; owners %v", h, owner)
+		}
+		return h["w3"] == 8
+	})
+	takeover := time.Since(stopped)
+	if takeover > 10*time.Second {
+		t.Errorf("w3 took all 8 leases %v after the others stopped, want 10 s", takeover)
+	}
+	t.Logf("RELIABILITY lease-balancing: 1 worker with 8 leases, 2 joined under load: 3/3/2 in %v by %v handoffs; %d moves in the next %v; %s; records read %v (none twice); SIGTERM to 2: the last held all 8 %v after they exited (%v since the first join)",
+		took.Round(100*time.Millisecond), handoffs, moves, watch, rep, read, takeover.Round(100*time.Millisecond), time.Since(began).Round(time.Second))
+	if !strings.Contains(w3.logs(), `"msg":"shard started"`) {
+		t.Error("w3 started no shard")
+	}
+}
