@@ -6,10 +6,12 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/tapline/tapline/deploy/local/faultproxy"
 	"github.com/tapline/tapline/pipeline/consumer/consumertest"
 )
 
@@ -125,5 +127,63 @@ func balanceOnce(t *testing.T) {
 		took.Round(100*time.Millisecond), handoffs, moves, watch, rep, read, takeover.Round(100*time.Millisecond), time.Since(began).Round(time.Second))
 	if !strings.Contains(w3.logs(), `"msg":"shard started"`) {
 		t.Error("w3 started no shard")
+	}
+}
+
+// Fault 15: a handoff interrupted. w1 holds 4 leases and w2 joins; at
+// w1's first handoff, right after its release of the lease reached
+// DynamoDB (its cut and checkpoint done), w1 is SIGKILLed, or frozen
+// (SIGSTOP) for 8 s past the 3 s failover and then resumed. The others
+// take its leases from their checkpoints: rows equal the oracle's, no
+// checkpoint moves backwards, and a resumed w1 writes nothing.
+func TestFaultHandoffInterrupted(t *testing.T) {
+	for _, mode := range []string{"kill", "stop"} {
+		t.Run(mode, func(t *testing.T) {
+			e := newFaultEnv(t, 4)
+			e.put(consumertest.Telemetry(200, 0, 60))
+			var target atomic.Pointer[proc]
+			var hit atomic.Int64
+			e.dynamodb.SetRule(func(r *faultproxy.Request) faultproxy.Fault {
+				p := target.Load()
+				if p == nil || r.Op != "UpdateItem" || !strings.Contains(strings.ToLower(string(r.Body)), "remove assignedto") || hit.Add(1) != 1 {
+					return faultproxy.Fault{}
+				}
+				return faultproxy.Fault{After: func() {
+					if mode == "kill" {
+						p.cmd.Process.Signal(syscall.SIGKILL)
+						return
+					}
+					p.cmd.Process.Signal(syscall.SIGSTOP)
+					time.AfterFunc(8*time.Second, func() { p.cmd.Process.Signal(syscall.SIGCONT) })
+				}}
+			})
+			db := e.st.DynamoDBClient()
+			w1 := e.start("w1")
+			waitFor(t, "w1 holding all 4", 60*time.Second, func() bool {
+				owner, _ := leases(db, "faults")
+				n := 0
+				for _, o := range owner {
+					if o == "w1" {
+						n++
+					}
+				}
+				return n == 4
+			})
+			stopWatch := e.watchCheckpoints()
+			target.Store(w1)
+			w2 := e.start("w2")
+			waitFor(t, "the handoff interrupted", 60*time.Second, func() bool { return hit.Load() >= 1 })
+			e.put(append(consumertest.Telemetry(200, 60, 120), consumertest.Heartbeat(200)...))
+			if mode == "kill" {
+				<-w1.done
+			}
+			w3 := e.start("w3") // a third, so the leases have somewhere to go either way
+			want := e.oracle()
+			e.waitAcked(want, 120*time.Second)
+			stopWatch() // fails the test if a checkpoint moved backwards
+			rep := e.verify(want)
+			t.Logf("RELIABILITY handoff-%s: w1 %s right after releasing a handed-off lease; %s; w2 read %v records, w3 %v; no checkpoint moved backwards",
+				mode, map[string]string{"kill": "SIGKILLed", "stop": "frozen 8 s"}[mode], rep, w2.metric("tapline_records_total"), w3.metric("tapline_records_total"))
+		})
 	}
 }
