@@ -115,11 +115,24 @@ func (e *faultEnv) put(recs []stack.Record) {
 func (e *faultEnv) start(name string) *proc { return startProc(e.t, e.bin, name, e.env) }
 
 // oracle runs the pipeline in process over the stream, with the service's
-// settings.
-func (e *faultEnv) oracle() *consumertest.Result { return e.oracleWith() }
+// settings, making the decisions the service recorded so far (cuts,
+// reloads) where it recorded them.
+func (e *faultEnv) oracle() *consumertest.Result {
+	e.t.Helper()
+	ctx := context.Background()
+	lake, err := e.st.S3Store(ctx, "lake")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	rec, err := journal.Decisions(ctx, lake, "tapline", "faults")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return e.oracleWith(rec)
+}
 
-// oracleWith is oracle making reloads where the service recorded them.
-func (e *faultEnv) oracleWith(reloads ...journal.Reload) *consumertest.Result {
+// oracleWith is oracle with the decisions given.
+func (e *faultEnv) oracleWith(rec journal.Recorded) *consumertest.Result {
 	e.t.Helper()
 	var specs []windows.Spec
 	for _, s := range []string{"1m", "5m/1m"} {
@@ -135,7 +148,7 @@ func (e *faultEnv) oracleWith(reloads ...journal.Reload) *consumertest.Result {
 	}
 	want, err := consumertest.Oracle(context.Background(), e.st.KinesisClient(), e.stream, "tapline",
 		pipeline.Options{Windows: windows.Options{Specs: specs, AllowedLateness: 30 * time.Second}, Rules: rcfg, MaxAhead: service.DefaultMaxAhead},
-		batch.Options{MaxRows: 3000, FlushEvery: 2 * time.Minute}, reloads...)
+		batch.Options{MaxRows: 3000, FlushEvery: 2 * time.Minute}, rec)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/tapline/tapline/deploy/local/stack"
 	"github.com/tapline/tapline/pipeline"
 	"github.com/tapline/tapline/pipeline/consumer/consumertest"
+	"github.com/tapline/tapline/pipeline/journal"
 	"github.com/tapline/tapline/pipeline/service"
 	"github.com/tapline/tapline/sinks/batch"
 	"github.com/tapline/tapline/sinks/layout"
@@ -310,9 +311,15 @@ func TestServiceEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The batches the workers cut to hand leases off (balancing) are
+	// recorded: the oracle cuts at the same records.
+	recorded, err := journal.Decisions(ctx, store, prefix, app)
+	if err != nil {
+		t.Fatal(err)
+	}
 	want, err := consumertest.Oracle(ctx, k, stream, prefix,
 		pipeline.Options{Windows: windows.Options{Specs: windowSpecs, AllowedLateness: 30 * time.Second}, Rules: rcfg, MaxAhead: service.DefaultMaxAhead},
-		batch.Options{MaxRows: 4000, FlushEvery: 2 * time.Minute})
+		batch.Options{MaxRows: 4000, FlushEvery: 2 * time.Minute}, recorded)
 	if err != nil {
 		t.Fatal(err)
 	}

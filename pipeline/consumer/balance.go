@@ -24,8 +24,10 @@ import (
 //     worker's target: the open leases divided by the live workers, the
 //     remainder going to the workers holding most (ties by id), so a
 //     balanced fleet has nothing to move and all compute the same;
-//   - a worker over its target for two rounds in a row hands one lease
-//     off a round, if a worker under its target can take it: its shard
+//   - a worker over its target for a heartbeat lifetime (so a worker
+//     that died without deleting its heartbeat is no longer counted)
+//     hands one lease off a round, if a worker under its target can take
+//     it: its shard
 //     cuts and checkpoints at its next batch (the journal's cut), then
 //     the lease is released, and its renewal ends the library's loop; the
 //     taker restores the state stored with that checkpoint, so no record
@@ -47,7 +49,7 @@ type balancer struct {
 	c        *Consumer
 	interval time.Duration
 	ttl      time.Duration // a heartbeat older than this is a dead worker
-	over     int           // rounds in a row this worker was over its target
+	over     time.Time     // since when this worker has been over its target (zero: it is not)
 	stop     context.CancelFunc
 	done     chan struct{} // closed when run returned
 }
@@ -186,10 +188,13 @@ func (b *balancer) round(ctx context.Context) error {
 	b.c.ckpt.setTarget(mine, under)
 	b.c.metrics.leaseTarget.Set(float64(mine))
 	if v.held[me] <= mine || !under {
-		b.over = 0
+		b.over = time.Time{}
 		return nil
 	}
-	if b.over++; b.over < 2 {
+	if b.over.IsZero() {
+		b.over = time.Now()
+	}
+	if time.Since(b.over) < b.ttl {
 		return nil
 	}
 	if id := b.c.ckpt.handOffOne(); id != "" {

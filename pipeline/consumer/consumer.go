@@ -250,7 +250,9 @@ func (c *Consumer) Start(ctx context.Context) error {
 	}
 	if !o.KCL.LeaseStealing {
 		ctx, cancel := context.WithCancel(c.ctx)
-		c.balance = &balancer{c: c, interval: o.KCL.ShardSync, ttl: 3 * o.KCL.FailoverTime, stop: cancel, done: make(chan struct{})}
+		// A heartbeat lives three syncs: a worker is missed quickly, but not
+		// for one late write.
+		c.balance = &balancer{c: c, interval: o.KCL.ShardSync, ttl: max(3*o.KCL.ShardSync, 2*time.Second), stop: cancel, done: make(chan struct{})}
 		go func() {
 			defer close(c.balance.done)
 			c.balance.run(ctx)

@@ -537,12 +537,56 @@ type Reload struct {
 	Rules *rules.Config
 }
 
+// Recorded are the decisions the records do not show that the shards of
+// an application recorded (package doc): where they reloaded rules, and
+// where they cut a batch for the wall clock (an idle shard, a shutdown, a
+// reload, a lease handoff). An oracle that makes the same decisions at
+// the same records writes the same objects.
+type Recorded struct {
+	Reloads []Reload
+	Cuts    map[string]map[string]bool // shard -> sequence numbers a batch was cut at
+}
+
+// Decisions reads what the shards of app recorded under prefix.
+func Decisions(ctx context.Context, store Store, prefix, app string) (Recorded, error) {
+	rec := Recorded{Cuts: map[string]map[string]bool{}}
+	var err error
+	if rec.Reloads, err = Reloads(ctx, store, prefix, app); err != nil {
+		return rec, err
+	}
+	root := stateRoot(prefix, app)
+	keys, err := store.List(ctx, root)
+	if err != nil {
+		return rec, err
+	}
+	for _, k := range keys {
+		parts := strings.Split(strings.TrimPrefix(k, root), "/")
+		if len(parts) != 3 || parts[2] != "cut" {
+			continue
+		}
+		b, err := store.Get(ctx, k)
+		if err != nil {
+			return rec, err
+		}
+		if rec.Cuts[parts[0]] == nil {
+			rec.Cuts[parts[0]] = map[string]bool{}
+		}
+		rec.Cuts[parts[0]][string(b)] = true
+	}
+	return rec, nil
+}
+
+// stateRoot is the directory holding every shard's state directories.
+func stateRoot(prefix, app string) string {
+	root := layout.StateDir(prefix, app, "x", "")
+	return root[:len(root)-len("x/start/")]
+}
+
 // Reloads lists every reload recorded under prefix for app, in each
 // shard's order: where the shards changed rules, for audits and for
 // oracles that must reload at the same records.
 func Reloads(ctx context.Context, store Store, prefix, app string) ([]Reload, error) {
-	root := layout.StateDir(prefix, app, "x", "")
-	root = root[:len(root)-len("x/start/")]
+	root := stateRoot(prefix, app)
 	keys, err := store.List(ctx, root)
 	if err != nil {
 		return nil, err

@@ -61,10 +61,24 @@ func (m *memStore) Put(_ context.Context, key string, data []byte) (bool, error)
 // consumer does. It returns the objects written and the alerts, which are
 // what a consumer must have written by the last record of each shard when
 // no wall-clock cut (idle advance, shutdown) happened. Closed shards are
-// flushed to the end, as the consumer does before SHARD_END. Reloads
-// (journal.Reloads) are made where a consumer recorded them: after their
-// record, the open batch cut there.
-func Oracle(ctx context.Context, k *kinesis.Client, stream, prefix string, po pipeline.Options, bo batch.Options, reloads ...journal.Reload) (*Result, error) {
+// flushed to the end, as the consumer does before SHARD_END. The
+// decisions a consumer recorded (journal.Decisions: cuts, reloads) are
+// made at the same records, so the objects equal the consumer's even when
+// it cut batches for the wall clock or handed leases off.
+func Oracle(ctx context.Context, k *kinesis.Client, stream, prefix string, po pipeline.Options, bo batch.Options, recorded ...journal.Recorded) (*Result, error) {
+	var reloads []journal.Reload
+	cuts := map[string]map[string]bool{}
+	for _, r := range recorded {
+		reloads = append(reloads, r.Reloads...)
+		for shard, seqs := range r.Cuts {
+			if cuts[shard] == nil {
+				cuts[shard] = map[string]bool{}
+			}
+			for seq := range seqs {
+				cuts[shard][seq] = true
+			}
+		}
+	}
 	store := &memStore{o: Objects{}}
 	res := &Result{Objects: store.o, Acked: map[string]string{}}
 	shards, err := k.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(stream)})
@@ -131,6 +145,12 @@ func Oracle(ctx context.Context, k *kinesis.Client, stream, prefix string, po pi
 						return nil, err
 					}
 					res.Acked[id] = last
+				}
+				if cuts[id][seq] { // a recorded cut
+					if _, err := w.Flush(ctx, p.Watermark()); err != nil {
+						return nil, err
+					}
+					res.Acked[id] = seq
 				}
 				if err := reload(seq); err != nil {
 					return nil, err
