@@ -155,6 +155,30 @@ func (e *faultEnv) oracleWith(rec journal.Recorded) *consumertest.Result {
 	return want
 }
 
+// waitSettled waits until every checkpoint is where an oracle computed
+// from the decisions recorded so far acknowledged, recomputing it while
+// the workers still record some (lease handoffs cut batches), and
+// returns that oracle.
+func (e *faultEnv) waitSettled(timeout time.Duration) *consumertest.Result {
+	e.t.Helper()
+	db := e.st.DynamoDBClient()
+	var want *consumertest.Result
+	last := time.Time{}
+	waitFor(e.t, "checkpoints at the oracle's acknowledgements", timeout, func() bool {
+		if time.Since(last) > 2*time.Second {
+			want, last = e.oracle(), time.Now()
+		}
+		_, cp := leases(db, "faults")
+		for id, seq := range want.Acked {
+			if cp[id] != seq {
+				return false
+			}
+		}
+		return true
+	})
+	return e.oracle() // the decisions may have grown while we looked: verify against the latest
+}
+
 // waitAcked waits until every checkpoint is where the oracle acknowledged.
 func (e *faultEnv) waitAcked(want *consumertest.Result, timeout time.Duration) time.Duration {
 	e.t.Helper()
