@@ -17,14 +17,14 @@ import (
 	"github.com/tapline/tapline/pipeline/consumer/consumertest"
 )
 
-// TestLeaseBalancing: 8 shards held by one worker; two more start while
+// TestFaultLeaseBalancing: 8 shards held by one worker; two more start while
 // records flow: the leases spread 3/3/2 by graceful handoffs (cut,
 // checkpoint, release), then stay put; no record is lost, duplicated or
 // read twice (the workers' record counts add up to the stream's); then
 // two workers get SIGTERM and the last holds all 8. `make test-faults`
 // watches the settled fleet for 10 minutes and repeats the whole ten
 // times; `make test` once, watching 20 s.
-func TestLeaseBalancing(t *testing.T) {
+func TestFaultLeaseBalancing(t *testing.T) {
 	for rep := range pick(1, 10) {
 		t.Run(fmt.Sprint(rep), func(t *testing.T) { balanceOnce(t) })
 	}
