@@ -746,8 +746,8 @@ func TestFaultFrozenWorker(t *testing.T) {
 	e.put(append(consumertest.Telemetry(200, 100, 200), consumertest.Heartbeat(200)...)) // written while it sleeps
 	time.Sleep(time.Until(frozen.Add(8 * time.Second)))
 	victim.cmd.Process.Signal(syscall.SIGCONT)
-	want := e.oracle()
-	e.waitAcked(want, 120*time.Second)
+	want := e.waitSettled(120 * time.Second) // the resumed worker rejoins: leases move by handoffs
+
 	stopWatch()
 	rep := e.verify(want)
 	t.Logf("RELIABILITY frozen-worker: %s frozen 8 s (failover 3 s), its shards taken over in %v, resumed; lease losses it reported: %v; checkpoints polled every 20 ms; %s",

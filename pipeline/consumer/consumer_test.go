@@ -21,6 +21,7 @@ import (
 	"github.com/tapline/tapline/deploy/local/stack"
 	"github.com/tapline/tapline/pipeline"
 	"github.com/tapline/tapline/pipeline/consumer/consumertest"
+	"github.com/tapline/tapline/pipeline/journal"
 	"github.com/tapline/tapline/sinks/batch"
 	"github.com/tapline/tapline/sinks/layout"
 	"github.com/tapline/tapline/sinks/parquet"
@@ -218,9 +219,16 @@ func (e *env) waitCheckpointed(want map[string]string, timeout time.Duration) {
 	}
 }
 
+// oracle runs the pipeline over the stream in process, making the
+// decisions the consumers recorded so far (cuts: idle shards, stops,
+// lease handoffs) at the same records.
 func (e *env) oracle() *consumertest.Result {
 	e.t.Helper()
-	r, err := consumertest.Oracle(context.Background(), e.k, e.name, e.prefix, e.po, e.bo)
+	rec, err := journal.Decisions(context.Background(), e.store, e.prefix, e.name)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	r, err := consumertest.Oracle(context.Background(), e.k, e.name, e.prefix, e.po, e.bo, rec)
 	if err != nil {
 		e.t.Fatal(err)
 	}
