@@ -97,11 +97,12 @@ type Journal struct {
 	sent     []rules.Alert
 	restored bool // Restore has run on the pipeline since it was built
 
-	committed string // last acknowledged sequence number ("" before the first)
-	last      string // last processed sequence number
-	cutAt     string // a recorded cut not yet reached
-	dir       string // state directory of the committed position
-	reloadAt  op     // the last reload recorded in dir, to number the next
+	committed string        // last acknowledged sequence number ("" before the first)
+	last      string        // last processed sequence number
+	cutAt     string        // a recorded cut not yet reached
+	dir       string        // state directory of the committed position
+	reloadAt  op            // the last reload recorded in dir, to number the next
+	offered   *rules.Config // the last rules Reload found the shard running
 	// ackedStats are the counters at the last commit.
 	ackedStats pipeline.Stats
 }
@@ -146,7 +147,7 @@ func (j *Journal) build() error {
 	if err != nil {
 		return err
 	}
-	j.proc, j.w, j.alerts, j.sent, j.restored = p, w, j.alerts[:0], nil, false
+	j.proc, j.w, j.alerts, j.sent, j.restored, j.offered = p, w, j.alerts[:0], nil, false, nil
 	j.ackedStats = pipeline.Stats{}
 	return nil
 }
@@ -420,7 +421,13 @@ func (j *Journal) applyIdle(wm int64) error {
 // first. cfg must come from rules.Parse and fit the windows
 // (pipeline.Options.CheckRules): an error is the store's, or a bug.
 func (j *Journal) Reload(cfg *rules.Config, ack Ack) error {
-	if cfg.Same(j.proc.Rules()) || j.cutAt != "" {
+	// The shard offers the same *Config after every batch until the
+	// source changes: compare the records once per version.
+	if cfg == j.offered || j.cutAt != "" {
+		return nil
+	}
+	if cfg.Same(j.proc.Rules()) {
+		j.offered = cfg
 		return nil
 	}
 	if len(cfg.Source) == 0 {
@@ -447,7 +454,13 @@ func (j *Journal) Reload(cfg *rules.Config, ack Ack) error {
 	}); err != nil {
 		return err
 	}
-	return j.applyReload(o, rec)
+	if err := j.applyReload(o, rec); err != nil {
+		return err
+	}
+	if cfg.Same(j.proc.Rules()) { // not if an earlier owner recorded other rules here
+		j.offered = cfg
+	}
+	return nil
 }
 
 func (j *Journal) applyReload(o op, rec []byte) error {
