@@ -125,6 +125,7 @@ func NewProcessor(opts Options) (*Processor, error) {
 	if p.eng, err = p.newEngine(cfg); err != nil {
 		return nil, err
 	}
+	p.rules = cfg
 	return p, nil
 }
 
@@ -134,8 +135,14 @@ func (p *Processor) newEngine(cfg *rules.Config) (*rules.Engine, error) {
 		return nil, err
 	}
 	eng.ForgetAfter(p.opts.Windows.SeriesTTL)
-	p.rules = cfg
 	return eng, nil
+}
+
+// use makes the shard run eng, built for cfg; pending notification groups
+// go out first, at watermark wm.
+func (p *Processor) use(eng *rules.Engine, cfg *rules.Config, wm int64) {
+	p.eng, p.rules = eng, cfg
+	p.router.SetConfig(cfg, wm)
 }
 
 // Rules returns the rules the shard runs: Options.Rules, the ones its
@@ -156,25 +163,20 @@ func (o *Options) CheckRules(cfg *rules.Config) error {
 // restore: an unchanged rule keeps its state, a changed or removed one
 // starts afresh or goes (RuleResets counts them) and its FIRING alerts
 // resolve at the next watermark with the reason. Pending notification
-// groups go out first. The
-// journal calls it only at a recorded point of the stream, so a replay
-// reloads at the same record.
+// groups go out first. The journal calls it only at a recorded point of
+// the stream, so a replay reloads at the same record.
 func (p *Processor) Reload(cfg *rules.Config) error {
-	old, oldRules := p.eng, p.rules
 	eng, err := p.newEngine(cfg)
 	if err != nil {
-		p.rules = oldRules
 		return err
 	}
-	if _, err := eng.Restore(old.AppendSnapshot(nil)); err != nil {
-		p.rules = oldRules
+	if _, err := eng.Restore(p.eng.AppendSnapshot(nil)); err != nil {
 		return fmt.Errorf("pipeline: reload: %w", err)
 	}
-	for reason, n := range old.Resets() {
+	for reason, n := range p.eng.Resets() {
 		eng.Resets()[reason] += n
 	}
-	p.eng = eng
-	p.router.SetConfig(cfg, p.agg.Watermark())
+	p.use(eng, cfg, p.agg.Watermark())
 	return nil
 }
 
@@ -361,8 +363,7 @@ func (p *Processor) Restore(b []byte) error {
 			// fit the windows (another tapline, other specs) leave the
 			// configured ones, restored by meaning.
 			if eng, err := p.newEngine(cfg); err == nil {
-				p.eng = eng
-				p.router.SetConfig(cfg, 0)
+				p.use(eng, cfg, 0)
 			}
 		}
 		if r == nil {

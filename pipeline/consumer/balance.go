@@ -95,7 +95,6 @@ type view struct {
 	workers []string       // live, sorted
 	held    map[string]int // open leases by owner
 	open    int            // leases not at SHARD_END
-	free    int            // open leases without a live owner
 }
 
 func (b *balancer) scan(ctx context.Context) (view, error) {
@@ -133,10 +132,6 @@ func (b *balancer) scan(ctx context.Context) (view, error) {
 		if slices.Contains(v.workers, owner) {
 			v.held[owner]++
 		}
-	}
-	v.free = v.open
-	for _, n := range v.held {
-		v.free -= n
 	}
 	return v, nil
 }

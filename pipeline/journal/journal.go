@@ -563,28 +563,54 @@ type Recorded struct {
 // Decisions reads what the shards of app recorded under prefix.
 func Decisions(ctx context.Context, store Store, prefix, app string) (Recorded, error) {
 	rec := Recorded{Cuts: map[string]map[string]bool{}}
-	var err error
-	if rec.Reloads, err = Reloads(ctx, store, prefix, app); err != nil {
-		return rec, err
-	}
 	root := stateRoot(prefix, app)
 	keys, err := store.List(ctx, root)
 	if err != nil {
 		return rec, err
 	}
+	type found struct {
+		Reload
+		o op
+	}
+	var reloads []found
 	for _, k := range keys {
+		// {shard}/{position}/{name}
 		parts := strings.Split(strings.TrimPrefix(k, root), "/")
-		if len(parts) != 3 || parts[2] != "cut" {
+		if len(parts) != 3 {
+			continue
+		}
+		o, isOp := parseOp(parts[2])
+		if parts[2] != "cut" && (!isOp || o.k == 0) {
 			continue
 		}
 		b, err := store.Get(ctx, k)
 		if err != nil {
 			return rec, err
 		}
-		if rec.Cuts[parts[0]] == nil {
-			rec.Cuts[parts[0]] = map[string]bool{}
+		if parts[2] == "cut" {
+			if rec.Cuts[parts[0]] == nil {
+				rec.Cuts[parts[0]] = map[string]bool{}
+			}
+			rec.Cuts[parts[0]][string(b)] = true
+			continue
 		}
-		rec.Cuts[parts[0]][string(b)] = true
+		cfg, err := rules.ParseRecord(b)
+		if err != nil {
+			return rec, fmt.Errorf("journal: %s: %w", k, err)
+		}
+		after := parts[1]
+		if after == "start" {
+			after = ""
+		}
+		reloads = append(reloads, found{Reload{parts[0], after, cfg}, o})
+	}
+	// Each shard's reloads in order: by position, then as made there.
+	slices.SortStableFunc(reloads, func(a, b found) int {
+		return cmp.Or(cmp.Compare(a.Shard, b.Shard), cmp.Compare(len(a.After), len(b.After)), cmp.Compare(a.After, b.After),
+			cmp.Compare(a.o.wm, b.o.wm), cmp.Compare(a.o.k, b.o.k))
+	})
+	for _, r := range reloads {
+		rec.Reloads = append(rec.Reloads, r.Reload)
 	}
 	return rec, nil
 }
@@ -599,46 +625,6 @@ func stateRoot(prefix, app string) string {
 // shard's order: where the shards changed rules, for audits and for
 // oracles that must reload at the same records.
 func Reloads(ctx context.Context, store Store, prefix, app string) ([]Reload, error) {
-	root := stateRoot(prefix, app)
-	keys, err := store.List(ctx, root)
-	if err != nil {
-		return nil, err
-	}
-	type found struct {
-		Reload
-		o op
-	}
-	var list []found
-	for _, k := range keys {
-		parts := strings.Split(strings.TrimPrefix(k, root), "/")
-		if len(parts) != 3 {
-			continue
-		}
-		o, ok := parseOp(parts[2])
-		if !ok || o.k == 0 {
-			continue
-		}
-		b, err := store.Get(ctx, k)
-		if err != nil {
-			return nil, err
-		}
-		cfg, err := rules.ParseRecord(b)
-		if err != nil {
-			return nil, fmt.Errorf("journal: %s: %w", k, err)
-		}
-		after := parts[1]
-		if after == "start" {
-			after = ""
-		}
-		list = append(list, found{Reload{parts[0], after, cfg}, o})
-	}
-	slices.SortStableFunc(list, func(a, b found) int {
-		return cmp.Or(cmp.Compare(a.Shard, b.Shard), cmp.Compare(len(a.After), len(b.After)), cmp.Compare(a.After, b.After),
-			cmp.Compare(a.o.wm, b.o.wm), cmp.Compare(a.o.k, b.o.k))
-	})
-	out := make([]Reload, len(list))
-	for i := range list {
-		out[i] = list[i].Reload
-	}
-	return out, nil
+	rec, err := Decisions(ctx, store, prefix, app)
+	return rec.Reloads, err
 }
