@@ -23,14 +23,27 @@ type Column struct {
 	Name, Type string
 }
 
-// Table is one dataset as an external Parquet table partitioned by dt
-// (yyyy-MM-dd) and hour (00-23), both strings.
+// Table is an external Parquet table partitioned by dt (yyyy-MM-dd) and
+// hour (00-23), both strings, and for the manifest by dataset first.
+//
+// Each dataset has three names: {dataset}_landing (the files the service
+// writes), {dataset}_compacted (what compaction wrote) and the view
+// {dataset} over both (Views), the one analysts query.
 type Table struct {
 	Name       string
+	Dataset    string // raw, windows, alerts or manifest
 	Columns    []Column
+	Partitions []Column
 	Location   string            // s3://bucket/prefix/dataset/
 	Projection map[string]string // TBLPROPERTIES for partition projection
 }
+
+// Table names beside the datasets'.
+const (
+	LandingSuffix   = "_landing"
+	CompactedSuffix = "_compacted"
+	ManifestTable   = "compaction_manifest"
+)
 
 var (
 	bucketRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
@@ -57,31 +70,53 @@ func Tables(bucket, prefix, projectionStart string) ([]Table, error) {
 	}
 	var out []Table
 	for _, name := range []string{layout.Raw, layout.Windows, layout.Alerts} {
-		t := Table{Name: name, Location: root + name + "/"}
-		for _, f := range datasets.ByName[name].Fields() {
-			ty, err := hiveType(f.Type)
-			if err != nil {
-				return nil, fmt.Errorf("athena: %s.%s: %w", name, f.Name, err)
+		for _, t := range []Table{
+			{Name: name + LandingSuffix, Dataset: name, Location: root + name + "/"},
+			{Name: name + CompactedSuffix, Dataset: name, Location: root + layout.Compacted + "/" + name + "/"},
+		} {
+			if err := t.define(projectionStart); err != nil {
+				return nil, err
 			}
-			t.Columns = append(t.Columns, Column{f.Name, ty})
+			out = append(out, t)
 		}
-		t.Projection = map[string]string{
-			"projection.enabled":          "true",
-			"projection.dt.type":          "date",
-			"projection.dt.format":        "yyyy-MM-dd",
-			"projection.dt.range":         projectionStart + ",NOW",
-			"projection.dt.interval":      "1",
-			"projection.dt.interval.unit": "DAYS",
-			"projection.hour.type":        "integer",
-			"projection.hour.range":       "0,23",
-			"projection.hour.digits":      "2",
-			"storage.location.template":   t.Location + "dt=${dt}/hour=${hour}/",
-			"parquet.compression":         "ZSTD",
-			"tapline.schema_version":      datasets.Version,
-		}
-		out = append(out, t)
 	}
-	return out, nil
+	m := Table{Name: ManifestTable, Dataset: "manifest", Location: root + layout.Compacted + "/manifests/"}
+	if err := m.define(projectionStart); err != nil {
+		return nil, err
+	}
+	m.Partitions = append([]Column{{"dataset", "string"}}, m.Partitions...)
+	m.Projection["projection.dataset.type"] = "enum"
+	m.Projection["projection.dataset.values"] = "raw,windows,alerts"
+	m.Projection["storage.location.template"] = m.Location + "dataset=${dataset}/dt=${dt}/hour=${hour}/"
+	return append(out, m), nil
+}
+
+// define fills the columns, partitions and projection of a table of
+// t.Dataset at t.Location.
+func (t *Table) define(projectionStart string) error {
+	for _, f := range datasets.ByName[t.Dataset].Fields() {
+		ty, err := hiveType(f.Type)
+		if err != nil {
+			return fmt.Errorf("athena: %s.%s: %w", t.Name, f.Name, err)
+		}
+		t.Columns = append(t.Columns, Column{f.Name, ty})
+	}
+	t.Partitions = []Column{{"dt", "string"}, {"hour", "string"}}
+	t.Projection = map[string]string{
+		"projection.enabled":          "true",
+		"projection.dt.type":          "date",
+		"projection.dt.format":        "yyyy-MM-dd",
+		"projection.dt.range":         projectionStart + ",NOW",
+		"projection.dt.interval":      "1",
+		"projection.dt.interval.unit": "DAYS",
+		"projection.hour.type":        "integer",
+		"projection.hour.range":       "0,23",
+		"projection.hour.digits":      "2",
+		"storage.location.template":   t.Location + "dt=${dt}/hour=${hour}/",
+		"parquet.compression":         "ZSTD",
+		"tapline.schema_version":      datasets.Version,
+	}
+	return nil
 }
 
 func hiveType(t arrow.DataType) (string, error) {
@@ -122,7 +157,14 @@ func (t Table) DDL(database string) string {
 		}
 		fmt.Fprintf(&b, "  `%s` %s%s\n", c.Name, c.Type, sep)
 	}
-	b.WriteString(")\nPARTITIONED BY (`dt` string, `hour` string)\nSTORED AS PARQUET\n")
+	b.WriteString(")\nPARTITIONED BY (")
+	for i, c := range t.Partitions {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "`%s` %s", c.Name, c.Type)
+	}
+	b.WriteString(")\nSTORED AS PARQUET\n")
 	fmt.Fprintf(&b, "LOCATION '%s'\nTBLPROPERTIES (\n", t.Location)
 	keys := make([]string, 0, len(t.Projection))
 	for k := range t.Projection {
@@ -150,12 +192,24 @@ func Script(database, bucket, prefix, projectionStart string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	views, err := Views(database, bucket, prefix)
+	if err != nil {
+		return "", err
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "-- tapline datasets in s3://%s/%s (schema version %s).\n", bucket, prefix, datasets.Version)
-	b.WriteString("-- Partition projection: no MSCK REPAIR TABLE and no crawler needed.\n\n")
+	b.WriteString("-- Partition projection: no MSCK REPAIR TABLE and no crawler needed.\n")
+	b.WriteString("-- Query the views raw, windows and alerts: they show each hour's files once,\n")
+	b.WriteString("-- before and after tapline compact rewrites it (the *_landing and *_compacted\n")
+	b.WriteString("-- tables each hold part of it). Upgrading from tables named raw, windows and\n")
+	b.WriteString("-- alerts: DROP TABLE them first (external tables: the data stays).\n\n")
 	fmt.Fprintf(&b, "CREATE DATABASE IF NOT EXISTS `%s`;\n\n", database)
 	for _, t := range tables {
 		b.WriteString(t.DDL(database))
+		b.WriteString("\n")
+	}
+	for _, v := range views {
+		b.WriteString(v.DDL(database))
 		b.WriteString("\n")
 	}
 	fmt.Fprintf(&b, `-- Example: one device's temperature, minute by minute, on one day.

@@ -37,7 +37,7 @@ func TestColumnsFollowSchemas(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tb := range tables {
-		fields := datasets.ByName[tb.Name].Fields()
+		fields := datasets.ByName[tb.Dataset].Fields()
 		if len(fields) != len(tb.Columns) {
 			t.Fatalf("%s: %d columns, schema has %d fields", tb.Name, len(tb.Columns), len(fields))
 		}
@@ -46,7 +46,11 @@ func TestColumnsFollowSchemas(t *testing.T) {
 				t.Errorf("%s column %d: %s, schema %s", tb.Name, i, tb.Columns[i].Name, f.Name)
 			}
 		}
-		if tb.Location != "s3://b-1.x/"+tb.Name+"/" || !strings.HasSuffix(tb.Projection["storage.location.template"], tb.Name+"/dt=${dt}/hour=${hour}/") {
+		dir := map[string]string{LandingSuffix: tb.Dataset + "/", CompactedSuffix: "compacted/" + tb.Dataset + "/", "": "compacted/manifests/"}[strings.TrimPrefix(tb.Name, tb.Dataset)]
+		if tb.Name == ManifestTable {
+			dir = "compacted/manifests/"
+		}
+		if dir == "" || tb.Location != "s3://b-1.x/"+dir || !strings.HasSuffix(tb.Projection["storage.location.template"], dir+strings.TrimPrefix(strings.TrimPrefix(tb.Projection["storage.location.template"], "s3://b-1.x/"), dir)) || !strings.HasSuffix(tb.Projection["storage.location.template"], "dt=${dt}/hour=${hour}/") {
 			t.Errorf("%s: location %s, template %s", tb.Name, tb.Location, tb.Projection["storage.location.template"])
 		}
 	}

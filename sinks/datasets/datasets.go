@@ -109,5 +109,17 @@ var Alerts = schema("alerts",
 	arrow.Field{Name: "repeat", Type: i64, Nullable: true},
 )
 
+// Manifest is a compaction manifest (package compact): one row per file
+// a generation of a partition replaced (role "source") or wrote (role
+// "output"), file being its key relative to the bucket's prefix. The
+// dataset, dt and hour are in the key, as partitions.
+var Manifest = schema("manifest",
+	arrow.Field{Name: "generation", Type: i64},
+	arrow.Field{Name: "role", Type: str},
+	arrow.Field{Name: "file", Type: str},
+	arrow.Field{Name: "rows", Type: i64},
+	arrow.Field{Name: "bytes", Type: i64},
+)
+
 // ByName lists the schemas by dataset name.
-var ByName = map[string]*arrow.Schema{"raw": Raw, "windows": Windows, "alerts": Alerts}
+var ByName = map[string]*arrow.Schema{"raw": Raw, "windows": Windows, "alerts": Alerts, "manifest": Manifest}

@@ -179,12 +179,42 @@ func Silences(prefix, app string) string { return Under(prefix, SilencesDir+"/"+
 // first start, under the expiring _state namespace.
 func LegacyFirstStart(prefix, app string) string { return Under(prefix, State+"/"+app+"/first-start") }
 
+// Compacted is the namespace compaction (package compact) writes, beside
+// the datasets it rewrites:
+//
+//	{prefix}/compacted/{dataset}/dt=/hour=/{gen}-{digest}-{part}.parquet
+//	{prefix}/compacted/manifests/dataset={dataset}/dt=/hour=/{gen}.parquet
+//
+// A manifest commits one generation of a partition: the files it
+// replaced and the files that replace them. The Athena views (package
+// athena) show a dataset's files minus those a manifest replaced, plus
+// the outputs no later manifest replaced.
+const Compacted = "compacted"
+
+// CompactedPartition is the directory of a partition's compacted files,
+// relative to the prefix; part is "dt=2026-11-27/hour=18".
+func CompactedPartition(dataset, part string) string {
+	return Compacted + "/" + dataset + "/" + part
+}
+
+// ManifestPartition is the directory of a partition's manifests,
+// relative to the prefix.
+func ManifestPartition(dataset, part string) string {
+	return Compacted + "/manifests/dataset=" + dataset + "/" + part
+}
+
 // Internal reports whether key, relative to prefix, is tapline's own
-// bookkeeping (State, App, SilencesDir) rather than a dataset's object.
+// bookkeeping (State, App, SilencesDir) or derived from the datasets
+// (Compacted) rather than an object the service writes for a dataset.
 func Internal(prefix, key string) bool {
 	rel := key
 	if prefix != "" {
 		rel = strings.TrimPrefix(key, prefix+"/")
 	}
-	return strings.HasPrefix(rel, State+"/") || strings.HasPrefix(rel, App+"/") || strings.HasPrefix(rel, SilencesDir+"/")
+	for _, ns := range []string{State, App, SilencesDir, Compacted} {
+		if strings.HasPrefix(rel, ns+"/") {
+			return true
+		}
+	}
+	return false
 }

@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -40,10 +41,10 @@ var ErrBadKey = errors.New("localdir: key must be a clean relative path")
 // reports whether it wrote (false: the key existed and was left alone).
 // Local writes are not cancelled: ctx is for the Store interface.
 func (d *Dir) Put(_ context.Context, key string, data []byte) (bool, error) {
-	if key == "" || filepath.IsAbs(key) || filepath.Clean(key) != key || strings.HasPrefix(key, "..") {
-		return false, fmt.Errorf("%w: %q", ErrBadKey, key)
+	path, err := d.path(key)
+	if err != nil {
+		return false, err
 	}
-	path := filepath.Join(d.root, filepath.FromSlash(key))
 	if _, err := os.Stat(path); err == nil {
 		return false, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -77,4 +78,73 @@ func (d *Dir) Put(_ context.Context, key string, data []byte) (bool, error) {
 		return false, fmt.Errorf("localdir: put %s: %w", key, err)
 	}
 	return true, nil
+}
+
+// Get reads the object under key.
+func (d *Dir) Get(_ context.Context, key string) ([]byte, error) {
+	path, err := d.path(key)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("localdir: %w", err)
+	}
+	return b, nil
+}
+
+// List returns the keys under prefix (a key prefix, not only a
+// directory), in lexicographic order as S3 lists them. Files being
+// written (.tmp-*) are not objects yet.
+func (d *Dir) List(_ context.Context, prefix string) ([]string, error) {
+	// Walk from the deepest directory the prefix names.
+	start := d.root
+	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+		start = filepath.Join(d.root, filepath.FromSlash(prefix[:i]))
+	}
+	var keys []string
+	err := filepath.WalkDir(start, func(path string, e fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if e.IsDir() || strings.HasPrefix(e.Name(), ".tmp-") {
+			return nil
+		}
+		rel, err := filepath.Rel(d.root, path)
+		if err != nil {
+			return err
+		}
+		if key := filepath.ToSlash(rel); strings.HasPrefix(key, prefix) {
+			keys = append(keys, key)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("localdir: list %s: %w", prefix, err)
+	}
+	slices.Sort(keys)
+	return keys, nil
+}
+
+// Delete removes the object under key; a missing key is not an error,
+// as in S3.
+func (d *Dir) Delete(_ context.Context, key string) error {
+	path, err := d.path(key)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("localdir: %w", err)
+	}
+	return nil
+}
+
+func (d *Dir) path(key string) (string, error) {
+	if key == "" || filepath.IsAbs(key) || filepath.Clean(key) != key || strings.HasPrefix(key, "..") {
+		return "", fmt.Errorf("%w: %q", ErrBadKey, key)
+	}
+	return filepath.Join(d.root, filepath.FromSlash(key)), nil
 }

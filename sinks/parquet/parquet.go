@@ -54,7 +54,7 @@ type Options struct {
 // replay after an upgrade would write a second object.
 const createdBy = "tapline"
 
-func (o Options) props(dictionary ...string) (*pq.WriterProperties, error) {
+func (o Options) props(dictionary []string, sortedBy []pq.SortingColumn) (*pq.WriterProperties, error) {
 	codec := compress.Codecs.Zstd
 	switch o.Compression {
 	case "", Zstd:
@@ -78,7 +78,19 @@ func (o Options) props(dictionary ...string) (*pq.WriterProperties, error) {
 	for _, col := range dictionary {
 		opts = append(opts, pq.WithDictionaryFor(col, true))
 	}
+	if len(sortedBy) > 0 {
+		opts = append(opts, pq.WithSortingColumns(sortedBy))
+	}
 	return pq.NewWriterProperties(opts...), nil
+}
+
+// dictionary lists each dataset's low-cardinality string columns, the
+// ones dictionary-encoded.
+var dictionary = map[string][]string{
+	"raw":      {"device_id", "shard_id"},
+	"windows":  {"window_spec", "device_id", "metric"},
+	"alerts":   {"rule", "kind", "severity", "state", "device_id", "metric", "window_spec"},
+	"manifest": {"role"},
 }
 
 // encoder is the part shared by the three datasets.
@@ -90,7 +102,7 @@ type encoder struct {
 }
 
 func newEncoder(schema *arrow.Schema, o Options, dictionary ...string) (encoder, error) {
-	props, err := o.props(dictionary...)
+	props, err := o.props(dictionary, nil)
 	if err != nil {
 		return encoder{}, err
 	}
@@ -150,7 +162,7 @@ type Windows struct {
 
 // NewWindows returns an empty windows encoder.
 func NewWindows(o Options) (*Windows, error) {
-	e, err := newEncoder(datasets.Windows, o, "window_spec", "device_id", "metric")
+	e, err := newEncoder(datasets.Windows, o, dictionary["windows"]...)
 	return &Windows{encoder: e}, err
 }
 
@@ -193,7 +205,7 @@ type Alerts struct{ encoder }
 
 // NewAlerts returns an empty alerts encoder.
 func NewAlerts(o Options) (*Alerts, error) {
-	e, err := newEncoder(datasets.Alerts, o, "rule", "kind", "severity", "state", "device_id", "metric", "window_spec")
+	e, err := newEncoder(datasets.Alerts, o, dictionary["alerts"]...)
 	return &Alerts{e}, err
 }
 
@@ -264,7 +276,7 @@ type Raw struct{ encoder }
 
 // NewRaw returns an empty raw encoder.
 func NewRaw(o Options) (*Raw, error) {
-	e, err := newEncoder(datasets.Raw, o, "device_id", "shard_id")
+	e, err := newEncoder(datasets.Raw, o, dictionary["raw"]...)
 	return &Raw{e}, err
 }
 

@@ -146,6 +146,14 @@ func (s *Store) GetAtMost(ctx context.Context, key string, max int64) ([]byte, e
 	return b, nil
 }
 
+// Delete removes the object under key; a missing key is not an error.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)}); err != nil {
+		return fmt.Errorf("s3sink: delete s3://%s/%s: %w", s.bucket, key, err)
+	}
+	return nil
+}
+
 // List returns the keys under prefix, in S3's (lexicographic) order.
 func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 	var keys []string

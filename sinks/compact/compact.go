@@ -1,0 +1,578 @@
+// Package compact rewrites closed hours of tapline's datasets as a few
+// large Parquet files sorted for the queries analysts run: raw by
+// (device_id, ts), windows by (device_id, metric, window_start), alerts
+// by (device_id, at). The service writes one small file per shard and
+// batch (about 60 an hour per shard); Athena wants files of 128 MB and
+// more, and a query for one device should read the row groups that hold
+// it, not every file.
+//
+// Readers never see both copies, and a crash at any step loses nothing:
+// the landing files stay where the service wrote them until a manifest
+// (layout.Compacted) commits the generation that replaces them. A
+// generation of a partition is written in this order:
+//
+//  1. its output files, under names made of the generation, a digest of
+//     the files it replaces and a part number (put-if-absent; the bytes are
+//     a function of the inputs, so a rerun writes the same objects);
+//  2. its manifest, one object (put-if-absent): the commit point. Before
+//     it the views show the landing files; after it, the outputs;
+//  3. (on the next run, or at once with DeleteNow) the deletion of the
+//     files it replaced, which the views already hide.
+//
+// Files that arrive for an hour after its compaction (an offline device's
+// backlog, a replay) stay visible beside the outputs; the next run writes
+// a new generation that replaces them and the previous outputs together.
+package compact
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/compute"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/tapline/tapline/sinks/datasets"
+	"github.com/tapline/tapline/sinks/layout"
+	"github.com/tapline/tapline/sinks/parquet"
+)
+
+// Store is what compaction needs of a bucket: s3sink.Store and
+// localdir.Dir are stores. Put writes unless the key exists.
+type Store interface {
+	Put(ctx context.Context, key string, data []byte) (bool, error)
+	Get(ctx context.Context, key string) ([]byte, error)
+	List(ctx context.Context, prefix string) ([]string, error)
+	Delete(ctx context.Context, key string) error
+}
+
+// Datasets compaction rewrites, and the order each is sorted in. Ties
+// keep the order of the files' names and the rows within them, so the
+// output is a function of the inputs.
+var sortKeys = map[string][]string{
+	layout.Raw:     {"device_id", "ts", "shard_id", "sequence_number", "reading"},
+	layout.Windows: {"device_id", "metric", "window_start", "window_spec", "window_end"},
+	layout.Alerts:  {"device_id", "at", "alert_id", "state", "repeat"},
+}
+
+// Datasets lists the datasets compaction rewrites.
+func Datasets() []string { return []string{layout.Raw, layout.Windows, layout.Alerts} }
+
+// Options configure a run.
+type Options struct {
+	Store    Store
+	Prefix   string
+	Datasets []string // default Datasets()
+	// Before: only hours that ended at or before this time (Unix ms of
+	// event time) are compacted. Required.
+	Before int64
+	// TargetBytes is the size compaction aims at for one output file
+	// (estimated from the inputs' size). Default 128 MiB.
+	TargetBytes int64
+	// MaxPartitionBytes bounds the input of one partition, all of which
+	// is held in memory to sort it; a larger partition is skipped with an
+	// error (Report.TooLarge). Default 2 GiB.
+	MaxPartitionBytes int64
+	// Parquet encodes the outputs; its RowGroupRows defaults to 64k rows
+	// here, small enough that a device's rows span few row groups.
+	Parquet parquet.Options
+	// DeleteNow deletes the replaced files right after the commit rather
+	// than on the next run. Deferring gives a query that read the
+	// manifests just before a commit time to list and read the files they
+	// name.
+	DeleteNow bool
+	// Progress, if set, is called after each partition.
+	Progress func(Partition)
+}
+
+// Partition is what a run did to one partition.
+type Partition struct {
+	Dataset, Part     string // "windows", "dt=2026-11-27/hour=18"
+	Generation        int    // the generation committed, 0 if none
+	Sources, Outputs  int    // files replaced and written
+	Rows              int64
+	BytesIn, BytesOut int64
+	Deleted           int // replaced or orphaned files deleted
+	Visible           int // files a reader lists after the run
+	Elapsed           time.Duration
+	Err               error
+}
+
+// Report sums up a run.
+type Report struct {
+	Partitions []Partition
+	Committed  int // generations committed
+	Rows       int64
+	BytesIn    int64
+	BytesOut   int64
+	Deleted    int
+	TooLarge   int
+	Failed     int
+	Elapsed    time.Duration
+}
+
+// ErrTooLarge is the error of a partition over MaxPartitionBytes.
+var ErrTooLarge = errors.New("compact: partition larger than the memory bound")
+
+// Run compacts every partition of the datasets whose hour ended by
+// o.Before. A partition that fails is reported and the others go on;
+// the error is the first failure, or a store error that stops the run.
+func Run(ctx context.Context, o Options) (Report, error) {
+	start := time.Now()
+	if err := layout.ValidPrefix(o.Prefix); err != nil {
+		return Report{}, err
+	}
+	if o.Store == nil || o.Before <= 0 {
+		return Report{}, errors.New("compact: Store and Before are required")
+	}
+	if o.TargetBytes <= 0 {
+		o.TargetBytes = 128 << 20
+	}
+	if o.MaxPartitionBytes <= 0 {
+		o.MaxPartitionBytes = 2 << 30
+	}
+	if o.Parquet.RowGroupRows <= 0 {
+		o.Parquet.RowGroupRows = 64 << 10
+	}
+	if len(o.Datasets) == 0 {
+		o.Datasets = Datasets()
+	}
+	var rep Report
+	var first error
+	for _, ds := range o.Datasets {
+		if _, ok := sortKeys[ds]; !ok {
+			return rep, fmt.Errorf("compact: unknown dataset %q", ds)
+		}
+		parts, err := partitions(ctx, o.Store, o.Prefix, ds)
+		if err != nil {
+			return rep, err
+		}
+		for _, part := range parts {
+			if end, ok := hourEnd(part); !ok || end > o.Before {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return rep, err
+			}
+			t0 := time.Now()
+			p, err := compactPartition(ctx, o, ds, part)
+			p.Dataset, p.Part, p.Elapsed, p.Err = ds, part, time.Since(t0), err
+			if err != nil {
+				rep.Failed++
+				if errors.Is(err, ErrTooLarge) {
+					rep.TooLarge++
+				}
+				if first == nil {
+					first = err
+				}
+			}
+			if p.Generation > 0 && p.Outputs+p.Sources > 0 && err == nil {
+				rep.Committed++
+			}
+			rep.Rows += p.Rows
+			rep.BytesIn += p.BytesIn
+			rep.BytesOut += p.BytesOut
+			rep.Deleted += p.Deleted
+			rep.Partitions = append(rep.Partitions, p)
+			if o.Progress != nil {
+				o.Progress(p)
+			}
+		}
+	}
+	rep.Elapsed = time.Since(start)
+	return rep, first
+}
+
+// partitions lists the partitions ("dt=…/hour=…") that have landing
+// files, compacted files or manifests, in order.
+func partitions(ctx context.Context, s Store, prefix, ds string) ([]string, error) {
+	seen := map[string]bool{}
+	for _, dir := range []string{ds + "/", layout.Compacted + "/" + ds + "/", layout.ManifestPartition(ds, "")} {
+		root := layout.Under(prefix, dir)
+		keys, err := s.List(ctx, root)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range keys {
+			rel := strings.TrimPrefix(k, root)
+			if i := strings.Index(rel, "/hour="); i > 0 && strings.HasPrefix(rel, "dt=") && len(rel) > i+8 {
+				seen[rel[:i+8]] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for p := range seen {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// hourEnd is the end (Unix ms) of a partition's hour.
+func hourEnd(part string) (int64, bool) {
+	if len(part) != len("dt=2026-11-27/hour=18") || part[13:19] != "/hour=" {
+		return 0, false
+	}
+	t, err := time.Parse("2006-01-02T15", part[3:13]+"T"+part[19:21])
+	if err != nil {
+		return 0, false
+	}
+	return t.Add(time.Hour).UnixMilli(), true
+}
+
+// state is a partition as the store holds it.
+type state struct {
+	landing   []string       // landing files, relative to the prefix
+	compacted []string       // files in the compacted directory
+	replaced  map[string]int // file → generation that replaced it
+	outputs   map[string]int // file → generation that wrote it
+	gen       int            // latest committed generation
+}
+
+// visible is what a reader sees: the landing files no manifest
+// replaced, then the outputs no later manifest replaced.
+func (st *state) visible() []string {
+	var out []string
+	for _, f := range st.landing {
+		if _, gone := st.replaced[f]; !gone {
+			out = append(out, f)
+		}
+	}
+	for _, f := range st.compacted {
+		if _, ok := st.outputs[f]; ok {
+			if _, gone := st.replaced[f]; !gone {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
+}
+
+func load(ctx context.Context, s Store, prefix, ds, part string) (*state, error) {
+	st := &state{replaced: map[string]int{}, outputs: map[string]int{}}
+	list := func(dir string) ([]string, error) {
+		root := layout.Under(prefix, dir) + "/"
+		keys, err := s.List(ctx, root)
+		var out []string
+		for _, k := range keys {
+			if strings.HasSuffix(k, ".parquet") && !strings.Contains(strings.TrimPrefix(k, root), "/") {
+				out = append(out, strings.TrimPrefix(k, layout.Under(prefix, "")))
+			}
+		}
+		return out, err
+	}
+	var err error
+	if st.landing, err = list(ds + "/" + part); err != nil {
+		return nil, err
+	}
+	if st.compacted, err = list(layout.CompactedPartition(ds, part)); err != nil {
+		return nil, err
+	}
+	manifests, err := list(layout.ManifestPartition(ds, part))
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range manifests {
+		data, err := s.Get(ctx, layout.Under(prefix, m))
+		if err != nil {
+			return nil, err
+		}
+		gen, rows, err := readManifest(ctx, data)
+		if err != nil {
+			return nil, fmt.Errorf("compact: manifest %s: %w", m, err)
+		}
+		if name := fmt.Sprintf("%06d.parquet", gen); !strings.HasSuffix(m, "/"+name) {
+			return nil, fmt.Errorf("compact: manifest %s holds generation %d", m, gen)
+		}
+		for _, r := range rows {
+			if r.role == "source" {
+				st.replaced[r.file] = gen
+			} else {
+				st.outputs[r.file] = gen
+			}
+		}
+		st.gen = max(st.gen, gen)
+	}
+	return st, nil
+}
+
+// Visible lists the files of a dataset's partition a reader of the views
+// sees (relative to the prefix): what the views compute, for tools that
+// read the files themselves.
+func Visible(ctx context.Context, s Store, prefix, dataset, part string) ([]string, error) {
+	st, err := load(ctx, s, prefix, dataset, part)
+	if err != nil {
+		return nil, err
+	}
+	return st.visible(), nil
+}
+
+func compactPartition(ctx context.Context, o Options, ds, part string) (Partition, error) {
+	var p Partition
+	st, err := load(ctx, o.Store, o.Prefix, ds, part)
+	if err != nil {
+		return p, err
+	}
+	p.Generation = st.gen
+	// What earlier generations replaced, and outputs no manifest
+	// committed whose generation is taken (a crash, or a concurrent run
+	// that lost), go now: no reader sees them.
+	var garbage []string
+	for _, f := range st.landing {
+		if _, gone := st.replaced[f]; gone {
+			garbage = append(garbage, f)
+		}
+	}
+	for _, f := range st.compacted {
+		_, gone := st.replaced[f]
+		_, committed := st.outputs[f]
+		if gone || !committed && outputGen(f) <= st.gen {
+			garbage = append(garbage, f)
+		}
+	}
+	n, err := deleteAll(ctx, o.Store, o.Prefix, garbage)
+	p.Deleted += n
+	if err != nil {
+		return p, err
+	}
+	sources := st.visible()
+	p.Visible = len(sources)
+	if !slices.ContainsFunc(sources, func(f string) bool { return st.outputs[f] == 0 }) {
+		return p, nil // nothing but the latest generation's outputs
+	}
+	gen := st.gen + 1
+	var inputs []arrow.RecordBatch
+	defer func() {
+		for _, r := range inputs {
+			r.Release()
+		}
+	}()
+	var rows []manifestRow
+	for _, f := range sources {
+		data, err := o.Store.Get(ctx, layout.Under(o.Prefix, f))
+		if err != nil {
+			return p, err
+		}
+		p.BytesIn += int64(len(data))
+		if p.BytesIn > o.MaxPartitionBytes {
+			return p, fmt.Errorf("%w: %s %s is over %d bytes", ErrTooLarge, ds, part, o.MaxPartitionBytes)
+		}
+		rec, err := parquet.Decode(ctx, ds, data)
+		if err != nil {
+			return p, fmt.Errorf("compact: %s: %w", f, err)
+		}
+		inputs = append(inputs, rec)
+		rows = append(rows, manifestRow{gen: gen, role: "source", file: f, rows: rec.NumRows(), bytes: int64(len(data))})
+		p.Rows += rec.NumRows()
+	}
+	sorted, err := sortRows(ctx, ds, inputs)
+	if err != nil {
+		return p, err
+	}
+	defer sorted.Release()
+	digest := digestOf(sources)
+	perFile := max(1, int64(float64(o.TargetBytes)/float64(p.BytesIn)*float64(p.Rows)))
+	for i, off := 0, int64(0); off < sorted.NumRows(); i, off = i+1, off+perFile {
+		chunk := sorted.NewSlice(off, min(off+perFile, sorted.NumRows()))
+		var buf bytes.Buffer
+		_, err := parquet.Encode(&buf, chunk, o.Parquet, sortKeys[ds]...)
+		n := chunk.NumRows()
+		chunk.Release()
+		if err != nil {
+			return p, err
+		}
+		f := fmt.Sprintf("%s/%06d-%s-%03d.parquet", layout.CompactedPartition(ds, part), gen, digest, i)
+		if _, err := o.Store.Put(ctx, layout.Under(o.Prefix, f), buf.Bytes()); err != nil {
+			return p, err
+		}
+		rows = append(rows, manifestRow{gen: gen, role: "output", file: f, rows: n, bytes: int64(buf.Len())})
+		p.Outputs++
+		p.BytesOut += int64(buf.Len())
+	}
+	p.Sources = len(sources)
+	manifest, err := writeManifest(rows)
+	if err != nil {
+		return p, err
+	}
+	key := layout.Under(o.Prefix, fmt.Sprintf("%s/%06d.parquet", layout.ManifestPartition(ds, part), gen))
+	wrote, err := o.Store.Put(ctx, key, manifest)
+	if err != nil {
+		return p, err
+	}
+	if !wrote {
+		// Another run committed this generation first. Ours is the same
+		// commit if it replaced the same files (same bytes); otherwise our
+		// outputs are orphans the next run deletes, and nothing of ours
+		// may be deleted now.
+		if theirs, err := o.Store.Get(ctx, key); err != nil {
+			return p, err
+		} else if !bytes.Equal(theirs, manifest) {
+			return p, fmt.Errorf("compact: %s %s: generation %d was committed by another run", ds, part, gen)
+		}
+	}
+	p.Generation = gen
+	p.Visible = p.Outputs
+	if o.DeleteNow {
+		n, err := deleteAll(ctx, o.Store, o.Prefix, sources)
+		p.Deleted += n
+		if err != nil {
+			return p, err
+		}
+	}
+	return p, nil
+}
+
+// outputGen is the generation in a compacted file's name, or a number
+// larger than any generation if the name is not one compaction writes.
+func outputGen(f string) int {
+	name := f[strings.LastIndexByte(f, '/')+1:]
+	g, err := strconv.Atoi(strings.SplitN(name, "-", 2)[0])
+	if err != nil || len(name) < 7 || name[6] != '-' {
+		return int(^uint(0) >> 1)
+	}
+	return g
+}
+
+// digestOf names the set of files a generation replaces: a rerun after
+// a crash replaces the same files and writes the same names, a run that
+// replaces others writes other names.
+func digestOf(files []string) string {
+	h := sha256.New()
+	for _, f := range files {
+		h.Write([]byte(f))
+		h.Write([]byte{'\n'})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+func deleteAll(ctx context.Context, s Store, prefix string, files []string) (int, error) {
+	for i, f := range files {
+		if err := s.Delete(ctx, layout.Under(prefix, f)); err != nil {
+			return i, err
+		}
+	}
+	return len(files), nil
+}
+
+// sortRows concatenates the inputs and sorts the rows by the dataset's
+// sort key, stably.
+func sortRows(ctx context.Context, ds string, inputs []arrow.RecordBatch) (arrow.RecordBatch, error) {
+	schema := datasets.ByName[ds]
+	cols := make([]arrow.Array, schema.NumFields())
+	defer func() {
+		for _, c := range cols {
+			if c != nil {
+				c.Release()
+			}
+		}
+	}()
+	for i := range cols {
+		chunks := make([]arrow.Array, len(inputs))
+		for j, r := range inputs {
+			chunks[j] = r.Column(i)
+		}
+		c, err := array.Concatenate(chunks, memory.DefaultAllocator)
+		if err != nil {
+			return nil, fmt.Errorf("compact: %s: %w", schema.Field(i).Name, err)
+		}
+		cols[i] = c
+	}
+	n := 0
+	if len(cols) > 0 {
+		n = cols[0].Len()
+	}
+	var cmps []func(a, b int32) int
+	for _, name := range sortKeys[ds] {
+		cmps = append(cmps, comparator(cols[schema.FieldIndices(name)[0]], name == "sequence_number"))
+	}
+	idx := make([]int32, n)
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortStableFunc(idx, func(a, b int32) int {
+		for _, c := range cmps {
+			if r := c(a, b); r != 0 {
+				return r
+			}
+		}
+		return 0
+	})
+	b := array.NewInt32Builder(memory.DefaultAllocator)
+	defer b.Release()
+	b.AppendValues(idx, nil)
+	indices := b.NewArray()
+	defer indices.Release()
+	out := make([]arrow.Array, len(cols))
+	for i, c := range cols {
+		t, err := compute.TakeArray(ctx, c, indices)
+		if err != nil {
+			for _, o := range out[:i] {
+				o.Release()
+			}
+			return nil, fmt.Errorf("compact: sort %s: %w", schema.Field(i).Name, err)
+		}
+		out[i] = t
+	}
+	rec := array.NewRecordBatch(schema, out, int64(n))
+	for _, o := range out {
+		o.Release()
+	}
+	return rec, nil
+}
+
+// comparator orders the rows of one sort column, nulls first. decimal
+// compares strings of digits as numbers (Kinesis sequence numbers).
+func comparator(col arrow.Array, decimal bool) func(a, b int32) int {
+	nulls := func(a, b int32) (int, bool) {
+		na, nb := col.IsNull(int(a)), col.IsNull(int(b))
+		if na || nb {
+			return cmp.Compare(btoi(!na), btoi(!nb)), true
+		}
+		return 0, false
+	}
+	switch c := col.(type) {
+	case *array.String:
+		return func(a, b int32) int {
+			if r, ok := nulls(a, b); ok {
+				return r
+			}
+			x, y := c.Value(int(a)), c.Value(int(b))
+			if decimal && len(x) != len(y) {
+				return cmp.Compare(len(x), len(y))
+			}
+			return strings.Compare(x, y)
+		}
+	case *array.Timestamp:
+		return func(a, b int32) int {
+			if r, ok := nulls(a, b); ok {
+				return r
+			}
+			return cmp.Compare(c.Value(int(a)), c.Value(int(b)))
+		}
+	case *array.Int64:
+		return func(a, b int32) int {
+			if r, ok := nulls(a, b); ok {
+				return r
+			}
+			return cmp.Compare(c.Value(int(a)), c.Value(int(b)))
+		}
+	}
+	panic(fmt.Sprintf("compact: no comparator for %s", col.DataType()))
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
