@@ -4,6 +4,7 @@
 //	tapline run         the service: consume a Kinesis stream, write S3, publish alerts
 //	tapline demo        run the shard loop on a simulated keg fleet (no AWS needed)
 //	tapline athena-ddl  print the Athena DDL for the S3 datasets
+//	tapline compact     rewrite closed hours as large sorted files for Athena
 //	tapline redrive-alerts  publish the alerts dead-lettered while SNS refused them
 //	tapline backtest    what rules would have said about recorded data, scored against labels
 //	tapline healthcheck GET /healthz of a running service (the container's health check)
@@ -46,6 +47,7 @@ commands:
   run         the service: consume a Kinesis stream (KCL), write Parquet to S3, publish alerts to SNS
   demo        run the shard loop on a simulated keg fleet, no AWS account needed
   athena-ddl  print the Athena/Glue DDL (with partition projection) for the S3 datasets
+  compact     rewrite closed hours as large Parquet files sorted by device and time (hourly, safe to stop)
   redrive-alerts
               publish the alerts dead-lettered to S3 while SNS refused them (oldest first, each once)
   backtest    replay CSV, JSON lines or raw Parquet through the pipeline with a rules file: the alerts, scored with -labels
@@ -78,6 +80,8 @@ func main() {
 		return
 	case "athena-ddl":
 		err = runAthenaDDL(os.Args[2:])
+	case "compact":
+		err = runCompact(ctx, os.Args[2:], os.Stdout)
 	case "redrive-alerts":
 		err = runRedrive(ctx, os.Args[2:])
 	case "backtest":
@@ -291,7 +295,9 @@ func runRedrive(ctx context.Context, args []string) error {
 
 // parseServiceFlags adds -config to fs, parses args and loads the
 // service's configuration, as `run` and the commands that act for it do.
-func parseServiceFlags(fs *flag.FlagSet, args []string, usage string) (service.Config, error) {
+// A local, when it reports true after parsing, says the command works
+// without the service (no configuration is loaded).
+func parseServiceFlags(fs *flag.FlagSet, args []string, usage string, local ...func() bool) (service.Config, error) {
 	path := fs.String("config", os.Getenv("TAPLINE_CONFIG"), "YAML configuration file (TAPLINE_CONFIG); TAPLINE_* variables override it")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), usage)
@@ -299,6 +305,9 @@ func parseServiceFlags(fs *flag.FlagSet, args []string, usage string) (service.C
 	}
 	if err := fs.Parse(args); err != nil {
 		return service.Config{}, err
+	}
+	if len(local) > 0 && local[0]() {
+		return service.Config{}, nil
 	}
 	return service.Load(*path, os.Environ())
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tapline/tapline/pipeline/consumer"
+	"github.com/tapline/tapline/sinks/compact"
 	"github.com/tapline/tapline/sinks/s3sink"
 	"github.com/tapline/tapline/sinks/snssink"
 	"github.com/tapline/tapline/windows/rules"
@@ -268,4 +269,32 @@ func RedriveAlerts(ctx context.Context, c Config, since time.Time) (snssink.Redr
 		}
 	}
 	return pub.Redrive(ctx, store, snssink.RedriveOptions{Prefix: c.S3.Prefix, Since: since, Rules: rs})
+}
+
+// Compact runs compaction (package compact) on the service's bucket and
+// prefix, with its credentials and endpoint: `tapline compact`.
+func Compact(ctx context.Context, c Config, o compact.Options) (compact.Report, error) {
+	store, err := compactStore(ctx, c)
+	if err != nil {
+		return compact.Report{}, err
+	}
+	o.Store, o.Prefix = store, c.S3.Prefix
+	return compact.Run(ctx, o)
+}
+
+// CompactStatus is compact.Statuses for the service's bucket and prefix.
+func CompactStatus(ctx context.Context, c Config, datasets []string) ([]compact.Status, error) {
+	store, err := compactStore(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return compact.Statuses(ctx, store, c.S3.Prefix, datasets)
+}
+
+func compactStore(ctx context.Context, c Config) (*s3sink.Store, error) {
+	with, err := awsConfigs(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return s3sink.New(with(c.Endpoints.S3), s3sink.Options{Bucket: c.S3.Bucket})
 }

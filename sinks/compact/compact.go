@@ -576,3 +576,33 @@ func btoi(b bool) int {
 	}
 	return 0
 }
+
+// Status is a partition's file counts: how many small files a reader
+// lists now, the number compaction brings down.
+type Status struct {
+	Dataset, Part      string
+	Landing, Compacted int // files in each location, replaced ones included
+	Visible            int // files a reader of the views reads
+}
+
+// Statuses reports every partition of the datasets.
+func Statuses(ctx context.Context, s Store, prefix string, datasets []string) ([]Status, error) {
+	var out []Status
+	for _, ds := range datasets {
+		if _, ok := sortKeys[ds]; !ok {
+			return nil, fmt.Errorf("compact: unknown dataset %q", ds)
+		}
+		parts, err := partitions(ctx, s, prefix, ds)
+		if err != nil {
+			return nil, err
+		}
+		for _, part := range parts {
+			st, err := load(ctx, s, prefix, ds, part)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, Status{Dataset: ds, Part: part, Landing: len(st.landing), Compacted: len(st.compacted), Visible: len(st.visible())})
+		}
+	}
+	return out, nil
+}
