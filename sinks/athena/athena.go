@@ -192,7 +192,7 @@ func Script(database, bucket, prefix, projectionStart string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	views, err := Views(database, bucket, prefix)
+	views, err := Views(database)
 	if err != nil {
 		return "", err
 	}

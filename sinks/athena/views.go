@@ -22,8 +22,8 @@ type View struct {
 // row's file.
 type source struct {
 	landing, compacted, manifest string
-	// path is the expression of the key (relative to the prefix) of the
-	// file a row of alias came from.
+	// path is the column of the file a row of alias came from: its full
+	// path or URI, which ends with "/" and the key manifests name.
 	path func(alias string) string
 }
 
@@ -40,8 +40,12 @@ func (src source) view(t Table) View {
 		return b.String()
 	}
 	listed := func(alias, role string) string {
-		return fmt.Sprintf("SELECT 1 FROM %s m WHERE m.dataset = '%s' AND m.dt = %s.dt AND m.hour = %s.hour AND m.role = '%s' AND m.file = %s",
-			src.manifest, t.Dataset, alias, alias, role, src.path(alias))
+		// A suffix match names no bucket, so the view is the same in
+		// every account (the CDK stack's bucket name is not known at
+		// synthesis); the partition columns narrow it to one hour first.
+		p := src.path(alias)
+		return fmt.Sprintf("SELECT 1 FROM %s m WHERE m.dataset = '%s' AND m.dt = %s.dt AND m.hour = %s.hour AND m.role = '%s' AND substr(%s, -length(m.file) - 1) = '/' || m.file",
+			src.manifest, t.Dataset, alias, alias, role, p)
 	}
 	v.SQL = fmt.Sprintf("SELECT %s\nFROM %s l\nWHERE NOT EXISTS (%s)\nUNION ALL\nSELECT %s\nFROM %s c\nWHERE EXISTS (%s)\n  AND NOT EXISTS (%s)",
 		cols("l"), src.landing, listed("l", "source"), cols("c"), src.compacted, listed("c", "output"), listed("c", "source"))
@@ -49,18 +53,14 @@ func (src source) view(t Table) View {
 }
 
 // Views returns the raw, windows and alerts views over the tables of
-// Tables(bucket, prefix, …) in database.
-func Views(database, bucket, prefix string) ([]View, error) {
+// Tables in database.
+func Views(database string) ([]View, error) {
 	if !databaseRE.MatchString(database) {
 		return nil, fmt.Errorf("athena: database %q must match %s", database, databaseRE)
 	}
-	tables, err := Tables(bucket, prefix, "2000-01-01")
+	tables, err := Tables("placeholder", "", "2000-01-01")
 	if err != nil {
 		return nil, err
-	}
-	root := "s3://" + bucket + "/"
-	if prefix != "" {
-		root += prefix + "/"
 	}
 	var out []View
 	for _, t := range tables {
@@ -71,7 +71,7 @@ func Views(database, bucket, prefix string) ([]View, error) {
 			landing:   fmt.Sprintf("%q.%q", database, t.Name),
 			compacted: fmt.Sprintf("%q.%q", database, t.Dataset+CompactedSuffix),
 			manifest:  fmt.Sprintf("%q.%q", database, ManifestTable),
-			path:      func(a string) string { return fmt.Sprintf(`substr(%s."$path", %d)`, a, len(root)+1) },
+			path:      func(a string) string { return a + `."$path"` },
 		}
 		out = append(out, src.view(t))
 	}
@@ -132,7 +132,7 @@ func DuckDB(root string) (string, error) {
 		}
 		src := source{
 			landing: fmt.Sprintf("%q", t.Name), compacted: fmt.Sprintf("%q", t.Dataset+CompactedSuffix), manifest: fmt.Sprintf("%q", ManifestTable),
-			path: func(a string) string { return fmt.Sprintf("substr(%s.filename, %d)", a, len(root)+2) },
+			path: func(a string) string { return a + ".filename" },
 		}
 		fmt.Fprintf(&b, "CREATE OR REPLACE VIEW %q AS\n%s;\n", t.Dataset, src.view(t).SQL)
 	}

@@ -83,8 +83,12 @@ type Options struct {
 	// is held in memory to sort it; a larger partition is skipped with an
 	// error (Report.TooLarge). Default 2 GiB.
 	MaxPartitionBytes int64
-	// Parquet encodes the outputs; its RowGroupRows defaults to 64k rows
-	// here, small enough that a device's rows span few row groups.
+	// Parquet encodes the outputs. Its RowGroupRows defaults to 8k rows
+	// here: the rows are sorted by device, so a query for one device
+	// fetches the one or two row groups its rows are in, and a smaller
+	// group is fewer bytes of other devices (at 1,000 devices reading
+	// every 10 s an hour has 44 row groups; larger fleets get more, never
+	// larger ones).
 	Parquet parquet.Options
 	// DeleteNow deletes the replaced files right after the commit rather
 	// than on the next run. Deferring gives a query that read the
@@ -142,7 +146,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		o.MaxPartitionBytes = 2 << 30
 	}
 	if o.Parquet.RowGroupRows <= 0 {
-		o.Parquet.RowGroupRows = 64 << 10
+		o.Parquet.RowGroupRows = 8 << 10
 	}
 	if len(o.Datasets) == 0 {
 		o.Datasets = Datasets()
