@@ -8,6 +8,8 @@
 package taplinestack
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -19,6 +21,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsecs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsglue"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiot"
@@ -209,14 +213,15 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 		for _, c := range t.Columns {
 			cols = append(cols, &awsglue.CfnTable_ColumnProperty{Name: s(c.Name), Type: s(c.Type)})
 		}
-		tbl := awsglue.NewCfnTable(stack, s("Table"+strings.ToUpper(t.Name[:1])+t.Name[1:]), &awsglue.CfnTableProps{
+		var parts []interface{}
+		for _, c := range t.Partitions {
+			parts = append(parts, &awsglue.CfnTable_ColumnProperty{Name: s(c.Name), Type: s(c.Type)})
+		}
+		tbl := awsglue.NewCfnTable(stack, s("Table"+camel(t.Name)), &awsglue.CfnTableProps{
 			CatalogId: stack.Account(), DatabaseName: s(p.Database),
 			TableInput: &awsglue.CfnTable_TableInputProperty{
 				Name: s(t.Name), TableType: s("EXTERNAL_TABLE"), Parameters: params,
-				PartitionKeys: &[]interface{}{
-					&awsglue.CfnTable_ColumnProperty{Name: s("dt"), Type: s("string")},
-					&awsglue.CfnTable_ColumnProperty{Name: s("hour"), Type: s("string")},
-				},
+				PartitionKeys: &parts,
 				StorageDescriptor: &awsglue.CfnTable_StorageDescriptorProperty{
 					Columns: &cols, Location: located(t.Location),
 					InputFormat:  s("org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"),
@@ -226,6 +231,36 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 			},
 		})
 		tbl.Node().AddDependency(db)
+	}
+	// The views analysts query (package athena): Athena views are Glue
+	// tables of type VIRTUAL_VIEW holding the Trino SQL. They keep the
+	// logical ids the tables of the same names had before compaction,
+	// so an update turns those tables into views in place.
+	views, err := athena.Views(p.Database)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range views {
+		text, err := prestoView(p.Database, v)
+		if err != nil {
+			return nil, err
+		}
+		var cols []interface{}
+		for _, c := range v.Columns {
+			cols = append(cols, &awsglue.CfnTable_ColumnProperty{Name: s(c.Name), Type: s(c.Type)})
+		}
+		view := awsglue.NewCfnTable(stack, s("Table"+camel(v.Name)), &awsglue.CfnTableProps{
+			CatalogId: stack.Account(), DatabaseName: s(p.Database),
+			TableInput: &awsglue.CfnTable_TableInputProperty{
+				Name: s(v.Name), TableType: s("VIRTUAL_VIEW"),
+				Parameters:       map[string]*string{"presto_view": s("true"), "comment": s("Presto View")},
+				ViewOriginalText: s(text), ViewExpandedText: s("/* Presto View */"),
+				StorageDescriptor: &awsglue.CfnTable_StorageDescriptorProperty{
+					Columns: &cols, SerdeInfo: &awsglue.CfnTable_SerdeInfoProperty{},
+				},
+			},
+		})
+		view.Node().AddDependency(db)
 	}
 	awsathena.NewCfnWorkGroup(stack, s("WorkGroup"), &awsathena.CfnWorkGroupProps{
 		Name: s(p.App), RecursiveDeleteOption: jsii.Bool(true),
@@ -429,13 +464,58 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	}))
 	awscdk.NewCfnOutput(stack, s("SilencersRoleArn"), &awscdk.CfnOutputProps{Value: silencers.RoleArn(), Description: s("assume it to run tapline silence")})
 
+	// Compaction (tapline compact, hourly below) rewrites closed hours:
+	// it reads the datasets, writes under compacted/ and deletes the files
+	// a committed manifest replaced. A manifest decides what the views
+	// show, so only this role writes under compacted/ and only it deletes
+	// dataset files.
+	compactorRole := awsiam.NewRole(stack, s("CompactorRole"), &awsiam.RoleProps{
+		AssumedBy:   awsiam.NewServicePrincipal(s("ecs-tasks.amazonaws.com"), nil),
+		Description: s("tapline compact: rewrites closed hours of the datasets"),
+	})
+	var datasetObjects, compactedObjects []*string
+	for _, ds := range []string{layout.Raw, layout.Windows, layout.Alerts} {
+		datasetObjects = append(datasetObjects, lake.ArnForObjects(s(layout.Under(p.Prefix, ds)+"/*")))
+	}
+	compactedObjects = append(compactedObjects, lake.ArnForObjects(s(layout.Under(p.Prefix, layout.Compacted)+"/*")))
+	compactorRole.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions: s2("s3:GetObject", "s3:DeleteObject"), Resources: &datasetObjects,
+	}))
+	compactorRole.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions: s2("s3:GetObject", "s3:PutObject", "s3:DeleteObject"), Resources: &compactedObjects,
+	}))
+	var listed []string
+	for _, ds := range append([]string{layout.Raw, layout.Windows, layout.Alerts}, layout.Compacted) {
+		listed = append(listed, layout.Under(p.Prefix, ds)+"/*")
+	}
+	compactorRole.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions: s2("s3:ListBucket"), Resources: &[]*string{lake.BucketArn()},
+		Conditions: &map[string]interface{}{"StringLike": map[string]interface{}{"s3:prefix": listed}},
+	}))
+	key.Grant(compactorRole, s("kms:Decrypt"), s("kms:GenerateDataKey"))
+	lake.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid: s("OnlyTheCompactorWritesCompacted"), Effect: awsiam.Effect_DENY,
+		Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()},
+		Actions:    s2("s3:PutObject", "s3:DeleteObject"),
+		Resources:  &compactedObjects,
+		Conditions: &map[string]interface{}{"ArnNotEquals": map[string]interface{}{"aws:PrincipalArn": compactorRole.RoleArn()}},
+	}))
+	lake.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid: s("OnlyTheCompactorDeletesData"), Effect: awsiam.Effect_DENY,
+		Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()},
+		Actions:    s2("s3:DeleteObject"),
+		Resources:  &datasetObjects,
+		Conditions: &map[string]interface{}{"ArnNotEquals": map[string]interface{}{"aws:PrincipalArn": compactorRole.RoleArn()}},
+	}))
+
 	cluster := awsecs.NewCluster(stack, s("Cluster"), &awsecs.ClusterProps{Vpc: vpc})
+	image := awsecs.ContainerImage_FromAsset(s(p.ImageAsset), nil) // FROM scratch: the binary and the rules
 	task := awsecs.NewFargateTaskDefinition(stack, s("Task"), &awsecs.FargateTaskDefinitionProps{
 		Cpu: jsii.Number(1024), MemoryLimitMiB: jsii.Number(4096), TaskRole: taskRole, ExecutionRole: execRole,
 		RuntimePlatform: &awsecs.RuntimePlatform{CpuArchitecture: awsecs.CpuArchitecture_ARM64(), OperatingSystemFamily: awsecs.OperatingSystemFamily_LINUX()},
 	})
 	task.AddContainer(s("tapline"), &awsecs.ContainerDefinitionOptions{
-		Image:   awsecs.ContainerImage_FromAsset(s(p.ImageAsset), nil), // FROM scratch: the binary and the rules
+		Image:   image,
 		Command: s2("run"),
 		Environment: &map[string]*string{
 			"TAPLINE_APP": s(p.App), "TAPLINE_STREAM": stream.StreamName(),
@@ -497,6 +577,30 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	for name, v := range map[string]*string{"Bucket": lake.BucketName(), "Stream": stream.StreamName(), "AlertsTopic": alerts.TopicArn(), "LeaseTable": leases.TableName(), "Commander": commander.FunctionName(), "OperatorURL": operatorURL.Url()} {
 		awscdk.NewCfnOutput(stack, s("Out"+name), &awscdk.CfnOutputProps{Value: v})
 	}
+	// tapline compact, hourly: hours that ended two hours ago and more
+	// (beyond the allowed lateness and the longest window), deletions of
+	// what the previous run replaced. It holds one partition in memory.
+	compactTask := awsecs.NewFargateTaskDefinition(stack, s("CompactTask"), &awsecs.FargateTaskDefinitionProps{
+		Cpu: jsii.Number(1024), MemoryLimitMiB: jsii.Number(8192), TaskRole: compactorRole, ExecutionRole: execRole,
+		RuntimePlatform: &awsecs.RuntimePlatform{CpuArchitecture: awsecs.CpuArchitecture_ARM64(), OperatingSystemFamily: awsecs.OperatingSystemFamily_LINUX()},
+	})
+	compactTask.AddContainer(s("compact"), &awsecs.ContainerDefinitionOptions{
+		Image:   image,
+		Command: s2("compact", "-settle", "2h"),
+		Environment: &map[string]*string{
+			"TAPLINE_APP": s(p.App), "TAPLINE_S3_BUCKET": lake.BucketName(), "TAPLINE_S3_PREFIX": s(p.Prefix),
+		},
+		Logging: awsecs.LogDriver_AwsLogs(&awsecs.AwsLogDriverProps{StreamPrefix: s("compact"), LogGroup: logs}),
+	})
+	awsevents.NewRule(stack, s("CompactSchedule"), &awsevents.RuleProps{
+		Description: s("tapline compact: rewrite closed hours for Athena"),
+		Schedule:    awsevents.Schedule_Cron(&awsevents.CronOptions{Minute: s("20")}),
+		Targets: &[]awsevents.IRuleTarget{awseventstargets.NewEcsTask(&awseventstargets.EcsTaskProps{
+			Cluster: cluster, TaskDefinition: compactTask, TaskCount: jsii.Number(1),
+			SubnetSelection: &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PRIVATE_ISOLATED},
+		})},
+	})
+
 	return stack, nil
 }
 
@@ -506,4 +610,43 @@ func s2(v ...string) *[]*string {
 		out[i] = jsii.String(v[i])
 	}
 	return &out
+}
+
+// camel turns a table name into a construct id: raw_landing → RawLanding.
+func camel(name string) string {
+	var b strings.Builder
+	for _, part := range strings.Split(name, "_") {
+		if part != "" {
+			b.WriteString(strings.ToUpper(part[:1]) + part[1:])
+		}
+	}
+	return b.String()
+}
+
+// prestoView is the text Athena keeps for a view in Glue: the SQL and
+// its columns as JSON, base64-encoded in a comment.
+func prestoView(database string, v athena.View) (string, error) {
+	type column struct {
+		Name string `json:"name"`
+		Type string `json:"type"`
+	}
+	var cols []column
+	for _, c := range v.Columns {
+		t, ok := prestoType[c.Type]
+		if !ok {
+			return "", fmt.Errorf("view %s: no Presto type for %s", v.Name, c.Type)
+		}
+		cols = append(cols, column{c.Name, t})
+	}
+	js, err := json.Marshal(map[string]any{"originalSql": v.SQL, "catalog": "awsdatacatalog", "schema": database, "columns": cols})
+	if err != nil {
+		return "", err
+	}
+	return "/* Presto View: " + base64.StdEncoding.EncodeToString(js) + " */", nil
+}
+
+// prestoType is the Trino type of a Hive column type in a view.
+var prestoType = map[string]string{
+	"string": "varchar", "timestamp": "timestamp(3)", "bigint": "bigint", "double": "double",
+	"binary": "varbinary", "map<string,double>": "map(varchar,double)", "map<string,string>": "map(varchar,varchar)",
 }

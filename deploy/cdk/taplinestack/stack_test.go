@@ -1,6 +1,7 @@
 package taplinestack
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -201,7 +202,19 @@ func TestLeastPrivilege(t *testing.T) {
 			t.Errorf("policies lack %s", want)
 		}
 	}
-	for _, bad := range []string{`"s3:DeleteObject"`, `"dynamodb:CreateTable"`, `"kinesis:PutRecord","kinesis:PutRecords"],"Effect":"Allow","Resource":"*"`} {
+	delete := 0
+	for id, p := range resources(t, "AWS::IAM::Policy") {
+		if doc := js(p["PolicyDocument"]); strings.Contains(doc, `"s3:DeleteObject"`) {
+			delete++
+			if !strings.HasPrefix(id, "CompactorRole") {
+				t.Errorf("policy %s grants s3:DeleteObject", id)
+			}
+		}
+	}
+	if delete != 1 {
+		t.Errorf("%d policies grant s3:DeleteObject, want the compactor's alone", delete)
+	}
+	for _, bad := range []string{`"dynamodb:CreateTable"`, `"kinesis:PutRecord","kinesis:PutRecords"],"Effect":"Allow","Resource":"*"`} {
 		if strings.Contains(all, bad) {
 			t.Errorf("policies grant %s", bad)
 		}
@@ -248,7 +261,7 @@ func TestTopicRule(t *testing.T) {
 // The service: stopTimeout 120 (ECS's maximum), the health check, no
 // public IP, VPC endpoints instead of a NAT.
 func TestService(t *testing.T) {
-	for _, p := range resources(t, "AWS::ECS::TaskDefinition") {
+	for _, p := range serviceTasks(t) {
 		c := p["ContainerDefinitions"].([]any)[0].(map[string]any)
 		if c["StopTimeout"] != float64(120) {
 			t.Errorf("stopTimeout %v", c["StopTimeout"])
@@ -428,7 +441,7 @@ func TestAlertsComeOnlyFromTheService(t *testing.T) {
 	}
 	// The service signs with the same secret, handed to the container by
 	// ECS (never in the template or the task definition's plain text).
-	for _, p := range resources(t, "AWS::ECS::TaskDefinition") {
+	for _, p := range serviceTasks(t) {
 		c := p["ContainerDefinitions"].([]any)[0].(map[string]any)
 		if s := js(c["Secrets"]); !strings.Contains(s, `"Name":"TAPLINE_SNS_MAC_KEY"`) || !strings.Contains(s, "AlertMACKey") {
 			t.Errorf("container secrets %s", s)
@@ -546,7 +559,7 @@ func TestStateExpiresButNotTheFirstStart(t *testing.T) {
 
 // The container runs `tapline run` with the rules baked into the image.
 func TestContainerConfig(t *testing.T) {
-	for _, p := range resources(t, "AWS::ECS::TaskDefinition") {
+	for _, p := range serviceTasks(t) {
 		c := p["ContainerDefinitions"].([]any)[0].(map[string]any)
 		env := map[string]string{}
 		for _, e := range c["Environment"].([]any) {
@@ -596,5 +609,98 @@ func TestAlertsRoutedBySeverity(t *testing.T) {
 	}
 	if seen["email"] != 1 || seen["https"] != 1 || seen["lambda"] != 1 {
 		t.Errorf("alert subscriptions by protocol: %v", seen)
+	}
+}
+
+// serviceTasks are the service's task definitions (not compaction's).
+func serviceTasks(t *testing.T) []map[string]any {
+	var out []map[string]any
+	for id, p := range resources(t, "AWS::ECS::TaskDefinition") {
+		if strings.HasPrefix(id, "Task") {
+			out = append(out, p)
+		}
+	}
+	if len(out) != 1 {
+		t.Fatalf("%d service task definitions", len(out))
+	}
+	return out
+}
+
+// Compaction runs hourly as its own task with its own role: it alone
+// deletes dataset files and writes under compacted/ (the manifests
+// decide what the views show), enforced by the bucket policy too; and
+// the views are Athena views over the landing, compacted and manifest
+// tables.
+func TestCompaction(t *testing.T) {
+	var task map[string]any
+	for id, p := range resources(t, "AWS::ECS::TaskDefinition") {
+		if strings.HasPrefix(id, "CompactTask") {
+			task = p
+		}
+	}
+	if task == nil {
+		t.Fatal("no compaction task")
+	}
+	c := task["ContainerDefinitions"].([]any)[0].(map[string]any)
+	if js(c["Command"]) != `["compact","-settle","2h"]` || !strings.Contains(js(task["TaskRoleArn"]), "CompactorRole") {
+		t.Errorf("compaction task: command %s, role %s", js(c["Command"]), js(task["TaskRoleArn"]))
+	}
+	rules := resources(t, "AWS::Events::Rule")
+	found := false
+	for _, r := range rules {
+		if r["ScheduleExpression"] == "cron(20 * * * ? *)" && strings.Contains(js(r["Targets"]), "CompactTask") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no hourly rule runs the compaction task: %s", js(rules))
+	}
+	var policy string
+	for id, p := range resources(t, "AWS::IAM::Policy") {
+		if strings.HasPrefix(id, "CompactorRole") {
+			policy = js(p["PolicyDocument"])
+		}
+	}
+	for _, want := range []string{`"s3:GetObject","s3:DeleteObject"`, `/tapline/raw/*`, `/tapline/windows/*`, `/tapline/alerts/*`, `"s3:GetObject","s3:PutObject","s3:DeleteObject"`, `/tapline/compacted/*`} {
+		if !strings.Contains(policy, want) {
+			t.Errorf("compactor policy lacks %s: %s", want, policy)
+		}
+	}
+	if strings.Contains(policy, "/tapline/_state") || strings.Contains(policy, "/tapline/*") {
+		t.Errorf("compactor reaches beyond the datasets: %s", policy)
+	}
+	bucketPolicy := js(resources(t, "AWS::S3::BucketPolicy"))
+	for _, sid := range []string{"OnlyTheCompactorWritesCompacted", "OnlyTheCompactorDeletesData"} {
+		if !strings.Contains(bucketPolicy, sid) {
+			t.Errorf("bucket policy lacks %s", sid)
+		}
+	}
+	views := 0
+	for _, p := range resources(t, "AWS::Glue::Table") {
+		in := p["TableInput"].(map[string]any)
+		if in["TableType"] != "VIRTUAL_VIEW" {
+			continue
+		}
+		views++
+		text := in["ViewOriginalText"].(string)
+		b64 := strings.TrimSuffix(strings.TrimPrefix(text, "/* Presto View: "), " */")
+		raw, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil {
+			t.Fatalf("view %v: %v", in["Name"], err)
+		}
+		var v struct {
+			OriginalSQL string `json:"originalSql"`
+			Columns     []struct{ Name, Type string }
+		}
+		if err := json.Unmarshal(raw, &v); err != nil {
+			t.Fatal(err)
+		}
+		name := in["Name"].(string)
+		if !strings.Contains(v.OriginalSQL, `"tapline"."`+name+`_landing"`) || !strings.Contains(v.OriginalSQL, `"tapline"."compaction_manifest"`) || len(v.Columns) < 3 {
+			t.Errorf("view %s: %s", name, raw)
+		}
+	}
+	if views != 3 {
+		t.Errorf("%d views, want raw, windows and alerts", views)
 	}
 }
