@@ -15,7 +15,7 @@ FUZZ_KEY    ?= 200000x
 FUZZ_TOPIC  ?= 100000x
 FUZZ_GETRECORDS ?= 30000x
 
-.PHONY: test-faults all test unit fuzz lint bench bench-full demo local-stack stack-up stack-down deploy-check build-check image
+.PHONY: test-faults all test unit fuzz lint bench bench-lake bench-full demo local-stack stack-up stack-down deploy-check build-check image
 
 all: test
 
@@ -102,6 +102,10 @@ lint:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1s -timeout 60m ./schemas ./benchmarks | tee benchmarks/results/latest.txt
 	$(GO) run ./benchmarks/plot -o benchmarks/results/scaling.png benchmarks/results/latest.txt
+
+## bench-lake: a day of a 1,000-device fleet compacted; the one-device query before and after (DuckDB)
+bench-lake:
+	TAPLINE_BENCH_LAKE=1 $(GO) test -run '^$$' -bench BenchmarkLakeDay -benchtime 1x -cpu 1 -timeout 60m ./benchmarks | tee benchmarks/results/lake.txt
 
 ## bench-full: adds 1M devices and the 1M-device window close (needs ~8 GiB)
 bench-full:
