@@ -3,10 +3,13 @@ package backtest
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/tapline/tapline/sinks/compact"
 	"github.com/tapline/tapline/sinks/layout"
 )
 
@@ -30,37 +33,52 @@ func (r Range) Contains(at int64) bool {
 const maxDayLists = 400
 
 // RawKeys lists the raw dataset's Parquet objects under prefix whose
-// hour partition (dt=, hour=) overlaps r, in key order (which is
-// event-hour order): one listing per day of a bounded range, one of the
-// whole dataset otherwise.
+// hour partition (dt=, hour=) overlaps r, in event-hour order: the files
+// the views show (package compact), landing files not yet compacted and
+// the compacted files that replaced the others. One listing of each
+// location per day of a bounded range, of the whole dataset otherwise,
+// then three per partition found.
 func RawKeys(ctx context.Context, objs Objects, prefix string, r Range) ([]string, error) {
 	if err := layout.ValidPrefix(prefix); prefix != "" && err != nil {
 		return nil, err
 	}
 	hour := int64(time.Hour / time.Millisecond)
-	var lists []string
+	var days []string
 	if r.From != 0 && r.To != 0 && (r.To-r.From)/(24*hour) < maxDayLists {
 		for d := time.UnixMilli(r.From).UTC().Truncate(24 * time.Hour); d.UnixMilli() < r.To; d = d.Add(24 * time.Hour) {
-			lists = append(lists, layout.Under(prefix, layout.Raw+"/dt="+d.Format("2006-01-02")+"/"))
+			days = append(days, "dt="+d.Format("2006-01-02")+"/")
 		}
 	} else {
-		lists = []string{layout.Under(prefix, layout.Raw+"/")}
+		days = []string{""}
+	}
+	parts := map[string]bool{}
+	for _, day := range days {
+		for _, dir := range []string{layout.Raw + "/", layout.CompactedPartition(layout.Raw, "")} {
+			found, err := objs.List(ctx, layout.Under(prefix, dir+day))
+			if err != nil {
+				return nil, err
+			}
+			for _, k := range found {
+				if !strings.HasSuffix(k, ".parquet") {
+					continue
+				}
+				start, ok := partitionHour(k)
+				if !ok || (r.To != 0 && start >= r.To) || (r.From != 0 && start+hour <= r.From) {
+					continue
+				}
+				_, rest, _ := strings.Cut(k, "/dt=")
+				parts["dt="+rest[:len("2026-11-27/hour=18")]] = true
+			}
+		}
 	}
 	var keys []string
-	for _, l := range lists {
-		found, err := objs.List(ctx, l)
+	for _, part := range slices.Sorted(maps.Keys(parts)) {
+		visible, err := compact.Visible(ctx, objs, prefix, layout.Raw, part)
 		if err != nil {
 			return nil, err
 		}
-		for _, k := range found {
-			if !strings.HasSuffix(k, ".parquet") {
-				continue
-			}
-			start, ok := partitionHour(k)
-			if !ok || (r.To != 0 && start >= r.To) || (r.From != 0 && start+hour <= r.From) {
-				continue
-			}
-			keys = append(keys, k)
+		for _, f := range visible {
+			keys = append(keys, layout.Under(prefix, f))
 		}
 	}
 	return keys, nil

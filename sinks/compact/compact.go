@@ -56,6 +56,12 @@ type Store interface {
 	Delete(ctx context.Context, key string) error
 }
 
+// Reader is what reading the views' files needs of a bucket.
+type Reader interface {
+	Get(ctx context.Context, key string) ([]byte, error)
+	List(ctx context.Context, prefix string) ([]string, error)
+}
+
 // Datasets compaction rewrites, and the order each is sorted in. Ties
 // keep the order of the files' names and the rows within them, so the
 // output is a function of the inputs.
@@ -199,7 +205,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 
 // partitions lists the partitions ("dt=…/hour=…") that have landing
 // files, compacted files or manifests, in order.
-func partitions(ctx context.Context, s Store, prefix, ds string) ([]string, error) {
+func partitions(ctx context.Context, s Reader, prefix, ds string) ([]string, error) {
 	seen := map[string]bool{}
 	for _, dir := range []string{ds + "/", layout.Compacted + "/" + ds + "/", layout.ManifestPartition(ds, "")} {
 		root := layout.Under(prefix, dir)
@@ -262,7 +268,7 @@ func (st *state) visible() []string {
 	return out
 }
 
-func load(ctx context.Context, s Store, prefix, ds, part string) (*state, error) {
+func load(ctx context.Context, s Reader, prefix, ds, part string) (*state, error) {
 	st := &state{replaced: map[string]int{}, outputs: map[string]int{}}
 	list := func(dir string) ([]string, error) {
 		root := layout.Under(prefix, dir) + "/"
@@ -312,8 +318,8 @@ func load(ctx context.Context, s Store, prefix, ds, part string) (*state, error)
 
 // Visible lists the files of a dataset's partition a reader of the views
 // sees (relative to the prefix): what the views compute, for tools that
-// read the files themselves.
-func Visible(ctx context.Context, s Store, prefix, dataset, part string) ([]string, error) {
+// read the files themselves (tapline backtest).
+func Visible(ctx context.Context, s Reader, prefix, dataset, part string) ([]string, error) {
 	st, err := load(ctx, s, prefix, dataset, part)
 	if err != nil {
 		return nil, err

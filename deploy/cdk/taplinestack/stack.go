@@ -588,7 +588,10 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 		Image:   image,
 		Command: s2("compact", "-settle", "2h"),
 		Environment: &map[string]*string{
-			"TAPLINE_APP": s(p.App), "TAPLINE_S3_BUCKET": lake.BucketName(), "TAPLINE_S3_PREFIX": s(p.Prefix),
+			// The service's configuration, of which compaction reads the
+			// bucket and prefix (the stream only satisfies its validation).
+			"TAPLINE_APP": s(p.App), "TAPLINE_STREAM": stream.StreamName(),
+			"TAPLINE_S3_BUCKET": lake.BucketName(), "TAPLINE_S3_PREFIX": s(p.Prefix),
 		},
 		Logging: awsecs.LogDriver_AwsLogs(&awsecs.AwsLogDriverProps{StreamPrefix: s("compact"), LogGroup: logs}),
 	})
