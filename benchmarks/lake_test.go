@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -160,11 +161,36 @@ func BenchmarkLakeDay(b *testing.B) {
 		answerBefore, msBefore := oneDevice(b, root, device)
 		filesBefore, bytesBefore := scanned(b, root, device)
 		store, _ := localdir.New(root)
+		runtime.GC()
+		var base runtime.MemStats
+		runtime.ReadMemStats(&base)
+		peak := make(chan uint64)
+		done := make(chan struct{})
+		go func() { // the heap's high-water mark while compaction runs
+			var m runtime.MemStats
+			var hi uint64
+			for {
+				select {
+				case <-done:
+					peak <- hi
+					return
+				case <-time.After(20 * time.Millisecond):
+					runtime.ReadMemStats(&m)
+					hi = max(hi, m.HeapInuse)
+				}
+			}
+		}()
 		b.StartTimer()
 		t0 := time.Now()
 		rep, err := compact.Run(context.Background(), compact.Options{Store: store, Before: time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC).UnixMilli(), DeleteNow: true, Datasets: []string{layout.Raw, layout.Windows}})
 		elapsed := time.Since(t0)
 		b.StopTimer()
+		close(done)
+		heap := <-peak // the whole heap's high-water mark: base is what was left before
+		var largest int64
+		for _, p := range rep.Partitions {
+			largest = max(largest, p.BytesIn)
+		}
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -186,6 +212,9 @@ func BenchmarkLakeDay(b *testing.B) {
 		b.ReportMetric(float64(bytesAfter)/(1<<20), "scan-MB-after")
 		b.ReportMetric(float64(rep.BytesIn)/(1<<20), "lake-MB-before")
 		b.ReportMetric(float64(rep.BytesOut)/(1<<20), "lake-MB-after")
+		b.ReportMetric(float64(largest)/(1<<20), "partition-MB")
+		b.ReportMetric(float64(heap)/(1<<20), "peak-heap-MB")
+		b.ReportMetric(float64(base.HeapInuse)/(1<<20), "base-heap-MB")
 		b.Logf("%s: %s; %d rows", device, answerAfter, rep.Rows)
 	}
 }

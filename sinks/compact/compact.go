@@ -85,9 +85,12 @@ type Options struct {
 	// TargetBytes is the size compaction aims at for one output file
 	// (estimated from the inputs' size). Default 128 MiB.
 	TargetBytes int64
-	// MaxPartitionBytes bounds the input of one partition, all of which
-	// is held in memory to sort it; a larger partition is skipped with an
-	// error (Report.TooLarge). Default 2 GiB.
+	// MaxPartitionBytes bounds the memory a generation's rows take
+	// decoded (Arrow buffers; about 8x their Parquet size for raw). A
+	// generation is sorted in memory with a copy, so a run's heap peaks
+	// at about three times this. A partition larger than the bound is
+	// compacted in groups of landing files that fit, a generation each:
+	// its hour then has a set of sorted files per group. Default 1 GiB.
 	MaxPartitionBytes int64
 	// Parquet encodes the outputs. Its RowGroupRows defaults to 8k rows
 	// here: the rows are sorted by device, so a query for one device
@@ -108,7 +111,8 @@ type Options struct {
 // Partition is what a run did to one partition.
 type Partition struct {
 	Dataset, Part     string // "windows", "dt=2026-11-27/hour=18"
-	Generation        int    // the generation committed, 0 if none
+	Generation        int    // the latest generation committed, 0 if none
+	Generations       int    // generations this run committed (more than one: in groups)
 	Sources, Outputs  int    // files replaced and written
 	Rows              int64
 	BytesIn, BytesOut int64
@@ -131,7 +135,7 @@ type Report struct {
 	Elapsed    time.Duration
 }
 
-// ErrTooLarge is the error of a partition over MaxPartitionBytes.
+// ErrTooLarge is the error of a single file over MaxPartitionBytes.
 var ErrTooLarge = errors.New("compact: partition larger than the memory bound")
 
 // Run compacts every partition of the datasets whose hour ended by
@@ -149,7 +153,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		o.TargetBytes = 128 << 20
 	}
 	if o.MaxPartitionBytes <= 0 {
-		o.MaxPartitionBytes = 2 << 30
+		o.MaxPartitionBytes = 1 << 30
 	}
 	if o.Parquet.RowGroupRows <= 0 {
 		o.Parquet.RowGroupRows = 8 << 10
@@ -186,9 +190,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 					first = err
 				}
 			}
-			if p.Generation > 0 && p.Outputs+p.Sources > 0 && err == nil {
-				rep.Committed++
-			}
+			rep.Committed += p.Generations
 			rep.Rows += p.Rows
 			rep.BytesIn += p.BytesIn
 			rep.BytesOut += p.BytesOut
@@ -355,43 +357,169 @@ func compactPartition(ctx context.Context, o Options, ds, part string) (Partitio
 	if err != nil {
 		return p, err
 	}
-	sources := st.visible()
-	p.Visible = len(sources)
-	if !slices.ContainsFunc(sources, func(f string) bool { return st.outputs[f] == 0 }) {
-		return p, nil // nothing but the latest generation's outputs
-	}
-	gen := st.gen + 1
-	var inputs []arrow.RecordBatch
-	defer func() {
-		for _, r := range inputs {
-			r.Release()
+	// Each round compacts the landing files that fit in memory, in key
+	// order, with the previous outputs when everything fits: one sorted
+	// set of files for the hour. A partition over the bound takes several
+	// rounds, a generation each. A round depends only on what the store
+	// holds when it starts, so a rerun after a crash makes the rounds a
+	// run without one makes.
+	for {
+		sources := st.visible()
+		var landing, outputs []string
+		for _, f := range sources {
+			if st.outputs[f] == 0 {
+				landing = append(landing, f)
+			} else {
+				outputs = append(outputs, f)
+			}
 		}
-	}()
-	var rows []manifestRow
-	for _, f := range sources {
-		data, err := o.Store.Get(ctx, layout.Under(o.Prefix, f))
-		if err != nil {
+		if len(landing) == 0 {
+			p.Visible = len(sources)
+			return p, nil
+		}
+		if err := round(ctx, o, ds, part, &p, landing, outputs); err != nil {
 			return p, err
 		}
-		p.BytesIn += int64(len(data))
-		if p.BytesIn > o.MaxPartitionBytes {
-			return p, fmt.Errorf("%w: %s %s is over %d bytes", ErrTooLarge, ds, part, o.MaxPartitionBytes)
+		if st, err = load(ctx, o.Store, o.Prefix, ds, part); err != nil {
+			return p, err
 		}
-		rec, err := parquet.Decode(ctx, ds, data)
-		if err != nil {
-			return p, fmt.Errorf("compact: %s: %w", f, err)
-		}
-		inputs = append(inputs, rec)
-		rows = append(rows, manifestRow{gen: gen, role: "source", file: f, rows: rec.NumRows(), bytes: int64(len(data))})
-		p.Rows += rec.NumRows()
 	}
-	sorted, err := sortRows(ctx, ds, inputs)
+}
+
+// round commits one generation: the landing files that fit in
+// MaxPartitionBytes, in order, and the previous outputs if all of them
+// fit too.
+func round(ctx context.Context, o Options, ds, part string, p *Partition, landing, outputs []string) error {
+	var g group
+	defer g.release()
+	all := true
+	for _, f := range landing {
+		in, err := read(ctx, o, ds, f)
+		if err != nil {
+			return err
+		}
+		if in.mem > o.MaxPartitionBytes {
+			in.rec.Release()
+			return fmt.Errorf("%w: %s takes %d bytes in memory, over %d", ErrTooLarge, f, in.mem, o.MaxPartitionBytes)
+		}
+		if g.mem+in.mem > o.MaxPartitionBytes {
+			in.rec.Release()
+			all = false
+			break
+		}
+		g.add(in)
+	}
+	if all {
+		n := len(g.in)
+		for _, f := range outputs {
+			in, err := read(ctx, o, ds, f)
+			if err != nil {
+				return err
+			}
+			if g.mem+in.mem > o.MaxPartitionBytes {
+				in.rec.Release()
+				for len(g.in) > n {
+					g.pop()
+				}
+				break
+			}
+			g.add(in)
+		}
+	}
+	return commit(ctx, o, ds, part, p, &g)
+}
+
+// input is one file read for compaction.
+type input struct {
+	file  string
+	rec   arrow.RecordBatch
+	bytes int64 // in the store
+	mem   int64 // decoded, in memory
+}
+
+func read(ctx context.Context, o Options, ds, f string) (input, error) {
+	data, err := o.Store.Get(ctx, layout.Under(o.Prefix, f))
 	if err != nil {
-		return p, err
+		return input{}, err
+	}
+	rec, err := parquet.Decode(ctx, ds, data)
+	if err != nil {
+		return input{}, fmt.Errorf("compact: %s: %w", f, err)
+	}
+	return input{file: f, rec: rec, bytes: int64(len(data)), mem: recordBytes(rec)}, nil
+}
+
+// recordBytes is the memory a record's buffers hold.
+func recordBytes(rec arrow.RecordBatch) int64 {
+	var n int64
+	var walk func(d arrow.ArrayData)
+	walk = func(d arrow.ArrayData) {
+		for _, b := range d.Buffers() {
+			if b != nil {
+				n += int64(b.Len())
+			}
+		}
+		for _, c := range d.Children() {
+			walk(c)
+		}
+	}
+	for _, c := range rec.Columns() {
+		walk(c.Data())
+	}
+	return n
+}
+
+// group is the files of one generation, read.
+type group struct {
+	in  []input
+	mem int64
+}
+
+func (g *group) add(in input) { g.in = append(g.in, in); g.mem += in.mem }
+
+func (g *group) pop() {
+	last := g.in[len(g.in)-1]
+	last.rec.Release()
+	g.in = g.in[:len(g.in)-1]
+	g.mem -= last.mem
+}
+
+func (g *group) release() {
+	for len(g.in) > 0 {
+		g.pop()
+	}
+}
+
+// commit writes a group as the partition's next generation (outputs,
+// then the manifest), deletes what it replaced if o.DeleteNow, adds to
+// p and empties the group.
+func commit(ctx context.Context, o Options, ds, part string, p *Partition, g *group) error {
+	defer g.release()
+	if len(g.in) == 0 {
+		return nil
+	}
+	gen := p.Generation + 1
+	var rows []manifestRow
+	var files []string
+	var recs []arrow.RecordBatch
+	var nrows, nbytes int64
+	for _, in := range g.in {
+		rows = append(rows, manifestRow{gen: gen, role: "source", file: in.file, rows: in.rec.NumRows(), bytes: in.bytes})
+		files = append(files, in.file)
+		recs = append(recs, in.rec)
+		nrows += in.rec.NumRows()
+		nbytes += in.bytes
+	}
+	sorted, err := sortRows(ctx, ds, recs)
+	g.release() // the sorted copy is all that is needed now
+	if err != nil {
+		return err
 	}
 	defer sorted.Release()
-	digest := digestOf(sources)
-	perFile := max(1, int64(float64(o.TargetBytes)/float64(p.BytesIn)*float64(p.Rows)))
+	digest := digestOf(files)
+	perFile := max(1, int64(float64(o.TargetBytes)/float64(max(nbytes, 1))*float64(nrows)))
+	var outputs int
+	var bytesOut int64
 	for i, off := 0, int64(0); off < sorted.NumRows(); i, off = i+1, off+perFile {
 		chunk := sorted.NewSlice(off, min(off+perFile, sorted.NumRows()))
 		var buf bytes.Buffer
@@ -399,25 +527,24 @@ func compactPartition(ctx context.Context, o Options, ds, part string) (Partitio
 		n := chunk.NumRows()
 		chunk.Release()
 		if err != nil {
-			return p, err
+			return err
 		}
 		f := fmt.Sprintf("%s/%06d-%s-%03d.parquet", layout.CompactedPartition(ds, part), gen, digest, i)
 		if _, err := o.Store.Put(ctx, layout.Under(o.Prefix, f), buf.Bytes()); err != nil {
-			return p, err
+			return err
 		}
 		rows = append(rows, manifestRow{gen: gen, role: "output", file: f, rows: n, bytes: int64(buf.Len())})
-		p.Outputs++
-		p.BytesOut += int64(buf.Len())
+		outputs++
+		bytesOut += int64(buf.Len())
 	}
-	p.Sources = len(sources)
 	manifest, err := writeManifest(rows)
 	if err != nil {
-		return p, err
+		return err
 	}
 	key := layout.Under(o.Prefix, fmt.Sprintf("%s/%06d.parquet", layout.ManifestPartition(ds, part), gen))
 	wrote, err := o.Store.Put(ctx, key, manifest)
 	if err != nil {
-		return p, err
+		return err
 	}
 	if !wrote {
 		// Another run committed this generation first. Ours is the same
@@ -425,21 +552,26 @@ func compactPartition(ctx context.Context, o Options, ds, part string) (Partitio
 		// outputs are orphans the next run deletes, and nothing of ours
 		// may be deleted now.
 		if theirs, err := o.Store.Get(ctx, key); err != nil {
-			return p, err
+			return err
 		} else if !bytes.Equal(theirs, manifest) {
-			return p, fmt.Errorf("compact: %s %s: generation %d was committed by another run", ds, part, gen)
+			return fmt.Errorf("compact: %s %s: generation %d was committed by another run", ds, part, gen)
 		}
 	}
 	p.Generation = gen
-	p.Visible = p.Outputs
+	p.Generations++
+	p.Sources += len(files)
+	p.Outputs += outputs
+	p.Rows += nrows
+	p.BytesIn += nbytes
+	p.BytesOut += bytesOut
 	if o.DeleteNow {
-		n, err := deleteAll(ctx, o.Store, o.Prefix, sources)
+		n, err := deleteAll(ctx, o.Store, o.Prefix, files)
 		p.Deleted += n
 		if err != nil {
-			return p, err
+			return err
 		}
 	}
-	return p, nil
+	return nil
 }
 
 // outputGen is the generation in a compacted file's name, or a number
@@ -532,6 +664,8 @@ func sortRows(ctx context.Context, ds string, inputs []arrow.RecordBatch) (arrow
 			return nil, fmt.Errorf("compact: sort %s: %w", schema.Field(i).Name, err)
 		}
 		out[i] = t
+		c.Release() // one column in two copies at a time, not the record
+		cols[i] = nil
 	}
 	rec := array.NewRecordBatch(schema, out, int64(n))
 	for _, o := range out {

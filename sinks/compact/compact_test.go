@@ -309,6 +309,33 @@ func (f *failing) Delete(ctx context.Context, k string) error {
 // writes.
 func TestCrashAtEveryStep(t *testing.T) {
 	server.Require(t, duckdb.Available())
+	for _, c := range []struct {
+		name  string
+		bound int64 // MaxPartitionBytes
+	}{{"whole partitions", 0}, {"in groups", 3 * fileMem(t)}} {
+		t.Run(c.name, func(t *testing.T) { crashAtEveryStep(t, c.bound) })
+	}
+}
+
+// fileMem is the decoded size of the largest landing windows file of
+// the crash test's data: a bound of a few of them makes groups.
+func fileMem(t *testing.T) int64 {
+	root := t.TempDir()
+	dir, _ := localdir.New(root)
+	land(t, dir, "", 1, 50, 14, 8, 3)
+	var most int64
+	for _, f := range files(t, root, "windows") {
+		in, err := read(context.Background(), Options{Store: dir}, layout.Windows, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		most = max(most, in.mem)
+		in.rec.Release()
+	}
+	return most
+}
+
+func crashAtEveryStep(t *testing.T, bound int64) {
 	ctx := context.Background()
 	fresh := func() (string, *localdir.Dir) {
 		root := t.TempDir()
@@ -317,13 +344,20 @@ func TestCrashAtEveryStep(t *testing.T) {
 		return root, dir
 	}
 	opts := func(s Store) Options {
-		return Options{Store: s, Before: t0 + 2*3_600_000, DeleteNow: true, Datasets: []string{layout.Windows, layout.Alerts}}
+		return Options{Store: s, Before: t0 + 2*3_600_000, DeleteNow: true, Datasets: []string{layout.Windows, layout.Alerts}, MaxPartitionBytes: bound}
 	}
 	root, dir := fresh()
 	want := answers(t, root)
 	clean := &failing{Store: dir, n: 1 << 30}
-	if _, err := Run(ctx, opts(clean)); err != nil {
+	rep, err := Run(ctx, opts(clean))
+	if err != nil {
 		t.Fatal(err)
+	}
+	if bound > 0 && rep.Committed < 6 {
+		t.Fatalf("a bound of %d bytes made %d generations, want groups", bound, rep.Committed)
+	}
+	if got := answers(t, root); got != want {
+		t.Fatalf("compaction changed the answers: %s", diff(got, want))
 	}
 	wantFiles := snapshot(t, root)
 	for n := 1; n < clean.ops; n++ {
@@ -342,7 +376,7 @@ func TestCrashAtEveryStep(t *testing.T) {
 			t.Fatalf("after a crash at op %d and a rerun the files are\n%s\nwant\n%s", n, got, wantFiles)
 		}
 	}
-	t.Logf("crashed at each of %d operations", clean.ops-1)
+	t.Logf("%d generations; crashed at each of %d operations", rep.Committed, clean.ops-1)
 }
 
 // snapshot lists a directory's files with their sizes and contents'
