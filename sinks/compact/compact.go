@@ -85,13 +85,13 @@ type Options struct {
 	// TargetBytes is the size compaction aims at for one output file
 	// (estimated from the inputs' size). Default 128 MiB.
 	TargetBytes int64
-	// MaxPartitionBytes bounds the memory a generation's rows take
+	// MaxMemoryBytes bounds the memory a generation's rows take
 	// decoded (Arrow buffers; about 8x their Parquet size for raw). A
 	// generation is sorted in memory with a copy, so a run's heap peaks
 	// at about three times this. A partition larger than the bound is
 	// compacted in groups of landing files that fit, a generation each:
 	// its hour then has a set of sorted files per group. Default 1 GiB.
-	MaxPartitionBytes int64
+	MaxMemoryBytes int64
 	// Parquet encodes the outputs. Its RowGroupRows defaults to 8k rows
 	// here: the rows are sorted by device, so a query for one device
 	// fetches the one or two row groups its rows are in, and a smaller
@@ -135,8 +135,9 @@ type Report struct {
 	Elapsed    time.Duration
 }
 
-// ErrTooLarge is the error of a single file over MaxPartitionBytes.
-var ErrTooLarge = errors.New("compact: partition larger than the memory bound")
+// ErrTooLarge is the error of a single file over MaxMemoryBytes: a file
+// the service did not write (its batches are far smaller), left as is.
+var ErrTooLarge = errors.New("compact: file larger than the memory bound")
 
 // Run compacts every partition of the datasets whose hour ended by
 // o.Before. A partition that fails is reported and the others go on;
@@ -152,8 +153,8 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	if o.TargetBytes <= 0 {
 		o.TargetBytes = 128 << 20
 	}
-	if o.MaxPartitionBytes <= 0 {
-		o.MaxPartitionBytes = 1 << 30
+	if o.MaxMemoryBytes <= 0 {
+		o.MaxMemoryBytes = 1 << 30
 	}
 	if o.Parquet.RowGroupRows <= 0 {
 		o.Parquet.RowGroupRows = 8 << 10
@@ -387,7 +388,7 @@ func compactPartition(ctx context.Context, o Options, ds, part string) (Partitio
 }
 
 // round commits one generation: the landing files that fit in
-// MaxPartitionBytes, in order, and the previous outputs if all of them
+// MaxMemoryBytes, in order, and the previous outputs if all of them
 // fit too.
 func round(ctx context.Context, o Options, ds, part string, p *Partition, landing, outputs []string) error {
 	var g group
@@ -398,11 +399,11 @@ func round(ctx context.Context, o Options, ds, part string, p *Partition, landin
 		if err != nil {
 			return err
 		}
-		if in.mem > o.MaxPartitionBytes {
+		if in.mem > o.MaxMemoryBytes {
 			in.rec.Release()
-			return fmt.Errorf("%w: %s takes %d bytes in memory, over %d", ErrTooLarge, f, in.mem, o.MaxPartitionBytes)
+			return fmt.Errorf("%w: %s takes %d bytes in memory, over %d", ErrTooLarge, f, in.mem, o.MaxMemoryBytes)
 		}
-		if g.mem+in.mem > o.MaxPartitionBytes {
+		if g.mem+in.mem > o.MaxMemoryBytes {
 			in.rec.Release()
 			all = false
 			break
@@ -416,7 +417,7 @@ func round(ctx context.Context, o Options, ds, part string, p *Partition, landin
 			if err != nil {
 				return err
 			}
-			if g.mem+in.mem > o.MaxPartitionBytes {
+			if g.mem+in.mem > o.MaxMemoryBytes {
 				in.rec.Release()
 				for len(g.in) > n {
 					g.pop()

@@ -311,7 +311,7 @@ func TestCrashAtEveryStep(t *testing.T) {
 	server.Require(t, duckdb.Available())
 	for _, c := range []struct {
 		name  string
-		bound int64 // MaxPartitionBytes
+		bound int64 // MaxMemoryBytes
 	}{{"whole partitions", 0}, {"in groups", 3 * fileMem(t)}} {
 		t.Run(c.name, func(t *testing.T) { crashAtEveryStep(t, c.bound) })
 	}
@@ -344,7 +344,7 @@ func crashAtEveryStep(t *testing.T, bound int64) {
 		return root, dir
 	}
 	opts := func(s Store) Options {
-		return Options{Store: s, Before: t0 + 2*3_600_000, DeleteNow: true, Datasets: []string{layout.Windows, layout.Alerts}, MaxPartitionBytes: bound}
+		return Options{Store: s, Before: t0 + 2*3_600_000, DeleteNow: true, Datasets: []string{layout.Windows, layout.Alerts}, MaxMemoryBytes: bound}
 	}
 	root, dir := fresh()
 	want := answers(t, root)
