@@ -32,6 +32,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -608,7 +609,7 @@ func deleteAll(ctx context.Context, s Store, prefix string, files []string) (int
 }
 
 // sortRows concatenates the inputs and sorts the rows by the dataset's
-// sort key, stably.
+// sort key, ties in input order.
 func sortRows(ctx context.Context, ds string, inputs []arrow.RecordBatch) (arrow.RecordBatch, error) {
 	schema := datasets.ByName[ds]
 	cols := make([]arrow.Array, schema.NumFields())
@@ -634,22 +635,7 @@ func sortRows(ctx context.Context, ds string, inputs []arrow.RecordBatch) (arrow
 	if len(cols) > 0 {
 		n = cols[0].Len()
 	}
-	var cmps []func(a, b int32) int
-	for _, name := range sortKeys[ds] {
-		cmps = append(cmps, comparator(cols[schema.FieldIndices(name)[0]], name == "sequence_number"))
-	}
-	idx := make([]int32, n)
-	for i := range idx {
-		idx[i] = int32(i)
-	}
-	slices.SortStableFunc(idx, func(a, b int32) int {
-		for _, c := range cmps {
-			if r := c(a, b); r != 0 {
-				return r
-			}
-		}
-		return 0
-	})
+	idx := order(cols, schema, sortKeys[ds])
 	b := array.NewInt32Builder(memory.DefaultAllocator)
 	defer b.Release()
 	b.AppendValues(idx, nil)
@@ -675,51 +661,156 @@ func sortRows(ctx context.Context, ds string, inputs []arrow.RecordBatch) (arrow
 	return rec, nil
 }
 
-// comparator orders the rows of one sort column, nulls first. decimal
-// compares strings of digits as numbers (Kinesis sequence numbers).
-func comparator(col arrow.Array, decimal bool) func(a, b int32) int {
-	nulls := func(a, b int32) (int, bool) {
-		na, nb := col.IsNull(int(a)), col.IsNull(int(b))
-		if na || nb {
-			return cmp.Compare(btoi(!na), btoi(!nb)), true
-		}
-		return 0, false
+// order returns the row indices sorted by the key columns, ties in
+// input order. The first two key columns become an int64 per row: a
+// string its rank among the column's distinct values, a timestamp or
+// integer its value, null the smallest (the nullable sort columns,
+// reading and repeat, are never negative). Sorting rows of integers is
+// several times faster than comparing Arrow values through interfaces;
+// the rest of the key, compared only on a tie, is compared directly.
+func order(cols []arrow.Array, schema *arrow.Schema, keys []string) []int32 {
+	n := 0
+	if len(cols) > 0 {
+		n = cols[0].Len()
 	}
-	switch c := col.(type) {
-	case *array.String:
-		return func(a, b int32) int {
-			if r, ok := nulls(a, b); ok {
+	type row struct {
+		k0, k1 int64
+		i      int32
+	}
+	rows := make([]row, n)
+	var rest []func(a, b int) int
+	for j, name := range keys {
+		col := cols[schema.FieldIndices(name)[0]]
+		if j >= 2 {
+			rest = append(rest, compareIn(col, name == "sequence_number"))
+			continue
+		}
+		key := intKey(col)
+		for i := range rows {
+			if j == 0 {
+				rows[i] = row{k0: key(i), i: int32(i)}
+			} else {
+				rows[i].k1 = key(i)
+			}
+		}
+	}
+	slices.SortFunc(rows, func(a, b row) int {
+		if a.k0 != b.k0 {
+			return cmp.Compare(a.k0, b.k0)
+		}
+		if a.k1 != b.k1 {
+			return cmp.Compare(a.k1, b.k1)
+		}
+		for _, c := range rest {
+			if r := c(int(a.i), int(b.i)); r != 0 {
 				return r
 			}
-			x, y := c.Value(int(a)), c.Value(int(b))
+		}
+		return cmp.Compare(a.i, b.i)
+	})
+	idx := make([]int32, n)
+	for i, r := range rows {
+		idx[i] = r.i
+	}
+	return idx
+}
+
+// intKey is a column's rows as order's integers.
+func intKey(col arrow.Array) func(i int) int64 {
+	switch c := col.(type) {
+	case *array.String:
+		return ranks(c, false)
+	case *array.Timestamp:
+		return func(i int) int64 { return nullOr(c, i, int64(c.Value(i))) }
+	case *array.Int64:
+		return func(i int) int64 { return nullOr(c, i, c.Value(i)) }
+	}
+	panic(fmt.Sprintf("compact: no order for %s", col.DataType()))
+}
+
+// compareIn compares two rows of a column, nulls first; decimal orders
+// strings of digits as numbers (Kinesis sequence numbers).
+func compareIn(col arrow.Array, decimal bool) func(a, b int) int {
+	if s, ok := col.(*array.String); ok {
+		return func(a, b int) int {
+			if r, ok := nulls(col, a, b); ok {
+				return r
+			}
+			x, y := s.Value(a), s.Value(b)
 			if decimal && len(x) != len(y) {
 				return cmp.Compare(len(x), len(y))
 			}
 			return strings.Compare(x, y)
 		}
-	case *array.Timestamp:
-		return func(a, b int32) int {
-			if r, ok := nulls(a, b); ok {
-				return r
-			}
-			return cmp.Compare(c.Value(int(a)), c.Value(int(b)))
-		}
-	case *array.Int64:
-		return func(a, b int32) int {
-			if r, ok := nulls(a, b); ok {
-				return r
-			}
-			return cmp.Compare(c.Value(int(a)), c.Value(int(b)))
-		}
 	}
-	panic(fmt.Sprintf("compact: no comparator for %s", col.DataType()))
+	key := intKey(col)
+	return func(a, b int) int { return cmp.Compare(key(a), key(b)) }
 }
 
-func btoi(b bool) int {
-	if b {
-		return 1
+// nulls orders a null before a value; ok is false when neither is null.
+func nulls(col arrow.Array, a, b int) (r int, ok bool) {
+	na, nb := col.IsNull(a), col.IsNull(b)
+	if !na && !nb {
+		return 0, false
 	}
-	return 0
+	switch {
+	case na && nb:
+		return 0, true
+	case na:
+		return -1, true
+	}
+	return 1, true
+}
+
+func nullOr(c arrow.Array, i int, v int64) int64 {
+	if c.IsNull(i) {
+		return math.MinInt64
+	}
+	return v
+}
+
+// ranks maps each row of a string column to its value's rank among the
+// column's distinct values, null lowest; decimal orders strings of
+// digits as numbers.
+func ranks(c *array.String, decimal bool) func(i int) int64 {
+	id := make(map[string]int32)
+	var distinct []string
+	row := make([]int32, c.Len())
+	for i := range row {
+		if c.IsNull(i) {
+			row[i] = -1
+			continue
+		}
+		v := c.Value(i)
+		r, ok := id[v]
+		if !ok {
+			r = int32(len(distinct))
+			id[v] = r
+			distinct = append(distinct, v)
+		}
+		row[i] = r
+	}
+	byValue := make([]int32, len(distinct))
+	for i := range byValue {
+		byValue[i] = int32(i)
+	}
+	slices.SortFunc(byValue, func(a, b int32) int {
+		x, y := distinct[a], distinct[b]
+		if decimal && len(x) != len(y) {
+			return cmp.Compare(len(x), len(y))
+		}
+		return strings.Compare(x, y)
+	})
+	rank := make([]int64, len(distinct))
+	for r, d := range byValue {
+		rank[d] = int64(r)
+	}
+	return func(i int) int64 {
+		if row[i] < 0 {
+			return math.MinInt64
+		}
+		return rank[row[i]]
+	}
 }
 
 // Status is a partition's file counts: how many small files a reader

@@ -2,6 +2,7 @@ package compact
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/parquet/file"
 
 	"github.com/tapline/tapline/deploy/local/duckdb"
@@ -404,4 +407,51 @@ func diff(got, want string) string {
 	}
 	from := max(0, i-80)
 	return fmt.Sprintf("at byte %d: got …%s…, want …%s…", i, got[from:min(len(got), i+80)], want[from:min(len(want), i+80)])
+}
+
+// comparator orders the rows of one sort column, nulls first, comparing
+// Arrow values directly: the oracle order's integer keys must agree with.
+func comparator(col arrow.Array, decimal bool) func(a, b int32) int {
+	nulls := func(a, b int32) (int, bool) {
+		na, nb := col.IsNull(int(a)), col.IsNull(int(b))
+		if na || nb {
+			x, y := 1, 1
+			if na {
+				x = 0
+			}
+			if nb {
+				y = 0
+			}
+			return cmp.Compare(x, y), true
+		}
+		return 0, false
+	}
+	switch c := col.(type) {
+	case *array.String:
+		return func(a, b int32) int {
+			if r, ok := nulls(a, b); ok {
+				return r
+			}
+			x, y := c.Value(int(a)), c.Value(int(b))
+			if decimal && len(x) != len(y) {
+				return cmp.Compare(len(x), len(y))
+			}
+			return strings.Compare(x, y)
+		}
+	case *array.Timestamp:
+		return func(a, b int32) int {
+			if r, ok := nulls(a, b); ok {
+				return r
+			}
+			return cmp.Compare(c.Value(int(a)), c.Value(int(b)))
+		}
+	case *array.Int64:
+		return func(a, b int32) int {
+			if r, ok := nulls(a, b); ok {
+				return r
+			}
+			return cmp.Compare(c.Value(int(a)), c.Value(int(b)))
+		}
+	}
+	panic(fmt.Sprintf("no comparator for %s", col.DataType()))
 }
