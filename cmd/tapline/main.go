@@ -116,8 +116,18 @@ func runDemo(ctx context.Context, args []string) error {
 	fs.StringVar(&o.RulesFile, "rules", "", "rules YAML file (default: the embedded keg rules)")
 	fs.StringVar(&o.OutDir, "out", "tapline-data", "directory for output (dead letters)")
 	fs.IntVar(&o.Batch, "batch", 0, "kegs send their readings N at a time, one message of readings (0 or 1: one a message)")
+	fs.StringVar(&o.Serve, "serve", "", "serve the live dashboard on this address (:8080), during the run and after it until interrupted")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	speedSet := false
+	fs.Visit(func(f *flag.Flag) { speedSet = speedSet || f.Name == "speed" })
+	if o.Serve != "" {
+		if !speedSet {
+			o.Speed = 60 // a minute of the fleet a second: watchable
+		}
+		o.Live = false
+		o.Ready = func(url string) { fmt.Fprintf(os.Stdout, "dashboard: %s\n", url) }
 	}
 	if o.Batch < 0 || o.Batch > 1000 {
 		return errors.New("tapline demo: -batch must be 0..1000")

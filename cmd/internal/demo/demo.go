@@ -24,6 +24,7 @@ import (
 	"github.com/tapline/tapline/sinks/batch"
 	"github.com/tapline/tapline/sinks/command"
 	"github.com/tapline/tapline/sinks/deadletter"
+	"github.com/tapline/tapline/sinks/live"
 	"github.com/tapline/tapline/sinks/localdir"
 	"github.com/tapline/tapline/windows"
 	"github.com/tapline/tapline/windows/rules"
@@ -42,6 +43,13 @@ type Options struct {
 	OutDir    string // Parquet and dead letters go under OutDir
 	Out       io.Writer
 	Live      bool // redraw one progress line (a terminal) instead of printing lines
+	// Serve, if set, serves the live dashboard on this address
+	// (host:port) while the demo runs, and after it until ctx is done;
+	// Ready is called with the page's URL once it is up.
+	Serve string
+	Ready func(url string)
+	// onServe, for tests, gets the server.
+	onServe func(*dashServer)
 	// Batch > 1: kegs send Batch readings a message. Alerts then come
 	// later (a window closes when the batch holding its end arrives), so
 	// commands do, and the closed loop's story changes with it.
@@ -126,7 +134,30 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	// The loop closes in process: alerts go through the command policy the
 	// commander Lambda runs, and the kegs obey before their next report.
 	policy := command.Default()
-	var commands []*command.Command
+	var srv *dashServer
+	if o.Serve != "" {
+		if srv, err = serve(ctx, o.Serve, "", "", policy); err != nil {
+			return nil, err
+		}
+		defer srv.stop()
+		if o.onServe != nil {
+			o.onServe(srv)
+		}
+		if o.Ready != nil {
+			o.Ready(srv.URL)
+		}
+	}
+	// publish sends a summary to the dashboard, when there is one.
+	publish := func(f func(*live.Publisher)) {
+		if srv != nil {
+			f(srv.pub)
+		}
+	}
+	type pending struct {
+		c              *command.Command
+		cause, request string
+	}
+	var commands []pending
 	acted := map[string]string{} // incident -> what the keg did
 	p := &progress{out: o.Out, live: o.Live}
 	proc, err := pipeline.NewProcessor(pipeline.Options{
@@ -134,10 +165,14 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		Windows:     windows.Options{Specs: specs, AllowedLateness: 30 * time.Second, IdleTimeout: time.Minute},
 		Rules:       cfg,
 		DeadLetters: dl,
-		OnWindow:    out.Window,
-		OnRecord:    out.Record,
+		OnWindow: func(w *windows.Window) {
+			out.Window(w)
+			publish(func(p *live.Publisher) { p.Window(w) })
+		},
+		OnRecord: out.Record,
 		OnAlert: func(a *rules.Alert) {
 			out.Alert(a)
+			publish(func(p *live.Publisher) { p.Alert(a) })
 			line := fmt.Sprintf("%s %-8s %-8s %-17s %s", offset(a.At), a.State, a.Severity, a.Rule, a.Message)
 			sum.Alerts = append(sum.Alerts, line)
 			firing[a.Incident] = a.State == rules.Firing
@@ -152,7 +187,10 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 			for _, a := range append([]rules.Alert{*n}, n.Group...) {
 				msg := &schemas.AlertMessage{ID: a.ID, Rule: a.Rule, State: a.State, Device: a.Device}
 				if c, ok, err := policy.ForAlert(msg, time.UnixMilli(a.At)); ok && err == nil {
-					commands = append(commands, c)
+					commands = append(commands, pending{c: c, cause: a.Incident})
+					publish(func(p *live.Publisher) {
+						p.Command(live.Command{ID: c.ID, Device: c.DeviceID, Action: c.Action, Cause: a.Incident, Outcome: "sent", At: a.At})
+					})
 					acted[a.Incident] = c.Action
 					story := fmt.Sprintf("%s %s: %s detected -> %s", offset(a.At), a.Device, a.Rule, c.Action)
 					sum.Story = append(sum.Story, story)
@@ -187,6 +225,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 
 	began := time.Now()
+	rate := &rates{}
 	var inLoop time.Duration
 	var batch []fleet.Record
 	nextReport := began
@@ -202,11 +241,25 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 				return nil, err
 			}
 		}
-		proc.Tick(tick)              // the simulated clock, so runs repeat exactly
-		for _, c := range commands { // the kegs obey before their next report
-			if changed, err := fl.Apply(c); err == nil && changed {
+		proc.Tick(tick) // the simulated clock, so runs repeat exactly
+		if srv != nil {
+			commands = operatorRequests(srv, policy, tick, commands, func(c *command.Command, req string) pending { return pending{c: c, cause: "operator", request: req} })
+		}
+		for _, pc := range commands { // the kegs obey before their next report
+			changed, err := fl.Apply(pc.c)
+			if err == nil && changed {
 				sum.Commands++
 			}
+			publish(func(p *live.Publisher) {
+				outcome := "applied"
+				switch {
+				case err != nil:
+					outcome = "failed: " + err.Error()
+				case !changed:
+					outcome = "applied (no change)"
+				}
+				p.Command(live.Command{ID: pc.c.ID, Device: pc.c.DeviceID, Action: pc.c.Action, Cause: pc.cause, Outcome: outcome, At: tick.UnixMilli(), Request: pc.request})
+			})
 		}
 		commands = commands[:0]
 		inLoop += time.Since(t0)
@@ -223,6 +276,9 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		if now := time.Now(); now.After(nextReport) {
 			nextReport = now.Add(time.Second)
 			st := proc.Stats()
+			if srv != nil {
+				rate.publish(srv.pub, now, st, sum.Records, len(firing), o.Devices, tick, proc.Watermark(), o.Speed)
+			}
 			p.status(fmt.Sprintf("%s  %9d records  %7.0f/s  windows %7d  rejected %4d  late %4d  firing %d",
 				offset(tick.UnixMilli()), sum.Records, float64(sum.Records)/now.Sub(began).Seconds(),
 				st.Windows.Windows, rejected(st), st.Rejected[schemas.ReasonLate], len(firing)))
@@ -252,7 +308,68 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if inLoop > 0 {
 		sum.LoopRate = float64(st.Records-st.Batches+st.Readings) / inLoop.Seconds()
 	}
+	if srv != nil { // the page stays up, and keeps answering commands, until ctx is done
+		fmt.Fprintf(o.Out, "the simulation is over; the dashboard stays at %s until interrupted\n", srv.URL)
+		for ctx.Err() == nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+			now := time.Now()
+			for _, pc := range operatorRequests(srv, policy, now, nil, func(c *command.Command, req string) pending { return pending{c: c, cause: "operator", request: req} }) {
+				changed, err := fl.Apply(pc.c)
+				outcome := "applied"
+				if err != nil {
+					outcome = "failed: " + err.Error()
+				} else if !changed {
+					outcome = "applied (no change)"
+				}
+				srv.pub.Command(live.Command{ID: pc.c.ID, Device: pc.c.DeviceID, Action: pc.c.Action, Cause: pc.cause, Outcome: outcome, At: now.UnixMilli(), Request: pc.request})
+			}
+		}
+	}
 	return sum, dl.Close()
+}
+
+// operatorRequests turns the page's pending command requests into
+// commands through the policy (the allow-list the commander applies to
+// operators); a refused one is answered at once.
+func operatorRequests[P any](srv *dashServer, policy *command.Policy, now time.Time, out []P, wrap func(*command.Command, string) P) []P {
+	for {
+		select {
+		case r := <-srv.requests:
+			operator := r.Operator
+			if operator == "" {
+				operator = "dashboard"
+			}
+			c, err := policy.ForRequest(&command.Request{DeviceID: r.DeviceID, Action: r.Action, Operator: operator, RequestID: r.RequestID}, now)
+			if err != nil {
+				srv.pub.Command(live.Command{ID: "refused-" + r.RequestID, Device: r.DeviceID, Action: r.Action, Cause: "operator", Outcome: "refused: " + err.Error(), At: now.UnixMilli(), Request: r.RequestID})
+				continue
+			}
+			srv.pub.Command(live.Command{ID: c.ID, Device: c.DeviceID, Action: c.Action, Cause: "operator", Outcome: "sent", At: now.UnixMilli(), Request: r.RequestID})
+			out = append(out, wrap(c, r.RequestID))
+		default:
+			return out
+		}
+	}
+}
+
+// rates turns the processor's totals into the service panel's rates.
+type rates struct {
+	at                     time.Time
+	records, late, rejects uint64
+}
+
+func (r *rates) publish(p *live.Publisher, now time.Time, st pipeline.Stats, records uint64, firing, devices int, tick time.Time, watermark int64, speed float64) {
+	late, rej := st.Rejected[schemas.ReasonLate], rejected(st)
+	if !r.at.IsZero() {
+		s := now.Sub(r.at).Seconds()
+		p.Stats(live.Stats{At: now.UnixMilli(), RecordsPerSec: float64(records-r.records) / s, LatePerSec: float64(late-r.late) / s,
+			DeadPerSec: float64(rej-r.rejects) / s, Firing: firing, Devices: devices, EventTime: watermark,
+			LagMs: map[string]int64{"demo": max(0, tick.UnixMilli()-watermark)}, SimulatedSpeed: speed})
+	}
+	r.at, r.records, r.late, r.rejects = now, records, late, rej
 }
 
 func rejected(st pipeline.Stats) (n uint64) {
