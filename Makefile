@@ -15,7 +15,7 @@ FUZZ_KEY    ?= 200000x
 FUZZ_TOPIC  ?= 100000x
 FUZZ_GETRECORDS ?= 30000x
 
-.PHONY: test-faults all test unit fuzz lint bench bench-lake bench-full demo local-stack stack-up stack-down deploy-check build-check image
+.PHONY: test-faults all test unit fuzz lint bench bench-lake bench-full screenshot demo local-stack stack-up stack-down deploy-check build-check image
 
 all: test
 
@@ -27,8 +27,10 @@ test: lint local-stack unit fuzz deploy-check
 ## kinesalite (Kinesis), dynalite (DynamoDB) and DuckDB (Athena) from
 ## deploy/local/package-lock.json, versitygw (S3) and goaws (SNS) from
 ## deploy/tools/go.mod, built into .tools/bin, and the Lambda Runtime
-## Interface Emulator for the command Lambda. Tests start and stop them.
+## Interface Emulator for the command Lambda, and Debian's Chromium for
+## the dashboard's browser test. Tests start and stop them.
 local-stack:
+	command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 	npm ci --prefix deploy/local --no-audit --no-fund --loglevel=error
 	$(GO) build -modfile=deploy/tools/go.mod -o .tools/bin/versitygw github.com/versity/versitygw/cmd/versitygw
 	$(GO) build -modfile=deploy/tools/go.mod -o .tools/bin/goaws github.com/Admiral-Piett/goaws/app/cmd
@@ -102,6 +104,10 @@ lint:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1s -timeout 60m ./schemas ./benchmarks | tee benchmarks/results/latest.txt
 	$(GO) run ./benchmarks/plot -o benchmarks/results/scaling.png benchmarks/results/latest.txt
+
+## screenshot: the dashboard's picture in the README, from the browser test
+screenshot:
+	TAPLINE_SCREENSHOT=$(CURDIR)/cmd/internal/dashboard/dashboard.png $(GO) test -count=1 -run TestDashboardInBrowser ./cmd/internal/demo
 
 ## bench-lake: a day of a 1,000-device fleet compacted; the one-device query before and after (DuckDB)
 bench-lake:

@@ -71,7 +71,11 @@ func demoServing(tb testing.TB, ctx context.Context, o Options) (string, *dashSe
 func TestDashboardInBrowser(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	url, srv, done := demoServing(t, ctx, Options{Devices: 20, Duration: 4 * time.Hour, Speed: 600, Seed: 1})
+	o := Options{Devices: 20, Duration: 4 * time.Hour, Speed: 600, Seed: 1}
+	if os.Getenv("TAPLINE_SCREENSHOT") != "" {
+		o.Speed = 120 // every window reaches the page: fuller charts
+	}
+	url, srv, done := demoServing(t, ctx, o)
 	tab := browser(t, ctx)
 	if err := chromedp.Do(tab); err != nil { // starts the browser, without a timeout
 		t.Fatal(err)
