@@ -1,6 +1,7 @@
 package benchmarks
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"github.com/tapline/tapline/benchmarks/naive"
 	"github.com/tapline/tapline/pipeline"
 	"github.com/tapline/tapline/schemas"
+	"github.com/tapline/tapline/sinks/live"
 	"github.com/tapline/tapline/windows"
 	"github.com/tapline/tapline/windows/rules"
 )
@@ -126,6 +128,30 @@ func BenchmarkLoop(b *testing.B) {
 			runtime.KeepAlive(p)
 		})
 	}
+}
+
+// BenchmarkLoopLive is BenchmarkLoop at 10k devices with the live
+// dashboard's publisher on every window close (issue 19's goal: at most
+// 3% below BenchmarkLoop): its budget and per-device limits, its
+// encoding and its queue, with a Send that discards, running beside the
+// loop on the same core.
+func BenchmarkLoopLive(b *testing.B) {
+	ds := dataset(10_000)
+	pub, err := live.New(live.Options{App: "bench", Send: func(context.Context, string, []byte) error { return nil }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go pub.Run(ctx)
+	p := newProcessor(b, pub.Window)
+	for _, r := range ds.Records { // warm-up: every series exists
+		p.Process(r, "", 0)
+	}
+	ds.Shift()
+	loopOver(b, ds, func(r []byte) error { return p.Process(r, "", 0) })
+	c := pub.Counters()
+	b.ReportMetric(float64(c.Queued)/b.Elapsed().Seconds(), "summaries/s")
 }
 
 // BenchmarkLoopBatched is BenchmarkLoop with devices that send ten

@@ -2,10 +2,15 @@
 // closes, alert transitions, command outcomes, service stats) to MQTT
 // topics a browser dashboard subscribes to over WebSockets:
 //
-//	tapline/live/{app}/window/{device}   one closed window of one metric
+//	tapline/live/{app}/windows           closed windows, a JSON array every 100 ms
 //	tapline/live/{app}/alert             an alert's FIRING or RESOLVED
 //	tapline/live/{app}/command           a command and its outcome
 //	tapline/live/{app}/stats             the shard's rates, every second
+//
+// Window closes are many (a fleet closes thousands a second at full
+// speed), so they go out in batches: one message per flush interval
+// whatever the fleet's size, which is what keeps a broker's fan-out to
+// many dashboards cheap (each message costs it a write per subscriber).
 //
 // The dashboard is a view, never a dependency: a Publisher never blocks
 // the shard. Summaries wait in a bounded queue that drops its oldest
@@ -42,18 +47,32 @@ type Options struct {
 	// Queue bounds the summaries waiting to be sent. Default 4,096.
 	Queue int
 	// PerDevice is the least time between two window summaries of one
-	// device and metric (wall clock); closer ones are dropped. Default
+	// device, metric and window spec (wall clock); closer ones are
+	// dropped. Default
 	// 250 ms: a dashboard that redraws four times a second.
 	PerDevice time.Duration
+	// Budget bounds the window summaries sent a second, all devices
+	// together (bursts of up to a second's worth). Default 2,000: more
+	// than a page redraws, and what is over it costs the shard two atomic
+	// operations, not an encoding.
+	Budget int
 	// MaxDevices bounds the per-device rate state; devices beyond it are
 	// not rate-limited apart (they share one budget). Default 100,000.
 	MaxDevices int
-	Now        func() time.Time // default time.Now
+	// Flush is how often the window summaries collected go out as one
+	// message; MaxBatch sends them sooner when that many are waiting.
+	// Defaults 100 ms and 500: ten messages a second to each dashboard
+	// whatever the fleet, for a tenth of a second of latency.
+	Flush    time.Duration
+	MaxBatch int
+	Now      func() time.Time // default time.Now
 }
 
-// Counters are a Publisher's totals.
+// Counters are a Publisher's totals. Queued and Sent count messages (a
+// batch of window summaries is one); Windows counts window summaries.
 type Counters struct {
 	Queued, Sent     uint64
+	Windows          uint64
 	DroppedQueue     uint64 // oldest dropped from a full queue
 	DroppedRate      uint64 // window summaries over a device's rate
 	SendErrors       uint64
@@ -63,7 +82,7 @@ type Counters struct {
 
 // series keys the rate limit: the window's interned strings, no
 // allocation per window.
-type series struct{ device, metric string }
+type series struct{ device, metric, spec string }
 
 type message struct {
 	topic   string
@@ -81,9 +100,17 @@ type Publisher struct {
 	n      int
 	wake   chan struct{}
 	last   map[series]int64 // last window summary (ms) per device and metric
-	shared int64            // the last summary of the devices beyond MaxDevices
+	batch  []byte           // window summaries waiting: `[{…},{…}` (no closing bracket)
+	nbatch int
+	shared int64 // the last summary of the devices beyond MaxDevices
 
-	queued, sent, droppedQueue, droppedRate, sendErrors, overLimit atomic.Uint64
+	queued, sent, windows, droppedQueue, droppedRate, sendErrors, overLimit atomic.Uint64
+
+	// The global budget: tokens, refilled from the clock every 64th call
+	// (and never more often than each millisecond).
+	calls      atomic.Uint64
+	tokens     atomic.Int64
+	refilledAt atomic.Int64 // ms
 }
 
 // New returns a Publisher; Run sends what it queues.
@@ -103,10 +130,41 @@ func New(o Options) (*Publisher, error) {
 	if o.MaxDevices <= 0 {
 		o.MaxDevices = 100_000
 	}
+	if o.Budget <= 0 {
+		o.Budget = 2000
+	}
+	if o.Flush <= 0 {
+		o.Flush = 100 * time.Millisecond
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 500
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Publisher{o: o, prefix: Root + o.App + "/", queue: make([]message, o.Queue), wake: make(chan struct{}, 1), last: map[series]int64{}}, nil
+	p := &Publisher{o: o, prefix: Root + o.App + "/", queue: make([]message, o.Queue), wake: make(chan struct{}, 1), last: map[series]int64{}}
+	p.tokens.Store(int64(o.Budget))
+	p.refilledAt.Store(o.Now().UnixMilli())
+	return p, nil
+}
+
+// take spends one token of the global budget, refilling it from the
+// clock on every 64th call: the shard pays for the clock once per 64
+// windows when the budget is spent.
+func (p *Publisher) take() bool {
+	if p.calls.Add(1)&63 == 0 {
+		now, last := p.o.Now().UnixMilli(), p.refilledAt.Load()
+		if now > last && p.refilledAt.CompareAndSwap(last, now) {
+			add := (now - last) * int64(p.o.Budget) / 1000
+			if t := p.tokens.Load(); t < 0 {
+				p.tokens.CompareAndSwap(t, 0)
+			}
+			if p.tokens.Add(add) > int64(p.o.Budget) {
+				p.tokens.Store(int64(p.o.Budget))
+			}
+		}
+	}
+	return p.tokens.Add(-1) >= 0
 }
 
 func validApp(s string) bool {
@@ -122,31 +180,72 @@ func validApp(s string) bool {
 	return true
 }
 
-// Topic is the topic of kind ("window/{device}", "alert", "command",
+// Topic is the topic of kind ("windows", "alert", "command",
 // "stats", "command-request") for app.
 func Topic(app, kind string) string { return Root + app + "/" + kind }
 
-// Window is a closed window's summary. Pt is the wall-clock time (Unix
-// ms) the record that closed it was processed: the dashboard measures
-// its latency from it.
+// Window is a closed window's summary, as the page reads it. On the
+// wire it is an array, in this order, to halve the bytes a broker copies
+// to every dashboard: ["keg-0007","temp_c","1m",end,count,min,mean,max,pt].
+// Pt is the wall-clock time (Unix ms) the record that closed the window
+// was processed: the dashboard measures its latency from it.
 type Window struct {
-	Device string  `json:"d"`
-	Metric string  `json:"m"`
-	Spec   string  `json:"s"`
-	Start  int64   `json:"t0"`
-	End    int64   `json:"t1"`
-	Count  int64   `json:"n"`
-	Min    float64 `json:"min"`
-	Mean   float64 `json:"mean"`
-	Max    float64 `json:"max"`
-	Pt     int64   `json:"pt"`
+	Device, Metric, Spec string
+	End, Count           int64
+	Min, Mean, Max       float64
+	Pt                   int64
 }
 
-// Window queues a window close, unless the device and metric had one
-// less than PerDevice ago.
+// UnmarshalJSON reads the array form.
+func (w *Window) UnmarshalJSON(b []byte) error {
+	return json.Unmarshal(b, &[]any{&w.Device, &w.Metric, &w.Spec, &w.End, &w.Count, &w.Min, &w.Mean, &w.Max, &w.Pt})
+}
+
+// appendWindow encodes w's summary in the array form.
+func appendWindow(b []byte, w *windows.Window, pt int64) []byte {
+	b = append(b, '[')
+	b = appendString(b, w.DeviceID)
+	b = append(b, ',')
+	b = appendString(b, w.Metric)
+	b = append(b, ',')
+	b = appendString(b, w.Spec.Name)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, w.End, 10)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, w.Count, 10)
+	for _, v := range []float64{w.Min, w.Mean, w.Max} {
+		b = append(b, ',')
+		b = strconv.AppendFloat(b, finite(v), 'g', 7, 64)
+	}
+	b = append(b, ',')
+	b = strconv.AppendInt(b, pt, 10)
+	return append(b, ']')
+}
+
+// appendString appends s as a JSON string: as is when it needs no
+// escaping (device ids and metric names are validated to), through
+// encoding/json otherwise.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// Window queues a window close, unless the global budget is spent or
+// the device and metric had one less than PerDevice ago.
 func (p *Publisher) Window(w *windows.Window) {
+	if !p.take() {
+		p.droppedRate.Add(1)
+		return
+	}
 	now := p.o.Now().UnixMilli()
-	key := series{w.DeviceID, w.Metric}
+	key := series{w.DeviceID, w.Metric, w.Spec.Name}
 	p.mu.Lock()
 	last, ok := p.last[key]
 	shared := !ok && len(p.last) >= p.o.MaxDevices
@@ -165,9 +264,33 @@ func (p *Publisher) Window(w *windows.Window) {
 		p.last[key] = now
 	}
 	p.mu.Unlock()
-	payload, _ := json.Marshal(Window{Device: w.DeviceID, Metric: w.Metric, Spec: w.Spec.Name, Start: w.Start, End: w.End,
-		Count: w.Count, Min: finite(w.Min), Mean: finite(w.Mean), Max: finite(w.Max), Pt: now})
-	p.push(message{p.prefix + "window/" + w.DeviceID, payload})
+	p.mu.Lock()
+	if p.nbatch == 0 {
+		p.batch = append(p.batch[:0], '[')
+	} else {
+		p.batch = append(p.batch, ',')
+	}
+	p.batch = appendWindow(p.batch, w, now)
+	p.nbatch++
+	p.windows.Add(1)
+	full := p.nbatch >= p.o.MaxBatch
+	p.mu.Unlock()
+	if full {
+		p.seal()
+	}
+}
+
+// seal queues the window summaries collected as one message.
+func (p *Publisher) seal() {
+	p.mu.Lock()
+	if p.nbatch == 0 {
+		p.mu.Unlock()
+		return
+	}
+	payload := append(p.batch, ']')
+	p.batch, p.nbatch = nil, 0
+	p.mu.Unlock()
+	p.push(message{p.prefix + "windows", payload})
 }
 
 func finite(v float64) float64 {
@@ -272,10 +395,12 @@ func (p *Publisher) pop() (message, bool) {
 	return m, true
 }
 
-// Run sends queued summaries until ctx is done. A failed send is
-// counted and the summary dropped: a dashboard wants the next one, not
-// an old one retried.
+// Run sends queued summaries, and the window summaries every Flush,
+// until ctx is done. A failed send is counted and the message dropped: a
+// dashboard wants the next one, not an old one retried.
 func (p *Publisher) Run(ctx context.Context) {
+	tick := time.NewTicker(p.o.Flush)
+	defer tick.Stop()
 	for {
 		for {
 			m, ok := p.pop()
@@ -292,6 +417,8 @@ func (p *Publisher) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-p.wake:
+		case <-tick.C:
+			p.seal()
 		}
 	}
 }
@@ -301,7 +428,7 @@ func (p *Publisher) Counters() Counters {
 	p.mu.Lock()
 	tracked := len(p.last)
 	p.mu.Unlock()
-	return Counters{Queued: p.queued.Load(), Sent: p.sent.Load(), DroppedQueue: p.droppedQueue.Load(), DroppedRate: p.droppedRate.Load(),
+	return Counters{Queued: p.queued.Load(), Sent: p.sent.Load(), Windows: p.windows.Load(), DroppedQueue: p.droppedQueue.Load(), DroppedRate: p.droppedRate.Load(),
 		SendErrors: p.sendErrors.Load(), DevicesTracked: tracked, DevicesOverLimit: p.overLimit.Load()}
 }
 
@@ -310,8 +437,9 @@ func (c Counters) Metrics() string {
 	line := func(name, help string, v uint64) string {
 		return "# HELP tapline_live_" + name + " " + help + "\n# TYPE tapline_live_" + name + " counter\ntapline_live_" + name + " " + strconv.FormatUint(v, 10) + "\n"
 	}
-	return line("queued_total", "Summaries queued for the dashboard.", c.Queued) +
-		line("sent_total", "Summaries sent.", c.Sent) +
+	return line("queued_total", "Messages queued for the dashboard.", c.Queued) +
+		line("windows_total", "Window summaries batched.", c.Windows) +
+		line("sent_total", "Messages sent.", c.Sent) +
 		line("dropped_queue_total", "Summaries dropped from a full queue (oldest first).", c.DroppedQueue) +
 		line("dropped_rate_total", "Window summaries over a device's rate.", c.DroppedRate) +
 		line("send_errors_total", "Summaries the broker refused.", c.SendErrors) +

@@ -57,7 +57,13 @@ function onMessage(topic, text) {
 function flush() {
   const windows = [];
   for (const [kind, m] of state.queue.splice(0)) {
-    if (kind.startsWith('window/')) { onWindow(m); windows.push(m); }
+    if (kind === 'windows') {
+      for (const [d, metric, s, t1, n, min, mean, max, pt] of m) {
+        const w = { d, m: metric, s, t1, n, min, mean, max, pt };
+        onWindow(w);
+        windows.push(w);
+      }
+    }
     else if (kind === 'alert') onAlert(m);
     else if (kind === 'command') onCommand(m);
     else if (kind === 'stats') state.stats = m;
@@ -80,8 +86,8 @@ function device(id) {
 function onWindow(w) {
   const d = device(w.d);
   let list = d.windows.get(w.m);
-  if (!list) { list = []; d.windows.set(w.m, list); }
-  if (w.s !== '1m' && list.length && list[0].s === '1m') return; // one spec per chart
+  if (!list) { list = []; list.spec = w.s; d.windows.set(w.m, list); }
+  if (w.s !== list.spec) return; // one window spec per chart: the first seen
   list.push(w);
   if (list.length > KEEP) list.shift();
   d.lastEvent = Math.max(d.lastEvent, w.t1);
@@ -157,11 +163,11 @@ function chart(metric, list) {
   const W = 600, H = 140, P = 28;
   const svg = el('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, 'data-metric': metric });
   if (!list.length) return svg;
-  const t0 = list[0].t0, t1 = list[list.length - 1].t1;
+  const t0 = list[0].t1, t1 = list[list.length - 1].t1;
   const lo = Math.min(...list.map((w) => w.min)), hi = Math.max(...list.map((w) => w.max));
   const x = (t) => P + ((t - t0) / (t1 - t0 || 1)) * (W - 2 * P);
   const y = (v) => H - P / 2 - ((v - lo) / (hi - lo || 1)) * (H - P);
-  const mid = (w) => (w.t0 + w.t1) / 2;
+  const mid = (w) => w.t1; // plotted at the window's end
   const band = list.map((w) => `${x(mid(w))},${y(w.max)}`).concat(list.slice().reverse().map((w) => `${x(mid(w))},${y(w.min)}`));
   svg.append(el('polygon', { class: 'band', points: band.join(' ') }));
   svg.append(el('polyline', { class: 'mean', points: list.map((w) => `${x(mid(w))},${y(w.mean)}`).join(' ') }));
