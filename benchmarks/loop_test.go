@@ -151,7 +151,7 @@ func BenchmarkLoopLive(b *testing.B) {
 	ds.Shift()
 	loopOver(b, ds, func(r []byte) error { return p.Process(r, "", 0) })
 	c := pub.Counters()
-	b.ReportMetric(float64(c.Queued)/b.Elapsed().Seconds(), "summaries/s")
+	b.ReportMetric(float64(c.Windows)/b.Elapsed().Seconds(), "summaries/s")
 }
 
 // BenchmarkLoopBatched is BenchmarkLoop with devices that send ten
