@@ -73,7 +73,9 @@ type Options struct {
 	App    string // application name: part of the state directory
 	Shard  string
 
-	Pipeline pipeline.Options // Shard and the outputs are set by the journal
+	// Pipeline's Shard and outputs are set by the journal; an OnWindow or
+	// OnAlert set here is called too, after the batch's.
+	Pipeline pipeline.Options
 	Batch    batch.Options    // Shard and Prefix are set by the journal
 	// Publish receives each notification (an alert not suppressed, or a
 	// group of them: pipeline.Options.OnNotify) once the batch holding it
@@ -140,8 +142,15 @@ func (j *Journal) build() error {
 	}
 	po.DeadLetters = w
 	po.OnRecord = w.Record
-	po.OnWindow = w.Window
-	po.OnAlert = w.Alert
+	// Windows and alerts go to the batch; taps the caller set (the live
+	// dashboard) see them too, and again after a replay: they are views.
+	po.OnWindow, po.OnAlert = w.Window, w.Alert
+	if tap := j.o.Pipeline.OnWindow; tap != nil {
+		po.OnWindow = func(win *windows.Window) { w.Window(win); tap(win) }
+	}
+	if tap := j.o.Pipeline.OnAlert; tap != nil {
+		po.OnAlert = func(a *rules.Alert) { w.Alert(a); tap(a) }
+	}
 	po.OnNotify = func(a *rules.Alert) { j.alerts = append(j.alerts, *a) }
 	p, err := pipeline.NewProcessor(po)
 	if err != nil {

@@ -59,6 +59,15 @@ type Config struct {
 		QueueSize int `yaml:"queue_size"`
 	} `yaml:"sns"`
 
+	// Live, when its endpoint is set, publishes the dashboard's live
+	// summaries (package sinks/live) to IoT Core's data endpoint
+	// (https://…-ats.iot.{region}.amazonaws.com; a local stand-in in
+	// tests) under tapline/live/{app}/. Bounded and non-blocking: an
+	// outage costs counted drops, nothing else.
+	Live struct {
+		Endpoint string `yaml:"endpoint"`
+	} `yaml:"live"`
+
 	// RulesFile is a path or s3://bucket/key; empty: no rules; "default":
 	// the embedded default set (rules.Default). A file or object is read
 	// again every RulesReload (0: only on SIGHUP) and on SIGHUP; a valid
@@ -256,7 +265,7 @@ func (c *Config) Validate() error {
 	default:
 		bad("log_level", "%q is not debug, info, warn or error", c.LogLevel)
 	}
-	for _, ep := range []struct{ name, v string }{{"endpoints.kinesis", c.Endpoints.Kinesis}, {"endpoints.dynamodb", c.Endpoints.DynamoDB}, {"endpoints.s3", c.Endpoints.S3}, {"endpoints.sns", c.Endpoints.SNS}} {
+	for _, ep := range []struct{ name, v string }{{"endpoints.kinesis", c.Endpoints.Kinesis}, {"endpoints.dynamodb", c.Endpoints.DynamoDB}, {"endpoints.s3", c.Endpoints.S3}, {"endpoints.sns", c.Endpoints.SNS}, {"live.endpoint", c.Live.Endpoint}} {
 		if ep.v != "" && !strings.HasPrefix(ep.v, "http://") && !strings.HasPrefix(ep.v, "https://") {
 			bad(ep.name, "%q is not an http(s) URL", ep.v)
 		}

@@ -10,12 +10,14 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/iotdataplane"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -23,6 +25,7 @@ import (
 
 	"github.com/tapline/tapline/pipeline/consumer"
 	"github.com/tapline/tapline/sinks/compact"
+	"github.com/tapline/tapline/sinks/live"
 	"github.com/tapline/tapline/sinks/s3sink"
 	"github.com/tapline/tapline/sinks/snssink"
 	"github.com/tapline/tapline/windows/rules"
@@ -104,6 +107,30 @@ func Run(ctx context.Context, c Config, log *slog.Logger) error {
 		}()
 	} else {
 		close(pubDone)
+	}
+
+	if c.Live.Endpoint != "" {
+		iot := iotdataplane.NewFromConfig(with(c.Live.Endpoint))
+		lp, err := live.New(live.Options{App: c.App, Send: func(ctx context.Context, topic string, payload []byte) error {
+			_, err := iot.Publish(ctx, &iotdataplane.PublishInput{Topic: aws.String(topic), Payload: payload, Qos: 0})
+			return err
+		}})
+		if err != nil {
+			return err
+		}
+		for name, v := range map[string]func(live.Counters) uint64{
+			"live_windows_total":       func(c live.Counters) uint64 { return c.Windows },
+			"live_sent_total":          func(c live.Counters) uint64 { return c.Sent },
+			"live_dropped_queue_total": func(c live.Counters) uint64 { return c.DroppedQueue },
+			"live_dropped_rate_total":  func(c live.Counters) uint64 { return c.DroppedRate },
+			"live_send_errors_total":   func(c live.Counters) uint64 { return c.SendErrors },
+		} {
+			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "tapline", Name: name, Help: "Live dashboard summaries: " + strings.TrimSuffix(strings.TrimPrefix(name, "live_"), "_total") + " (package sinks/live)."},
+				func() float64 { return float64(v(lp.Counters())) }))
+		}
+		o.Pipeline.OnWindow, o.Pipeline.OnAlert = lp.Window, lp.Alert
+		go lp.Run(ctx)
+		log.Info("live summaries", "endpoint", c.Live.Endpoint, "topics", live.Topic(c.App, "#"))
 	}
 
 	o.Region = with("").Region

@@ -119,7 +119,7 @@ func New(o Options) (*Publisher, error) {
 		return nil, errors.New("live: Send is required")
 	}
 	if !validApp(o.App) {
-		return nil, errors.New("live: app must be 1-64 characters of [a-zA-Z0-9_-]")
+		return nil, errors.New("live: app must be 1-64 characters of [a-zA-Z0-9._-]")
 	}
 	if o.Queue <= 0 {
 		o.Queue = 4096
@@ -173,7 +173,7 @@ func validApp(s string) bool {
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
 			return false
 		}
 	}
