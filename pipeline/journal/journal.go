@@ -76,7 +76,7 @@ type Options struct {
 	// Pipeline's Shard and outputs are set by the journal; an OnWindow or
 	// OnAlert set here is called too, after the batch's.
 	Pipeline pipeline.Options
-	Batch    batch.Options    // Shard and Prefix are set by the journal
+	Batch    batch.Options // Shard and Prefix are set by the journal
 	// Publish receives each notification (an alert not suppressed, or a
 	// group of them: pipeline.Options.OnNotify) once the batch holding it
 	// is durable; after a replay it may receive one again (same ID).
