@@ -514,7 +514,7 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 		Cpu: jsii.Number(1024), MemoryLimitMiB: jsii.Number(4096), TaskRole: taskRole, ExecutionRole: execRole,
 		RuntimePlatform: &awsecs.RuntimePlatform{CpuArchitecture: awsecs.CpuArchitecture_ARM64(), OperatingSystemFamily: awsecs.OperatingSystemFamily_LINUX()},
 	})
-	task.AddContainer(s("tapline"), &awsecs.ContainerDefinitionOptions{
+	container := task.AddContainer(s("tapline"), &awsecs.ContainerDefinitionOptions{
 		Image:   image,
 		Command: s2("run"),
 		Environment: &map[string]*string{
@@ -603,6 +603,8 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 			SubnetSelection: &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PRIVATE_ISOLATED},
 		})},
 	})
+
+	liveDashboard(stack, p, key, taskRole, container, commander)
 
 	return stack, nil
 }

@@ -361,7 +361,8 @@ func TestGlueTablesMatchAthenaDDL(t *testing.T) {
 // The key lets services use it only for this account: CloudWatch Logs by
 // the log group in the encryption context, CloudWatch alarms (to the
 // encrypted ops topic) and SNS (to the encrypted dead-letter queue) by
-// source account.
+// source account, CloudFront (the dashboard's pages) to decrypt only, for
+// this account's distributions.
 func TestKeyPolicyScopesServices(t *testing.T) {
 	for id, p := range resources(t, "AWS::KMS::Key") {
 		seen := map[string]bool{}
@@ -376,11 +377,13 @@ func TestKeyPolicyScopesServices(t *testing.T) {
 				seen["cloudwatch"] = strings.Contains(cond, "aws:SourceAccount")
 			case strings.Contains(svc, "sns.amazonaws.com"):
 				seen["sns"] = strings.Contains(cond, "aws:SourceAccount")
+			case strings.Contains(svc, "cloudfront.amazonaws.com"): // the dashboard's pages, read through OAC
+				seen["cloudfront"] = js(st["Action"]) == `"kms:Decrypt"` && strings.Contains(cond, `"AWS:SourceArn"`) && strings.Contains(cond, `":cloudfront::",{"Ref":"AWS::AccountId"},":distribution/`)
 			case svc != "null":
 				t.Errorf("key %s: unexpected service statement %s", id, js(st))
 			}
 		}
-		for _, svc := range []string{"logs", "cloudwatch", "sns"} {
+		for _, svc := range []string{"logs", "cloudwatch", "sns", "cloudfront"} {
 			if !seen[svc] {
 				t.Errorf("key %s: no %s statement scoped to this account", id, svc)
 			}
@@ -518,6 +521,9 @@ func TestOperatorURLIsIAMAuthenticated(t *testing.T) {
 // cannot raise alerts (and commands) for another.
 func TestDevicePolicyBindsTheThingName(t *testing.T) {
 	for id, p := range resources(t, "AWS::IoT::Policy") {
+		if strings.HasPrefix(id, "Dashboard") {
+			continue // TestDashboard
+		}
 		doc := js(p["PolicyDocument"])
 		for _, want := range []string{`client/${ThingName}`, `topic/tapline/telemetry/${ThingName}`, `topicfilter/tapline/commands/${ThingName}`, `"ThingName":"${iot:Connection.Thing.ThingName}"`} {
 			if !strings.Contains(doc, want) {
@@ -702,5 +708,74 @@ func TestCompaction(t *testing.T) {
 	}
 	if views != 3 {
 		t.Errorf("%d views, want raw, windows and alerts", views)
+	}
+}
+
+// The dashboard: the service may publish only under its live topics;
+// only signed-in operators get a role, which reads the live and
+// telemetry topics and invokes the commander's URL, and publishes
+// nothing; the page's bucket is private, read by CloudFront through
+// origin access control.
+func TestDashboard(t *testing.T) {
+	policies := resources(t, "AWS::IAM::Policy")
+	var task, viewer string
+	for id, p := range policies {
+		switch {
+		case strings.HasPrefix(id, "TaskRoleDefaultPolicy"):
+			task = js(p["PolicyDocument"])
+		case strings.HasPrefix(id, "DashboardRole"):
+			viewer = js(p["PolicyDocument"])
+		}
+	}
+	if !strings.Contains(task, `"Action":"iot:Publish"`) || !strings.Contains(task, `topic/tapline/live/tapline/*`) {
+		t.Errorf("task role cannot publish the live topics: %s", task)
+	}
+	for _, want := range []string{`"Action":"iot:Connect"`, `client/tapline-dash-*`, `"Action":"iot:Subscribe"`, `topicfilter/tapline/live/tapline/*`,
+		`"Action":"iot:Receive"`, `topic/tapline/telemetry/*`, `"lambda:InvokeFunctionUrl"`} {
+		if !strings.Contains(viewer, want) {
+			t.Errorf("dashboard role lacks %s: %s", want, viewer)
+		}
+	}
+	if strings.Contains(viewer, "iot:Publish") || strings.Contains(viewer, "tapline/commands") {
+		t.Errorf("dashboard role may publish or reach device topics: %s", viewer)
+	}
+	for _, p := range resources(t, "AWS::Cognito::IdentityPool") {
+		if p["AllowUnauthenticatedIdentities"] != false {
+			t.Errorf("identity pool allows unauthenticated identities: %s", js(p))
+		}
+	}
+	for id, p := range resources(t, "AWS::IAM::Role") {
+		if strings.HasPrefix(id, "DashboardRole") {
+			trust := js(p["AssumeRolePolicyDocument"])
+			if !strings.Contains(trust, `"cognito-identity.amazonaws.com:amr":"authenticated"`) || !strings.Contains(trust, `"cognito-identity.amazonaws.com:aud"`) {
+				t.Errorf("dashboard role trust: %s", trust)
+			}
+		}
+	}
+	for _, p := range resources(t, "AWS::Cognito::UserPool") {
+		if get(p, "AdminCreateUserConfig", "AllowAdminCreateUserOnly") != true {
+			t.Errorf("operators can sign themselves up: %s", js(p))
+		}
+	}
+	oac := resources(t, "AWS::CloudFront::OriginAccessControl")
+	dist := resources(t, "AWS::CloudFront::Distribution")
+	if len(oac) != 1 || len(dist) != 1 {
+		t.Fatalf("%d origin access controls, %d distributions", len(oac), len(dist))
+	}
+	for _, d := range dist {
+		cfg := js(d["DistributionConfig"])
+		if !strings.Contains(cfg, `"OriginAccessControlId"`) || !strings.Contains(cfg, `"ViewerProtocolPolicy":"redirect-to-https"`) || !strings.Contains(cfg, `"DefaultRootObject":"index.html"`) {
+			t.Errorf("distribution: %s", cfg)
+		}
+	}
+	found := false
+	for _, p := range resources(t, "AWS::S3::BucketPolicy") {
+		doc := js(p)
+		if strings.Contains(doc, "DashboardPages") && strings.Contains(doc, `"Service":"cloudfront.amazonaws.com"`) && strings.Contains(doc, "AWS:SourceArn") {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("the pages bucket does not let the distribution (and only it) read")
 	}
 }

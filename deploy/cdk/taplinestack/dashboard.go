@@ -1,0 +1,112 @@
+package taplinestack
+
+import (
+	"fmt"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudfront"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudfrontorigins"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscognito"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsecs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiot"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// LiveTopics is where the service publishes the dashboard's summaries
+// (package sinks/live) for app: tapline/live/{app}/.
+func LiveTopics(app string) string { return "tapline/live/" + app + "/" }
+
+// liveDashboard adds what the live dashboard needs on AWS:
+//
+//   - the service publishes its summaries to IoT Core (the task role may
+//     publish under the live topics, nothing else);
+//   - operators sign in with a Cognito user pool (no self sign-up); the
+//     identity pool gives signed-in identities only (no unauthenticated
+//     ones) a role that may connect, subscribe to and receive the live
+//     and telemetry topics, and invoke the commander's operator URL: a
+//     command goes through the commander's policy, never to a device
+//     topic (the role has no iot:Publish at all);
+//   - the page is served from a private bucket (encrypted with the
+//     stack's key) behind CloudFront with origin access control.
+//
+// IoT Core also wants an IoT policy attached to each Cognito identity
+// that connects: DashboardIoTPolicy, the same grants as the role.
+func liveDashboard(stack awscdk.Stack, p Props, key awskms.Key, taskRole awsiam.Role, container awsecs.ContainerDefinition, commander awslambda.Function) {
+	s := jsii.String
+	topics := LiveTopics(p.App)
+	arn := func(kind, name string) *string {
+		return awscdk.Fn_Sub(s(fmt.Sprintf("arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}:%s/%s", kind, name)), nil)
+	}
+	if p.IoTDataEndpoint != "" {
+		container.AddEnvironment(s("TAPLINE_LIVE_ENDPOINT"), s(p.IoTDataEndpoint))
+	}
+	taskRole.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions: s2("iot:Publish"), Resources: &[]*string{arn("topic", topics+"*")},
+	}))
+
+	users := awscognito.NewUserPool(stack, s("Operators"), &awscognito.UserPoolProps{
+		SelfSignUpEnabled: jsii.Bool(false),
+		SignInAliases:     &awscognito.SignInAliases{Email: jsii.Bool(true)},
+		Mfa:               awscognito.Mfa_OPTIONAL,
+		PasswordPolicy:    &awscognito.PasswordPolicy{MinLength: jsii.Number(12)},
+		RemovalPolicy:     awscdk.RemovalPolicy_RETAIN,
+	})
+	client := users.AddClient(s("Dashboard"), &awscognito.UserPoolClientOptions{
+		AuthFlows: &awscognito.AuthFlow{UserSrp: jsii.Bool(true)}, GenerateSecret: jsii.Bool(false),
+	})
+	identities := awscognito.NewCfnIdentityPool(stack, s("DashboardIdentities"), &awscognito.CfnIdentityPoolProps{
+		AllowUnauthenticatedIdentities: jsii.Bool(false),
+		CognitoIdentityProviders: &[]interface{}{&awscognito.CfnIdentityPool_CognitoIdentityProviderProperty{
+			ClientId: client.UserPoolClientId(), ProviderName: users.UserPoolProviderName(),
+		}},
+	})
+	viewer := awsiam.NewRole(stack, s("DashboardRole"), &awsiam.RoleProps{
+		Description: s("tapline dashboard: read the live and telemetry topics, ask the commander for commands"),
+		AssumedBy: awsiam.NewFederatedPrincipal(s("cognito-identity.amazonaws.com"), &map[string]interface{}{
+			"StringEquals":           map[string]interface{}{"cognito-identity.amazonaws.com:aud": identities.Ref()},
+			"ForAnyValue:StringLike": map[string]interface{}{"cognito-identity.amazonaws.com:amr": "authenticated"},
+		}, s("sts:AssumeRoleWithWebIdentity")),
+	})
+	read := []awsiam.PolicyStatement{
+		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{Actions: s2("iot:Connect"), Resources: &[]*string{arn("client", "tapline-dash-*")}}),
+		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{Actions: s2("iot:Subscribe"), Resources: &[]*string{arn("topicfilter", topics+"*"), arn("topicfilter", "tapline/telemetry/*")}}),
+		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{Actions: s2("iot:Receive"), Resources: &[]*string{arn("topic", topics+"*"), arn("topic", "tapline/telemetry/*")}}),
+	}
+	for _, st := range read {
+		viewer.AddToPolicy(st)
+	}
+	commander.GrantInvokeUrl(viewer)
+	awscognito.NewCfnIdentityPoolRoleAttachment(stack, s("DashboardRoleAttachment"), &awscognito.CfnIdentityPoolRoleAttachmentProps{
+		IdentityPoolId: identities.Ref(), Roles: map[string]*string{"authenticated": viewer.RoleArn()},
+	})
+	var doc []interface{}
+	for _, st := range read {
+		doc = append(doc, st.ToStatementJson())
+	}
+	awsiot.NewCfnPolicy(stack, s("DashboardIoTPolicy"), &awsiot.CfnPolicyProps{
+		PolicyDocument: map[string]interface{}{"Version": "2012-10-17", "Statement": doc},
+	})
+
+	pages := awss3.NewBucket(stack, s("DashboardPages"), &awss3.BucketProps{
+		BlockPublicAccess: awss3.BlockPublicAccess_BLOCK_ALL(), Encryption: awss3.BucketEncryption_KMS, EncryptionKey: key,
+		ObjectOwnership: awss3.ObjectOwnership_BUCKET_OWNER_ENFORCED,
+		EnforceSSL:      jsii.Bool(true), Versioned: jsii.Bool(true), RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+	})
+	cdn := awscloudfront.NewDistribution(stack, s("DashboardCDN"), &awscloudfront.DistributionProps{
+		DefaultRootObject: s("index.html"),
+		DefaultBehavior: &awscloudfront.BehaviorOptions{
+			Origin:               awscloudfrontorigins.S3BucketOrigin_WithOriginAccessControl(pages, nil),
+			ViewerProtocolPolicy: awscloudfront.ViewerProtocolPolicy_REDIRECT_TO_HTTPS,
+		},
+		MinimumProtocolVersion: awscloudfront.SecurityPolicyProtocol_TLS_V1_2_2021,
+	})
+	for name, v := range map[string]*string{"DashboardURL": awscdk.Fn_Join(s(""), &[]*string{s("https://"), cdn.DistributionDomainName(), s("/")}),
+		"DashboardBucket": pages.BucketName(), "DashboardUserPool": users.UserPoolId(), "DashboardUserPoolClient": client.UserPoolClientId(),
+		"DashboardIdentityPool": identities.Ref()} {
+		awscdk.NewCfnOutput(stack, s("Out"+name), &awscdk.CfnOutputProps{Value: v})
+	}
+}
