@@ -121,8 +121,14 @@ func (e *encoder) WriteTo(w io.Writer) (int64, error) {
 	rec := e.b.NewRecordBatch()
 	defer rec.Release()
 	e.rows = 0
+	return write(w, e.schema, e.props, rec)
+}
+
+// write writes rec as one Parquet file with props, returning the bytes
+// written.
+func write(w io.Writer, schema *arrow.Schema, props *pq.WriterProperties, rec arrow.RecordBatch) (int64, error) {
 	cw := &countingWriter{w: w}
-	fw, err := pqarrow.NewFileWriter(e.schema, cw, e.props, pqarrow.NewArrowWriterProperties())
+	fw, err := pqarrow.NewFileWriter(schema, cw, props, pqarrow.NewArrowWriterProperties())
 	if err != nil {
 		return cw.n, fmt.Errorf("parquet: %w", err)
 	}

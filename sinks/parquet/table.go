@@ -87,19 +87,7 @@ func Encode(w io.Writer, rec arrow.RecordBatch, o Options, sortedBy ...string) (
 	if err != nil {
 		return 0, err
 	}
-	cw := &countingWriter{w: w}
-	fw, err := pqarrow.NewFileWriter(schema, cw, props, pqarrow.NewArrowWriterProperties())
-	if err != nil {
-		return 0, fmt.Errorf("parquet: %w", err)
-	}
-	if err := fw.Write(rec); err != nil {
-		fw.Close()
-		return cw.n, fmt.Errorf("parquet: write %d rows: %w", rec.NumRows(), err)
-	}
-	if err := fw.Close(); err != nil {
-		return cw.n, fmt.Errorf("parquet: close: %w", err)
-	}
-	return cw.n, nil
+	return write(w, schema, props, rec)
 }
 
 // sorting names the columns as Parquet sorting columns: leaf column
