@@ -126,8 +126,10 @@ func runDemo(ctx context.Context, args []string) error {
 		if !speedSet {
 			o.Speed = 60 // a minute of the fleet a second: watchable
 		}
-		o.Live = false
-		o.Ready = func(url string) { fmt.Fprintf(os.Stdout, "dashboard: %s\n", url) }
+		o.Live, o.WaitForPage = false, true
+		o.Ready = func(url string) {
+			fmt.Fprintf(os.Stdout, "dashboard: %s (the simulation starts when it is open)\n", url)
+		}
 	}
 	if o.Batch < 0 || o.Batch > 1000 {
 		return errors.New("tapline demo: -batch must be 0..1000")

@@ -50,6 +50,7 @@ func main() {
 		PageURL:          str("pageURL", ""),
 		RawRetentionDays: num("rawRetentionDays", 0),
 		ImageAsset:       str("imageAsset", "../../.tools/dist/image"), CommanderAsset: str("commanderAsset", "../../.tools/dist/commander"),
+		DashboardAsset: str("dashboardAsset", "../../cmd/internal/dashboard/static"),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cdk:", err)

@@ -2,15 +2,25 @@ package demo
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/chromedp/chromedp"
+
+	"github.com/tapline/tapline/cmd/internal/dashboard"
 
 	"github.com/tapline/tapline/deploy/local/server"
 )
@@ -43,7 +53,7 @@ func browser(tb testing.TB, ctx context.Context) context.Context {
 func demoServing(tb testing.TB, ctx context.Context, o Options) (string, *dashServer, <-chan error) {
 	urls := make(chan string, 1)
 	var srv *dashServer
-	o.Serve, o.Out, o.OutDir = "127.0.0.1:0", io.Discard, tb.TempDir()
+	o.Serve, o.Out, o.OutDir, o.WaitForPage = "127.0.0.1:0", io.Discard, tb.TempDir(), true
 	o.Ready = func(u string) { urls <- u }
 	o.onServe = func(s *dashServer) { srv = s }
 	done := make(chan error, 1)
@@ -193,5 +203,67 @@ func BenchmarkDashboardLatency(b *testing.B) {
 		b.ReportMetric(float64(len(v)), "windows")
 		cancel()
 		<-done
+	}
+}
+
+// TestSigV4InBrowser checks the page's AWS Signature Version 4 code
+// (static/aws.js, what it signs IoT Core's WebSocket URL and the
+// commander's URL with on AWS) against aws-sdk-go-v2's signer, run in
+// Chromium on the same inputs: the same presigned query signature, the
+// same Authorization header.
+func TestSigV4InBrowser(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv := httptest.NewServer(dashboard.Handler(dashboard.Config{App: "demo", Root: "tapline/live/demo/", WSPort: 1}))
+	defer srv.Close()
+	tab := browser(t, ctx)
+	if err := chromedp.Do(tab, chromedp.Navigate(srv.URL)); err != nil {
+		t.Fatal(err)
+	}
+	creds := aws.Credentials{AccessKeyID: "ASIAEXAMPLEKEY", SecretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", SessionToken: "IQoJb3JpZ2luX2VjE/tok+en=="}
+	at := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	js := fmt.Sprintf(`{accessKeyId: %q, secretAccessKey: %q, sessionToken: %q}`, creds.AccessKeyID, creds.SecretAccessKey, creds.SessionToken)
+	date := `new Date(Date.UTC(2026, 10, 29, 10, 0, 0))`
+	run := func(expr string) string {
+		t.Helper()
+		v, err := chromedp.Run(tab, chromedp.Evaluate[string](`(async () => { const m = await import('./aws.js'); return `+expr+`; })()`, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	signer := v4.NewSigner()
+
+	// A presigned WebSocket URL, the session token signed (standard
+	// SigV4; for IoT Core the page appends it after signing instead).
+	const wss = "wss://example-ats.iot.eu-west-1.amazonaws.com/mqtt"
+	page := run(fmt.Sprintf(`m.presign(%q, %s, "eu-west-1", "iotdevicegateway", %s, 300, false)`, wss, js, date))
+	req, _ := http.NewRequest(http.MethodGet, wss+"?X-Amz-Expires=300", nil)
+	goURL, _, err := signer.PresignHTTP(ctx, creds, req, hex.EncodeToString(sha256.New().Sum(nil)), "iotdevicegateway", "eu-west-1", at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := func(u string) string { p, _ := url.Parse(u); return p.Query().Get("X-Amz-Signature") }
+	if sig(page) == "" || sig(page) != sig(goURL) {
+		t.Fatalf("presigned URL:\npage %s\ngo   %s", page, goURL)
+	}
+	if withToken := run(fmt.Sprintf(`m.presign(%q, %s, "eu-west-1", "iotdevicegateway", %s)`, wss, js, date)); !strings.HasSuffix(withToken, "&X-Amz-Security-Token="+url.QueryEscape(creds.SessionToken)) {
+		t.Errorf("IoT form: the session token is not appended after the signature: %s", withToken)
+	}
+
+	// A signed POST to a function URL.
+	const fn = "https://abcdefghij.lambda-url.eu-west-1.on.aws/"
+	body := `{"device_id":"keg-0007","action":"open_valve","request_id":"req-1"}`
+	auth := run(fmt.Sprintf(`m.signedHeaders(%q, %q, %s, "eu-west-1", "lambda", %s).then(h => h.authorization)`, fn, body, js, date))
+	post, _ := http.NewRequest(http.MethodPost, fn, strings.NewReader(body))
+	sum := sha256.Sum256([]byte(body))
+	post.Header.Set("Content-Type", "application/json")
+	post.Header.Set("X-Amz-Content-Sha256", hex.EncodeToString(sum[:]))
+	post.ContentLength = 0 // the page signs no Content-Length (the browser sets it); AWS does not require it
+	if err := signer.SignHTTP(ctx, creds, post, hex.EncodeToString(sum[:]), "lambda", "eu-west-1", at); err != nil {
+		t.Fatal(err)
+	}
+	if want := post.Header.Get("Authorization"); auth != want {
+		t.Fatalf("Authorization:\npage %s\ngo   %s", auth, want)
 	}
 }

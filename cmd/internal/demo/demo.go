@@ -48,6 +48,9 @@ type Options struct {
 	// Ready is called with the page's URL once it is up.
 	Serve string
 	Ready func(url string)
+	// WaitForPage, with Serve, starts the simulation once a page has
+	// subscribed, so it shows everything from the first record.
+	WaitForPage bool
 	// onServe, for tests, gets the server.
 	onServe func(*dashServer)
 	// Batch > 1: kegs send Batch readings a message. Alerts then come
@@ -145,6 +148,13 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		}
 		if o.Ready != nil {
 			o.Ready(srv.URL)
+		}
+		if o.WaitForPage {
+			select {
+			case <-srv.browser:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
 		}
 	}
 	// publish sends a summary to the dashboard, when there is one.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,6 +34,9 @@ type dashServer struct {
 	URL      string // the page
 	requests chan request
 	cancel   context.CancelFunc
+	// browser is closed when the first page subscribes.
+	browser     chan struct{}
+	browserOnce sync.Once
 }
 
 // request is an operator's command request from the page.
@@ -51,11 +55,11 @@ func serve(ctx context.Context, addr, brokerAddr, wsAddr string, policy *command
 		wsAddr = "auto"
 	}
 	root := live.Topic(liveApp, "")
-	b, err := mqttbroker.StartWith(mqttbroker.Options{Addr: brokerAddr, WSAddr: wsAddr, LiveRoot: root})
+	s := &dashServer{requests: make(chan request, 64), browser: make(chan struct{})}
+	b, err := mqttbroker.StartWith(mqttbroker.Options{Addr: brokerAddr, WSAddr: wsAddr, LiveRoot: root, OnBrowser: s.onBrowser})
 	if err != nil {
 		return nil, err
 	}
-	s := &dashServer{requests: make(chan request, 64)}
 	s.broker.Store(b)
 	ctx, s.cancel = context.WithCancel(ctx)
 	s.pub, err = live.New(live.Options{App: liveApp, Send: func(_ context.Context, topic string, payload []byte) error {
@@ -93,6 +97,8 @@ func serve(ctx context.Context, addr, brokerAddr, wsAddr string, policy *command
 	return s, nil
 }
 
+func (s *dashServer) onBrowser(string) { s.browserOnce.Do(func() { close(s.browser) }) }
+
 // subscribe listens, in process, for the page's command requests. A
 // request that is not one (too large, not JSON, unknown fields) is
 // dropped here; the policy judges the rest in the loop.
@@ -121,7 +127,7 @@ func (s *dashServer) restartBroker() error {
 	addr, ws := old.URL[len("tcp://"):], old.WSURL[len("ws://"):]
 	old.Stop()
 	for i := 0; ; i++ {
-		b, err := mqttbroker.StartWith(mqttbroker.Options{Addr: addr, WSAddr: ws, LiveRoot: live.Topic(liveApp, "")})
+		b, err := mqttbroker.StartWith(mqttbroker.Options{Addr: addr, WSAddr: ws, LiveRoot: live.Topic(liveApp, ""), OnBrowser: s.onBrowser})
 		if err == nil {
 			s.broker.Store(b)
 			return s.subscribe()

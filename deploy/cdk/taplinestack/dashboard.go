@@ -2,6 +2,7 @@ package taplinestack
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudfront"
@@ -13,7 +14,10 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3deployment"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/tapline/tapline/sinks/command"
 )
 
 // LiveTopics is where the service publishes the dashboard's summaries
@@ -35,7 +39,7 @@ func LiveTopics(app string) string { return "tapline/live/" + app + "/" }
 //
 // IoT Core also wants an IoT policy attached to each Cognito identity
 // that connects: DashboardIoTPolicy, the same grants as the role.
-func liveDashboard(stack awscdk.Stack, p Props, key awskms.Key, taskRole awsiam.Role, container awsecs.ContainerDefinition, commander awslambda.Function) {
+func liveDashboard(stack awscdk.Stack, p Props, key awskms.Key, taskRole awsiam.Role, container awsecs.ContainerDefinition, commander awslambda.Function, commanderURL awslambda.FunctionUrl) {
 	s := jsii.String
 	topics := LiveTopics(p.App)
 	arn := func(kind, name string) *string {
@@ -48,6 +52,21 @@ func liveDashboard(stack awscdk.Stack, p Props, key awskms.Key, taskRole awsiam.
 		Actions: s2("iot:Publish"), Resources: &[]*string{arn("topic", topics+"*")},
 	}))
 
+	pages := awss3.NewBucket(stack, s("DashboardPages"), &awss3.BucketProps{
+		BlockPublicAccess: awss3.BlockPublicAccess_BLOCK_ALL(), Encryption: awss3.BucketEncryption_KMS, EncryptionKey: key,
+		ObjectOwnership: awss3.ObjectOwnership_BUCKET_OWNER_ENFORCED,
+		EnforceSSL:      jsii.Bool(true), Versioned: jsii.Bool(true), RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+	})
+	cdn := awscloudfront.NewDistribution(stack, s("DashboardCDN"), &awscloudfront.DistributionProps{
+		DefaultRootObject: s("index.html"),
+		DefaultBehavior: &awscloudfront.BehaviorOptions{
+			Origin:               awscloudfrontorigins.S3BucketOrigin_WithOriginAccessControl(pages, nil),
+			ViewerProtocolPolicy: awscloudfront.ViewerProtocolPolicy_REDIRECT_TO_HTTPS,
+			CachePolicy:          awscloudfront.CachePolicy_CACHING_DISABLED(),
+		},
+		MinimumProtocolVersion: awscloudfront.SecurityPolicyProtocol_TLS_V1_2_2021,
+	})
+	pageURL := awscdk.Fn_Join(s(""), &[]*string{s("https://"), cdn.DistributionDomainName(), s("/")})
 	users := awscognito.NewUserPool(stack, s("Operators"), &awscognito.UserPoolProps{
 		SelfSignUpEnabled: jsii.Bool(false),
 		SignInAliases:     &awscognito.SignInAliases{Email: jsii.Bool(true)},
@@ -55,8 +74,18 @@ func liveDashboard(stack awscdk.Stack, p Props, key awskms.Key, taskRole awsiam.
 		PasswordPolicy:    &awscognito.PasswordPolicy{MinLength: jsii.Number(12)},
 		RemovalPolicy:     awscdk.RemovalPolicy_RETAIN,
 	})
+	// The page signs operators in with Cognito's hosted page: the
+	// authorization code flow with PKCE, back to the page's own URL.
+	domain := users.AddDomain(s("SignIn"), &awscognito.UserPoolDomainOptions{
+		CognitoDomain: &awscognito.CognitoDomainOptions{DomainPrefix: awscdk.Fn_Join(s("-"), &[]*string{s("tapline"), s(p.App), stack.Account()})},
+	})
 	client := users.AddClient(s("Dashboard"), &awscognito.UserPoolClientOptions{
-		AuthFlows: &awscognito.AuthFlow{UserSrp: jsii.Bool(true)}, GenerateSecret: jsii.Bool(false),
+		GenerateSecret: jsii.Bool(false),
+		OAuth: &awscognito.OAuthSettings{
+			Flows:        &awscognito.OAuthFlows{AuthorizationCodeGrant: jsii.Bool(true)},
+			Scopes:       &[]awscognito.OAuthScope{awscognito.OAuthScope_OPENID(), awscognito.OAuthScope_EMAIL()},
+			CallbackUrls: &[]*string{pageURL}, LogoutUrls: &[]*string{pageURL},
+		},
 	})
 	identities := awscognito.NewCfnIdentityPool(stack, s("DashboardIdentities"), &awscognito.CfnIdentityPoolProps{
 		AllowUnauthenticatedIdentities: jsii.Bool(false),
@@ -91,22 +120,40 @@ func liveDashboard(stack awscdk.Stack, p Props, key awskms.Key, taskRole awsiam.
 		PolicyDocument: map[string]interface{}{"Version": "2012-10-17", "Statement": doc},
 	})
 
-	pages := awss3.NewBucket(stack, s("DashboardPages"), &awss3.BucketProps{
-		BlockPublicAccess: awss3.BlockPublicAccess_BLOCK_ALL(), Encryption: awss3.BucketEncryption_KMS, EncryptionKey: key,
-		ObjectOwnership: awss3.ObjectOwnership_BUCKET_OWNER_ENFORCED,
-		EnforceSSL:      jsii.Bool(true), Versioned: jsii.Bool(true), RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
-	})
-	cdn := awscloudfront.NewDistribution(stack, s("DashboardCDN"), &awscloudfront.DistributionProps{
-		DefaultRootObject: s("index.html"),
-		DefaultBehavior: &awscloudfront.BehaviorOptions{
-			Origin:               awscloudfrontorigins.S3BucketOrigin_WithOriginAccessControl(pages, nil),
-			ViewerProtocolPolicy: awscloudfront.ViewerProtocolPolicy_REDIRECT_TO_HTTPS,
-		},
-		MinimumProtocolVersion: awscloudfront.SecurityPolicyProtocol_TLS_V1_2_2021,
-	})
-	for name, v := range map[string]*string{"DashboardURL": awscdk.Fn_Join(s(""), &[]*string{s("https://"), cdn.DistributionDomainName(), s("/")}),
+	if p.DashboardAsset != "" {
+		// The page and its config: where IoT Core, the sign-in and the
+		// commander are. No CloudFront invalidation (it would need
+		// cloudfront:CreateInvalidation on every distribution): the page
+		// is served uncached instead.
+		awss3deployment.NewBucketDeployment(stack, s("DashboardFiles"), &awss3deployment.BucketDeploymentProps{
+			DestinationBucket: pages,
+			Sources: &[]awss3deployment.ISource{
+				awss3deployment.Source_Asset(s(p.DashboardAsset), nil),
+				awss3deployment.Source_JsonData(s("config.json"), map[string]interface{}{
+					"app": p.App, "root": topics, "metric": "temp_c", "actions": p.dashboardActions(),
+					"aws": map[string]interface{}{
+						"region": stack.Region(), "iot_endpoint": p.IoTDataEndpoint,
+						"auth_domain": domain.BaseUrl(nil), "client_id": client.UserPoolClientId(),
+						"user_pool": users.UserPoolId(), "identity_pool": identities.Ref(), "commander_url": commanderURL.Url(),
+					},
+				}, nil),
+			},
+		})
+	}
+	for name, v := range map[string]*string{"DashboardURL": pageURL,
 		"DashboardBucket": pages.BucketName(), "DashboardUserPool": users.UserPoolId(), "DashboardUserPoolClient": client.UserPoolClientId(),
 		"DashboardIdentityPool": identities.Ref()} {
 		awscdk.NewCfnOutput(stack, s("Out"+name), &awscdk.CfnOutputProps{Value: v})
 	}
+}
+
+// dashboardActions are the actions the page offers: the command policy's
+// allow-list (the commander checks it again).
+func (p Props) dashboardActions() []string {
+	actions := make([]string, 0, len(command.Default().Actions))
+	for a := range command.Default().Actions {
+		actions = append(actions, a)
+	}
+	slices.Sort(actions)
+	return actions
 }

@@ -57,6 +57,7 @@ type Props struct {
 	PageURL          string  // optional: an HTTPS endpoint (a pager's SNS integration) for critical alerts only
 	ImageAsset       string  // the container's build context (deploy/image.sh)
 	CommanderAsset   string  // directory holding the commander's linux/arm64 "bootstrap"
+	DashboardAsset   string  // optional: the dashboard page's files (cmd/internal/dashboard/static), put in its bucket
 	RawRetentionDays float64 // raw telemetry expires after this; default 365
 }
 
@@ -373,7 +374,11 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	// Operators ask for commands through this URL, signed with their IAM
 	// credentials (lambda:InvokeFunctionUrl); the commander takes the
 	// operator from the signature, never from the request.
-	operatorURL := commander.AddFunctionUrl(&awslambda.FunctionUrlOptions{AuthType: awslambda.FunctionUrlAuthType_AWS_IAM})
+	// Browsers call it from the dashboard's page (another origin): CORS
+	// lets them, IAM authentication (SigV4) still decides who may.
+	operatorURL := commander.AddFunctionUrl(&awslambda.FunctionUrlOptions{AuthType: awslambda.FunctionUrlAuthType_AWS_IAM,
+		Cors: &awslambda.FunctionUrlCorsOptions{AllowedOrigins: s2("*"), AllowedMethods: &[]awslambda.HttpMethod{awslambda.HttpMethod_POST},
+			AllowedHeaders: s2("authorization", "content-type", "x-amz-date", "x-amz-security-token", "x-amz-content-sha256")}})
 
 	// The network: private subnets, no NAT; VPC endpoints for everything
 	// the task talks to.
@@ -604,7 +609,7 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 		})},
 	})
 
-	liveDashboard(stack, p, key, taskRole, container, commander)
+	liveDashboard(stack, p, key, taskRole, container, commander, operatorURL)
 
 	return stack, nil
 }

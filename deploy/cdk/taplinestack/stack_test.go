@@ -70,6 +70,7 @@ func synth(t *testing.T) (map[string]any, error) {
 		StackProps: awscdk.StackProps{Env: &awscdk.Environment{Account: jsii.String("123456789012"), Region: jsii.String("eu-west-1")}},
 		ImageAsset: image, CommanderAsset: asset, OpsEmail: "ops@example.com", PageURL: "https://events.pagerduty.com/integration/x/enqueue",
 		IoTDataEndpoint: "https://example-ats.iot.eu-west-1.amazonaws.com",
+		DashboardAsset:  filepath.Join("..", "..", "..", "cmd", "internal", "dashboard", "static"),
 	})
 	if err != nil {
 		return nil, err
@@ -309,9 +310,9 @@ func TestService(t *testing.T) {
 			t.Errorf("no metric filter %s among %v", want, patterns)
 		}
 	}
-	for _, p := range resources(t, "AWS::Lambda::Function") {
-		if js(p["Architectures"]) == `["arm64"]` && p["Runtime"] != "provided.al2023" {
-			t.Errorf("commander runtime %v", p["Runtime"])
+	for id, p := range resources(t, "AWS::Lambda::Function") {
+		if strings.HasPrefix(id, "Commander") && (js(p["Architectures"]) != `["arm64"]` || p["Runtime"] != "provided.al2023") {
+			t.Errorf("commander runtime %v on %s", p["Runtime"], js(p["Architectures"]))
 		}
 	}
 }
@@ -454,6 +455,21 @@ func TestAlertsComeOnlyFromTheService(t *testing.T) {
 
 // Only the task role writes the prefixes the service reads back.
 func TestOnlyTheServiceWritesWhatItReadsBack(t *testing.T) {
+	for _, p := range resources(t, "AWS::Cognito::UserPoolClient") {
+		if js(p["AllowedOAuthFlows"]) != `["code"]` || p["GenerateSecret"] == true || !strings.Contains(js(p["CallbackURLs"]), "DistributionDomainName") && !strings.Contains(js(p["CallbackURLs"]), "DashboardCDN") {
+			t.Errorf("the page's sign-in client: %s", js(p))
+		}
+	}
+	deployed := false
+	for _, p := range resources(t, "Custom::CDKBucketDeployment") {
+		markers := js(p)
+		if strings.Contains(markers, "DashboardPages") {
+			deployed = true
+		}
+	}
+	if !deployed {
+		t.Error("the page's files are not put in its bucket")
+	}
 	found := false
 	for _, p := range resources(t, "AWS::S3::BucketPolicy") {
 		for _, st := range get(p, "PolicyDocument", "Statement").([]any) {
@@ -475,6 +491,21 @@ func TestOnlyTheServiceWritesWhatItReadsBack(t *testing.T) {
 // Silences are written by the Silencers role only (and the service), and
 // that role can touch nothing but them.
 func TestOnlySilencersWriteSilences(t *testing.T) {
+	for _, p := range resources(t, "AWS::Cognito::UserPoolClient") {
+		if js(p["AllowedOAuthFlows"]) != `["code"]` || p["GenerateSecret"] == true || !strings.Contains(js(p["CallbackURLs"]), "DistributionDomainName") && !strings.Contains(js(p["CallbackURLs"]), "DashboardCDN") {
+			t.Errorf("the page's sign-in client: %s", js(p))
+		}
+	}
+	deployed := false
+	for _, p := range resources(t, "Custom::CDKBucketDeployment") {
+		markers := js(p)
+		if strings.Contains(markers, "DashboardPages") {
+			deployed = true
+		}
+	}
+	if !deployed {
+		t.Error("the page's files are not put in its bucket")
+	}
 	found := false
 	for _, p := range resources(t, "AWS::S3::BucketPolicy") {
 		for _, st := range get(p, "PolicyDocument", "Statement").([]any) {
@@ -767,6 +798,21 @@ func TestDashboard(t *testing.T) {
 		if !strings.Contains(cfg, `"OriginAccessControlId"`) || !strings.Contains(cfg, `"ViewerProtocolPolicy":"redirect-to-https"`) || !strings.Contains(cfg, `"DefaultRootObject":"index.html"`) {
 			t.Errorf("distribution: %s", cfg)
 		}
+	}
+	for _, p := range resources(t, "AWS::Cognito::UserPoolClient") {
+		if js(p["AllowedOAuthFlows"]) != `["code"]` || p["GenerateSecret"] == true || !strings.Contains(js(p["CallbackURLs"]), "DistributionDomainName") && !strings.Contains(js(p["CallbackURLs"]), "DashboardCDN") {
+			t.Errorf("the page's sign-in client: %s", js(p))
+		}
+	}
+	deployed := false
+	for _, p := range resources(t, "Custom::CDKBucketDeployment") {
+		markers := js(p)
+		if strings.Contains(markers, "DashboardPages") {
+			deployed = true
+		}
+	}
+	if !deployed {
+		t.Error("the page's files are not put in its bucket")
 	}
 	found := false
 	for _, p := range resources(t, "AWS::S3::BucketPolicy") {

@@ -37,6 +37,8 @@ type Options struct {
 	// LiveRoot is what browsers may subscribe under ("tapline/live/demo/");
 	// they may publish to LiveRoot+"command-request" only.
 	LiveRoot string
+	// OnBrowser, if set, is called when a browser subscribes.
+	OnBrowser func(filter string)
 }
 
 // Start serves MQTT 3.1.1 and 5 on addr ("" for a free loopback port).
@@ -58,7 +60,7 @@ func StartWith(o Options) (*Broker, error) {
 	// drown the demo's output.
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: logger})
-	if err := srv.AddHook(&access{root: o.LiveRoot}, nil); err != nil {
+	if err := srv.AddHook(&access{root: o.LiveRoot, onBrowser: o.OnBrowser}, nil); err != nil {
 		return nil, err
 	}
 	if err := srv.AddListener(listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr})); err != nil {
@@ -94,7 +96,8 @@ func (b *Broker) Stop() { b.srv.Close() }
 // WebSocket listener) only read the live topics and ask for commands.
 type access struct {
 	mqtt.HookBase
-	root string
+	root      string
+	onBrowser func(string)
 }
 
 func (a *access) ID() string { return "tapline-access" }
@@ -112,5 +115,9 @@ func (a *access) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if write {
 		return topic == a.root+"command-request"
 	}
-	return strings.HasPrefix(topic, a.root)
+	ok := strings.HasPrefix(topic, a.root)
+	if ok && a.onBrowser != nil {
+		a.onBrowser(topic)
+	}
+	return ok
 }

@@ -5,6 +5,7 @@
 // checks against the command policy; the page shows the outcome.
 'use strict';
 import { MQTT } from './mqtt.js';
+import { signIn, credentials, presign, signedHeaders } from './aws.js';
 
 const $ = (sel) => document.querySelector(sel);
 const KEEP = 60;            // windows kept per device and metric
@@ -24,13 +25,25 @@ const state = {
 };
 window.__tapline = state;   // for the browser tests
 
-let cfg, client;
+let cfg, client, creds;
 
 async function main() {
   cfg = await (await fetch('config.json')).json();
   state.metric = cfg.metric || state.metric;
   $('#app').textContent = cfg.app;
-  const url = cfg.ws || `ws://${location.hostname}:${cfg.ws_port}/`;
+  let url = cfg.ws || `ws://${location.hostname}:${cfg.ws_port}/`;
+  if (cfg.aws) {
+    // Served by the stack: sign in, then connect to IoT Core with the
+    // dashboard role's credentials, a new presigned URL each time.
+    const a = cfg.aws;
+    const idToken = await signIn(a);
+    creds = await credentials(a, idToken);
+    const host = a.iot_endpoint.replace(/^https?:\/\//, '');
+    url = async () => {
+      if (Date.now() > creds.expires - 60000) creds = await credentials(a, idToken);
+      return presign(`wss://${host}/mqtt`, creds, a.region, 'iotdevicegateway', new Date());
+    };
+  }
   client = new MQTT(url, cfg.root + '#', onMessage, (s) => {
     $('#conn').textContent = s;
     $('#conn').className = 'conn ' + s;
@@ -131,8 +144,29 @@ function sendCommand() {
   if (!dev || !action) return;
   const id = 'req-' + Date.now().toString(36) + Math.random().toString(36).slice(2, 6);
   state.requests.set(id, { device: dev, action, outcome: 'requested' });
-  const ok = client.publish(cfg.root + 'command-request', JSON.stringify({ request_id: id, device_id: dev, action, operator: 'dashboard' }));
-  if (!ok) state.requests.get(id).outcome = 'not connected';
+  if (cfg.aws) {
+    commandAWS(id, dev, action);
+  } else {
+    const ok = client.publish(cfg.root + 'command-request', JSON.stringify({ request_id: id, device_id: dev, action, operator: 'dashboard' }));
+    if (!ok) state.requests.get(id).outcome = 'not connected';
+  }
+  render();
+}
+
+// commandAWS asks the commander (its IAM-authenticated URL) for the
+// command: the same policy decides, and its answer is the outcome.
+async function commandAWS(id, device, action) {
+  const r = state.requests.get(id);
+  try {
+    const body = JSON.stringify({ device_id: device, action, request_id: id });
+    const headers = await signedHeaders(cfg.aws.commander_url, body, creds, cfg.aws.region, 'lambda', new Date());
+    const res = await fetch(cfg.aws.commander_url, { method: 'POST', headers, body });
+    const out = await res.json().catch(() => ({}));
+    const first = (out.results || [])[0] || {};
+    r.outcome = res.ok ? (first.status === 'refused' ? 'refused: ' + first.error : first.status || 'sent') : `failed: ${res.status}`;
+  } catch (e) {
+    r.outcome = 'failed: ' + e.message;
+  }
   render();
 }
 

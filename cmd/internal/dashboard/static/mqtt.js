@@ -28,8 +28,10 @@ function packet(type, body) {
 }
 
 export class MQTT {
-  // url: ws://host:port/; filter: the topic filter to subscribe to;
-  // onMessage(topic, text); onStatus('connecting'|'live'|'reconnecting').
+  // url: ws://host:port/, or a function returning (a promise of) the URL
+  // to use for each connection (a presigned URL expires); filter: the
+  // topic filter to subscribe to; onMessage(topic, text);
+  // onStatus('connecting'|'live'|'reconnecting').
   constructor(url, filter, onMessage, onStatus) {
     Object.assign(this, { url, filter, onMessage, onStatus });
     this.backoff = 250;
@@ -37,9 +39,17 @@ export class MQTT {
     this.connect();
   }
 
-  connect() {
+  async connect() {
     this.onStatus(this.ws ? 'reconnecting' : 'connecting');
-    const ws = new WebSocket(this.url, ['mqtt']);
+    let url = this.url;
+    try {
+      if (typeof url === 'function') url = await url();
+    } catch (e) {
+      this.ws = this.ws || {};
+      this.retry(this.ws);
+      return;
+    }
+    const ws = new WebSocket(url, ['mqtt']);
     ws.binaryType = 'arraybuffer';
     this.ws = ws;
     this.buf = new Uint8Array(0);
