@@ -342,8 +342,9 @@ func crashAtEveryStep(t *testing.T, bound int64) {
 	ctx := context.Background()
 	template := t.TempDir()
 	tdir, _ := localdir.New(template)
-	land(t, tdir, "", 1, 50, 14, 8, 3)        // 22:50-23:04: two partitions per dataset
-	fresh := func() (string, *localdir.Dir) { // a copy: encoding it again each time is slow under -race
+	land(t, tdir, "", 1, 50, 14, 8, 3) // 22:50-23:04: two partitions per dataset
+	// Each step starts from a copy: encoding it again is slow under -race.
+	fresh := func() (string, *localdir.Dir) {
 		root := t.TempDir()
 		if err := os.CopyFS(root, os.DirFS(template)); err != nil {
 			t.Fatal(err)
