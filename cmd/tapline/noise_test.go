@@ -57,7 +57,11 @@ func TestNoiseControl(t *testing.T) {
 		return strings.TrimSpace(string(out))
 	}
 	from := consumertest.Start.Add(-time.Hour).Format(time.RFC3339)
-	first := silence("add", "-match", "rule=warm", "-match", "device=keg-0003", "-start", from, "-for", "48h", "-comment", "cooler maintenance", "-by", "ops")
+	// The first silence ended an hour ago in wall time: the service still
+	// applies it (silences are kept a week past their end, for backlogs)
+	// but it is no longer running. A fixed end would leave that week as
+	// the days pass and fail the test.
+	first := silence("add", "-match", "rule=warm", "-match", "device=keg-0003", "-start", from, "-until", time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), "-comment", "cooler maintenance", "-by", "ops")
 
 	// The oracle starts with the rules and the silence the service starts with.
 	ctx := context.Background()
@@ -107,7 +111,7 @@ func TestNoiseControl(t *testing.T) {
 	}
 
 	// A silence added while running, then expired: each a recorded reload.
-	second := silence("add", "-match", "rule=warm", "-match", "device=keg-0053", "-start", from, "-for", "720h", "-comment", "probe swap")
+	second := silence("add", "-match", "rule=warm", "-match", "device=keg-0053", "-start", from, "-until", time.Now().Add(48*time.Hour).UTC().Format(time.RFC3339), "-comment", "probe swap")
 	w.cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, "the silence reloaded", 30*time.Second, func() bool { return strings.Count(w.logs(), `"msg":"rules reloaded"`) == 1 })
 	// list shows the silences still running (the first ended, in wall
