@@ -163,11 +163,24 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 			f(srv.pub)
 		}
 	}
-	type pending struct {
-		c              *command.Command
-		cause, request string
-	}
 	var commands []pending
+	// obey has the keg apply a command and tells the dashboard the
+	// outcome; it reports whether the keg changed.
+	var fl *fleet.Fleet
+	obey := func(pc pending, at time.Time) bool {
+		changed, err := fl.Apply(pc.c)
+		publish(func(p *live.Publisher) {
+			outcome := "applied"
+			switch {
+			case err != nil:
+				outcome = "failed: " + err.Error()
+			case !changed:
+				outcome = "applied (no change)"
+			}
+			p.Command(live.Command{ID: pc.c.ID, Device: pc.c.DeviceID, Action: pc.c.Action, Cause: pc.cause, Outcome: outcome, At: at.UnixMilli(), Request: pc.request})
+		})
+		return err == nil && changed
+	}
 	acted := map[string]string{} // incident -> what the keg did
 	p := &progress{out: o.Out, live: o.Live}
 	proc, err := pipeline.NewProcessor(pipeline.Options{
@@ -221,7 +234,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	for i := range faults {
 		faults[i].Device %= o.Devices
 	}
-	fl := fleet.New(fleet.Options{Devices: o.Devices, Start: Start, Seed: o.Seed, Faults: faults,
+	fl = fleet.New(fleet.Options{Devices: o.Devices, Start: Start, Seed: o.Seed, Faults: faults,
 		BadRate: 0.001, LateRate: 0.0005, JitterRate: 0.02, Batch: o.Batch})
 	fmt.Fprintf(o.Out, "tapline demo: %d kegs, %s of event time from %s, seed %d, windows 1m and 5m/1m, %d rules\n",
 		o.Devices, o.Duration, Start.Format(time.RFC3339), o.Seed, len(cfg.Rules))
@@ -253,23 +266,12 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		}
 		proc.Tick(tick) // the simulated clock, so runs repeat exactly
 		if srv != nil {
-			commands = operatorRequests(srv, policy, tick, commands, func(c *command.Command, req string) pending { return pending{c: c, cause: "operator", request: req} })
+			commands = append(commands, operatorRequests(srv, policy, tick)...)
 		}
 		for _, pc := range commands { // the kegs obey before their next report
-			changed, err := fl.Apply(pc.c)
-			if err == nil && changed {
+			if obey(pc, tick) {
 				sum.Commands++
 			}
-			publish(func(p *live.Publisher) {
-				outcome := "applied"
-				switch {
-				case err != nil:
-					outcome = "failed: " + err.Error()
-				case !changed:
-					outcome = "applied (no change)"
-				}
-				p.Command(live.Command{ID: pc.c.ID, Device: pc.c.DeviceID, Action: pc.c.Action, Cause: pc.cause, Outcome: outcome, At: tick.UnixMilli(), Request: pc.request})
-			})
 		}
 		commands = commands[:0]
 		inLoop += time.Since(t0)
@@ -326,25 +328,25 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 			case <-time.After(100 * time.Millisecond):
 			}
 			now := time.Now()
-			for _, pc := range operatorRequests(srv, policy, now, nil, func(c *command.Command, req string) pending { return pending{c: c, cause: "operator", request: req} }) {
-				changed, err := fl.Apply(pc.c)
-				outcome := "applied"
-				if err != nil {
-					outcome = "failed: " + err.Error()
-				} else if !changed {
-					outcome = "applied (no change)"
-				}
-				srv.pub.Command(live.Command{ID: pc.c.ID, Device: pc.c.DeviceID, Action: pc.c.Action, Cause: pc.cause, Outcome: outcome, At: now.UnixMilli(), Request: pc.request})
+			for _, pc := range operatorRequests(srv, policy, now) {
+				obey(pc, now)
 			}
 		}
 	}
 	return sum, dl.Close()
 }
 
+// pending is a command the kegs apply before their next report: what
+// caused it (an incident, or "operator") and the page's request.
+type pending struct {
+	c              *command.Command
+	cause, request string
+}
+
 // operatorRequests turns the page's pending command requests into
 // commands through the policy (the allow-list the commander applies to
 // operators); a refused one is answered at once.
-func operatorRequests[P any](srv *dashServer, policy *command.Policy, now time.Time, out []P, wrap func(*command.Command, string) P) []P {
+func operatorRequests(srv *dashServer, policy *command.Policy, now time.Time) (out []pending) {
 	for {
 		select {
 		case r := <-srv.requests:
@@ -358,7 +360,7 @@ func operatorRequests[P any](srv *dashServer, policy *command.Policy, now time.T
 				continue
 			}
 			srv.pub.Command(live.Command{ID: c.ID, Device: c.DeviceID, Action: c.Action, Cause: "operator", Outcome: "sent", At: now.UnixMilli(), Request: r.RequestID})
-			out = append(out, wrap(c, r.RequestID))
+			out = append(out, pending{c: c, cause: "operator", request: r.RequestID})
 		default:
 			return out
 		}
