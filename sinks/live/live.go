@@ -431,17 +431,3 @@ func (p *Publisher) Counters() Counters {
 	return Counters{Queued: p.queued.Load(), Sent: p.sent.Load(), Windows: p.windows.Load(), DroppedQueue: p.droppedQueue.Load(), DroppedRate: p.droppedRate.Load(),
 		SendErrors: p.sendErrors.Load(), DevicesTracked: tracked, DevicesOverLimit: p.overLimit.Load()}
 }
-
-// Metrics renders the counters in Prometheus' text format.
-func (c Counters) Metrics() string {
-	line := func(name, help string, v uint64) string {
-		return "# HELP tapline_live_" + name + " " + help + "\n# TYPE tapline_live_" + name + " counter\ntapline_live_" + name + " " + strconv.FormatUint(v, 10) + "\n"
-	}
-	return line("queued_total", "Messages queued for the dashboard.", c.Queued) +
-		line("windows_total", "Window summaries batched.", c.Windows) +
-		line("sent_total", "Messages sent.", c.Sent) +
-		line("dropped_queue_total", "Summaries dropped from a full queue (oldest first).", c.DroppedQueue) +
-		line("dropped_rate_total", "Window summaries over a device's rate.", c.DroppedRate) +
-		line("send_errors_total", "Summaries the broker refused.", c.SendErrors) +
-		line("devices_over_limit_total", "Window summaries of devices beyond the tracked bound.", c.DevicesOverLimit)
-}
