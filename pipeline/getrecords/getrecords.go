@@ -21,6 +21,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"io"
 	"math"
@@ -97,21 +98,12 @@ func Decode(b []byte, o *kinesis.GetRecordsOutput) error {
 	n := bytes.Count(b, []byte{'}'})
 	d.recs = make([]types.Record, 0, n)
 	d.strs = make([]string, 0, 2*n)
-	d.strPtrs = make([]*string, 0, 2*n)
-	d.spans = make([]int, 0, 4*n)
 	d.times = make([]time.Time, 0, n)
 	d.text = make([]byte, 0, 80*n)
 	d.data = make([]byte, 0, base64.StdEncoding.DecodedLen(len(b)))
 	var out kinesis.GetRecordsOutput
 	if err := d.output(&out); err != nil {
 		return err
-	}
-	// One string for every sequence number and partition key: the
-	// records' pointers address substrings of it.
-	text := string(d.text)
-	for i, p := range d.strPtrs {
-		off, ln := d.spans[2*i], d.spans[2*i+1]
-		*p = text[off : off+ln]
 	}
 	*o = out
 	return nil
@@ -123,15 +115,13 @@ func Decode(b []byte, o *kinesis.GetRecordsOutput) error {
 const chunk = 1024
 
 type decoder struct {
-	b       []byte
-	i       int
-	recs    []types.Record
-	strs    []string  // the current chunk of strings
-	strPtrs []*string // every string handed out, in order
-	spans   []int     // offset and length in text of each of those
-	times   []time.Time
-	data    []byte
-	text    []byte
+	b     []byte
+	i     int
+	recs  []types.Record
+	strs  []string // the current chunk of strings
+	times []time.Time
+	data  []byte
+	text  []byte // the current chunk of the strings' bytes, only appended to
 }
 
 func (d *decoder) ws() {
@@ -165,16 +155,33 @@ func (d *decoder) str() ([]byte, error) {
 		return nil, errUnexpected
 	}
 	s := d.b[start : start+j]
-	if bytes.IndexByte(s, '\\') >= 0 {
+	if !plain(s) {
 		return nil, errUnexpected
-	}
-	for _, c := range s {
-		if c < 0x20 {
-			return nil, errUnexpected
-		}
 	}
 	d.i = start + j + 1
 	return s, nil
+}
+
+// plain reports whether s has no backslash and no control character,
+// eight bytes at a time: x has a byte below n if (x - n×0x01…) & ^x &
+// 0x80… is not zero (Anderson's "bit twiddling hacks", exact for n ≤
+// 128), and a backslash where x ^ 0x5c… has a zero byte.
+func plain(s []byte) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for len(s) >= 8 {
+		x := binary.LittleEndian.Uint64(s)
+		y := x ^ ('\\' * ones)
+		if ((x-0x20*ones)&^x|(y-ones)&^y)&highs != 0 {
+			return false
+		}
+		s = s[8:]
+	}
+	for _, c := range s {
+		if c < 0x20 || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // null consumes a JSON null.
@@ -346,9 +353,8 @@ func (d *decoder) record() error {
 			if d.null() {
 				return nil
 			}
-			// The closing quote, then base64 checks every byte (a
-			// backslash, a quote, a control character are not base64)
-			// but for line breaks, which it skips and JSON refuses.
+			// The closing quote, then decode64 checks every byte (a
+			// backslash, a quote, a control character are not base64).
 			if !d.byte('"') {
 				return errUnexpected
 			}
@@ -358,12 +364,9 @@ func (d *decoder) record() error {
 			}
 			s := d.b[d.i : d.i+j]
 			d.i += j + 1
-			if bytes.IndexByte(s, '\n') >= 0 || bytes.IndexByte(s, '\r') >= 0 {
-				return errUnexpected
-			}
 			at := len(d.data)
-			n, err := base64.StdEncoding.Decode(d.data[at:cap(d.data)], s)
-			if err != nil {
+			n, ok := decode64(d.data[at:cap(d.data)], s)
+			if !ok {
 				return errUnexpected
 			}
 			d.data = d.data[:at+n]
@@ -381,7 +384,7 @@ func (d *decoder) record() error {
 			if err != nil {
 				return err
 			}
-			f, err := strconv.ParseFloat(unsafeString(s), 64)
+			f, err := parseFloat(s)
 			// The SDK makes the time with big.Float: the product rounded
 			// to 53 bits, then truncated, which float64 does alike in
 			// range; outside it, the SDK's.
@@ -417,8 +420,8 @@ func (d *decoder) record() error {
 	})
 }
 
-// text1 reads a string into the shared text, its pointer set once the
-// text is a string (Decode).
+// text1 reads a string into the shared text: the strings of an answer
+// view a few buffers that are only ever appended to, never copied again.
 func (d *decoder) text1(p **string) error {
 	if d.null() {
 		return nil
@@ -430,15 +433,65 @@ func (d *decoder) text1(p **string) error {
 	if *p != nil {
 		return errUnexpected // a duplicate key
 	}
-	d.spans = append(d.spans, len(d.text), len(s))
-	d.text = append(d.text, s...)
+	var v string
+	if len(s) > 0 {
+		if len(d.text)+len(s) > cap(d.text) {
+			d.text = make([]byte, 0, max(len(s), 64*chunk))
+		}
+		at := len(d.text)
+		d.text = append(d.text, s...)
+		v = unsafe.String(&d.text[at], len(s))
+	}
 	if len(d.strs) == cap(d.strs) {
 		d.strs = make([]string, 0, chunk)
 	}
-	d.strs = append(d.strs, "")
+	d.strs = append(d.strs, v)
 	*p = &d.strs[len(d.strs)-1]
-	d.strPtrs = append(d.strPtrs, *p)
 	return nil
+}
+
+// pow10 holds the powers of ten float64 represents exactly.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// parseFloat is strconv.ParseFloat for a JSON number (as number checked
+// it), with strconv's own exact shortcut taken first: a number of at
+// most 15 digits and 22 decimals, as arrival times are
+// (1764266400.123), is a float64 integer divided by an exact power of
+// ten, which IEEE rounds as ParseFloat does.
+func parseFloat(s []byte) (float64, error) {
+	var m uint64
+	digits, decimals, frac := 0, 0, false
+	neg := len(s) > 0 && s[0] == '-'
+	for _, c := range s[btoi(neg):] {
+		switch {
+		case c >= '0' && c <= '9':
+			m = m*10 + uint64(c-'0')
+			digits++
+			if frac {
+				decimals++
+			}
+		case c == '.' && !frac:
+			frac = true
+		default:
+			return strconv.ParseFloat(unsafeString(s), 64)
+		}
+	}
+	if digits > 15 || decimals >= len(pow10) {
+		return strconv.ParseFloat(unsafeString(s), 64)
+	}
+	f := float64(m) / pow10[decimals]
+	if neg {
+		f = -f
+	}
+	return f, nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func ptr[T any](v T) *T { return &v }
