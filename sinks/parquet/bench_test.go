@@ -22,14 +22,18 @@ func BenchmarkEncodeWindows(b *testing.B) {
 	}
 	e, _ := NewWindows(Options{})
 	b.ReportAllocs()
+	var size int64
 	for b.Loop() {
 		for i := range rows {
 			e.Append(&rows[i])
 		}
-		if _, err := e.WriteTo(io.Discard); err != nil {
+		n, err := e.WriteTo(io.Discard)
+		if err != nil {
 			b.Fatal(err)
 		}
+		size = n
 	}
+	b.ReportMetric(float64(size)/float64(len(rows)), "file-B/row")
 	b.ReportMetric(float64(b.N*len(rows))/b.Elapsed().Seconds(), "rows/s")
 }
 
@@ -50,13 +54,17 @@ func BenchmarkEncodeRaw(b *testing.B) {
 	}
 	e, _ := NewRaw(Options{})
 	b.ReportAllocs()
+	var size int64
 	for b.Loop() {
 		for i := range recs {
 			e.Append(&recs[i], recs[i].Time+5, "shardId-000000000000", "49590338271490256608559692538361571095921575989136588898")
 		}
-		if _, err := e.WriteTo(io.Discard); err != nil {
+		n, err := e.WriteTo(io.Discard)
+		if err != nil {
 			b.Fatal(err)
 		}
+		size = n
 	}
+	b.ReportMetric(float64(size)/float64(len(recs)), "file-B/row")
 	b.ReportMetric(float64(b.N*len(recs))/b.Elapsed().Seconds(), "rows/s")
 }
