@@ -46,7 +46,8 @@ var ErrLeaseLost = errors.New("consumer: lease lost to another worker")
 //     already under way; that renewal then found no owner and took the
 //     lease again, and a stopped worker kept a shard until the lease
 //     expired (TestServiceEndToEnd, under load). Here a renewal never
-//     takes an unowned lease, a stopping worker takes no new lease, and
+//     takes an unowned lease, nor marks a lease released during it as
+//     owned in the library's memory, a stopping worker takes no new lease, and
 //     Stop releases, once renewals in flight are done, every lease this
 //     worker took that still names it.
 //
@@ -219,8 +220,16 @@ func (c *fencedCheckpointer) takeLease(s *partition.ShardStatus, worker string, 
 		return err
 	}
 	s.Mux.Lock()
+	defer s.Mux.Unlock()
+	if renewal && s.AssignedTo != worker {
+		// The library released the lease while this renewal was under
+		// way (an ended shard loop does not wait for it): its release
+		// removes the owner from the table after this write, so the
+		// memory must say free too, or the library never takes the shard
+		// again (TestRenewalAnsweredAfterReleaseLeavesTheShardFree).
+		return checkpoint.ErrLeaseNotAcquired{}
+	}
 	s.AssignedTo, s.LeaseTimeout = worker, timeout
-	s.Mux.Unlock()
 	return nil
 }
 

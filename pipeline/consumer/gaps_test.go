@@ -138,6 +138,55 @@ func TestReleasedLeaseStaysReleased(t *testing.T) {
 	}
 }
 
+// The library's release of a shard whose loop ended (an expired
+// iterator) sets the lease owner to "" in memory and then removes it from
+// the table, without waiting for a renewal under way. A renewal whose
+// write reached the table first, but whose answer came back after the
+// release began, set the owner in memory back to this worker: the table
+// said free, the library's memory said ours, and no worker took the shard
+// again (TestFaultKinesisThrottling, once in about ten runs: no shard
+// restart for two minutes). A renewal now leaves a released shard
+// released, in memory as in the table.
+func TestRenewalAnsweredAfterReleaseLeavesTheShardFree(t *testing.T) {
+	e, c := fencedFor(t)
+	a := &partition.ShardStatus{ID: "shardId-000000000000", Mux: &sync.RWMutex{}}
+	if err := c.GetLease(a, "w1"); err != nil {
+		t.Fatal(err)
+	}
+	var armed atomic.Bool
+	c.db = dynamodb.New(e.db.Options(), func(o *dynamodb.Options) {
+		o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
+			return st.Initialize.Add(middleware.InitializeMiddlewareFunc("release-meanwhile", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				out, md, err := next.HandleInitialize(ctx, in)
+				if _, ok := in.Parameters.(*dynamodb.UpdateItemInput); ok && armed.CompareAndSwap(true, false) {
+					// The renewal's write is in the table; its answer is
+					// not back yet: the library releases the lease.
+					a.SetLeaseOwner("")
+					if err := c.RemoveLeaseOwner(a.ID); err != nil {
+						t.Errorf("release: %v", err)
+					}
+				}
+				return out, md, err
+			}), middleware.After)
+		})
+	})
+	armed.Store(true)
+	err := c.GetLease(a, "w1") // the renewal
+	if armed.Load() {
+		t.Fatal("the release was not run during the renewal")
+	}
+	if owner := a.GetLeaseOwner(); owner == "w1" {
+		t.Fatalf("after a release during a renewal the library's memory says the lease is w1's (renewal: %v); the table says %q", err, e.owners()[a.ID])
+	}
+	if owner := e.owners()[a.ID]; owner != "" {
+		t.Fatalf("owner in the table after the release: %q", owner)
+	}
+	// And the shard can be taken again, as the library's next sync does.
+	if err := c.GetLease(a, "w1"); err != nil || a.GetLeaseOwner() != "w1" || e.owners()[a.ID] != "w1" {
+		t.Fatalf("taking the released shard again: %v, memory %q, table %q", err, a.GetLeaseOwner(), e.owners()[a.ID])
+	}
+}
+
 // A lost lease reaches the shard: it stops, drops its state and never
 // checkpoints again, whatever it still reads.
 func TestLostLeaseStopsTheShard(t *testing.T) {
