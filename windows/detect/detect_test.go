@@ -29,7 +29,8 @@ func detectors() map[string]func() Detector {
 		"seasonal":     func() Detector { return NewSeasonal(24*hour, hour, 0.05, 0.1, 48) },
 		"cusum":        func() Detector { return NewCUSUM(0.5, 5, 0.02, 24) },
 		"forest":       func() Detector { return NewForest(1, 4, 20, 128, 0.05, 32, 7) },
-		"novel":        func() Detector { return NewNovel(NewRobust(48, 12, true), 24) },
+		"novel":        func() Detector { return NewNovel(NewRobust(48, 12, true), 24, 0) },
+		"novel-warmup": func() Detector { return NewNovel(NewRobust(48, 12, true), 24, 10) },
 	}
 }
 
@@ -123,3 +124,40 @@ func TestForestTreesStayConsistent(t *testing.T) {
 		}
 	}
 }
+
+// TestNoveltyWarmup: for its first warmup scored windows the novelty
+// peak learns and passes nothing (not ok); after, a score passes only
+// by what it exceeds the learnt peak, where without a warmup the first
+// ordinary scores pass whole.
+func TestNoveltyWarmup(t *testing.T) {
+	scores := []float64{0, 3, 2, 3, 1, 2, 5, 1}
+	plain, warm := NewNovel(&fixed{s: scores}, 1000, 0), NewNovel(&fixed{s: scores}, 1000, 4)
+	var gotPlain, gotWarm []float64
+	for i := range scores {
+		s, ok := plain.Observe(int64(i), 0)
+		gotPlain = append(gotPlain, s)
+		if !ok {
+			t.Fatalf("window %d: not ok without a warmup", i)
+		}
+		s, ok = warm.Observe(int64(i), 0)
+		if ok != (i >= 4) {
+			t.Fatalf("window %d: ok %v with a warmup of 4", i, ok)
+		}
+		gotWarm = append(gotWarm, s)
+	}
+	// The peak decays by 2^(-1/1000) a window: 3 is still above 2.99.
+	if gotPlain[1] != 3 || gotWarm[1] != 0 || gotWarm[4] != 0 || gotWarm[5] != 0 || math.Abs(gotWarm[6]-2) > 0.01 || gotWarm[7] != 0 {
+		t.Fatalf("without warmup %v, with %v", gotPlain, gotWarm)
+	}
+}
+
+// fixed is a detector that returns the scores it was given, one a window.
+type fixed struct {
+	s []float64
+	i int
+}
+
+func (f *fixed) Observe(int64, float64) (float64, bool) { f.i++; return f.s[f.i-1], true }
+func (f *fixed) Append(w *wire.Writer)                  { w.Uint(uint64(f.i)) }
+func (f *fixed) Restore(r *wire.Reader)                 { f.i = int(r.Uint()) }
+func (f *fixed) Size() int                              { return 8 }

@@ -53,15 +53,15 @@ var kindFields = map[Kind][]string{
 	Threshold: {"above", "below", "clear"},
 	Rate:      {"above", "below", "clear", "per"},
 	ZScore:    {"z", "clear_z", "alpha", "warmup"},
-	Robust:    {"z", "clear_z", "warmup", "history", "from", "novelty"},
-	Seasonal:  {"z", "clear_z", "alpha", "gamma", "warmup", "season", "novelty"},
-	CUSUM:     {"z", "clear_z", "alpha", "warmup", "drift", "novelty"},
-	Forest:    {"z", "clear_z", "alpha", "warmup", "novelty", "shingle", "trees", "sample", "metrics"},
+	Robust:    {"z", "clear_z", "warmup", "history", "from", "novelty", "novelty_warmup"},
+	Seasonal:  {"z", "clear_z", "alpha", "gamma", "warmup", "season", "novelty", "novelty_warmup"},
+	CUSUM:     {"z", "clear_z", "alpha", "warmup", "drift", "novelty", "novelty_warmup"},
+	Forest:    {"z", "clear_z", "alpha", "warmup", "novelty", "novelty_warmup", "shingle", "trees", "sample", "metrics"},
 	Missing:   {"after"},
 }
 
 // optionFields are every kind-specific field, in the order errors name them.
-var optionFields = []string{"above", "below", "clear", "per", "z", "clear_z", "alpha", "gamma", "warmup", "history", "from", "season", "drift", "novelty", "shingle", "trees", "sample", "metrics", "after"}
+var optionFields = []string{"above", "below", "clear", "per", "z", "clear_z", "alpha", "gamma", "warmup", "history", "from", "season", "drift", "novelty", "novelty_warmup", "shingle", "trees", "sample", "metrics", "after"}
 
 func (k Kind) String() string {
 	for n, v := range kindNames {
@@ -104,10 +104,16 @@ type Rule struct {
 	Drift     float64       // cusum: allowance k in standard deviations
 	From      string        // robust: "median" (distance from it) or "range" (beyond min/max)
 	Novelty   int           // robust, seasonal, cusum, forest: half-life in windows of the peak a score must beat; 0 off
-	Shingle   int           // forest: windows per point
-	Trees     int           // forest: random cut trees
-	Sample    int           // forest: points each tree holds (the last Sample shingles)
-	Metrics   []string      // forest: the metrics of one device it reads together (instead of metric)
+	// NoveltyWarmup is how many scored windows the novelty peak learns
+	// from before any score passes: a fresh peak of 0 lets a series'
+	// first scores through whole, and a new device's first day after
+	// warmup raised half of the default set's false alarms on NAB
+	// (benchmarks/DETECTION.md). 0: none; needs novelty.
+	NoveltyWarmup int
+	Shingle       int      // forest: windows per point
+	Trees         int      // forest: random cut trees
+	Sample        int      // forest: points each tree holds (the last Sample shingles)
+	Metrics       []string // forest: the metrics of one device it reads together (instead of metric)
 
 	Per   time.Duration // rate: the change is expressed per this duration
 	After time.Duration // missing: silence that fires
@@ -295,7 +301,7 @@ func parseRule(file string, n *yaml.Node) (*Rule, error) {
 		N int `yaml:"n"`
 	}
 	var alpha, gamma, clearZ, drift *float64
-	var warmup, history, novelty, shingle, trees, sample *int
+	var warmup, history, novelty, noveltyWarmup, shingle, trees, sample *int
 	var per, after, season, repeat string
 	fail := func(field, format string, args ...any) error {
 		line := r.Line
@@ -331,6 +337,7 @@ func parseRule(file string, n *yaml.Node) (*Rule, error) {
 		"runbook_url":     &r.RunbookURL,
 		"labels":          &r.Labels,
 		"novelty":         &novelty,
+		"novelty_warmup":  &noveltyWarmup,
 		"shingle":         &shingle,
 		"trees":           &trees,
 		"sample":          &sample,
@@ -540,6 +547,15 @@ func parseRule(file string, n *yaml.Node) (*Rule, error) {
 			return nil, fail("novelty", "must be a half-life of 1..100000 windows")
 		}
 		r.Novelty = *novelty
+	}
+	if noveltyWarmup != nil {
+		if r.Novelty == 0 {
+			return nil, fail("novelty_warmup", "needs novelty: it is the novelty peak's learning period")
+		}
+		if *noveltyWarmup < 0 || *noveltyWarmup > 100000 {
+			return nil, fail("novelty_warmup", "must be 0..100000 windows")
+		}
+		r.NoveltyWarmup = *noveltyWarmup
 	}
 	switch r.From {
 	case "":

@@ -49,6 +49,13 @@ func (r *Rule) definition() uint64 {
 	for _, d := range []int64{int64(r.Per), int64(r.After), int64(r.Season)} {
 		w.Int(d)
 	}
+	// Fields added later are hashed only when set, so the rules that do
+	// not use them keep their definition, and their state, across the
+	// upgrade.
+	if r.NoveltyWarmup != 0 {
+		w.String("novelty_warmup")
+		w.Int(int64(r.NoveltyWarmup))
+	}
 	h := fnv.New64a()
 	h.Write(w.B)
 	return h.Sum64()
