@@ -21,6 +21,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/tapline/tapline/cmd/internal/dashboard"
+	"github.com/tapline/tapline/sinks/live"
 
 	"github.com/tapline/tapline/deploy/local/server"
 )
@@ -167,6 +168,25 @@ func TestDashboardInBrowser(t *testing.T) {
 	slices.Sort(lat)
 	t.Logf("%d window summaries seen (%.0f after the restart); record processed -> visible: p50 %.0f ms, p99 %.0f ms, max %.0f ms",
 		len(lat), after-before, lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1])
+
+	// The page's memory is bounded: windows of 6,000 more devices leave it
+	// holding 5,000, the selected keg-0007 among them.
+	var batch strings.Builder
+	now := time.Now().UnixMilli()
+	batch.WriteString("[")
+	for i := range 6000 {
+		if i > 0 {
+			batch.WriteString(",")
+		}
+		fmt.Fprintf(&batch, `["flood-%04d","temp_c","1m",%d,1,4,4,4,%d]`, i, now, now)
+	}
+	batch.WriteString("]")
+	if err := srv.broker.Load().Server().Publish(live.Topic(liveApp, "windows"), []byte(batch.String()), false, 0); err != nil {
+		t.Fatal(err)
+	}
+	step("the page keeps at most 5,000 devices", chromedp.Poll[chromedp.Void](
+		`window.__tapline.devices.size === 5000 && window.__tapline.devices.has('keg-0007') && window.__tapline.devices.has('flood-5999')`,
+		chromedp.WithPollingTimeout(30*time.Second)))
 	cancel()
 	if err := <-done; err != nil && ctx.Err() == nil {
 		t.Fatal(err)

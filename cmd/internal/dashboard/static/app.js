@@ -5,11 +5,15 @@
 // checks against the command policy; the page shows the outcome.
 'use strict';
 import { MQTT } from './mqtt.js';
-import { signIn, credentials, presign, signedHeaders } from './aws.js';
+import { signIn, refresh, credentials, presign, signedHeaders } from './aws.js';
 
 const $ = (sel) => document.querySelector(sel);
 const KEEP = 60;            // windows kept per device and metric
 const OFFLINE_MS = 180000;  // event time without a window: offline
+// Bounds on what the page holds, however long it stays open: devices
+// beyond MAX_DEVICES go, least recently heard from first (never one
+// firing or selected); commands and requests beyond theirs, oldest first.
+const MAX_DEVICES = 5000, MAX_COMMANDS = 2000, MAX_REQUESTS = 200;
 const state = {
   devices: new Map(),       // id -> {id, windows: Map(metric -> [..]), firing: Map(incident -> alert), pending: n, lastEvent, lastSeen}
   alerts: [],               // newest first: {alert, commands: []}
@@ -25,7 +29,17 @@ const state = {
 };
 window.__tapline = state;   // for the browser tests
 
-let cfg, client, creds;
+let cfg, client, session, creds;
+
+// fresh returns the dashboard role's credentials, renewed (and the
+// operator's id token with them) before they expire.
+async function fresh() {
+  if (!creds || Date.now() > creds.expires - 60000) {
+    session = await refresh(cfg.aws, session);
+    creds = await credentials(cfg.aws, session.idToken);
+  }
+  return creds;
+}
 
 async function main() {
   cfg = await (await fetch('config.json')).json();
@@ -36,13 +50,10 @@ async function main() {
     // Served by the stack: sign in, then connect to IoT Core with the
     // dashboard role's credentials, a new presigned URL each time.
     const a = cfg.aws;
-    const idToken = await signIn(a);
-    creds = await credentials(a, idToken);
+    session = await signIn(a);
+    await fresh();
     const host = a.iot_endpoint.replace(/^https?:\/\//, '');
-    url = async () => {
-      if (Date.now() > creds.expires - 60000) creds = await credentials(a, idToken);
-      return presign(`wss://${host}/mqtt`, creds, a.region, 'iotdevicegateway', new Date());
-    };
+    url = async () => presign(`wss://${host}/mqtt`, await fresh(), a.region, 'iotdevicegateway', new Date());
   }
   client = new MQTT(url, cfg.root + '#', onMessage, (s) => {
     $('#conn').textContent = s;
@@ -70,6 +81,7 @@ function onMessage(topic, text) {
 function flush() {
   const windows = [];
   for (const [kind, m] of state.queue.splice(0)) {
+    if (!m || typeof m !== 'object') continue;
     if (kind === 'windows') {
       for (const [d, metric, s, t1, n, min, mean, max, pt] of m) {
         const w = { d, m: metric, s, t1, n, min, mean, max, pt };
@@ -81,16 +93,37 @@ function flush() {
     else if (kind === 'command') onCommand(m);
     else if (kind === 'stats') state.stats = m;
   }
+  bound();
   render();
   const now = Date.now();
   for (const w of windows) state.latencies.push(now - w.pt);
   if (state.latencies.length > 20000) state.latencies.splice(0, 10000);
 }
 
+// bound drops what exceeds the page's bounds.
+function bound() {
+  if (state.devices.size > MAX_DEVICES) {
+    const idle = [...state.devices.values()].filter((d) => !d.firing.size && d.id !== state.selected)
+      .sort((a, b) => a.lastSeen - b.lastSeen);
+    for (const d of idle.slice(0, state.devices.size - MAX_DEVICES)) state.devices.delete(d.id);
+  }
+  for (const [map, max] of [[state.commands, MAX_COMMANDS], [state.requests, MAX_REQUESTS]]) {
+    for (const k of map.keys()) {
+      if (map.size <= max) break;
+      map.delete(k); // a Map iterates in insertion order: oldest first
+    }
+  }
+  // An incident's entry lives while the feed shows one of its alerts.
+  if (state.byIncident.size > state.alerts.length) {
+    const shown = new Set(state.alerts.map((x) => x.entry));
+    for (const [k, e] of state.byIncident) if (!shown.has(e)) state.byIncident.delete(k);
+  }
+}
+
 function device(id) {
   let d = state.devices.get(id);
   if (!d) {
-    d = { id, windows: new Map(), firing: new Map(), pending: 0, lastEvent: 0, lastSeen: 0 };
+    d = { id, windows: new Map(), firing: new Map(), pending: 0, lastEvent: 0, lastSeen: Date.now() };
     state.devices.set(id, d);
   }
   return d;
@@ -159,7 +192,7 @@ async function commandAWS(id, device, action) {
   const r = state.requests.get(id);
   try {
     const body = JSON.stringify({ device_id: device, action, request_id: id });
-    const headers = await signedHeaders(cfg.aws.commander_url, body, creds, cfg.aws.region, 'lambda', new Date());
+    const headers = await signedHeaders(cfg.aws.commander_url, body, await fresh(), cfg.aws.region, 'lambda', new Date());
     const res = await fetch(cfg.aws.commander_url, { method: 'POST', headers, body });
     const out = await res.json().catch(() => ({}));
     const first = (out.results || [])[0] || {};

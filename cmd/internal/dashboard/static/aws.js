@@ -70,8 +70,9 @@ export async function signedHeaders(url, body, { accessKeyId, secretAccessKey, s
 
 const b64url = (buf) => btoa(String.fromCharCode(...new Uint8Array(buf))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 
-// signIn returns the id token of the signed-in operator, sending the
-// browser to Cognito's hosted sign-in page first when there is none.
+// signIn returns the signed-in operator's tokens ({idToken,
+// refreshToken, expires}), sending the browser to Cognito's hosted
+// sign-in page first when there are none. The tokens stay in memory.
 export async function signIn(cfg) {
   const here = location.origin + location.pathname;
   const code = new URLSearchParams(location.search).get('code');
@@ -83,7 +84,7 @@ export async function signIn(cfg) {
       body: new URLSearchParams({ grant_type: 'authorization_code', client_id: cfg.client_id, code, redirect_uri: here, code_verifier: verifier }),
     });
     if (!res.ok) throw new Error('sign-in: ' + res.status);
-    return (await res.json()).id_token;
+    return tokens(await res.json());
   }
   const v = b64url(crypto.getRandomValues(new Uint8Array(32)));
   sessionStorage.setItem('tapline.verifier', v);
@@ -91,6 +92,22 @@ export async function signIn(cfg) {
   location.assign(`${cfg.auth_domain}/oauth2/authorize?` + new URLSearchParams({ response_type: 'code', client_id: cfg.client_id,
     redirect_uri: here, scope: 'openid email', code_challenge: challenge, code_challenge_method: 'S256' }));
   return new Promise(() => {}); // the page is leaving
+}
+
+function tokens(t, refreshToken) {
+  return { idToken: t.id_token, refreshToken: t.refresh_token || refreshToken, expires: Date.now() + t.expires_in * 1000 };
+}
+
+// refresh returns tokens with an id token valid for a minute at least:
+// Cognito's last an hour, and an operator keeps the page open all day.
+export async function refresh(cfg, t) {
+  if (Date.now() < t.expires - 60000) return t;
+  const res = await fetch(`${cfg.auth_domain}/oauth2/token`, {
+    method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'refresh_token', client_id: cfg.client_id, refresh_token: t.refreshToken }),
+  });
+  if (!res.ok) throw new Error('token refresh: ' + res.status);
+  return tokens(await res.json(), t.refreshToken);
 }
 
 async function identity(cfg, target, body) {
