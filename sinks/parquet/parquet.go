@@ -99,6 +99,7 @@ type encoder struct {
 	props  *pq.WriterProperties
 	b      *array.RecordBuilder
 	rows   int
+	size   int // bytes of the last file
 }
 
 func newEncoder(schema *arrow.Schema, o Options, dictionary ...string) (encoder, error) {
@@ -121,7 +122,39 @@ func (e *encoder) WriteTo(w io.Writer) (int64, error) {
 	rec := e.b.NewRecordBatch()
 	defer rec.Release()
 	e.rows = 0
-	return write(w, e.schema, e.props, rec)
+	// The builders start empty again: size them for a batch like this
+	// one, so the next grows no buffer value by value (a shard writes
+	// batches of similar sizes, one after another).
+	for i, col := range rec.Columns() {
+		reserveLike(e.b.Field(i), col, maxReserve)
+	}
+	n, err := write(w, e.schema, e.props, rec)
+	e.size = int(n)
+	return n, err
+}
+
+// maxReserve bounds the rows reserveLike sizes for, so one huge batch
+// does not keep its buffers' size for the encoder's life.
+const maxReserve = 128 << 10
+
+// reserveLike sizes b for as many values as a holds, at most limit (and
+// the bytes of as many values, for strings), and likewise the keys and
+// items of a map.
+func reserveLike(b array.Builder, a arrow.Array, limit int) {
+	n := min(a.Len(), limit)
+	b.Reserve(n)
+	perValue := func(bytes int) int { return bytes / max(a.Len(), 1) * n }
+	switch b := b.(type) {
+	case *array.StringBuilder:
+		b.ReserveData(perValue(len(a.(*array.String).ValueBytes())))
+	case *array.BinaryBuilder:
+		b.ReserveData(perValue(len(a.(*array.Binary).ValueBytes())))
+	case *array.MapBuilder:
+		m := a.(*array.Map)
+		entries := min(m.Keys().Len(), limit*max(m.Keys().Len()/max(a.Len(), 1), 1))
+		reserveLike(b.KeyBuilder(), m.Keys(), entries)
+		reserveLike(b.ItemBuilder(), m.Items(), entries)
+	}
 }
 
 // write writes rec as one Parquet file with props, returning the bytes
@@ -145,6 +178,7 @@ func write(w io.Writer, schema *arrow.Schema, props *pq.WriterProperties, rec ar
 // Bytes is WriteTo into a new buffer.
 func (e *encoder) Bytes() ([]byte, error) {
 	var buf bytes.Buffer
+	buf.Grow(e.size + e.size/8) // the last file's size, and some
 	_, err := e.WriteTo(&buf)
 	return buf.Bytes(), err
 }

@@ -184,6 +184,65 @@ func TestDeterministicBytes(t *testing.T) {
 	}
 }
 
+// TestReusedEncoderSameBytes: an encoder that wrote a batch before (its
+// builders sized for it) writes the next batch's file byte for byte as a
+// new encoder does, for a smaller batch and for a larger one.
+func TestReusedEncoderSameBytes(t *testing.T) {
+	dec := schemas.NewDecoder(schemas.Options{})
+	spec, _ := windows.ParseSpec("1m")
+	raw := func(e *Raw, from, to int) {
+		for i := from; i < to; i++ {
+			r, err := dec.Decode([]byte(`{"device_id":"dev-`+itoa(int64(i%37))+`","ts":`+itoa(1_764_000_000_000+int64(i)*10)+`,"metrics":{"a":`+itoa(int64(i))+`,"b":1.5}}`), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.Append(r, r.Time+5, "shardId-000000000000", itoa(int64(i)))
+		}
+	}
+	win := func(e *Windows, from, to int) {
+		for i := from; i < to; i++ {
+			w := windows.Window{Spec: &spec, Start: int64(i) * 60_000, End: int64(i+1) * 60_000, DeviceID: "dev-" + itoa(int64(i%37)), Metric: "a",
+				Agg: windows.Agg{Count: 2, Sum: float64(i), Min: 1, Max: 2, Mean: 1.5, FirstTS: int64(i) * 60_000, LastTS: int64(i) * 60_000}}
+			e.Append(&w)
+		}
+	}
+	for _, n := range []int{100, 5000} {
+		used, fresh := mustRaw(t), mustRaw(t)
+		raw(used, 0, 1000)
+		if _, err := used.Bytes(); err != nil {
+			t.Fatal(err)
+		}
+		raw(used, 1000, 1000+n)
+		raw(fresh, 1000, 1000+n)
+		x, _ := used.Bytes()
+		y, _ := fresh.Bytes()
+		if len(x) == 0 || !bytes.Equal(x, y) {
+			t.Fatalf("raw, %d rows after 1000: the reused encoder wrote %d bytes, a new one %d, not the same", n, len(x), len(y))
+		}
+		uw, _ := NewWindows(Options{})
+		fw, _ := NewWindows(Options{})
+		win(uw, 0, 1000)
+		if _, err := uw.Bytes(); err != nil {
+			t.Fatal(err)
+		}
+		win(uw, 1000, 1000+n)
+		win(fw, 1000, 1000+n)
+		x, _ = uw.Bytes()
+		y, _ = fw.Bytes()
+		if len(x) == 0 || !bytes.Equal(x, y) {
+			t.Fatalf("windows, %d rows after 1000: the reused encoder wrote %d bytes, a new one %d, not the same", n, len(x), len(y))
+		}
+	}
+}
+
+func mustRaw(t *testing.T) *Raw {
+	e, err := NewRaw(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
 // TestRoundTrip reads the windows back through Arrow and compares them
 // with what the processor produced.
 func TestRoundTrip(t *testing.T) {
