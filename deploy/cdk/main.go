@@ -5,6 +5,8 @@
 // Context values: stackName (Tapline), app (tapline), prefix (tapline),
 // database (tapline), shards (0: on-demand), desiredCount (1), maxCount (4),
 // thingPrefix (keg-), iotDataEndpoint, opsEmail, rawRetentionDays (365),
+// dashboardDomain and dashboardCertificateArn (an ACM certificate in
+// us-east-1 for it: the page on that name, with TLS 1.2 at least),
 // commanderAsset (../../.tools/dist/commander, built by make deploy-check).
 package main
 
@@ -50,7 +52,8 @@ func main() {
 		PageURL:          str("pageURL", ""),
 		RawRetentionDays: num("rawRetentionDays", 0),
 		ImageAsset:       str("imageAsset", "../../.tools/dist/image"), CommanderAsset: str("commanderAsset", "../../.tools/dist/commander"),
-		DashboardAsset: str("dashboardAsset", "../../cmd/internal/dashboard/static"),
+		DashboardAsset:  str("dashboardAsset", "../../cmd/internal/dashboard/static"),
+		DashboardDomain: str("dashboardDomain", ""), DashboardCertificateARN: str("dashboardCertificateArn", ""),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cdk:", err)

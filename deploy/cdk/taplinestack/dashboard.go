@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscertificatemanager"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudfront"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudfrontorigins"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscognito"
@@ -57,16 +58,28 @@ func liveDashboard(stack awscdk.Stack, p Props, key awskms.Key, taskRole awsiam.
 		ObjectOwnership: awss3.ObjectOwnership_BUCKET_OWNER_ENFORCED,
 		EnforceSSL:      jsii.Bool(true), Versioned: jsii.Bool(true), RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
 	})
-	cdn := awscloudfront.NewDistribution(stack, s("DashboardCDN"), &awscloudfront.DistributionProps{
+	dist := &awscloudfront.DistributionProps{
 		DefaultRootObject: s("index.html"),
 		DefaultBehavior: &awscloudfront.BehaviorOptions{
 			Origin:               awscloudfrontorigins.S3BucketOrigin_WithOriginAccessControl(pages, nil),
 			ViewerProtocolPolicy: awscloudfront.ViewerProtocolPolicy_REDIRECT_TO_HTTPS,
 			CachePolicy:          awscloudfront.CachePolicy_CACHING_DISABLED(),
 		},
-		MinimumProtocolVersion: awscloudfront.SecurityPolicyProtocol_TLS_V1_2_2021,
-	})
+	}
+	if p.DashboardDomain != "" {
+		// A minimum TLS version takes effect only with a certificate of
+		// one's own: CloudFront's default one is fixed at TLSv1.
+		dist.DomainNames = &[]*string{s(p.DashboardDomain)}
+		dist.Certificate = awscertificatemanager.Certificate_FromCertificateArn(stack, s("DashboardCertificate"), s(p.DashboardCertificateARN))
+		dist.MinimumProtocolVersion = awscloudfront.SecurityPolicyProtocol_TLS_V1_2_2021
+	}
+	cdn := awscloudfront.NewDistribution(stack, s("DashboardCDN"), dist)
 	pageURL := awscdk.Fn_Join(s(""), &[]*string{s("https://"), cdn.DistributionDomainName(), s("/")})
+	callbacks := []*string{pageURL}
+	if p.DashboardDomain != "" {
+		pageURL = s("https://" + p.DashboardDomain + "/")
+		callbacks = append(callbacks, pageURL)
+	}
 	users := awscognito.NewUserPool(stack, s("Operators"), &awscognito.UserPoolProps{
 		SelfSignUpEnabled: jsii.Bool(false),
 		SignInAliases:     &awscognito.SignInAliases{Email: jsii.Bool(true)},
@@ -84,7 +97,7 @@ func liveDashboard(stack awscdk.Stack, p Props, key awskms.Key, taskRole awsiam.
 		OAuth: &awscognito.OAuthSettings{
 			Flows:        &awscognito.OAuthFlows{AuthorizationCodeGrant: jsii.Bool(true)},
 			Scopes:       &[]awscognito.OAuthScope{awscognito.OAuthScope_OPENID(), awscognito.OAuthScope_EMAIL()},
-			CallbackUrls: &[]*string{pageURL}, LogoutUrls: &[]*string{pageURL},
+			CallbackUrls: &callbacks, LogoutUrls: &callbacks,
 		},
 	})
 	identities := awscognito.NewCfnIdentityPool(stack, s("DashboardIdentities"), &awscognito.CfnIdentityPoolProps{

@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -45,21 +46,31 @@ import (
 // Props configure the stack. The zero value of a field means its default.
 type Props struct {
 	awscdk.StackProps
-	App              string  // KCL application: lease table name, state directory; default "tapline"
-	Prefix           string  // S3 key prefix of the datasets; default "tapline"
-	Database         string  // Glue database; default "tapline"
-	Shards           float64 // provisioned shards; 0: on-demand
-	DesiredCount     float64 // tapline tasks at start; default 1
-	MaxCount         float64 // autoscaling ceiling; default 4
-	ThingPrefix      string  // commands only reach things whose name starts with it; default "keg-"
-	IoTDataEndpoint  string  // the account's IoT data endpoint (https://...-ats.iot.REGION.amazonaws.com)
-	OpsEmail         string  // optional: alarm emails, and alerts of severity warning and critical
-	PageURL          string  // optional: an HTTPS endpoint (a pager's SNS integration) for critical alerts only
-	ImageAsset       string  // the container's build context (deploy/image.sh)
-	CommanderAsset   string  // directory holding the commander's linux/arm64 "bootstrap"
-	DashboardAsset   string  // optional: the dashboard page's files (cmd/internal/dashboard/static), put in its bucket
-	RawRetentionDays float64 // raw telemetry expires after this; default 365
+	App             string  // KCL application: lease table name, state directory; default "tapline"
+	Prefix          string  // S3 key prefix of the datasets; default "tapline"
+	Database        string  // Glue database; default "tapline"
+	Shards          float64 // provisioned shards; 0: on-demand
+	DesiredCount    float64 // tapline tasks at start; default 1
+	MaxCount        float64 // autoscaling ceiling; default 4
+	ThingPrefix     string  // commands only reach things whose name starts with it; default "keg-"
+	IoTDataEndpoint string  // the account's IoT data endpoint (https://...-ats.iot.REGION.amazonaws.com)
+	OpsEmail        string  // optional: alarm emails, and alerts of severity warning and critical
+	PageURL         string  // optional: an HTTPS endpoint (a pager's SNS integration) for critical alerts only
+	ImageAsset      string  // the container's build context (deploy/image.sh)
+	CommanderAsset  string  // directory holding the commander's linux/arm64 "bootstrap"
+	DashboardAsset  string  // optional: the dashboard page's files (cmd/internal/dashboard/static), put in its bucket
+	// DashboardDomain and DashboardCertificateARN (an ACM certificate
+	// for it, in us-east-1 as CloudFront requires) serve the page on
+	// the operators' own name with TLS 1.2 at least; without them it is
+	// served on the distribution's *.cloudfront.net name, whose
+	// certificate CloudFront fixes at a TLSv1 minimum.
+	DashboardDomain         string
+	DashboardCertificateARN string
+	RawRetentionDays        float64 // raw telemetry expires after this; default 365
 }
+
+// certificateARN is an ACM certificate CloudFront can use.
+var certificateARN = regexp.MustCompile(`^arn:aws[a-z-]*:acm:us-east-1:[0-9]{12}:certificate/[0-9a-f-]{36}$`)
 
 // Topic filter devices publish telemetry on; the third level is the
 // thing name.
@@ -100,6 +111,12 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	p.defaults()
 	if p.ImageAsset == "" || p.CommanderAsset == "" {
 		return nil, fmt.Errorf("taplinestack: ImageAsset and CommanderAsset are required")
+	}
+	if (p.DashboardDomain == "") != (p.DashboardCertificateARN == "") {
+		return nil, fmt.Errorf("taplinestack: DashboardDomain and DashboardCertificateARN go together")
+	}
+	if p.DashboardCertificateARN != "" && !certificateARN.MatchString(p.DashboardCertificateARN) {
+		return nil, fmt.Errorf("taplinestack: DashboardCertificateARN %q is not an ACM certificate in us-east-1 (CloudFront's region)", p.DashboardCertificateARN)
 	}
 	if p.PageURL != "" && !strings.HasPrefix(p.PageURL, "https://") {
 		return nil, fmt.Errorf("taplinestack: PageURL %q must be https", p.PageURL)

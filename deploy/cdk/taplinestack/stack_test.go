@@ -27,7 +27,7 @@ var template = func() func(t *testing.T) map[string]any {
 	return func(t *testing.T) map[string]any {
 		t.Helper()
 		if tpl == nil && err == nil {
-			tpl, err = synth(t)
+			tpl, err = synth(t, nil)
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -36,7 +36,8 @@ var template = func() func(t *testing.T) map[string]any {
 	}
 }()
 
-func synth(t *testing.T) (map[string]any, error) {
+// synth synthesizes the test stack, its props changed by change if set.
+func synth(t *testing.T, change func(*Props)) (map[string]any, error) {
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..", "..")
 	asset, err := os.MkdirTemp("", "commander-*")
@@ -66,12 +67,16 @@ func synth(t *testing.T) (map[string]any, error) {
 		return nil, err
 	}
 	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(out)})
-	stack, err := New(app, "Tapline", Props{
+	p := Props{
 		StackProps: awscdk.StackProps{Env: &awscdk.Environment{Account: jsii.String("123456789012"), Region: jsii.String("eu-west-1")}},
 		ImageAsset: image, CommanderAsset: asset, OpsEmail: "ops@example.com", PageURL: "https://events.pagerduty.com/integration/x/enqueue",
 		IoTDataEndpoint: "https://example-ats.iot.eu-west-1.amazonaws.com",
 		DashboardAsset:  filepath.Join("..", "..", "..", "cmd", "internal", "dashboard", "static"),
-	})
+	}
+	if change != nil {
+		change(&p)
+	}
+	stack, err := New(app, "Tapline", p)
 	if err != nil {
 		return nil, err
 	}
@@ -768,6 +773,12 @@ func TestDashboard(t *testing.T) {
 		if !strings.Contains(cfg, `"OriginAccessControlId"`) || !strings.Contains(cfg, `"ViewerProtocolPolicy":"redirect-to-https"`) || !strings.Contains(cfg, `"DefaultRootObject":"index.html"`) {
 			t.Errorf("distribution: %s", cfg)
 		}
+		// Without a domain of its own the page is on CloudFront's
+		// certificate, whose TLSv1 minimum no setting changes: none is
+		// claimed (TestDashboardOnItsOwnDomain sets TLS 1.2).
+		if strings.Contains(cfg, "MinimumProtocolVersion") {
+			t.Errorf("a minimum TLS version set that CloudFront ignores: %s", cfg)
+		}
 	}
 	for _, p := range resources(t, "AWS::Cognito::UserPoolClient") {
 		if js(p["AllowedOAuthFlows"]) != `["code"]` || p["GenerateSecret"] == true || !strings.Contains(js(p["CallbackURLs"]), "DistributionDomainName") && !strings.Contains(js(p["CallbackURLs"]), "DashboardCDN") {
@@ -793,5 +804,44 @@ func TestDashboard(t *testing.T) {
 	}
 	if !found {
 		t.Error("the pages bucket does not let the distribution (and only it) read")
+	}
+}
+
+// TestDashboardOnItsOwnDomain: with a domain and its certificate the page
+// is served on that name with TLS 1.2 at least, and signing in returns
+// there; a domain without a certificate, or a certificate CloudFront
+// cannot use, is refused before anything is synthesized.
+func TestDashboardOnItsOwnDomain(t *testing.T) {
+	const cert = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+	tpl, err := synth(t, func(p *Props) { p.DashboardDomain, p.DashboardCertificateARN = "dash.example.com", cert })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dist, client string
+	for _, r := range tpl["Resources"].(map[string]any) {
+		r := r.(map[string]any)
+		switch r["Type"] {
+		case "AWS::CloudFront::Distribution":
+			dist = js(get(r, "Properties", "DistributionConfig"))
+		case "AWS::Cognito::UserPoolClient":
+			client = js(get(r, "Properties", "CallbackURLs"))
+		}
+	}
+	for _, want := range []string{`"Aliases":["dash.example.com"]`, `"AcmCertificateArn":"` + cert + `"`, `"MinimumProtocolVersion":"TLSv1.2_2021"`} {
+		if !strings.Contains(dist, want) {
+			t.Errorf("distribution lacks %s: %s", want, dist)
+		}
+	}
+	if !strings.Contains(client, `"https://dash.example.com/"`) {
+		t.Errorf("sign-in does not return to the page's domain: %s", client)
+	}
+	for _, bad := range []Props{
+		{DashboardDomain: "dash.example.com"},
+		{DashboardDomain: "dash.example.com", DashboardCertificateARN: strings.Replace(cert, "us-east-1", "eu-west-1", 1)},
+	} {
+		bad.ImageAsset, bad.CommanderAsset = "x", "y"
+		if _, err := New(awscdk.NewApp(nil), "Bad", bad); err == nil {
+			t.Errorf("accepted %+v", bad)
+		}
 	}
 }
