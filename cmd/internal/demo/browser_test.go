@@ -230,11 +230,26 @@ func BenchmarkDashboardLatency(b *testing.B) {
 // (static/aws.js, what it signs IoT Core's WebSocket URL and the
 // commander's URL with on AWS) against aws-sdk-go-v2's signer, run in
 // Chromium on the same inputs: the same presigned query signature, the
-// same Authorization header.
+// same Authorization header; and its renewal of the operator's id token
+// with the refresh token, against an OAuth 2.0 token endpoint.
 func TestSigV4InBrowser(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	srv := httptest.NewServer(dashboard.Handler(dashboard.Config{App: "demo", Root: "tapline/live/demo/", WSPort: 1}))
+	// The page, and an OAuth 2.0 token endpoint (RFC 6749 §6, as Cognito's
+	// answers a refresh) on the same origin for the token renewal.
+	var refreshes []url.Values
+	mux := http.NewServeMux()
+	mux.Handle("/", dashboard.Handler(dashboard.Config{App: "demo", Root: "tapline/live/demo/", WSPort: 1}))
+	mux.HandleFunc("POST /oauth2/token", func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		refreshes = append(refreshes, r.PostForm)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"id_token":"id-2","access_token":"a-2","expires_in":3600,"token_type":"Bearer"}`)
+	})
+	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	tab := browser(t, ctx)
 	if err := chromedp.Do(tab, chromedp.Navigate(srv.URL)); err != nil {
@@ -285,5 +300,20 @@ func TestSigV4InBrowser(t *testing.T) {
 	}
 	if want := post.Header.Get("Authorization"); auth != want {
 		t.Fatalf("Authorization:\npage %s\ngo   %s", auth, want)
+	}
+
+	// Token renewal: an id token with more than a minute left is kept;
+	// one about to expire is renewed with the refresh token, which the
+	// answer (as Cognito's) does not repeat and the page keeps.
+	cfg := `{auth_domain: location.origin, client_id: "dash-client"}`
+	if kept := run(`m.refresh(` + cfg + `, {idToken: "id-1", refreshToken: "r-1", expires: Date.now() + 600000}).then(t => t.idToken)`); kept != "id-1" || len(refreshes) != 0 {
+		t.Fatalf("a fresh id token was renewed: %q, %d requests", kept, len(refreshes))
+	}
+	got := run(`m.refresh(` + cfg + `, {idToken: "id-1", refreshToken: "r-1", expires: Date.now() + 30000}).then(t => [t.idToken, t.refreshToken, String(t.expires - Date.now() > 3500000)].join(" "))`)
+	if got != "id-2 r-1 true" || len(refreshes) != 1 {
+		t.Fatalf("renewed tokens %q after %d requests", got, len(refreshes))
+	}
+	if f := refreshes[0]; f.Get("grant_type") != "refresh_token" || f.Get("client_id") != "dash-client" || f.Get("refresh_token") != "r-1" {
+		t.Fatalf("token request: %v", f)
 	}
 }
