@@ -98,6 +98,7 @@ type encoder struct {
 	schema *arrow.Schema
 	props  *pq.WriterProperties
 	b      *array.RecordBuilder
+	dict   dictionaryColumns
 	rows   int
 	size   int // bytes of the last file
 }
@@ -107,7 +108,8 @@ func newEncoder(schema *arrow.Schema, o Options, dictionary ...string) (encoder,
 	if err != nil {
 		return encoder{}, err
 	}
-	return encoder{schema: schema, props: props, b: array.NewRecordBuilder(memory.DefaultAllocator, schema)}, nil
+	return encoder{schema: schema, props: props, b: array.NewRecordBuilder(memory.DefaultAllocator, schema),
+		dict: newDictionaryColumns(schema, dictionary)}, nil
 }
 
 // Rows is the number of rows buffered.
@@ -128,7 +130,9 @@ func (e *encoder) WriteTo(w io.Writer) (int64, error) {
 	for i, col := range rec.Columns() {
 		reserveLike(e.b.Field(i), col, maxReserve)
 	}
-	n, err := write(w, e.schema, e.props, rec)
+	out := e.dict.apply(rec)
+	defer out.Release()
+	n, err := write(w, e.dict.schema, e.props, out)
 	e.size = int(n)
 	return n, err
 }
