@@ -47,9 +47,9 @@ var ErrLeaseLost = errors.New("consumer: lease lost to another worker")
 //     lease again, and a stopped worker kept a shard until the lease
 //     expired (TestServiceEndToEnd, under load). Here a renewal never
 //     takes an unowned lease, nor marks a lease released during it as
-//     owned in the library's memory, a stopping worker takes no new lease, and
-//     Stop releases, once renewals in flight are done, every lease this
-//     worker took that still names it.
+//     owned in the library's memory; a stopping worker takes no new
+//     lease; and Stop releases, once renewals in flight are done, every
+//     lease this worker took that still names it.
 //
 // It also lets the consumer fail one shard on purpose (fail): the next
 // renewal then fails, the library releases the lease, and the shard starts
