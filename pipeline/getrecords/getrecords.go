@@ -451,20 +451,20 @@ func (d *decoder) text1(p **string) error {
 	return nil
 }
 
-// pow10 holds the powers of ten float64 represents exactly.
-var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
-	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+// pow10 holds the powers of ten parseFloat's shortcut divides by
+// (decimals ≤ digits ≤ 15), each exact in a float64.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
 
 // parseFloat is strconv.ParseFloat for a JSON number (as number checked
 // it), with strconv's own exact shortcut taken first: a number of at
-// most 15 digits and 22 decimals, as arrival times are
-// (1764266400.123), is a float64 integer divided by an exact power of
-// ten, which IEEE rounds as ParseFloat does.
+// most 15 digits, as arrival times are (1764266400.123), is a float64
+// integer divided by an exact power of ten, which IEEE rounds as
+// ParseFloat does.
 func parseFloat(s []byte) (float64, error) {
 	var m uint64
 	digits, decimals, frac := 0, 0, false
-	neg := len(s) > 0 && s[0] == '-'
-	for _, c := range s[btoi(neg):] {
+	body, neg := bytes.CutPrefix(s, []byte("-"))
+	for _, c := range body {
 		switch {
 		case c >= '0' && c <= '9':
 			m = m*10 + uint64(c-'0')
@@ -478,7 +478,7 @@ func parseFloat(s []byte) (float64, error) {
 			return strconv.ParseFloat(unsafeString(s), 64)
 		}
 	}
-	if digits > 15 || decimals >= len(pow10) {
+	if digits > 15 {
 		return strconv.ParseFloat(unsafeString(s), 64)
 	}
 	f := float64(m) / pow10[decimals]
@@ -486,13 +486,6 @@ func parseFloat(s []byte) (float64, error) {
 		f = -f
 	}
 	return f, nil
-}
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -164,23 +164,6 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		}
 	}
 	var commands []pending
-	// obey has the keg apply a command and tells the dashboard the
-	// outcome; it reports whether the keg changed.
-	var fl *fleet.Fleet
-	obey := func(pc pending, at time.Time) bool {
-		changed, err := fl.Apply(pc.c)
-		publish(func(p *live.Publisher) {
-			outcome := "applied"
-			switch {
-			case err != nil:
-				outcome = "failed: " + err.Error()
-			case !changed:
-				outcome = "applied (no change)"
-			}
-			p.Command(live.Command{ID: pc.c.ID, Device: pc.c.DeviceID, Action: pc.c.Action, Cause: pc.cause, Outcome: outcome, At: at.UnixMilli(), Request: pc.request})
-		})
-		return err == nil && changed
-	}
 	acted := map[string]string{} // incident -> what the keg did
 	p := &progress{out: o.Out, live: o.Live}
 	proc, err := pipeline.NewProcessor(pipeline.Options{
@@ -234,8 +217,24 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	for i := range faults {
 		faults[i].Device %= o.Devices
 	}
-	fl = fleet.New(fleet.Options{Devices: o.Devices, Start: Start, Seed: o.Seed, Faults: faults,
+	fl := fleet.New(fleet.Options{Devices: o.Devices, Start: Start, Seed: o.Seed, Faults: faults,
 		BadRate: 0.001, LateRate: 0.0005, JitterRate: 0.02, Batch: o.Batch})
+	// obey has the keg apply a command and tells the dashboard the
+	// outcome; it reports whether the keg changed.
+	obey := func(pc pending, at time.Time) bool {
+		changed, err := fl.Apply(pc.c)
+		publish(func(p *live.Publisher) {
+			outcome := "applied"
+			switch {
+			case err != nil:
+				outcome = "failed: " + err.Error()
+			case !changed:
+				outcome = "applied (no change)"
+			}
+			p.Command(live.Command{ID: pc.c.ID, Device: pc.c.DeviceID, Action: pc.c.Action, Cause: pc.cause, Outcome: outcome, At: at.UnixMilli(), Request: pc.request})
+		})
+		return err == nil && changed
+	}
 	fmt.Fprintf(o.Out, "tapline demo: %d kegs, %s of event time from %s, seed %d, windows 1m and 5m/1m, %d rules\n",
 		o.Devices, o.Duration, Start.Format(time.RFC3339), o.Seed, len(cfg.Rules))
 	fmt.Fprint(o.Out, "faults:")
