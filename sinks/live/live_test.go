@@ -127,7 +127,11 @@ func TestRunSendsAndSurvivesABrokerOutage(t *testing.T) {
 	mu.Unlock()
 	p.Command(Command{ID: "2", Device: "a", Action: "close_valve", Outcome: "applied"})
 	<-sent
+	// Send returned; Run counts its result just after.
 	c := p.Counters()
+	for deadline := time.Now().Add(5 * time.Second); c.Sent+c.SendErrors < 2 && time.Now().Before(deadline); c = p.Counters() {
+		time.Sleep(time.Millisecond)
+	}
 	if c.SendErrors != 1 || c.Sent != 1 || len(got) != 1 {
 		t.Fatalf("counters %+v, sent %v", c, got)
 	}
