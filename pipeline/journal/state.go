@@ -27,6 +27,12 @@ func CompressState(state []byte) []byte {
 	return stateEncoder.EncodeAll(state, make([]byte, 0, len(state)/4))
 }
 
+// compressState is CompressState into a buffer of capacity size, the
+// caller's guess of the result's size.
+func compressState(state []byte, size int) []byte {
+	return stateEncoder.EncodeAll(state, make([]byte, 0, max(size, len(state)/4)))
+}
+
 // DecompressState reverses CompressState, and passes through state stored
 // uncompressed.
 func DecompressState(stored []byte) ([]byte, error) {
@@ -50,12 +56,17 @@ const stateMagic = "tapline.journal/2"
 // batch writer's position, then the processor's snapshot, compressed.
 func (j *Journal) encode() []byte {
 	after, next := j.w.State()
-	w := wire.Writer{}
+	w := wire.Writer{B: j.snap[:0]}
 	w.String(stateMagic)
 	rules.AppendAlerts(&w, j.sent)
 	w.String(after)
 	w.Int(next)
-	return CompressState(j.proc.AppendSnapshot(w.B))
+	j.snap = j.proc.AppendSnapshot(w.B)
+	// The stored bytes are handed to the store, which may keep them: a
+	// new buffer, with room for the last size and a little more.
+	packed := compressState(j.snap, j.packed+j.packed/8)
+	j.packed = len(packed)
+	return packed
 }
 
 // load restores what encode stored.
