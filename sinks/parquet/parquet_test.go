@@ -3,6 +3,7 @@ package parquet
 import (
 	"bytes"
 	"context"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -390,5 +391,40 @@ func TestAlertReasonAndAttribution(t *testing.T) {
 	if !summary.IsNull(0) || summary.Value(1) != "m-1 is hot" || url.Value(1) != "https://r.example/hot" ||
 		!labels.IsNull(0) || lk.Value(0) != "page" || lv.Value(0) != "yes" || lk.Value(1) != "team" {
 		t.Fatalf("summary %v, runbook_url %v, labels %v (keys in order)", summary, url, labels)
+	}
+}
+
+// TestZstdAsArrow: the kept encoders write the bytes arrow-go's own codec
+// writes, at every level, however often they were used before.
+func TestZstdAsArrow(t *testing.T) {
+	c, err := compress.GetCodec(compress.Codecs.Zstd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, ok := c.(*keptZstd)
+	if !ok {
+		t.Fatalf("zstd codec is %T, not the kept encoders", c)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 3 {
+		for _, level := range []int{compress.DefaultCompressionLevel, 1, 3, 7, 12} {
+			for _, n := range []int{0, 100, 70_000, 3 << 20} {
+				src := make([]byte, n)
+				for i := range src { // compressible: a few symbols, runs
+					src[i] = byte(rng.IntN(4) * (i / 1000 % 3))
+				}
+				want := kept.Codec.EncodeLevel(nil, src, level)
+				if got := kept.EncodeLevel(nil, src, level); !bytes.Equal(got, want) {
+					t.Fatalf("round %d, level %d, %d bytes: %d compressed bytes differ from arrow-go's %d", round, level, n, len(got), len(want))
+				}
+				back, err := compress.Decode(kept, nil, want)
+				if err != nil || !bytes.Equal(back, src) {
+					t.Fatalf("level %d, %d bytes: round trip: %v", level, n, err)
+				}
+			}
+		}
+	}
+	if got, want := kept.Encode(nil, []byte("tapline tapline tapline")), kept.Codec.Encode(nil, []byte("tapline tapline tapline")); !bytes.Equal(got, want) {
+		t.Fatal("Encode differs from arrow-go's")
 	}
 }
