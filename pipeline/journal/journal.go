@@ -107,12 +107,11 @@ type Journal struct {
 	offered   *rules.Config // the last rules Reload found the shard running
 	// ackedStats are the counters at the last commit.
 	ackedStats pipeline.Stats
-	// snap is the last state's uncompressed bytes, kept for its memory:
-	// a shard's state is megabytes, encoded every batch, and growing a
-	// fresh buffer to that size each time was a tenth of the process's
-	// CPU (benchmarks/RESULTS.md). packed is the last compressed size.
-	snap   []byte
-	packed int
+	// snap and scratch are the last state's uncompressed and compressed
+	// bytes, kept for their memory: a shard's state is megabytes, encoded
+	// every batch, and growing a fresh buffer to that size each time was
+	// the process's largest memmove (benchmarks/RESULTS.md).
+	snap, scratch []byte
 }
 
 // New builds the shard's pipeline and batch writer; it touches no store.
