@@ -24,7 +24,11 @@
 //     heartbeat in the lease table, agree on shares, and hand leases off
 //     by cut, checkpoint and release; a stopping worker leaves first;
 //   - GetRecords answers are decoded by package getrecords, not the
-//     SDK's generic deserializer (a tenth of its allocations).
+//     SDK's generic deserializer (a tenth of its allocations), and the
+//     payloads of records that are not KPL-aggregated are hidden from the
+//     library's deaggregator, which formats four bytes of every record
+//     with fmt.Sprintf to look for the KPL's magic number
+//     (getrecords.Payload).
 package consumer
 
 import (
@@ -242,6 +246,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 	kc := kinesis.New(o.Kinesis.Options(), func(ko *kinesis.Options) {
 		ko.APIOptions = append(ko.APIOptions, callTimeout(30*time.Second))
 		getrecords.Install(ko)
+		ko.Protocol.(*getrecords.Protocol).HidePayloads = true // shard.ProcessRecords reads getrecords.Payload
 		registerGetRecords(ko.Protocol.(*getrecords.Protocol), o.Registry)
 	})
 	c.worker = worker.NewWorker(c, cfg).WithKinesis(kc).WithCheckpointer(c.ckpt)

@@ -12,6 +12,7 @@ import (
 	kcl "github.com/vmware/vmware-go-kcl-v2/clientlibrary/interfaces"
 
 	"github.com/tapline/tapline/pipeline"
+	"github.com/tapline/tapline/pipeline/getrecords"
 	"github.com/tapline/tapline/pipeline/journal"
 	"github.com/tapline/tapline/schemas"
 )
@@ -116,7 +117,7 @@ func (s *shard) ProcessRecords(in *kcl.ProcessRecordsInput) {
 		if r.ApproximateArrivalTimestamp != nil {
 			arrival = r.ApproximateArrivalTimestamp.UnixMilli()
 		}
-		if err := s.j.Process(r.Data, aws.ToString(r.SequenceNumber), arrival, ack); err != nil {
+		if err := s.j.Process(getrecords.Payload(r), aws.ToString(r.SequenceNumber), arrival, ack); err != nil {
 			s.giveUp(err)
 			return
 		}

@@ -3,6 +3,7 @@ package getrecords
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -14,6 +15,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/awslabs/kinesis-aggregation/go/v2/deaggregator"
+	kplrecords "github.com/awslabs/kinesis-aggregation/go/v2/records"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/protoadapt"
 )
 
 // body answers every request with one GetRecords body, in memory.
@@ -163,4 +168,62 @@ func FuzzRecords(f *testing.F) {
 		same(t, body)
 		_ = base64.StdEncoding
 	})
+}
+
+// kpl is a record as the Kinesis Producer Library aggregates records:
+// the magic number, the protobuf, its MD5.
+func kpl(t *testing.T, key string, payloads ...string) []byte {
+	agg := &kplrecords.AggregatedRecord{PartitionKeyTable: []string{key}}
+	for _, p := range payloads {
+		agg.Records = append(agg.Records, &kplrecords.Record{PartitionKeyIndex: proto.Uint64(0), Data: []byte(p)})
+	}
+	b, err := proto.Marshal(protoadapt.MessageV2Of(agg)) // generated for the old API
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := md5.Sum(b)
+	return append(append(append([]byte{}, kplMagic...), b...), sum[:]...)
+}
+
+// TestHiddenPayloadsPassTheDeaggregator: with HidePayloads the payloads
+// reach the record processor through the KCL's deaggregator as Payload,
+// unformatted (it skips records shorter than the KPL's magic number),
+// and KPL-aggregated records are still unpacked.
+func TestHiddenPayloadsPassTheDeaggregator(t *testing.T) {
+	recs := []rec{
+		{Data: []byte(`{"device_id":"keg-1","ts":1,"metrics":{"t":4}}`), PartitionKey: "keg-1", SequenceNumber: "1"},
+		{Data: nil, PartitionKey: "keg-2", SequenceNumber: "2"},
+		{Data: []byte("ab"), PartitionKey: "keg-3", SequenceNumber: "3"},
+		{Data: kpl(t, "keg-4", `{"a":1}`, `{"b":2}`), PartitionKey: "keg-4", SequenceNumber: "4"},
+		{Data: kplMagic, PartitionKey: "keg-5", SequenceNumber: "5"}, // the magic alone: not an aggregate
+	}
+	want := []string{`{"device_id":"keg-1","ts":1,"metrics":{"t":4}}`, "", "ab", `{"a":1}`, `{"b":2}`, string(kplMagic)}
+	for _, hide := range []bool{false, true} {
+		_, fast, p := clients(&body{b: response(recs, "next", 0)})
+		p.HidePayloads = hide
+		out, err := fast.GetRecords(context.Background(), &kinesis.GetRecordsInput{ShardIterator: aws.String("it")})
+		if err != nil || p.Fast.Load() != 1 {
+			t.Fatalf("hide %v: %v (fast answers %d)", hide, err, p.Fast.Load())
+		}
+		hidden := 0
+		for _, r := range out.Records {
+			if len(r.Data) == 0 && cap(r.Data) > 0 {
+				hidden++
+			}
+		}
+		if want := map[bool]int{false: 0, true: 2}[hide]; hidden != want {
+			t.Errorf("hide %v: %d payloads hidden, want %d (the first and the third)", hide, hidden, want)
+		}
+		dars, err := deaggregator.DeaggregateRecords(out.Records)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for i := range dars {
+			got = append(got, string(Payload(&dars[i])))
+		}
+		if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) {
+			t.Errorf("hide %v: the record processor reads %q, want %q", hide, got, want)
+		}
+	}
 }
