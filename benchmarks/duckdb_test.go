@@ -61,10 +61,10 @@ type winVal struct {
 }
 
 // tumbling runs tapline's loop with 1m windows and no rules, handing each
-// window to fn.
-func tumbling(tb testing.TB, ds *Dataset, fn func(*windows.Window)) *pipeline.Processor {
+// window to fn. devices is the fleet-size hint (windows.Options.ExpectedDevices).
+func tumbling(tb testing.TB, ds *Dataset, devices int, fn func(*windows.Window)) *pipeline.Processor {
 	spec, _ := windows.ParseSpec("1m")
-	p, err := pipeline.NewProcessor(pipeline.Options{Windows: windows.Options{Specs: []windows.Spec{spec}, AllowedLateness: lateness},
+	p, err := pipeline.NewProcessor(pipeline.Options{Windows: windows.Options{Specs: []windows.Spec{spec}, AllowedLateness: lateness, ExpectedDevices: devices},
 		DeadLetters: discard{}, OnWindow: fn})
 	if err != nil {
 		tb.Fatal(err)
@@ -92,7 +92,7 @@ func TestAgreesWithDuckDB(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := map[winKey]winVal{}
-	tumbling(t, ds, func(w *windows.Window) {
+	tumbling(t, ds, 100, func(w *windows.Window) {
 		got[winKey{w.DeviceID, w.Metric, w.Start}] = winVal{w.Count, w.Sum, w.Min, w.Max}
 	})
 	if len(res.Rows) != len(got) || len(got) < 1000 {
@@ -124,12 +124,12 @@ func TestAgreesWithDuckDB(t *testing.T) {
 func BenchmarkVersusDuckDB(b *testing.B) {
 	for _, devices := range []int{1_000, 10_000, 100_000} {
 		b.Run(fmt.Sprintf("devices=%dk", devices/1000), func(b *testing.B) {
-			versusDuckDB(b, Generate(devices, 1_000_000, time.Second, 6))
+			versusDuckDB(b, Generate(devices, 1_000_000, time.Second, 6), devices)
 		})
 	}
 }
 
-func versusDuckDB(b *testing.B, ds *Dataset) {
+func versusDuckDB(b *testing.B, ds *Dataset, devices int) {
 	b.Run("duckdb", func(b *testing.B) {
 		server.Require(b, duckdb.Available())
 		dir := b.TempDir()
@@ -149,7 +149,7 @@ func versusDuckDB(b *testing.B, ds *Dataset) {
 	b.Run("tapline", func(b *testing.B) {
 		for b.Loop() {
 			enc, _ := parquet.NewWindows(parquet.Options{})
-			tumbling(b, ds, enc.Append)
+			tumbling(b, ds, devices, enc.Append)
 			if _, err := enc.WriteTo(io.Discard); err != nil {
 				b.Fatal(err)
 			}

@@ -38,6 +38,13 @@ type Options struct {
 	// name) cannot take the shard's memory: records that would create
 	// more are refused. Default 1,024; at most 65,535.
 	MaxSeriesPerDevice int `yaml:"max_series_per_device"`
+	// ExpectedDevices sizes the device table up front for this many
+	// devices, instead of growing it (copying every device each time it
+	// doubles) as they arrive: creating the state of a fleet that turns
+	// up at once, a new shard's or a one-off job's, costs about a tenth
+	// less (BenchmarkVersusDuckDB at 100k devices). Default 0: grow.
+	// A hint only; it bounds nothing.
+	ExpectedDevices int `yaml:"expected_devices"`
 	// Quantiles keeps a DDSketch (1% relative accuracy) per pane so windows
 	// report p50, p90 and p99. It costs time per value and memory per
 	// pane: measure with BenchmarkLoop before turning it on.
@@ -52,6 +59,7 @@ const (
 	DefaultMaxBacklog         = 24 * time.Hour
 	maxBacklog                = 30 * 24 * time.Hour // pane epochs are 32 bits: see paneNum
 	maxSeriesPerDevice        = math.MaxUint16      // device.n is 16 bits
+	maxExpectedDevices        = 1 << 26             // 13 GiB of devices: a typo, not a fleet
 )
 
 // EnsureDefaults sets the zero fields that have defaults.
@@ -102,6 +110,9 @@ func (o *Options) Validate() error {
 	}
 	if o.MaxSeries < 0 {
 		bad("max_series: %d is negative", o.MaxSeries)
+	}
+	if o.ExpectedDevices < 0 || o.ExpectedDevices > maxExpectedDevices {
+		bad("expected_devices: %d is not between 0 and %d", o.ExpectedDevices, maxExpectedDevices)
 	}
 	if o.MaxSeriesPerDevice < 0 || o.MaxSeriesPerDevice > maxSeriesPerDevice {
 		bad("max_series_per_device: %d is not between 0 (the default, %d) and %d", o.MaxSeriesPerDevice, DefaultMaxSeriesPerDevice, maxSeriesPerDevice)
@@ -363,6 +374,12 @@ func New(opts Options, out Output) (*Aggregator, error) {
 		return nil, fmt.Errorf("windows: pane of %v (the gcd of sizes and slides) exceeds 24 days", time.Duration(a.pane)*time.Millisecond)
 	}
 	a.devs = newDevTable(func(i uint32) uint64 { return a.devs.hashString(a.devices[i].id) })
+	if n := opts.ExpectedDevices; n > 0 {
+		a.devices = make([]device, 0, n)
+		a.newDevices = make([]uint32, 0, n)
+		a.series = make([]seriesMeta, 0, n)
+		a.devs.reserve(n)
+	}
 	if opts.Quantiles {
 		var err error
 		if a.merged, err = newSketch(); err != nil {

@@ -46,6 +46,16 @@ func (t *devTable) put(h uint64, idx uint32) {
 	}
 }
 
+// reserve sizes an empty table for n entries without growing.
+func (t *devTable) reserve(n int) {
+	size := len(t.slots)
+	for (n+1)*2 > size {
+		size *= 2
+	}
+	t.slots = make([]devSlot, size)
+	t.mask = uint64(size - 1)
+}
+
 // grow doubles the table. Slots keep only 32 bits of the hash, so the
 // full hash comes from rehash.
 func (t *devTable) grow() {

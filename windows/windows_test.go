@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/tapline/tapline/schemas"
 )
@@ -232,6 +233,8 @@ func TestOptionsValidate(t *testing.T) {
 		{Options{Specs: []Spec{{Name: "x", Size: time.Minute, Slide: 40 * time.Second}}}, "not a multiple"},
 		{Options{Specs: mustSpecs(t, "1m", "1m")}, "listed twice"},
 		{Options{Specs: mustSpecs(t, "1m"), AllowedLateness: -time.Second}, "lateness"},
+		{Options{Specs: mustSpecs(t, "1m"), ExpectedDevices: -1}, "expected_devices"},
+		{Options{Specs: mustSpecs(t, "1m"), ExpectedDevices: 1 << 30}, "expected_devices"},
 	} {
 		err := tc.opts.Validate()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -262,5 +265,49 @@ func sameWindows(t *testing.T, got map[string]Agg, want map[string]*Agg) {
 			g.FirstTS != w.FirstTS || g.LastTS != w.LastTS {
 			t.Fatalf("window %s = %+v, want %+v", k, g, *w)
 		}
+	}
+}
+
+// TestExpectedDevices: the hint sizes the tables once (no device is
+// copied by growth while the fleet fits) and changes nothing else: the
+// same windows and the same snapshot as without it.
+func TestExpectedDevices(t *testing.T) {
+	const n = 3000
+	run := func(hint int) (*Aggregator, *collect, int) {
+		out := &collect{}
+		a, err := New(Options{Specs: mustSpecs(t, "1m", "5m/1m"), ExpectedDevices: hint}, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, grown := unsafe.SliceData(a.devices), 0
+		slots := len(a.devs.slots)
+		rng := rand.New(rand.NewPCG(5, 6))
+		for i := range 4 * n {
+			ms := []schemas.Metric{{Name: []byte("m"), Value: float64(rng.IntN(100))}, {Name: []byte("a"), Value: rng.Float64()}}
+			a.Add(fmt.Appendf(nil, "dev-%d", rng.IntN(n)), 1_700_000_000_000+int64(i)*50, ms)
+			if len(a.devs.slots) != slots {
+				grown++
+				slots = len(a.devs.slots)
+			}
+		}
+		if unsafe.SliceData(a.devices) != first {
+			grown++
+		}
+		a.Flush()
+		return a, out, grown
+	}
+	hinted, withHint, grown := run(n)
+	if grown != 0 {
+		t.Errorf("with the hint the tables grew %d times", grown)
+	}
+	plain, without, grownPlain := run(0)
+	if grownPlain == 0 {
+		t.Fatal("without the hint the tables never grew: the test proves nothing")
+	}
+	if !slices.Equal(withHint.lines, without.lines) || len(without.lines) == 0 {
+		t.Fatalf("%d windows with the hint, %d without, or they differ", len(withHint.lines), len(without.lines))
+	}
+	if !slices.Equal(hinted.AppendSnapshot(nil), plain.AppendSnapshot(nil)) {
+		t.Fatal("the snapshots differ")
 	}
 }

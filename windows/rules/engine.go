@@ -333,6 +333,9 @@ func (e *Engine) bind(list *[]seriesRules, h, dev windows.Handle, deviceID, metr
 
 // Window evaluates the threshold, zscore and rate rules that read w's spec.
 func (e *Engine) Window(w *windows.Window) {
+	if len(e.rules) == 0 {
+		return // no list of series to keep: there is nothing to bind
+	}
 	sr := e.bind(&e.series, w.Series, w.Device, w.DeviceID, w.Metric, false)
 	for i := range sr.states {
 		st := &sr.states[i]
