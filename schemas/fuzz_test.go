@@ -2,10 +2,12 @@ package schemas
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"math"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // reference decodes with encoding/json and applies the documented contract.
@@ -202,6 +204,33 @@ func FuzzRFC3339(f *testing.F) {
 		w := want.Unix()*1000 + int64(want.Nanosecond()/1e6)
 		if ms != w {
 			t.Fatalf("%q = %d, time.Parse %d", s, ms, w)
+		}
+	})
+}
+
+// FuzzDeadLetterJSON: AppendJSON writes what encoding/json writes for the
+// dead letter's JSON form.
+func FuzzDeadLetterJSON(f *testing.F) {
+	f.Add(uint8(ReasonLate), `late: "event" <time> & more`, "shardId-000000000001", "4959033827149025", int64(1764266400123), []byte(`{"device_id":"keg-1","ts":1}`))
+	f.Add(uint8(ReasonMalformedJSON), "bad\x00byte\n\t\u2028é\xff", "", "", int64(-1), []byte{0xff, 0, 1})
+	f.Add(uint8(0), "", "s", "1", int64(0), []byte(nil))
+	f.Fuzz(func(t *testing.T, reason uint8, msg, shard, seq string, arrival int64, data []byte) {
+		d := DeadLetter{Reason: Reason(reason), Error: msg, Shard: shard, Sequence: seq, Arrival: arrival, Data: data}
+		want := deadLetterJSON{Reason: d.Reason.String(), Error: msg, Shard: shard, Sequence: seq, ArrivalMs: arrival}
+		if utf8.Valid(data) {
+			want.Data = string(data)
+		} else {
+			want.DataBase64 = base64.StdEncoding.EncodeToString(data)
+		}
+		wantJSON, err := json.Marshal(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := d.AppendJSON([]byte("x")); string(got) != "x"+string(wantJSON) {
+			t.Fatalf("AppendJSON\n%s\nencoding/json\n%s", got[1:], wantJSON)
+		}
+		if got, err := json.Marshal(&d); err != nil || string(got) != string(wantJSON) {
+			t.Fatalf("json.Marshal(&d) = %s, %v", got, err)
 		}
 	})
 }

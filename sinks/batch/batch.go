@@ -19,7 +19,6 @@ package batch
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -159,13 +158,10 @@ func (w *Writer) Record(rec *schemas.Record, seq string, arrival int64) {
 // like any record, so acknowledging the batch covers them.
 func (w *Writer) Write(d *schemas.DeadLetter) error {
 	w.seen(d.Sequence)
-	line, err := json.Marshal(d)
-	if err != nil {
-		return fmt.Errorf("batch: dead letter: %w", err)
-	}
 	j := encoder(w.dead, d.Arrival, w.opts.Parquet, newJSONL)
-	j.buf = append(append(j.buf, line...), '\n')
-	w.bytes += len(line) + 1
+	n := len(j.buf)
+	j.buf = append(d.AppendJSON(j.buf), '\n')
+	w.bytes += len(j.buf) - n
 	j.rows++
 	w.rows++
 	return nil
