@@ -154,6 +154,7 @@ func TestFaultHandoffInterrupted(t *testing.T) {
 			e.put(consumertest.Telemetry(200, 0, 60))
 			var target atomic.Pointer[proc]
 			var hit atomic.Int64
+			resumed := make(chan struct{})
 			e.dynamodb.SetRule(func(r *faultproxy.Request) faultproxy.Fault {
 				p := target.Load()
 				if p == nil || r.Op != "UpdateItem" || !strings.Contains(strings.ToLower(string(r.Body)), "remove assignedto") || hit.Add(1) != 1 {
@@ -165,7 +166,7 @@ func TestFaultHandoffInterrupted(t *testing.T) {
 						return
 					}
 					p.cmd.Process.Signal(syscall.SIGSTOP)
-					time.AfterFunc(8*time.Second, func() { p.cmd.Process.Signal(syscall.SIGCONT) })
+					time.AfterFunc(8*time.Second, func() { p.cmd.Process.Signal(syscall.SIGCONT); close(resumed) })
 				}}
 			})
 			db := e.st.DynamoDBClient()
@@ -189,6 +190,9 @@ func TestFaultHandoffInterrupted(t *testing.T) {
 				<-w1.done
 			}
 			w3 := e.start("w3") // a third, so the leases have somewhere to go either way
+			if mode == "stop" {
+				<-resumed // w1 rejoins and takes a lease back: settled is after that
+			}
 			want := e.waitSettled(120 * time.Second)
 			stopWatch() // fails the test if a checkpoint moved backwards
 			rep := e.verify(want)
