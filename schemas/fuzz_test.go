@@ -208,6 +208,18 @@ func FuzzRFC3339(f *testing.F) {
 	})
 }
 
+// deadLetterJSON is the dead letter's JSON form as encoding/json writes
+// it: what AppendJSON must equal.
+type deadLetterJSON struct {
+	Reason     string `json:"reason"`
+	Error      string `json:"error"`
+	Shard      string `json:"shard"`
+	Sequence   string `json:"sequence"`
+	ArrivalMs  int64  `json:"arrival_ms"`
+	Data       string `json:"data,omitempty"`
+	DataBase64 string `json:"data_base64,omitempty"`
+}
+
 // FuzzDeadLetterJSON: AppendJSON writes what encoding/json writes for the
 // dead letter's JSON form.
 func FuzzDeadLetterJSON(f *testing.F) {
