@@ -17,7 +17,7 @@ import (
 // Stored shard state is compressed with S2 (klauspost/compress/s2, block
 // format): it is the open panes of every live series, written every
 // batch. zstd at its fastest level stored a fifth to a quarter less but
-// cost two and a half times the CPU, a tenth of the whole process's
+// cost 1.7-2.7 times the CPU, a tenth of the whole process's
 // (BenchmarkSnapshotCompress; benchmarks/RESULTS.md). The stored form is
 // s2Magic, the CRC-32C of the state, then the block. States stored
 // before, zstd-compressed (zstd's magic number) or uncompressed (neither
