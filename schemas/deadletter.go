@@ -32,20 +32,20 @@ func (d *DeadLetter) MarshalJSON() ([]byte, error) { return d.AppendJSON(nil), n
 // ninety-nine.
 func (d *DeadLetter) AppendJSON(b []byte) []byte {
 	b = append(b, `{"reason":`...)
-	b = appendJSONString(b, d.Reason.String())
+	b = AppendJSONString(b, d.Reason.String())
 	b = append(b, `,"error":`...)
-	b = appendJSONString(b, d.Error)
+	b = AppendJSONString(b, d.Error)
 	b = append(b, `,"shard":`...)
-	b = appendJSONString(b, d.Shard)
+	b = AppendJSONString(b, d.Shard)
 	b = append(b, `,"sequence":`...)
-	b = appendJSONString(b, d.Sequence)
+	b = AppendJSONString(b, d.Sequence)
 	b = append(b, `,"arrival_ms":`...)
 	b = strconv.AppendInt(b, d.Arrival, 10)
 	switch {
 	case len(d.Data) == 0:
 	case utf8.Valid(d.Data):
 		b = append(b, `,"data":`...)
-		b = appendJSONString(b, d.Data)
+		b = AppendJSONString(b, d.Data)
 	default:
 		b = append(b, `,"data_base64":"`...)
 		b = base64.StdEncoding.AppendEncode(b, d.Data)
@@ -54,11 +54,11 @@ func (d *DeadLetter) AppendJSON(b []byte) []byte {
 	return append(b, '}')
 }
 
-// appendJSONString appends s quoted as encoding/json quotes it (HTML
-// characters escaped): printable ASCII here, the rest (control
-// characters, non-ASCII, which it may replace or escape) through
-// encoding/json itself.
-func appendJSONString[T string | []byte](b []byte, s T) []byte {
+// AppendJSONString appends s quoted as encoding/json quotes it (HTML
+// characters escaped), without a reflection or an allocation for
+// printable ASCII; the rest (control characters, non-ASCII, which it may
+// replace or escape) goes through encoding/json itself.
+func AppendJSONString[T string | []byte](b []byte, s T) []byte {
 	b = append(b, '"')
 	from := 0
 	for i := 0; i < len(s); i++ {

@@ -29,6 +29,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tapline/tapline/schemas"
 	"github.com/tapline/tapline/windows"
 	"github.com/tapline/tapline/windows/rules"
 )
@@ -204,11 +205,11 @@ func (w *Window) UnmarshalJSON(b []byte) error {
 // appendWindow encodes w's summary in the array form.
 func appendWindow(b []byte, w *windows.Window, pt int64) []byte {
 	b = append(b, '[')
-	b = appendString(b, w.DeviceID)
+	b = schemas.AppendJSONString(b, w.DeviceID)
 	b = append(b, ',')
-	b = appendString(b, w.Metric)
+	b = schemas.AppendJSONString(b, w.Metric)
 	b = append(b, ',')
-	b = appendString(b, w.Spec.Name)
+	b = schemas.AppendJSONString(b, w.Spec.Name)
 	b = append(b, ',')
 	b = strconv.AppendInt(b, w.End, 10)
 	b = append(b, ',')
@@ -220,21 +221,6 @@ func appendWindow(b []byte, w *windows.Window, pt int64) []byte {
 	b = append(b, ',')
 	b = strconv.AppendInt(b, pt, 10)
 	return append(b, ']')
-}
-
-// appendString appends s as a JSON string: as is when it needs no
-// escaping (device ids and metric names are validated to), through
-// encoding/json otherwise.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
 
 // Window queues a window close, unless the global budget is spent or
