@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -103,7 +104,8 @@ func heapInUse() uint64 {
 }
 
 // BenchmarkLoop is the whole per-shard loop: decode, windows, rules, on
-// ~200-byte records with six metrics. It reports records/s on one core,
+// ~200-byte records with six metrics, fed as the consumer feeds it (each
+// record named to Processor.Prefetch a few records ahead). It reports records/s on one core,
 // allocations per record (0 in steady state) and heap bytes per live
 // (device, metric) series.
 func BenchmarkLoop(b *testing.B) {
@@ -118,7 +120,7 @@ func BenchmarkLoop(b *testing.B) {
 			}
 			ds.Shift()
 			perSeries := float64(heapInUse()-before) / float64(p.LiveSeries())
-			loopOver(b, ds, func(r []byte) error { return p.Process(r, "", 0) })
+			loopOver(b, ds, func(r []byte) error { return p.Process(r, "", 0) }, p.Prefetch)
 			b.ReportMetric(perSeries, "B/series")
 			// The benchmarks issue's goals, printed beside the figures
 			// (b.Log: a goal is not a measurement).
@@ -149,7 +151,7 @@ func BenchmarkLoopLive(b *testing.B) {
 		p.Process(r, "", 0)
 	}
 	ds.Shift()
-	loopOver(b, ds, func(r []byte) error { return p.Process(r, "", 0) })
+	loopOver(b, ds, func(r []byte) error { return p.Process(r, "", 0) }, nil)
 	c := pub.Counters()
 	b.ReportMetric(float64(c.Windows)/b.Elapsed().Seconds(), "summaries/s")
 }
@@ -168,7 +170,7 @@ func BenchmarkLoopBatched(b *testing.B) {
 				p.Process(r, "", 0)
 			}
 			ds.Shift()
-			loopOver(b, ds, func(r []byte) error { return p.Process(r, "", 0) })
+			loopOver(b, ds, func(r []byte) error { return p.Process(r, "", 0) }, nil)
 			if st := p.Stats(); st.Accepted != st.Readings {
 				b.Fatalf("%d of %d readings accepted: %v", st.Accepted, st.Readings, st.Rejected)
 			}
@@ -204,7 +206,7 @@ func BenchmarkLoopDefaultRules(b *testing.B) {
 				ds.Shift()
 			}
 			perSeries := float64(heapInUse()-before) / float64(p.LiveSeries())
-			loopOver(b, ds, func(r []byte) error { return p.Process(r, "", 0) })
+			loopOver(b, ds, func(r []byte) error { return p.Process(r, "", 0) }, nil)
 			b.ReportMetric(perSeries, "B/series")
 			if f.devices == 10_000 {
 				b.Logf("goal: 4000000 records/s")
@@ -216,8 +218,10 @@ func BenchmarkLoopDefaultRules(b *testing.B) {
 
 // loopOver times process over the dataset's records, b.N of them in all,
 // moving the dataset forward in event time (untimed) after each pass, and
-// reports records/s.
-func loopOver(b *testing.B, ds *Dataset, process func([]byte) error) {
+// reports records/s. ahead, if not nil, gets each record
+// pipeline.Lookahead records before process does, as the consumer hands
+// a GetRecords batch to Processor.Prefetch.
+func loopOver(b *testing.B, ds *Dataset, process func([]byte) error, ahead func([]byte)) {
 	b.SetBytes(ds.Bytes / int64(len(ds.Records)))
 	b.ReportAllocs()
 	i := 0
@@ -227,6 +231,9 @@ func loopOver(b *testing.B, ds *Dataset, process func([]byte) error) {
 			ds.Shift()
 			i = 0
 			b.StartTimer()
+		}
+		if ahead != nil && i+pipeline.Lookahead < len(ds.Records) {
+			ahead(ds.Records[i+pipeline.Lookahead])
 		}
 		if err := process(ds.Records[i]); err != nil {
 			b.Fatal(err)
@@ -258,7 +265,7 @@ func BenchmarkNaive(b *testing.B) {
 				c.Process(r)
 			}
 			ds.Shift()
-			loopOver(b, ds, c.Process)
+			loopOver(b, ds, c.Process, nil)
 		})
 	}
 }
@@ -428,4 +435,52 @@ func TestAgreesWithNaive(t *testing.T) {
 			t.Fatalf("window %+v: tapline %+v, naive %+v", k, g, w)
 		}
 	}
+}
+
+// BenchmarkLoopPrefetch measures what Processor.Prefetch is worth at 1M
+// devices (TAPLINE_BENCH_FULL): one processor and dataset, runs of 10k
+// records alternately with and without the records named ahead, so both
+// see the same state and the same seconds of a noisy host; a run that
+// crosses a window boundary (a million devices' windows closing) is an
+// outlier either way. It reports the median ns/record of each mode over
+// four passes (b.N is ignored).
+func BenchmarkLoopPrefetch(b *testing.B) {
+	skipUnlessFull(b, 1_000_000)
+	ds := dataset(1_000_000)
+	p := newProcessor(b, nil)
+	for _, r := range ds.Records {
+		p.Process(r, "", 0)
+	}
+	const run = 10_000
+	var on, off []float64
+	for b.Loop() {
+		for range 4 {
+			b.StopTimer()
+			ds.Shift()
+			b.StartTimer()
+			for from := 0; from < len(ds.Records); from += run {
+				ahead := from/run%2 == 0
+				start := time.Now()
+				for i := from; i < min(from+run, len(ds.Records)); i++ {
+					if ahead && i+pipeline.Lookahead < len(ds.Records) {
+						p.Prefetch(ds.Records[i+pipeline.Lookahead])
+					}
+					p.Process(ds.Records[i], "", 0)
+				}
+				ns := float64(time.Since(start).Nanoseconds()) / run
+				if ahead {
+					on = append(on, ns)
+				} else {
+					off = append(off, ns)
+				}
+			}
+		}
+	}
+	slices.Sort(on)
+	slices.Sort(off)
+	q := func(x []float64, f float64) float64 { return x[int(f*float64(len(x)-1))] }
+	b.Logf("ns/record, quartiles of %d runs each: with Prefetch %.0f %.0f %.0f, without %.0f %.0f %.0f",
+		len(on), q(on, .25), q(on, .5), q(on, .75), q(off, .25), q(off, .5), q(off, .75))
+	b.ReportMetric(q(on, .5), "ns/record-prefetch")
+	b.ReportMetric(q(off, .5), "ns/record-plain")
 }

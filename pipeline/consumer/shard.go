@@ -112,6 +112,9 @@ func (s *shard) ProcessRecords(in *kcl.ProcessRecordsInput) {
 		return
 	}
 	for i := range in.Records {
+		if i+pipeline.Lookahead < len(in.Records) {
+			s.j.Processor().Prefetch(getrecords.Payload(&in.Records[i+pipeline.Lookahead]))
+		}
 		r := &in.Records[i]
 		var arrival int64
 		if r.ApproximateArrivalTimestamp != nil {
