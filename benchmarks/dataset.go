@@ -34,7 +34,19 @@ var Start = time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
 // Generate builds n records from devices devices reporting every
 // interval, deterministically from seed.
 func Generate(devices, n int, interval time.Duration, seed uint64) *Dataset {
+	return generate(devices, n, interval, seed, false)
+}
+
+// GenerateShuffled is Generate with the devices in a new random order
+// every round, as a shard's records interleave: in Generate's round robin
+// a device's state follows the last one's in memory.
+func GenerateShuffled(devices, n int, interval time.Duration, seed uint64) *Dataset {
+	return generate(devices, n, interval, seed, true)
+}
+
+func generate(devices, n int, interval time.Duration, seed uint64, shuffle bool) *Dataset {
 	rng := rand.New(rand.NewPCG(seed, 1))
+	var order []int
 	d := &Dataset{Interval: interval, Records: make([][]byte, 0, n), stamps: make([][]stamp, 0, n), Readings: n}
 	d.perPass = int64((n + devices - 1) / devices)
 	step := interval / time.Duration(devices)
@@ -44,6 +56,12 @@ func Generate(devices, n int, interval time.Duration, seed uint64) *Dataset {
 	buf := make([]byte, 0, n*200)
 	for i := 0; i < n; i++ {
 		dev := i % devices
+		if shuffle {
+			if dev == 0 {
+				order = rng.Perm(devices)
+			}
+			dev = order[dev]
+		}
 		ts := Start.Add(time.Duration(i) * step).UnixMilli()
 		start := len(buf)
 		buf = fmt.Appendf(buf, `{"device_id":"dev-%07d","ts":`, dev)

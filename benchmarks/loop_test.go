@@ -438,15 +438,28 @@ func TestAgreesWithNaive(t *testing.T) {
 }
 
 // BenchmarkLoopPrefetch measures what Processor.Prefetch is worth at 1M
-// devices (TAPLINE_BENCH_FULL): one processor and dataset, runs of 10k
-// records alternately with and without the records named ahead, so both
-// see the same state and the same seconds of a noisy host; a run that
-// crosses a window boundary (a million devices' windows closing) is an
-// outlier either way. It reports the median ns/record of each mode over
-// four passes (b.N is ignored).
+// devices (TAPLINE_BENCH_FULL), in BenchmarkLoop's round robin (each
+// device's state next to the last one's in memory) and with the devices
+// in a new random order every round, as a shard's records interleave:
+// one processor and dataset each, runs of 10k records alternately with
+// and without the records named ahead, so both see the same state and
+// the same seconds of a noisy host; a run that crosses a window boundary
+// (a million devices' windows closing) is an outlier either way. It
+// reports the median ns/record of each over four passes (b.N is ignored).
 func BenchmarkLoopPrefetch(b *testing.B) {
-	skipUnlessFull(b, 1_000_000)
-	ds := dataset(1_000_000)
+	for _, order := range []string{"roundrobin", "shuffled"} {
+		b.Run("order="+order, func(b *testing.B) {
+			skipUnlessFull(b, 1_000_000)
+			ds := dataset(1_000_000)
+			if order == "shuffled" {
+				ds = GenerateShuffled(1_000_000, 2_000_000, time.Second, 42)
+			}
+			loopPrefetch(b, ds)
+		})
+	}
+}
+
+func loopPrefetch(b *testing.B, ds *Dataset) {
 	p := newProcessor(b, nil)
 	for _, r := range ds.Records {
 		p.Process(r, "", 0)

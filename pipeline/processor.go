@@ -465,9 +465,10 @@ func fmtMs(ms int64) string {
 const devicePrefix = `{"device_id":"`
 
 // Lookahead is how many records ahead of the one it processes a caller
-// that holds a batch names the next one to Prefetch: enough for two cache
-// misses in a row (device table slot, then device) to arrive in time.
-const Lookahead = 4
+// that holds a batch names the next one to Prefetch: enough for three
+// cache misses in a row (device table slot, device, panes), two records
+// apart, to arrive in time.
+const Lookahead = 6
 
 // Prefetch tells the shard that data comes Lookahead records after the
 // one Process gets next, so the state of its device starts loading while

@@ -320,12 +320,7 @@ type Aggregator struct {
 
 	lastDevice uint32 // the device of the last record, tried first
 
-	// ahead holds the hashes Prefetch was given, the last prefetchLag of
-	// them (prefetch.go).
-	ahead struct {
-		h [prefetchLag]uint64
-		n uint32
-	}
+	ahead ahead // the devices Prefetch was told of (prefetch.go)
 
 	specFrom []int64         // spec i delivers windows starting at or after specFrom[i] (respec.go)
 	pending  []pendingWindow // to deliver at the next call: a removed spec's (respec.go)

@@ -6,22 +6,36 @@ import (
 	"github.com/tapline/tapline/windows/internal/prefetch"
 )
 
-// Prefetching. With hundreds of thousands of devices the device table and
-// the devices no longer fit in the caches, and every record waits on two
-// misses in a row before any work: its slot in the device table, then its
-// device. A caller that holds the next records (a GetRecords batch) names
-// each one's device a few records ahead with Prefetch; the aggregator
-// starts loading its slot then, and its device two calls later, when the
-// slot has arrived, so both misses overlap with the records in between.
-// A hint: a wrong or stale guess costs a wasted load, never a wrong
-// result.
+// Prefetching. With hundreds of thousands of devices the device table,
+// the devices and their panes no longer fit in the caches, and every
+// record waits on three misses in a row before any work: its slot in the
+// device table, then its device, then the panes its metrics go to. A
+// caller that holds the next records (a GetRecords batch) names each
+// one's device a few records ahead with Prefetch, and the aggregator
+// loads ahead in three stages, prefetchLag calls apart, each starting
+// when the one before it has arrived: the slot, then the device, then the
+// device's panes at the offset of its last record (where a device
+// reporting every few seconds writes next). All three misses overlap with
+// the records in between. A hint: a wrong or stale guess costs a wasted
+// load, never a wrong result.
 
 // prefetchDevices is the fleet size from which Prefetch works: below it
 // the tables stay in the caches and the extra hashing would be pure cost.
 const prefetchDevices = 1 << 16
 
-// prefetchLag is how many calls after its slot a device is loaded.
+// prefetchLag is how many calls apart the stages are: a record's panes
+// are asked for 2*prefetchLag calls after its slot, so callers name a
+// record more than that ahead (pipeline.Lookahead).
 const prefetchLag = 2
+
+// ahead is the devices named in the last 2*prefetchLag calls.
+type ahead struct {
+	named [2 * prefetchLag]struct {
+		h   uint64 // hash of the id
+		dev uint32 // device index + 1 once found (stage 2), 0 before
+	}
+	n uint32 // calls
+}
 
 // Prefetching reports whether Prefetch does anything: whether the fleet
 // is large enough for it to pay.
@@ -30,30 +44,53 @@ func (a *Aggregator) Prefetching() bool { return len(a.devices) >= prefetchDevic
 // Prefetch announces that a record of device id comes a few records from
 // now (Prefetching: otherwise it costs a hash for nothing).
 func (a *Aggregator) Prefetch(id []byte) {
+	r := &a.ahead
 	t := &a.devs
-	h := t.hash(id)
-	prefetch.Line(unsafe.Pointer(&t.slots[h&t.mask]))
-	k := a.ahead.n % uint32(len(a.ahead.h))
-	old, had := a.ahead.h[k], a.ahead.n >= prefetchLag
-	a.ahead.h[k] = h
-	a.ahead.n++
-	if !had {
-		return
+	k := r.n % uint32(len(r.named))
+	// Stage 3: the device named 2*prefetchLag calls ago has arrived.
+	if old := r.named[k]; old.dev != 0 && r.n >= uint32(len(r.named)) {
+		a.prefetchPanes(old.dev - 1)
 	}
-	// The device of the hash named prefetchLag calls ago: its slot has had
-	// the time to arrive. The tag alone picks it (a collision loads
-	// another device: harmless).
-	tag := uint32(old >> 32)
-	for i := old & t.mask; ; i = (i + 1) & t.mask {
-		s := t.slots[i]
-		if s.idx == 0 {
-			return
+	// Stage 2: the slot named prefetchLag calls ago has arrived. The tag
+	// alone picks the device (a collision loads another: harmless).
+	if r.n >= prefetchLag {
+		mid := &r.named[(r.n-prefetchLag)%uint32(len(r.named))]
+		tag := uint32(mid.h >> 32)
+		for i := mid.h & t.mask; ; i = (i + 1) & t.mask {
+			s := t.slots[i]
+			if s.idx == 0 {
+				break
+			}
+			if s.tag == tag {
+				mid.dev = s.idx
+				d := unsafe.Pointer(&a.devices[s.idx-1])
+				prefetch.Line(d)
+				prefetch.Line(unsafe.Add(d, 64))
+				break
+			}
 		}
-		if s.tag == tag {
-			d := unsafe.Pointer(&a.devices[s.idx-1])
-			prefetch.Line(d)
-			prefetch.Line(unsafe.Add(d, 64))
-			return
+	}
+	// Stage 1: the new device's slot.
+	h := t.hash(id)
+	r.named[k].h, r.named[k].dev = h, 0
+	r.n++
+	prefetch.Line(unsafe.Pointer(&t.slots[h&t.mask]))
+}
+
+// prefetchPanes asks for the panes of device di's first series at the
+// offset of its last record.
+func (a *Aggregator) prefetchPanes(di uint32) {
+	if di >= uint32(len(a.devices)) {
+		return // the devices moved since: a stale index
+	}
+	d := &a.devices[di]
+	col := floorMod(floorDiv(d.last, a.pane), a.ring) << chunkBits
+	for j := range min(int(d.n), len(d.inl)) {
+		si := d.inl[j].series
+		if c := int(si >> chunkBits); c < len(a.chunks) {
+			if ch := a.chunks[c]; col|int64(si&chunkMask) < int64(len(ch)) {
+				prefetch.Line(unsafe.Pointer(&ch[col|int64(si&chunkMask)]))
+			}
 		}
 	}
 }
