@@ -13,7 +13,10 @@
 // without pointers, so the garbage collector never scans them, laid out so
 // that the panes a record updates are adjacent. Devices are found through
 // an open-addressing table and keep their id and first eight series
-// inline: a record touches a handful of cache lines.
+// inline: a record touches a handful of cache lines. With hundreds of
+// thousands of devices those lines are rarely cached; a caller holding the
+// next records names them to Aggregator.Prefetch, which loads them ahead
+// (prefetch.go).
 //
 // Time is event time, and each device keeps its own. A device's
 // watermark is its largest event time minus the allowed lateness; its

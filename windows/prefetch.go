@@ -63,9 +63,7 @@ func (a *Aggregator) Prefetch(id []byte) {
 			}
 			if s.tag == tag {
 				mid.dev = s.idx
-				d := unsafe.Pointer(&a.devices[s.idx-1])
-				prefetch.Line(d)
-				prefetch.Line(unsafe.Add(d, 64))
+				prefetch.Lines(unsafe.Pointer(&a.devices[s.idx-1]), 2) // what the hot path reads
 				break
 			}
 		}
@@ -78,19 +76,41 @@ func (a *Aggregator) Prefetch(id []byte) {
 }
 
 // prefetchPanes asks for the panes of device di's first series at the
-// offset of its last record.
+// offset of its last record. A device's series are usually created
+// together, consecutive in one chunk, so their panes at one offset are
+// adjacent lines: one run.
 func (a *Aggregator) prefetchPanes(di uint32) {
 	if di >= uint32(len(a.devices)) {
 		return // the devices moved since: a stale index
 	}
 	d := &a.devices[di]
+	n := min(int(d.n), len(d.inl))
+	if n == 0 {
+		return
+	}
 	col := floorMod(floorDiv(d.last, a.pane), a.ring) << chunkBits
-	for j := range min(int(d.n), len(d.inl)) {
-		si := d.inl[j].series
-		if c := int(si >> chunkBits); c < len(a.chunks) {
-			if ch := a.chunks[c]; col|int64(si&chunkMask) < int64(len(ch)) {
-				prefetch.Line(unsafe.Pointer(&ch[col|int64(si&chunkMask)]))
-			}
-		}
+	lo, hi := d.inl[0].series, d.inl[0].series
+	for _, sl := range d.inl[1:n] {
+		lo, hi = min(lo, sl.series), max(hi, sl.series)
+	}
+	if int(hi-lo) < len(d.inl) && lo>>chunkBits == hi>>chunkBits {
+		a.prefetchPane(lo, col, int(hi-lo)+1)
+		return
+	}
+	for _, sl := range d.inl[:n] {
+		a.prefetchPane(sl.series, col, 1)
+	}
+}
+
+// prefetchPane asks for the panes of series si and the n-1 after it (in
+// its chunk) at column col.
+func (a *Aggregator) prefetchPane(si uint32, col int64, n int) {
+	c := int(si >> chunkBits)
+	if c >= len(a.chunks) {
+		return
+	}
+	ch := a.chunks[c]
+	if i := col | int64(si&chunkMask); i+int64(n) <= int64(len(ch)) {
+		prefetch.Lines(unsafe.Pointer(&ch[i]), n)
 	}
 }

@@ -9,3 +9,8 @@ import "unsafe"
 //
 //go:noescape
 func Line(p unsafe.Pointer)
+
+// Lines starts loading n consecutive cache lines from the one holding p.
+//
+//go:noescape
+func Lines(p unsafe.Pointer, n int)
