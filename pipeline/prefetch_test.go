@@ -1,10 +1,13 @@
 package pipeline
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/tapline/tapline/schemas"
 	"github.com/tapline/tapline/windows"
 )
 
@@ -12,12 +15,15 @@ func TestLeadingDevice(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
 		{`{"device_id":"pump-7","ts":1}`, "pump-7"},
 		{`{"device_id":"x"}`, "x"},
-		{`{"device_id":""}`, ""},                                  // empty: nothing to look up
-		{`{ "device_id":"pump-7"}`, ""},                           // not the exact prefix
-		{`{"ts":1,"device_id":"pump-7"}`, ""},                     // not first
-		{`{"device_id":"pump-7`, ""},                              // unterminated
-		{`{"device_id":`, ""},                                     // cut short
-		{`{"device_id":"` + string(make([]byte, 200)) + `"}`, ""}, // longer than an id can be
+		{`{ "device_id" : "pump-7"}`, "pump-7"},
+		{`{"ts":1,"seq":4,"device_id":"pump-7"}`, "pump-7"},
+		{`{"device_id":""}`, ""},                                                  // empty: nothing to look up
+		{`{"device_id":7}`, ""},                                                   // not a string
+		{`{"device_id":"pump-7`, ""},                                              // unterminated
+		{`{"device_id":`, ""},                                                     // cut short
+		{`{"device_id"`, ""},                                                      // cut shorter
+		{`{"device_id":"` + string(make([]byte, 200)) + `"}`, ""},                 // longer than an id can be
+		{`{"metrics":{` + strings.Repeat(" ", 120) + `},"device_id":"late"}`, ""}, // beyond the first 128 bytes
 	} {
 		if got := string(leadingDevice([]byte(c.in))); got != c.want {
 			t.Errorf("leadingDevice(%.40q) = %q, want %q", c.in, got, c.want)
@@ -65,4 +71,28 @@ func TestProcessBatchPrefetches(t *testing.T) {
 	if len(want) < devices || !slices.Equal(got, want) {
 		t.Fatalf("ProcessBatch gave %d windows, Process %d, or they differ", len(got), len(want))
 	}
+}
+
+func TestLeadingDeviceAllocates(t *testing.T) {
+	data := []byte(`{"ts":1,"device_id":"pump-7","metrics":{"m":1}}`)
+	if n := testing.AllocsPerRun(100, func() { leadingDevice(data) }); n != 0 {
+		t.Fatalf("%v allocations a record", n)
+	}
+}
+
+// FuzzLeadingDevice: any input gives nil or an id inside it of at most
+// MaxIDLen bytes without a quote, never a panic.
+func FuzzLeadingDevice(f *testing.F) {
+	f.Add([]byte(`{"device_id":"pump-7","ts":1}`))
+	f.Add([]byte(`{ "device_id" :`))
+	f.Add([]byte(`"device_id""device_id":"`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		id := leadingDevice(data)
+		if id == nil {
+			return
+		}
+		if len(id) == 0 || len(id) > schemas.MaxIDLen || bytes.IndexByte(id, '"') >= 0 || !bytes.Contains(data, id) {
+			t.Fatalf("leadingDevice(%q) = %q", data, id)
+		}
+	})
 }
