@@ -66,10 +66,16 @@ func RunProgress(readings []Reading, po pipeline.Options, progress func(done, to
 	}
 	order := timeOrder(readings)
 	spans := map[string]*Span{}
-	for i := range readings {
-		r := &readings[i]
+	at := func(i int) *Reading {
 		if order != nil {
-			r = &readings[order[i]]
+			return &readings[order[i]]
+		}
+		return &readings[i]
+	}
+	for i := range readings {
+		r := at(i)
+		if i+pipeline.Lookahead < len(readings) { // a week of a large fleet: see Processor.Prefetch
+			p.Prefetch(at(i + pipeline.Lookahead).Data)
 		}
 		if err := p.Process(r.Data, "", 0); err != nil {
 			return nil, err
