@@ -47,8 +47,9 @@ func (a *Aggregator) Prefetch(id []byte) {
 	r := &a.ahead
 	t := &a.devs
 	k := r.n % uint32(len(r.named))
-	// Stage 3: the device named 2*prefetchLag calls ago has arrived.
-	if old := r.named[k]; old.dev != 0 && r.n >= uint32(len(r.named)) {
+	// Stage 3: the device named 2*prefetchLag calls ago has arrived (dev
+	// is 0 until stage 2 found it).
+	if old := r.named[k]; old.dev != 0 {
 		a.prefetchPanes(old.dev - 1)
 	}
 	// Stage 2: the slot named prefetchLag calls ago has arrived. The tag

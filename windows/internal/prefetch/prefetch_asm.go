@@ -5,7 +5,6 @@ package prefetch
 import "unsafe"
 
 // Line starts loading the cache line holding p into every cache level.
-// p need not be valid memory: a prefetch never faults.
 //
 //go:noescape
 func Line(p unsafe.Pointer)
