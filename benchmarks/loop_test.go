@@ -105,9 +105,9 @@ func heapInUse() uint64 {
 
 // BenchmarkLoop is the whole per-shard loop: decode, windows, rules, on
 // ~200-byte records with six metrics, fed as the consumer feeds it (each
-// record named to Processor.Prefetch a few records ahead). It reports records/s on one core,
-// allocations per record (0 in steady state) and heap bytes per live
-// (device, metric) series.
+// record named to Processor.Prefetch a few records ahead). It reports
+// records/s on one core, allocations per record (0 in steady state) and
+// heap bytes per live (device, metric) series.
 func BenchmarkLoop(b *testing.B) {
 	for _, f := range fleets {
 		b.Run(f.name, func(b *testing.B) {
