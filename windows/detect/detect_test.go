@@ -29,8 +29,8 @@ func detectors() map[string]func() Detector {
 		"seasonal":     func() Detector { return NewSeasonal(24*hour, hour, 0.05, 0.1, 48) },
 		"cusum":        func() Detector { return NewCUSUM(0.5, 5, 0.02, 24) },
 		"forest":       func() Detector { return NewForest(1, 4, 20, 128, 0.05, 32, 7) },
-		"novel":        func() Detector { return NewNovel(NewRobust(48, 12, true), 24, 0) },
-		"novel-warmup": func() Detector { return NewNovel(NewRobust(48, 12, true), 24, 10) },
+		"novel":        func() Detector { return NewNovel(NewRobust(48, 12, true), 24, 0, 0) },
+		"novel-warmup": func() Detector { return NewNovel(NewRobust(48, 12, true), 24, 10, 0) },
 	}
 }
 
@@ -131,7 +131,7 @@ func TestForestTreesStayConsistent(t *testing.T) {
 // ordinary scores pass whole.
 func TestNoveltyWarmup(t *testing.T) {
 	scores := []float64{0, 3, 2, 3, 1, 2, 5, 1}
-	plain, warm := NewNovel(&fixed{s: scores}, 1000, 0), NewNovel(&fixed{s: scores}, 1000, 4)
+	plain, warm := NewNovel(&fixed{s: scores}, 1000, 0, 0), NewNovel(&fixed{s: scores}, 1000, 4, 0)
 	var gotPlain, gotWarm []float64
 	for i := range scores {
 		s, ok := plain.Observe(int64(i), 0)
@@ -148,6 +148,34 @@ func TestNoveltyWarmup(t *testing.T) {
 	// The peak decays by 2^(-1/1000) a window: 3 is still above 2.99.
 	if gotPlain[1] != 3 || gotWarm[1] != 0 || gotWarm[4] != 0 || gotWarm[5] != 0 || math.Abs(gotWarm[6]-2) > 0.01 || gotWarm[7] != 0 {
 		t.Fatalf("without warmup %v, with %v", gotPlain, gotWarm)
+	}
+}
+
+// TestNoveltyRise: with a rise factor, a spike lifts the learnt peak by
+// that factor only, so a second spike days later passes about as the
+// first did, where without it the first spike's score hides the second;
+// a lasting rise is still learnt within a few windows.
+func TestNoveltyRise(t *testing.T) {
+	scores := []float64{2, 2, 10, 2, 2, 2, 10, 2, 10, 10, 10, 10, 10, 10}
+	plain, rise := NewNovel(&fixed{s: scores}, 1000, 2, 0), NewNovel(&fixed{s: scores}, 1000, 2, 1.5)
+	var gotPlain, gotRise []float64
+	for i := range scores {
+		s, _ := plain.Observe(int64(i), 0)
+		gotPlain = append(gotPlain, s)
+		s, _ = rise.Observe(int64(i), 0)
+		gotRise = append(gotRise, s)
+	}
+	near := func(a, b float64) bool { return math.Abs(a-b) < 0.05 }
+	// The first spike passes by 8 either way; the second (window 6)
+	// passes by 7 with the rise bounded (the peak went 2 -> 3), by
+	// to nothing without (the peak decayed from 10 a little).
+	if !near(gotPlain[2], 8) || !near(gotRise[2], 8) || !near(gotPlain[6], 0) || !near(gotRise[6], 7) {
+		t.Fatalf("without a rise factor %v, with 1.5 %v", gotPlain, gotRise)
+	}
+	// From window 8 on the scores stay at 10: the bounded peak climbs
+	// 3 -> 4.5 -> 6.75 -> 10.1 and the scores stop passing.
+	if gotRise[8] == 0 || gotRise[len(scores)-1] != 0 || gotRise[len(scores)-2] != 0 {
+		t.Fatalf("a lasting rise is not learnt: %v", gotRise)
 	}
 }
 

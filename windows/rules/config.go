@@ -53,15 +53,15 @@ var kindFields = map[Kind][]string{
 	Threshold: {"above", "below", "clear"},
 	Rate:      {"above", "below", "clear", "per"},
 	ZScore:    {"z", "clear_z", "alpha", "warmup"},
-	Robust:    {"z", "clear_z", "warmup", "history", "from", "novelty", "novelty_warmup"},
-	Seasonal:  {"z", "clear_z", "alpha", "gamma", "warmup", "season", "novelty", "novelty_warmup"},
-	CUSUM:     {"z", "clear_z", "alpha", "warmup", "drift", "novelty", "novelty_warmup"},
-	Forest:    {"z", "clear_z", "alpha", "warmup", "novelty", "novelty_warmup", "shingle", "trees", "sample", "metrics"},
+	Robust:    {"z", "clear_z", "warmup", "history", "from", "novelty", "novelty_warmup", "novelty_rise"},
+	Seasonal:  {"z", "clear_z", "alpha", "gamma", "warmup", "season", "novelty", "novelty_warmup", "novelty_rise"},
+	CUSUM:     {"z", "clear_z", "alpha", "warmup", "drift", "novelty", "novelty_warmup", "novelty_rise"},
+	Forest:    {"z", "clear_z", "alpha", "warmup", "novelty", "novelty_warmup", "novelty_rise", "shingle", "trees", "sample", "metrics"},
 	Missing:   {"after"},
 }
 
 // optionFields are every kind-specific field, in the order errors name them.
-var optionFields = []string{"above", "below", "clear", "per", "z", "clear_z", "alpha", "gamma", "warmup", "history", "from", "season", "drift", "novelty", "novelty_warmup", "shingle", "trees", "sample", "metrics", "after"}
+var optionFields = []string{"above", "below", "clear", "per", "z", "clear_z", "alpha", "gamma", "warmup", "history", "from", "season", "drift", "novelty", "novelty_warmup", "novelty_rise", "shingle", "trees", "sample", "metrics", "after"}
 
 func (k Kind) String() string {
 	for n, v := range kindNames {
@@ -110,10 +110,15 @@ type Rule struct {
 	// warmup raised half of the default set's false alarms on NAB
 	// (benchmarks/DETECTION.md). 0: none; needs novelty.
 	NoveltyWarmup int
-	Shingle       int      // forest: windows per point
-	Trees         int      // forest: random cut trees
-	Sample        int      // forest: points each tree holds (the last Sample shingles)
-	Metrics       []string // forest: the metrics of one device it reads together (instead of metric)
+	// NoveltyRise bounds how fast the novelty peak climbs once learnt: by
+	// at most this factor a window, so an anomaly's own score does not
+	// hide the next one for days (detect.Novel). 0: unlimited; needs
+	// novelty.
+	NoveltyRise float64
+	Shingle     int      // forest: windows per point
+	Trees       int      // forest: random cut trees
+	Sample      int      // forest: points each tree holds (the last Sample shingles)
+	Metrics     []string // forest: the metrics of one device it reads together (instead of metric)
 
 	Per   time.Duration // rate: the change is expressed per this duration
 	After time.Duration // missing: silence that fires
@@ -300,7 +305,7 @@ func parseRule(file string, n *yaml.Node) (*Rule, error) {
 		M int `yaml:"m"`
 		N int `yaml:"n"`
 	}
-	var alpha, gamma, clearZ, drift *float64
+	var alpha, gamma, clearZ, drift, noveltyRise *float64
 	var warmup, history, novelty, noveltyWarmup, shingle, trees, sample *int
 	var per, after, season, repeat string
 	fail := func(field, format string, args ...any) error {
@@ -338,6 +343,7 @@ func parseRule(file string, n *yaml.Node) (*Rule, error) {
 		"labels":          &r.Labels,
 		"novelty":         &novelty,
 		"novelty_warmup":  &noveltyWarmup,
+		"novelty_rise":    &noveltyRise,
 		"shingle":         &shingle,
 		"trees":           &trees,
 		"sample":          &sample,
@@ -556,6 +562,15 @@ func parseRule(file string, n *yaml.Node) (*Rule, error) {
 			return nil, fail("novelty_warmup", "must be 0..100000 windows")
 		}
 		r.NoveltyWarmup = *noveltyWarmup
+	}
+	if noveltyRise != nil {
+		if r.Novelty == 0 {
+			return nil, fail("novelty_rise", "needs novelty: it bounds how fast the novelty peak rises")
+		}
+		if !(*noveltyRise > 1 && *noveltyRise <= 1000) {
+			return nil, fail("novelty_rise", "must be a factor over 1 (at most 1000), like 1.5")
+		}
+		r.NoveltyRise = *noveltyRise
 	}
 	switch r.From {
 	case "":

@@ -21,7 +21,8 @@
 // and drifts) and forest (Random Cut Forest over one metric or several
 // of a device, with per-metric attribution in the alert). novelty makes
 // a detector's score count only above the recent peak of its scores,
-// learnt first from novelty_warmup scored windows.
+// learnt first from novelty_warmup scored windows and rising by at most
+// novelty_rise a window after that.
 //
 // Default (default.yml, embedded) is the rule set for signals nobody has
 // tuned; benchmarks/DETECTION.md measures it.

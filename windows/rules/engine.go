@@ -267,7 +267,7 @@ func (r *Rule) novel(d detect.Detector) detect.Detector {
 	if r.Novelty == 0 {
 		return d
 	}
-	return detect.NewNovel(d, r.Novelty, r.NoveltyWarmup)
+	return detect.NewNovel(d, r.Novelty, r.NoveltyWarmup, r.NoveltyRise)
 }
 
 func specIndex(specs []windows.Spec, name string) int {

@@ -56,6 +56,10 @@ func (r *Rule) definition() uint64 {
 		w.String("novelty_warmup")
 		w.Int(int64(r.NoveltyWarmup))
 	}
+	if r.NoveltyRise != 0 {
+		w.String("novelty_rise")
+		w.Float(r.NoveltyRise)
+	}
 	h := fnv.New64a()
 	h.Write(w.B)
 	return h.Sum64()
