@@ -92,47 +92,58 @@ func reference(data []byte, refMs int64) (dev string, ts int64, seq int64, metri
 	return dev, ts, seq, metrics, true
 }
 
-// distinctKeys reports whether the record's object and its "metrics"
-// object repeat no key (encoding/json keeps the last silently), and no
-// value nests deeper than the decoder allows (maxDepth containers).
+// distinctKeys reports whether the record repeats no key where
+// encoding/json's keeping the last would change what the record says,
+// and no value nests deeper than the decoder allows (maxDepth
+// containers). A repeated key is one of those if it is reserved
+// (device_id, ts, seq, metrics, readings), a metric's name inside
+// "metrics", or a key whose earlier value was a number (a metric the
+// later value would shadow). A field tapline ignores may repeat: both
+// values are ignored, or the last is a number and a metric either way.
 func distinctKeys(data []byte) bool {
 	dec := json.NewDecoder(bytes.NewReader(data))
-	var walk func(depth int, unique bool) bool
-	walk = func(depth int, unique bool) bool {
+	reserved := map[string]bool{"device_id": true, "ts": true, "seq": true, "metrics": true, "readings": true}
+	// walk reads one value; number reports whether it was a number.
+	var walk func(depth int, inMetrics bool) (ok, number bool)
+	walk = func(depth int, inMetrics bool) (ok, number bool) {
 		tok, err := dec.Token()
 		if err != nil {
-			return false
+			return false, false
 		}
 		switch tok {
 		case json.Delim('{'), json.Delim('['):
 			if depth > maxDepth {
-				return false
+				return false, false
 			}
-			seen := map[string]bool{}
+			seen := map[string]bool{} // key -> an earlier value was a number
 			for dec.More() {
 				if tok == json.Delim('{') {
 					kt, err := dec.Token()
 					if err != nil {
-						return false
+						return false, false
 					}
 					k, _ := kt.(string)
-					if unique && seen[k] {
-						return false
+					wasNumber, again := seen[k]
+					if again && (inMetrics || depth == 0 && (reserved[k] || wasNumber)) {
+						return false, false
 					}
-					seen[k] = true
-					if !walk(depth+1, depth == 0 && k == "metrics") {
-						return false
+					ok, number := walk(depth+1, depth == 0 && k == "metrics")
+					if !ok {
+						return false, false
 					}
-				} else if !walk(depth+1, false) {
-					return false
+					seen[k] = wasNumber || number
+				} else if ok, _ := walk(depth+1, false); !ok {
+					return false, false
 				}
 			}
 			_, err := dec.Token()
-			return err == nil
+			return err == nil, false
 		}
-		return true
+		_, number = tok.(float64)
+		return true, number
 	}
-	return walk(0, true)
+	ok, _ := walk(0, false)
+	return ok
 }
 
 func FuzzDecode(f *testing.F) {
@@ -144,6 +155,10 @@ func FuzzDecode(f *testing.F) {
 		`{"device_id":"k","ts":1732712345123,"v":1e400,"w":0.000000000000000000000001}`,
 		`{"device_id":"../x","ts":1,"v":1}`,
 		`{"device_id":"k","ts":1,"v":1,"v":"s"}`,
+		`{"device_id":"k","ts":1,"v":1,"tag":"x","tag":"y"}`, // an ignored field twice: accepted
+		`{"device_id":"k","ts":1,"v":1,"t":"x","t":2}`,       // ignored, then a metric: accepted
+		`{"device_id":"k","ts":1,"ts":2,"v":1}`,
+		`{"device_id":"0","ts":"2000-01-01T00:00:00+00:00","0":0,"":"","":{}}`, // found by CI's fuzzing
 	} {
 		f.Add([]byte(s))
 	}
