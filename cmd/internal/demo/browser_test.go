@@ -100,15 +100,29 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Fatalf("%s: %v\n%s", what, err, feed())
 		}
 	}
+	// text reads an element's text in one script, which the page cannot
+	// re-render in the middle of (chromedp.Text finds the node, then asks
+	// for its text: a table redrawn in between gave "No node with given
+	// id found"), until the element is there.
 	text := func(sel string) string {
 		t.Helper()
 		sctx, cancel := context.WithTimeout(tab, 10*time.Second)
 		defer cancel()
-		s, err := chromedp.Run(sctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
+		expr := fmt.Sprintf(`(() => { const e = document.querySelector(%q); return e ? e.innerText : null })()`, sel)
+		for {
+			v, err := chromedp.Run(sctx, chromedp.Evaluate[any](expr))
+			if err != nil {
+				t.Fatalf("text of %s: %v", sel, err)
+			}
+			if s, ok := v.(string); ok {
+				return s
+			}
+			select {
+			case <-sctx.Done():
+				t.Fatalf("text of %s: no such element", sel)
+			case <-time.After(50 * time.Millisecond):
+			}
 		}
-		return s
 	}
 	eval := func(expr string) any {
 		t.Helper()
