@@ -46,6 +46,18 @@ func (t *devTable) put(h uint64, idx uint32) {
 	}
 }
 
+// tagged returns the index + 1 of the first entry in h's probe run whose
+// tag is h's, 0 if none: a guess, for prefetching, that does not touch
+// the device to confirm its id as a lookup does.
+func (t *devTable) tagged(h uint64) uint32 {
+	tag := uint32(h >> 32)
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
+		if s := t.slots[i]; s.idx == 0 || s.tag == tag {
+			return s.idx
+		}
+	}
+}
+
 // reserve sizes an empty table for n entries without growing.
 func (t *devTable) reserve(n int) {
 	size := len(t.slots)

@@ -68,3 +68,23 @@ func TestDeviceLayout(t *testing.T) {
 		t.Errorf("device's inline slots end at byte %d, past its second line", end)
 	}
 }
+
+// TestTagged: the guess Prefetch uses finds each entry by its hash, and
+// nothing for a hash whose probe run holds no entry with its tag.
+func TestTagged(t *testing.T) {
+	tb := newDevTable(nil)
+	hashes := map[uint64]uint32{}
+	for i := range uint32(20) {
+		h := uint64(i+1)<<32 | uint64(i*7) // distinct tags, colliding slots
+		tb.insert(h, i)
+		hashes[h] = i
+	}
+	for h, idx := range hashes {
+		if got := tb.tagged(h); got != idx+1 {
+			t.Fatalf("tagged(%x) = %d, want %d", h, got, idx+1)
+		}
+	}
+	if got := tb.tagged(999 << 32); got != 0 {
+		t.Fatalf("tagged of an absent tag = %d", got)
+	}
+}

@@ -56,17 +56,8 @@ func (a *Aggregator) Prefetch(id []byte) {
 	// alone picks the device (a collision loads another: harmless).
 	if r.n >= prefetchLag {
 		mid := &r.named[(r.n-prefetchLag)%uint32(len(r.named))]
-		tag := uint32(mid.h >> 32)
-		for i := mid.h & t.mask; ; i = (i + 1) & t.mask {
-			s := t.slots[i]
-			if s.idx == 0 {
-				break
-			}
-			if s.tag == tag {
-				mid.dev = s.idx
-				prefetch.Lines(unsafe.Pointer(&a.devices[s.idx-1]), 2) // what the hot path reads
-				break
-			}
+		if mid.dev = t.tagged(mid.h); mid.dev != 0 {
+			prefetch.Lines(unsafe.Pointer(&a.devices[mid.dev-1]), 2) // what the hot path reads
 		}
 	}
 	// Stage 1: the new device's slot.
@@ -76,8 +67,8 @@ func (a *Aggregator) Prefetch(id []byte) {
 	prefetch.Line(unsafe.Pointer(&t.slots[h&t.mask]))
 }
 
-// prefetchPanes asks for the panes of device di's first series at the
-// offset of its last record. A device's series are usually created
+// prefetchPanes asks for the panes of device di's inline series (its
+// first eight) at the offset of its last record. A device's series are usually created
 // together, consecutive in one chunk, so their panes at one offset are
 // adjacent lines: one run.
 func (a *Aggregator) prefetchPanes(di uint32) {
