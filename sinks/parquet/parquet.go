@@ -93,73 +93,53 @@ var dictionary = map[string][]string{
 	"manifest": {"role"},
 }
 
-// encoder is the part shared by the three datasets.
-type encoder struct {
-	schema *arrow.Schema
+// batchFile is the part the three datasets' encoders share: how a batch
+// becomes one Parquet file.
+type batchFile struct {
+	schema *arrow.Schema // the dataset's, dictionary columns as dictionaries
 	props  *pq.WriterProperties
-	b      *array.RecordBuilder
-	dict   dictionaryColumns
 	rows   int
 	size   int // bytes of the last file
 }
 
-func newEncoder(schema *arrow.Schema, o Options, dictionary ...string) (encoder, error) {
+func newFile(schema *arrow.Schema, o Options, dictionary ...string) (batchFile, dictionaryColumns, error) {
 	props, err := o.props(dictionary, nil)
 	if err != nil {
-		return encoder{}, err
+		return batchFile{}, dictionaryColumns{}, err
 	}
-	return encoder{schema: schema, props: props, b: array.NewRecordBuilder(memory.DefaultAllocator, schema),
-		dict: newDictionaryColumns(schema, dictionary)}, nil
+	d := newDictionaryColumns(schema, dictionary)
+	return batchFile{schema: d.schema, props: props}, d, nil
 }
 
 // Rows is the number of rows buffered.
-func (e *encoder) Rows() int { return e.rows }
+func (f *batchFile) Rows() int { return f.rows }
 
-// WriteTo writes the buffered rows as one Parquet file and empties the
-// encoder. It writes nothing and returns 0 when no rows are buffered.
-func (e *encoder) WriteTo(w io.Writer) (int64, error) {
-	if e.rows == 0 {
-		return 0, nil
+// writeColumns writes cols, one per field of the schema, as one file,
+// and releases them.
+func (f *batchFile) writeColumns(w io.Writer, cols []arrow.Array) (int64, error) {
+	rec := array.NewRecordBatch(f.schema, cols, int64(f.rows))
+	for _, c := range cols {
+		c.Release() // rec holds them
 	}
-	rec := e.b.NewRecordBatch()
 	defer rec.Release()
-	e.rows = 0
-	// The builders start empty again: size them for a batch like this
-	// one, so the next grows no buffer value by value (a shard writes
-	// batches of similar sizes, one after another).
-	for i, col := range rec.Columns() {
-		reserveLike(e.b.Field(i), col, maxReserve)
-	}
-	out := e.dict.apply(rec)
-	defer out.Release()
-	n, err := write(w, e.dict.schema, e.props, out)
-	e.size = int(n)
+	f.rows = 0
+	n, err := write(w, f.schema, f.props, rec)
+	f.size = int(n)
 	return n, err
 }
 
-// maxReserve bounds the rows reserveLike sizes for, so one huge batch
-// does not keep its buffers' size for the encoder's life.
-const maxReserve = 128 << 10
-
-// reserveLike sizes b for as many values as a holds, at most limit (and
-// the bytes of as many values, for strings), and likewise the keys and
-// items of a map.
-func reserveLike(b array.Builder, a arrow.Array, limit int) {
-	n := min(a.Len(), limit)
-	b.Reserve(n)
-	perValue := func(bytes int) int { return bytes / max(a.Len(), 1) * n }
-	switch b := b.(type) {
-	case *array.StringBuilder:
-		b.ReserveData(perValue(len(a.(*array.String).ValueBytes())))
-	case *array.BinaryBuilder:
-		b.ReserveData(perValue(len(a.(*array.Binary).ValueBytes())))
-	case *array.MapBuilder:
-		m := a.(*array.Map)
-		entries := min(m.Keys().Len(), limit*max(m.Keys().Len()/max(a.Len(), 1), 1))
-		reserveLike(b.KeyBuilder(), m.Keys(), entries)
-		reserveLike(b.ItemBuilder(), m.Items(), entries)
-	}
+// bytes is writeTo into a new buffer sized from the last file.
+func (f *batchFile) bytes(writeTo func(io.Writer) (int64, error)) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.Grow(f.size + f.size/8) // the last file's size, and some
+	_, err := writeTo(&buf)
+	return buf.Bytes(), err
 }
+
+// maxReserve bounds the rows an encoder keeps room for between files,
+// so one huge batch does not keep its buffers' size for the encoder's
+// life.
+const maxReserve = 128 << 10
 
 // write writes rec as one Parquet file with props, returning the bytes
 // written.
@@ -179,14 +159,6 @@ func write(w io.Writer, schema *arrow.Schema, props *pq.WriterProperties, rec ar
 	return cw.n, nil
 }
 
-// Bytes is WriteTo into a new buffer.
-func (e *encoder) Bytes() ([]byte, error) {
-	var buf bytes.Buffer
-	buf.Grow(e.size + e.size/8) // the last file's size, and some
-	_, err := e.WriteTo(&buf)
-	return buf.Bytes(), err
-}
-
 type countingWriter struct {
 	w io.Writer
 	n int64
@@ -200,58 +172,122 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 
 // Windows encodes the window aggregates dataset (datasets.Windows).
 type Windows struct {
-	encoder
-	sketch []byte
+	batchFile
+	spec, device, metric                                        dict
+	start, end, count, firstTS, lastTS                          fixed[int64]
+	sum, min, max, mean, stddev, m2, first, last, q50, q90, q99 fixed[float64]
+	sketch                                                      varlen
+	buf                                                         []byte
 }
 
 // NewWindows returns an empty windows encoder.
 func NewWindows(o Options) (*Windows, error) {
-	e, err := newEncoder(datasets.Windows, o, dictionary["windows"]...)
-	return &Windows{encoder: e}, err
+	f, _, err := newFile(datasets.Windows, o, dictionary["windows"]...)
+	return &Windows{batchFile: f, spec: newDict(), device: newDict(), metric: newDict()}, err
 }
 
 // Append buffers one closed window.
 func (e *Windows) Append(w *windows.Window) {
-	f := e.b.Fields()
-	f[0].(*array.StringBuilder).Append(w.Spec.Name)
-	f[1].(*array.TimestampBuilder).Append(arrow.Timestamp(w.Start))
-	f[2].(*array.TimestampBuilder).Append(arrow.Timestamp(w.End))
-	f[3].(*array.StringBuilder).Append(w.DeviceID)
-	f[4].(*array.StringBuilder).Append(w.Metric)
-	f[5].(*array.Int64Builder).Append(w.Count)
-	f[6].(*array.Float64Builder).Append(w.Sum)
-	f[7].(*array.Float64Builder).Append(w.Min)
-	f[8].(*array.Float64Builder).Append(w.Max)
-	f[9].(*array.Float64Builder).Append(w.Mean)
-	f[10].(*array.Float64Builder).Append(w.Stddev())
-	f[11].(*array.Float64Builder).Append(w.M2)
-	f[12].(*array.Float64Builder).Append(w.First)
-	f[13].(*array.TimestampBuilder).Append(arrow.Timestamp(w.FirstTS))
-	f[14].(*array.Float64Builder).Append(w.Last)
-	f[15].(*array.TimestampBuilder).Append(arrow.Timestamp(w.LastTS))
-	if w.Sketch != nil {
-		f[16].(*array.Float64Builder).Append(w.Quantile(0.5))
-		f[17].(*array.Float64Builder).Append(w.Quantile(0.9))
-		f[18].(*array.Float64Builder).Append(w.Quantile(0.99))
-		e.sketch = e.sketch[:0]
-		w.Sketch.Encode(&e.sketch, false)
-		f[19].(*array.BinaryBuilder).Append(e.sketch)
+	addDict(&e.spec, w.Spec.Name)
+	e.start.add(w.Start)
+	e.end.add(w.End)
+	addDict(&e.device, w.DeviceID)
+	addDict(&e.metric, w.Metric)
+	e.count.add(w.Count)
+	e.sum.add(w.Sum)
+	e.min.add(w.Min)
+	e.max.add(w.Max)
+	e.mean.add(w.Mean)
+	e.stddev.add(w.Stddev())
+	e.m2.add(w.M2)
+	e.first.add(w.First)
+	e.firstTS.add(w.FirstTS)
+	e.last.add(w.Last)
+	e.lastTS.add(w.LastTS)
+	sk := w.Sketch != nil
+	if sk {
+		e.q50.addOptional(w.Quantile(0.5), true)
+		e.q90.addOptional(w.Quantile(0.9), true)
+		e.q99.addOptional(w.Quantile(0.99), true)
+		e.buf = e.buf[:0]
+		w.Sketch.Encode(&e.buf, false)
 	} else {
-		for _, i := range []int{16, 17, 18, 19} {
-			f[i].AppendNull()
-		}
+		e.q50.addOptional(0, false)
+		e.q90.addOptional(0, false)
+		e.q99.addOptional(0, false)
+		e.buf = e.buf[:0]
 	}
+	e.sketch.addOptional(e.buf, sk)
 	e.rows++
 }
 
+// WriteTo writes the buffered windows as one Parquet file and empties
+// the encoder. It writes nothing and returns 0 when none are buffered.
+func (e *Windows) WriteTo(w io.Writer) (int64, error) {
+	if e.rows == 0 {
+		return 0, nil
+	}
+	n, err := e.writeColumns(w, e.columns())
+	for _, d := range []*dict{&e.spec, &e.device, &e.metric} {
+		d.reset(maxReserve)
+	}
+	for _, c := range []*fixed[int64]{&e.start, &e.end, &e.count, &e.firstTS, &e.lastTS} {
+		c.reset(maxReserve)
+	}
+	for _, c := range []*fixed[float64]{&e.sum, &e.min, &e.max, &e.mean, &e.stddev, &e.m2, &e.first, &e.last, &e.q50, &e.q90, &e.q99} {
+		c.reset(maxReserve)
+	}
+	e.sketch.reset(maxReserve)
+	return n, err
+}
+
+// Bytes is WriteTo into a new buffer.
+func (e *Windows) Bytes() ([]byte, error) { return e.bytes(e.WriteTo) }
+
+// columns views the buffered rows as arrays, in the schema's order.
+func (e *Windows) columns() []arrow.Array {
+	ts, f64 := datasets.Windows.Field(1).Type, arrow.PrimitiveTypes.Float64
+	return []arrow.Array{e.spec.array(), e.start.array(ts), e.end.array(ts), e.device.array(), e.metric.array(),
+		e.count.array(arrow.PrimitiveTypes.Int64), e.sum.array(f64), e.min.array(f64), e.max.array(f64), e.mean.array(f64),
+		e.stddev.array(f64), e.m2.array(f64), e.first.array(f64), e.firstTS.array(ts), e.last.array(f64), e.lastTS.array(ts),
+		e.q50.array(f64), e.q90.array(f64), e.q99.array(f64), e.sketch.array(arrow.BinaryTypes.Binary)}
+}
+
 // Alerts encodes the alerts dataset (datasets.Alerts).
-type Alerts struct{ encoder }
+//
+// Alerts are few (a handful a batch where windows are thousands), so
+// they keep Arrow's builders.
+type Alerts struct {
+	batchFile
+	b    *array.RecordBuilder
+	dict dictionaryColumns
+}
 
 // NewAlerts returns an empty alerts encoder.
 func NewAlerts(o Options) (*Alerts, error) {
-	e, err := newEncoder(datasets.Alerts, o, dictionary["alerts"]...)
-	return &Alerts{e}, err
+	f, d, err := newFile(datasets.Alerts, o, dictionary["alerts"]...)
+	return &Alerts{batchFile: f, b: array.NewRecordBuilder(memory.DefaultAllocator, datasets.Alerts), dict: d}, err
 }
+
+// WriteTo writes the buffered alerts as one Parquet file and empties the
+// encoder. It writes nothing and returns 0 when none are buffered.
+func (e *Alerts) WriteTo(w io.Writer) (int64, error) {
+	if e.rows == 0 {
+		return 0, nil
+	}
+	rec := e.b.NewRecordBatch()
+	defer rec.Release()
+	out := e.dict.apply(rec)
+	cols := out.Columns()
+	for _, c := range cols {
+		c.Retain() // writeColumns releases them
+	}
+	out.Release()
+	return e.writeColumns(w, cols)
+}
+
+// Bytes is WriteTo into a new buffer.
+func (e *Alerts) Bytes() ([]byte, error) { return e.bytes(e.WriteTo) }
 
 // Append buffers one alert.
 func (e *Alerts) Append(a *rules.Alert) {
@@ -316,30 +352,61 @@ func appendOptional(b *array.StringBuilder, s string) {
 
 // Raw encodes the raw telemetry dataset (datasets.Raw): one row per
 // accepted record, its metrics as a MAP.
-type Raw struct{ encoder }
+type Raw struct {
+	batchFile
+	device, shard        dict
+	ts, seq, arrival, at fixed[int64] // at: the reading's index
+	metrics              strMap
+	sequence             varlen
+}
 
 // NewRaw returns an empty raw encoder.
 func NewRaw(o Options) (*Raw, error) {
-	e, err := newEncoder(datasets.Raw, o, dictionary["raw"]...)
-	return &Raw{e}, err
+	f, _, err := newFile(datasets.Raw, o, dictionary["raw"]...)
+	return &Raw{batchFile: f, device: newDict(), shard: newDict()}, err
 }
 
 // Append buffers one decoded record with where it came from.
 func (e *Raw) Append(r *schemas.Record, arrival int64, shard, seq string) {
-	f := e.b.Fields()
-	f[0].(*array.StringBuilder).BinaryBuilder.Append(r.DeviceID)
-	f[1].(*array.TimestampBuilder).Append(arrow.Timestamp(r.Time))
-	appendOptionalInt(f[2].(*array.Int64Builder), r.Seq, r.Seq >= 0)
-	mb := f[3].(*array.MapBuilder)
-	mb.Append(true)
-	keys, vals := mb.KeyBuilder().(*array.StringBuilder), mb.ItemBuilder().(*array.Float64Builder)
+	addDict(&e.device, r.DeviceID)
+	e.ts.add(r.Time)
+	e.seq.addOptional(r.Seq, r.Seq >= 0)
+	e.metrics.startRow()
 	for _, m := range r.Metrics {
-		keys.BinaryBuilder.Append(m.Name)
-		vals.Append(m.Value)
+		addVar(&e.metrics.keys, m.Name)
+		e.metrics.items.add(m.Value)
 	}
-	f[4].(*array.TimestampBuilder).Append(arrow.Timestamp(arrival))
-	f[5].(*array.StringBuilder).Append(shard)
-	f[6].(*array.StringBuilder).Append(seq)
-	appendOptionalInt(f[7].(*array.Int64Builder), int64(r.Reading), r.Reading >= 0)
+	e.metrics.endRow()
+	e.arrival.add(arrival)
+	addDict(&e.shard, shard)
+	addVar(&e.sequence, seq)
+	e.at.addOptional(int64(r.Reading), r.Reading >= 0)
 	e.rows++
+}
+
+// WriteTo writes the buffered rows as one Parquet file and empties the
+// encoder. It writes nothing and returns 0 when none are buffered.
+func (e *Raw) WriteTo(w io.Writer) (int64, error) {
+	if e.rows == 0 {
+		return 0, nil
+	}
+	n, err := e.writeColumns(w, e.columns())
+	e.device.reset(maxReserve)
+	e.shard.reset(maxReserve)
+	for _, c := range []*fixed[int64]{&e.ts, &e.seq, &e.arrival, &e.at} {
+		c.reset(maxReserve)
+	}
+	e.metrics.reset(maxReserve, 16*maxReserve)
+	e.sequence.reset(maxReserve)
+	return n, err
+}
+
+// Bytes is WriteTo into a new buffer.
+func (e *Raw) Bytes() ([]byte, error) { return e.bytes(e.WriteTo) }
+
+// columns views the buffered rows as arrays, in the schema's order.
+func (e *Raw) columns() []arrow.Array {
+	ts, i64 := datasets.Raw.Field(1).Type, arrow.PrimitiveTypes.Int64
+	return []arrow.Array{e.device.array(), e.ts.array(ts), e.seq.array(i64), e.metrics.array(datasets.Raw.Field(3).Type.(*arrow.MapType)),
+		e.arrival.array(ts), e.shard.array(), e.sequence.array(arrow.BinaryTypes.String), e.at.array(i64)}
 }

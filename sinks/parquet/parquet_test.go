@@ -20,6 +20,7 @@ import (
 
 	"github.com/tapline/tapline/pipeline"
 	"github.com/tapline/tapline/schemas"
+	"github.com/tapline/tapline/sinks/datasets"
 	"github.com/tapline/tapline/windows"
 	"github.com/tapline/tapline/windows/rules"
 )
@@ -250,8 +251,12 @@ func TestDictionaryColumnsReadBackAsWritten(t *testing.T) {
 	for _, c := range []struct {
 		dataset string
 		file    interface{ Bytes() ([]byte, error) }
-		plain   *encoder
-	}{{"windows", w1, &w2.encoder}, {"alerts", a1, &a2.encoder}, {"raw", r1, &r2.encoder}} {
+		want    func() arrow.RecordBatch // the rows appended, as the dataset's schema has them
+	}{
+		{"windows", w1, func() arrow.RecordBatch { return plain(datasets.Windows, w2.columns()) }},
+		{"alerts", a1, a2.b.NewRecordBatch},
+		{"raw", r1, func() arrow.RecordBatch { return plain(datasets.Raw, r2.columns()) }},
+	} {
 		data, err := c.file.Bytes()
 		if err != nil {
 			t.Fatal(err)
@@ -260,7 +265,7 @@ func TestDictionaryColumnsReadBackAsWritten(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := c.plain.b.NewRecordBatch()
+		want := c.want()
 		if !array.RecordEqual(got, want) {
 			t.Errorf("%s: the file reads back other rows than were appended", c.dataset)
 		}
@@ -284,6 +289,27 @@ func TestDictionaryColumnsReadBackAsWritten(t *testing.T) {
 	if strings.Join(vals, ",") != "b,null,a,c,null" {
 		t.Fatalf("sliced column as a dictionary: %v", vals)
 	}
+}
+
+// plain is cols as a record of schema: dictionary columns as strings.
+func plain(schema *arrow.Schema, cols []arrow.Array) arrow.RecordBatch {
+	for i, c := range cols {
+		d, ok := c.(*array.Dictionary)
+		if !ok {
+			continue
+		}
+		b := array.NewStringBuilder(memory.DefaultAllocator)
+		for j := range d.Len() {
+			b.Append(d.Dictionary().(*array.String).Value(d.GetValueIndex(j)))
+		}
+		cols[i] = b.NewArray()
+		d.Release()
+	}
+	rec := array.NewRecordBatch(schema, cols, int64(cols[0].Len()))
+	for _, c := range cols {
+		c.Release()
+	}
+	return rec
 }
 
 func mustRaw(t *testing.T) *Raw {
@@ -427,4 +453,42 @@ func TestZstdAsArrow(t *testing.T) {
 	if got, want := kept.Encode(nil, []byte("tapline tapline tapline")), kept.Codec.Encode(nil, []byte("tapline tapline tapline")); !bytes.Equal(got, want) {
 		t.Fatal("Encode differs from arrow-go's")
 	}
+}
+
+// TestAppendReusesMemory: once an encoder has written a batch, appending
+// the next batch's rows allocates nothing (its columns are refilled in
+// place), and a batch over maxReserve rows does not keep its memory.
+func TestAppendReusesMemory(t *testing.T) {
+	spec, _ := windows.ParseSpec("1m")
+	w := windows.Window{Spec: &spec, Start: 60_000, End: 120_000, DeviceID: "dev-1", Metric: "a", Agg: windows.Agg{Count: 1, Sum: 2}}
+	r := &schemas.Record{DeviceID: []byte("dev-1"), Time: 60_000, Seq: 3, Reading: -1,
+		Metrics: []schemas.Metric{{Name: []byte("a"), Value: 1}, {Name: []byte("b"), Value: 2}}}
+	ew, er := mustWindows(t), mustRaw(t)
+	for range 100 {
+		ew.Append(&w)
+		er.Append(r, 60_005, "shardId-000000000000", "49000")
+	}
+	mustBytes(t, ew)
+	mustBytes(t, er)
+	if n := testing.AllocsPerRun(100, func() { ew.Append(&w) }); n != 0 {
+		t.Errorf("windows: %v allocations an Append", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { er.Append(r, 60_005, "shardId-000000000000", "49000") }); n != 0 {
+		t.Errorf("raw: %v allocations an Append", n)
+	}
+	for range maxReserve + 1 {
+		ew.Append(&w)
+	}
+	mustBytes(t, ew)
+	if c := cap(ew.sum.v); c != 0 {
+		t.Errorf("after %d rows the sum column keeps room for %d", maxReserve+1, c)
+	}
+}
+
+func mustWindows(t *testing.T) *Windows {
+	e, err := NewWindows(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }

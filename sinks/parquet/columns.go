@@ -1,0 +1,228 @@
+package parquet
+
+import (
+	"strings"
+	"unsafe"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// The raw and windows encoders, a row per record and a row per closed
+// window, buffer their rows in Go slices kept from batch to batch, and
+// hand them to the Parquet writer as Arrow arrays that view those slices.
+// Arrow's builders, which they used before, start every batch with new
+// buffers: allocated, zeroed, regrown value by value, then dropped (a
+// tenth of the whole service's CPU in BenchmarkServiceThroughput went to
+// zeroing fresh memory, most of it theirs). A slice here is truncated
+// after each file and refilled in place. The arrays are only read while
+// the file is written, and released before the slices are touched again.
+// TestPinnedBytes holds the files to the bytes the builders wrote.
+
+// validity is a nullable column's bitmap, in Arrow's layout (bit i of
+// byte i/8 set when value i is present).
+type validity struct {
+	bits  []byte
+	n     int
+	nulls int
+}
+
+func (v *validity) add(present bool) {
+	if v.n%8 == 0 {
+		v.bits = append(v.bits, 0)
+	}
+	if present {
+		v.bits[v.n/8] |= 1 << (v.n % 8)
+	} else {
+		v.nulls++
+	}
+	v.n++
+}
+
+// buffer is the bitmap for an array, nil when nothing is null (as
+// Arrow's builders leave it: NullN 0).
+func (v *validity) buffer() *memory.Buffer {
+	if v.nulls == 0 {
+		return nil
+	}
+	return memory.NewBufferBytes(v.bits)
+}
+
+func (v *validity) reset(limit int) {
+	v.bits = truncate(v.bits, limit/8+1)
+	v.n, v.nulls = 0, 0
+}
+
+// truncate empties s for the next batch, or drops it if one large batch
+// made it larger than limit: a burst does not keep its memory for the
+// encoder's life.
+func truncate[T any](s []T, limit int) []T {
+	if cap(s) > limit {
+		return nil
+	}
+	return s[:0]
+}
+
+// fixed is a column of 8-byte values: int64, timestamps, float64.
+type fixed[T int64 | float64] struct {
+	v []T
+	validity
+}
+
+func (c *fixed[T]) add(x T) { c.v = append(c.v, x) }
+
+// addOptional appends x, or a null (a zero value) when !present.
+func (c *fixed[T]) addOptional(x T, present bool) {
+	if !present {
+		x = 0
+	}
+	c.v = append(c.v, x)
+	c.validity.add(present)
+}
+
+func (c *fixed[T]) array(dt arrow.DataType) arrow.Array {
+	var b []byte
+	if len(c.v) > 0 {
+		b = unsafe.Slice((*byte)(unsafe.Pointer(&c.v[0])), len(c.v)*8)
+	}
+	return makeArray(dt, len(c.v), []*memory.Buffer{c.validity.buffer(), memory.NewBufferBytes(b)}, nil, c.nulls)
+}
+
+func (c *fixed[T]) reset(limit int) {
+	c.v = truncate(c.v, limit)
+	c.validity.reset(limit)
+}
+
+// varlen is a column of strings or bytes: Arrow's offsets and data.
+type varlen struct {
+	offsets []int32 // starts with 0
+	data    []byte
+	validity
+}
+
+func addVar[S string | []byte](c *varlen, s S) {
+	if len(c.offsets) == 0 {
+		c.offsets = append(c.offsets, 0)
+	}
+	c.data = append(c.data, s...)
+	c.offsets = append(c.offsets, int32(len(c.data)))
+}
+
+// addOptional appends s, or a null when !present (s is then empty).
+func (c *varlen) addOptional(s []byte, present bool) {
+	addVar(c, s)
+	c.validity.add(present)
+}
+
+func (c *varlen) len() int { return max(len(c.offsets)-1, 0) }
+
+func (c *varlen) array(dt arrow.DataType) arrow.Array {
+	if len(c.offsets) == 0 {
+		c.offsets = append(c.offsets, 0)
+	}
+	off := unsafe.Slice((*byte)(unsafe.Pointer(&c.offsets[0])), len(c.offsets)*4)
+	return makeArray(dt, c.len(), []*memory.Buffer{c.validity.buffer(), memory.NewBufferBytes(off), memory.NewBufferBytes(c.data)}, nil, c.nulls)
+}
+
+// reset keeps the data if its rows fit limit; a row's bytes are bounded
+// by the inputs (ids of at most 128 bytes, sketches of a few hundred).
+func (c *varlen) reset(limit int) {
+	c.offsets = truncate(c.offsets, limit+1)
+	if c.offsets == nil {
+		c.data = nil
+	}
+	c.data = c.data[:0]
+	c.validity.reset(limit)
+}
+
+// dict is a dictionary-encoded string column (see dictionaryColumns):
+// each value's index in the file's dictionary, which lists the values in
+// order of first appearance.
+type dict struct {
+	idx    []int32
+	index  map[string]int32
+	keys   []string // index → value, owned
+	values varlen
+	last   int32 // the last row's index, -1 for none: windows come a device at a time
+}
+
+func newDict() dict { return dict{index: map[string]int32{}, last: -1} }
+
+func addDict[S string | []byte](d *dict, s S) {
+	if d.last >= 0 && d.keys[d.last] == string(s) {
+		d.idx = append(d.idx, d.last)
+		return
+	}
+	k, ok := d.index[string(s)]
+	if !ok {
+		k = int32(len(d.keys))
+		v := strings.Clone(string(s))
+		d.index[v] = k
+		d.keys = append(d.keys, v)
+		addVar(&d.values, v)
+	}
+	d.last = k
+	d.idx = append(d.idx, k)
+}
+
+func (d *dict) array() arrow.Array {
+	var b []byte
+	if len(d.idx) > 0 {
+		b = unsafe.Slice((*byte)(unsafe.Pointer(&d.idx[0])), len(d.idx)*4)
+	}
+	ia := makeArray(arrow.PrimitiveTypes.Int32, len(d.idx), []*memory.Buffer{nil, memory.NewBufferBytes(b)}, nil, 0)
+	defer ia.Release()
+	values := d.values.array(arrow.BinaryTypes.String)
+	defer values.Release()
+	return array.NewDictionaryArray(dictType, ia, values)
+}
+
+func (d *dict) reset(limit int) {
+	d.idx = truncate(d.idx, limit)
+	clear(d.index)
+	clear(d.keys) // let the strings go
+	d.keys = d.keys[:0]
+	d.values.reset(limit)
+	d.last = -1
+}
+
+// strMap is a MAP<string, double> column: each row's entries are
+// offsets[i]..offsets[i+1] of keys and items.
+type strMap struct {
+	offsets []int32
+	keys    varlen
+	items   fixed[float64]
+}
+
+func (m *strMap) startRow() {
+	if len(m.offsets) == 0 {
+		m.offsets = append(m.offsets, 0)
+	}
+}
+
+func (m *strMap) endRow() { m.offsets = append(m.offsets, int32(len(m.items.v))) }
+
+func (m *strMap) array(dt *arrow.MapType) arrow.Array {
+	m.startRow()
+	keys := m.keys.array(dt.KeyType())
+	defer keys.Release()
+	items := m.items.array(dt.ItemType())
+	defer items.Release()
+	entries := array.NewData(dt.Elem(), len(m.items.v), []*memory.Buffer{nil}, []arrow.ArrayData{keys.Data(), items.Data()}, 0, 0)
+	defer entries.Release()
+	off := unsafe.Slice((*byte)(unsafe.Pointer(&m.offsets[0])), len(m.offsets)*4)
+	return makeArray(dt, len(m.offsets)-1, []*memory.Buffer{nil, memory.NewBufferBytes(off)}, []arrow.ArrayData{entries}, 0)
+}
+
+func (m *strMap) reset(limit, entries int) {
+	m.offsets = truncate(m.offsets, limit+1)
+	m.keys.reset(entries)
+	m.items.reset(entries)
+}
+
+func makeArray(dt arrow.DataType, n int, bufs []*memory.Buffer, children []arrow.ArrayData, nulls int) arrow.Array {
+	data := array.NewData(dt, n, bufs, children, nulls, 0)
+	defer data.Release()
+	return array.MakeFromData(data)
+}
