@@ -87,14 +87,47 @@ func FuzzParseFloat(f *testing.F) {
 	})
 }
 
-func FuzzPlain(f *testing.F) {
-	f.Add([]byte("49590338271490256608559692538361571095921575989136588898"))
-	f.Add([]byte("dev-\x1f0000000"))
-	f.Add([]byte("dev-000\\0000"))
+// FuzzQuoted: quoted ends a string where its first quote is, and
+// refuses it when a backslash or a control character comes before.
+func FuzzQuoted(f *testing.F) {
+	f.Add([]byte(`49590338271490256608559692538361571095921575989136588898","x"`))
+	f.Add([]byte("dev-\x1f0000000\""))
+	f.Add([]byte(`dev-000\\0000"`))
+	f.Add([]byte(`é/ü"`))
 	f.Fuzz(func(t *testing.T, s []byte) {
-		want := !bytes.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == '\\' })
-		if plain(s) != want {
-			t.Fatalf("plain(%q) = %v", s, !want)
+		end := bytes.IndexFunc(s, func(r rune) bool { return r == '"' || r == '\\' || r < 0x20 })
+		want := end >= 0 && s[end] == '"'
+		d := decoder{b: s}
+		got, ok := d.quoted()
+		if ok != want || ok && (!bytes.Equal(got, s[:end]) || d.i != end+1) {
+			t.Fatalf("quoted(%q) = %q, %v (at %d); want the first %d bytes, %v", s, got, ok, d.i, end, want)
+		}
+	})
+}
+
+// FuzzDecimal: decimal reads what number and parseFloat read, to the
+// same bit and the same end, or leaves the number to them.
+func FuzzDecimal(f *testing.F) {
+	for _, s := range []string{"1764266400.123,", "0", "0.5}", "01", "1.", "1.5e3", "-2", "123456789012345", "1234567890123456", "1.2.3", "12.x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d := decoder{b: []byte(s)}
+		got, ok := d.decimal()
+		if !ok {
+			if d.i != 0 {
+				t.Fatalf("%q: refused, but moved to %d", s, d.i)
+			}
+			return
+		}
+		ref := decoder{b: []byte(s)}
+		num, _, err := ref.number()
+		if err != nil {
+			t.Fatalf("%q: decimal read %v, number refuses it: %v", s, got, err)
+		}
+		want, err := parseFloat(num)
+		if err != nil || math.Float64bits(got) != math.Float64bits(want) || d.i != ref.i {
+			t.Fatalf("%q: decimal %v to %d, number and parseFloat %v to %d (%v)", s, got, d.i, want, ref.i, err)
 		}
 	})
 }
