@@ -1,6 +1,7 @@
 package parquet
 
 import (
+	"slices"
 	"strings"
 	"unsafe"
 
@@ -64,20 +65,30 @@ func truncate[T any](s []T, limit int) []T {
 	return s[:0]
 }
 
+// push appends x, doubling s when it is full: append grows a large
+// slice by a quarter, which for a column of a fresh encoder (a one-off
+// file of a million rows) meant copying it over again and again.
+func push[T any](s []T, x T) []T {
+	if len(s) == cap(s) {
+		s = slices.Grow(s, max(cap(s), 256))
+	}
+	return append(s, x)
+}
+
 // fixed is a column of 8-byte values: int64, timestamps, float64.
 type fixed[T int64 | float64] struct {
 	v []T
 	validity
 }
 
-func (c *fixed[T]) add(x T) { c.v = append(c.v, x) }
+func (c *fixed[T]) add(x T) { c.v = push(c.v, x) }
 
 // addOptional appends x, or a null (a zero value) when !present.
 func (c *fixed[T]) addOptional(x T, present bool) {
 	if !present {
 		x = 0
 	}
-	c.v = append(c.v, x)
+	c.v = push(c.v, x)
 	c.validity.add(present)
 }
 
@@ -105,8 +116,11 @@ func addVar[S string | []byte](c *varlen, s S) {
 	if len(c.offsets) == 0 {
 		c.offsets = append(c.offsets, 0)
 	}
+	if len(c.data)+len(s) > cap(c.data) {
+		c.data = slices.Grow(c.data, max(cap(c.data), len(s)))
+	}
 	c.data = append(c.data, s...)
-	c.offsets = append(c.offsets, int32(len(c.data)))
+	c.offsets = push(c.offsets, int32(len(c.data)))
 }
 
 // addOptional appends s, or a null when !present (s is then empty).
@@ -151,7 +165,7 @@ func newDict() dict { return dict{index: map[string]int32{}, last: -1} }
 
 func addDict[S string | []byte](d *dict, s S) {
 	if d.last >= 0 && d.keys[d.last] == string(s) {
-		d.idx = append(d.idx, d.last)
+		d.idx = push(d.idx, d.last)
 		return
 	}
 	k, ok := d.index[string(s)]
@@ -163,7 +177,7 @@ func addDict[S string | []byte](d *dict, s S) {
 		addVar(&d.values, v)
 	}
 	d.last = k
-	d.idx = append(d.idx, k)
+	d.idx = push(d.idx, k)
 }
 
 func (d *dict) array() arrow.Array {
@@ -201,7 +215,7 @@ func (m *strMap) startRow() {
 	}
 }
 
-func (m *strMap) endRow() { m.offsets = append(m.offsets, int32(len(m.items.v))) }
+func (m *strMap) endRow() { m.offsets = push(m.offsets, int32(len(m.items.v))) }
 
 func (m *strMap) array(dt *arrow.MapType) arrow.Array {
 	m.startRow()
