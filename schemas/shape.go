@@ -333,7 +333,7 @@ func hasLiteral(data []byte, i int, lit []byte) bool {
 // shard that alternates between a few more shapes than maxShapes still
 // does not allocate once warm.
 func (c *shapeCache) learn(data []byte, values []value, metrics []Metric) {
-	if len(values) > maxShapeValues || len(data) > math.MaxUint32 {
+	if len(values) > maxShapeValues || uint64(len(data)) > math.MaxUint32 {
 		return // value offsets are 32 bits
 	}
 	k := c.n

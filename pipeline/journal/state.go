@@ -65,7 +65,7 @@ func DecompressState(stored []byte) ([]byte, error) {
 			return nil, errors.New("journal: stored state: truncated")
 		}
 		block := stored[head:]
-		if n, err := s2.DecodedLen(block); err != nil || n > maxState {
+		if n, err := s2.DecodedLen(block); err != nil || uint64(n) > maxState {
 			return nil, fmt.Errorf("journal: stored state: corrupt (decoded length %d): %v", n, err)
 		}
 		b, err := s2.Decode(nil, block)
