@@ -98,22 +98,11 @@ func cleanTable(t *testing.T) string {
 		name string
 		cfg  *rules.Config
 	}{{"default set", rules.Default()}}
-	for _, set := range []string{
-		"{name: z, kind: zscore, metric: value, window: 1h, aggregate: mean, z: 4, clear_z: 2, warmup: 24}",
-		"{name: z, kind: zscore, metric: value, window: 1h, aggregate: mean, z: 6, clear_z: 3, warmup: 10}",
-	} {
-		cfg, err := rules.Parse("baseline.yml", []byte("rules:\n  - "+set+"\n"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		name := "z 4" // the issue's two settings
-		if strings.Contains(set, "z: 6") {
-			name = "z 6"
-		}
+	for _, set := range issueBaselines {
 		sets = append(sets, struct {
 			name string
 			cfg  *rules.Config
-		}{name, cfg})
+		}{"z-score, " + set.name, set.config(t)})
 	}
 	scores := make([]backtest.Score, len(sets))
 	for i, set := range sets {
@@ -128,7 +117,11 @@ func cleanTable(t *testing.T) string {
 		scores[i] = backtest.ScoreAlerts(res, nil)
 	}
 	var b strings.Builder
-	b.WriteString("| signal (two weeks) | default set | z-score, z 4 | z-score, z 6 |\n|---|---:|---:|---:|\n")
+	b.WriteString("| signal (two weeks) |")
+	for _, set := range sets {
+		b.WriteString(" " + set.name + " |")
+	}
+	b.WriteString("\n|---|" + strings.Repeat("---:|", len(sets)) + "\n")
 	for _, s := range cleanSignals {
 		fmt.Fprintf(&b, "| `%s`: %s |", s.name, s.shape)
 		for i := range sets {
