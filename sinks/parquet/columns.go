@@ -150,10 +150,10 @@ func (c *varlen) reset(limit int) {
 	c.validity.reset(limit)
 }
 
-// dict is a dictionary-encoded string column (see dictionaryColumns):
+// dictCol is a dictionary-encoded string column (see dictionaryColumns):
 // each value's index in the file's dictionary, which lists the values in
 // order of first appearance.
-type dict struct {
+type dictCol struct {
 	idx    []int32
 	index  map[string]int32
 	keys   []string // index → value, owned
@@ -161,9 +161,9 @@ type dict struct {
 	last   int32 // the last row's index, -1 for none: windows come a device at a time
 }
 
-func newDict() dict { return dict{index: map[string]int32{}, last: -1} }
+func newDict() dictCol { return dictCol{index: map[string]int32{}, last: -1} }
 
-func addDict[S string | []byte](d *dict, s S) {
+func addDict[S string | []byte](d *dictCol, s S) {
 	if d.last >= 0 && d.keys[d.last] == string(s) {
 		d.idx = push(d.idx, d.last)
 		return
@@ -180,7 +180,7 @@ func addDict[S string | []byte](d *dict, s S) {
 	d.idx = push(d.idx, k)
 }
 
-func (d *dict) array() arrow.Array {
+func (d *dictCol) array() arrow.Array {
 	var b []byte
 	if len(d.idx) > 0 {
 		b = unsafe.Slice((*byte)(unsafe.Pointer(&d.idx[0])), len(d.idx)*4)
@@ -192,7 +192,7 @@ func (d *dict) array() arrow.Array {
 	return array.NewDictionaryArray(dictType, ia, values)
 }
 
-func (d *dict) reset(limit int) {
+func (d *dictCol) reset(limit int) {
 	d.idx = truncate(d.idx, limit)
 	clear(d.index)
 	clear(d.keys) // let the strings go

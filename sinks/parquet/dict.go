@@ -18,8 +18,10 @@ import (
 // file's encoding time (benchmarks/RESULTS.md). The indices follow first
 // appearance, so the bytes stay a function of the rows.
 //
-// Only the encoders' files go this way. Compaction's (Encode) have small
-// row groups, each of which would carry the whole dictionary.
+// The raw and windows encoders assign the indices as rows arrive
+// (dictCol, columns.go); the alerts encoder converts its builders'
+// strings here. Compaction's files (Encode) do not go this way: they
+// have small row groups, each of which would carry the whole dictionary.
 type dictionaryColumns struct {
 	schema *arrow.Schema // the dataset's, with those columns as dictionaries
 	cols   []int

@@ -173,7 +173,7 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // Windows encodes the window aggregates dataset (datasets.Windows).
 type Windows struct {
 	batchFile
-	spec, device, metric                                        dict
+	spec, device, metric                                        dictCol
 	start, end, count, firstTS, lastTS                          fixed[int64]
 	sum, min, max, mean, stddev, m2, first, last, q50, q90, q99 fixed[float64]
 	sketch                                                      varlen
@@ -228,7 +228,7 @@ func (e *Windows) WriteTo(w io.Writer) (int64, error) {
 		return 0, nil
 	}
 	n, err := e.writeColumns(w, e.columns())
-	for _, d := range []*dict{&e.spec, &e.device, &e.metric} {
+	for _, d := range []*dictCol{&e.spec, &e.device, &e.metric} {
 		d.reset(maxReserve)
 	}
 	for _, c := range []*fixed[int64]{&e.start, &e.end, &e.count, &e.firstTS, &e.lastTS} {
@@ -354,7 +354,7 @@ func appendOptional(b *array.StringBuilder, s string) {
 // accepted record, its metrics as a MAP.
 type Raw struct {
 	batchFile
-	device, shard        dict
+	device, shard        dictCol
 	ts, seq, arrival, at fixed[int64] // at: the reading's index
 	metrics              strMap
 	sequence             varlen
