@@ -52,12 +52,18 @@ func BenchmarkEncodeRaw(b *testing.B) {
 			recs[i].Metrics = append(recs[i].Metrics, schemas.Metric{Name: append([]byte(nil), m.Name...), Value: m.Value})
 		}
 	}
+	// Sequence numbers as a shard's are: 56 digits, increasing, the
+	// same leading digits and different trailing ones.
+	seqs := make([]string, len(recs))
+	for i := range seqs {
+		seqs[i] = fmt.Sprintf("4959033827149025660855969253836157%022d", 1_571_095_921_575_989+int64(i)*7_919)
+	}
 	e, _ := NewRaw(Options{})
 	b.ReportAllocs()
 	var size int64
 	for b.Loop() {
 		for i := range recs {
-			e.Append(&recs[i], recs[i].Time+5, "shardId-000000000000", "49590338271490256608559692538361571095921575989136588898")
+			e.Append(&recs[i], recs[i].Time+5, "shardId-000000000000", seqs[i])
 		}
 		n, err := e.WriteTo(io.Discard)
 		if err != nil {
