@@ -129,14 +129,14 @@ func (c *varlen) addOptional(s []byte, present bool) {
 	c.validity.add(present)
 }
 
-func (c *varlen) len() int { return max(len(c.offsets)-1, 0) }
+func (c *varlen) rows() int { return max(len(c.offsets)-1, 0) }
 
 func (c *varlen) array(dt arrow.DataType) arrow.Array {
 	if len(c.offsets) == 0 {
 		c.offsets = append(c.offsets, 0)
 	}
 	off := unsafe.Slice((*byte)(unsafe.Pointer(&c.offsets[0])), len(c.offsets)*4)
-	return makeArray(dt, c.len(), []*memory.Buffer{c.validity.buffer(), memory.NewBufferBytes(off), memory.NewBufferBytes(c.data)}, nil, c.nulls)
+	return makeArray(dt, c.rows(), []*memory.Buffer{c.validity.buffer(), memory.NewBufferBytes(off), memory.NewBufferBytes(c.data)}, nil, c.nulls)
 }
 
 // reset keeps the data if its rows fit limit; a row's bytes are bounded

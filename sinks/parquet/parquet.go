@@ -396,7 +396,7 @@ func (e *Raw) WriteTo(w io.Writer) (int64, error) {
 	for _, c := range []*fixed[int64]{&e.ts, &e.seq, &e.arrival, &e.at} {
 		c.reset(maxReserve)
 	}
-	e.metrics.reset(maxReserve, 16*maxReserve)
+	e.metrics.reset(maxReserve, 16*maxReserve) // entries: sixteen metrics a row, generously
 	e.sequence.reset(maxReserve)
 	return n, err
 }
