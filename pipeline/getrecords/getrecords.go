@@ -72,7 +72,9 @@ func (p *Protocol) DeserializeResponse(ctx context.Context, schema *smithy.Opera
 	defer p.bufs.Put(buf)
 	buf.Reset()
 	if n := resp.ContentLength; n > 0 && n <= maxBody {
-		buf.Grow(int(n))
+		// ReadFrom wants MinRead bytes free to see the end: without
+		// them a fresh buffer would double, and copy, after the body.
+		buf.Grow(int(n) + bytes.MinRead)
 	}
 	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, maxBody+1)); err != nil {
 		return &smithy.DeserializationError{Err: err}
