@@ -66,9 +66,13 @@ func TestRulesReloadAndRestart(t *testing.T) {
 	e.put(consumertest.Telemetry(100, 0, 60))
 	var armed atomic.Bool
 	var target atomic.Pointer[proc]
-	var kills atomic.Int64
+	var kills, windowsPuts atomic.Int64
 	e.s3.SetRule(func(r *faultproxy.Request) faultproxy.Fault {
-		if armed.Load() && r.Method == "PUT" && strings.Contains(r.URL.Path, "/windows/") && r.N%5 == 2 && kills.Load() == 0 {
+		// The second windows file after arming: a batch commits on the
+		// new data first, and the kill lands inside the next commit. (A
+		// rule on r.N, which counts every PUT, never fired when each
+		// commit's PUTs were a multiple of its modulus.)
+		if armed.Load() && r.Method == "PUT" && strings.Contains(r.URL.Path, "/windows/") && windowsPuts.Add(1) == 2 && kills.Load() == 0 {
 			if p := target.Load(); p != nil {
 				return faultproxy.Fault{After: func() {
 					if kills.Add(1) == 1 {
