@@ -93,11 +93,7 @@ func (c *fixed[T]) addOptional(x T, present bool) {
 }
 
 func (c *fixed[T]) array(dt arrow.DataType) arrow.Array {
-	var b []byte
-	if len(c.v) > 0 {
-		b = unsafe.Slice((*byte)(unsafe.Pointer(&c.v[0])), len(c.v)*8)
-	}
-	return makeArray(dt, len(c.v), []*memory.Buffer{c.validity.buffer(), memory.NewBufferBytes(b)}, nil, c.nulls)
+	return makeArray(dt, len(c.v), []*memory.Buffer{c.validity.buffer(), memory.NewBufferBytes(bytesOf(c.v))}, nil, c.nulls)
 }
 
 func (c *fixed[T]) reset(limit int) {
@@ -131,12 +127,14 @@ func (c *varlen) addOptional(s []byte, present bool) {
 
 func (c *varlen) rows() int { return max(len(c.offsets)-1, 0) }
 
+// at is the k-th value's bytes.
+func (c *varlen) at(k int32) []byte { return c.data[c.offsets[k]:c.offsets[k+1]] }
+
 func (c *varlen) array(dt arrow.DataType) arrow.Array {
 	if len(c.offsets) == 0 {
 		c.offsets = append(c.offsets, 0)
 	}
-	off := unsafe.Slice((*byte)(unsafe.Pointer(&c.offsets[0])), len(c.offsets)*4)
-	return makeArray(dt, c.rows(), []*memory.Buffer{c.validity.buffer(), memory.NewBufferBytes(off), memory.NewBufferBytes(c.data)}, nil, c.nulls)
+	return makeArray(dt, c.rows(), []*memory.Buffer{c.validity.buffer(), memory.NewBufferBytes(bytesOf(c.offsets)), memory.NewBufferBytes(c.data)}, nil, c.nulls)
 }
 
 // reset keeps the data if its rows fit limit; a row's bytes are bounded
@@ -156,36 +154,29 @@ func (c *varlen) reset(limit int) {
 type dictCol struct {
 	idx    []int32
 	index  map[string]int32
-	keys   []string // index → value, owned
-	values varlen
-	last   int32 // the last row's index, -1 for none: windows come a device at a time
+	values varlen // the dictionary: value k is values' k-th string
+	last   int32  // the last row's index, -1 for none: windows come a device at a time
 }
 
 func newDict() dictCol { return dictCol{index: map[string]int32{}, last: -1} }
 
 func addDict[S string | []byte](d *dictCol, s S) {
-	if d.last >= 0 && d.keys[d.last] == string(s) {
+	if d.last >= 0 && string(d.values.at(d.last)) == string(s) {
 		d.idx = push(d.idx, d.last)
 		return
 	}
 	k, ok := d.index[string(s)]
 	if !ok {
-		k = int32(len(d.keys))
-		v := strings.Clone(string(s))
-		d.index[v] = k
-		d.keys = append(d.keys, v)
-		addVar(&d.values, v)
+		k = int32(d.values.rows())
+		d.index[strings.Clone(string(s))] = k
+		addVar(&d.values, s)
 	}
 	d.last = k
 	d.idx = push(d.idx, k)
 }
 
 func (d *dictCol) array() arrow.Array {
-	var b []byte
-	if len(d.idx) > 0 {
-		b = unsafe.Slice((*byte)(unsafe.Pointer(&d.idx[0])), len(d.idx)*4)
-	}
-	ia := makeArray(arrow.PrimitiveTypes.Int32, len(d.idx), []*memory.Buffer{nil, memory.NewBufferBytes(b)}, nil, 0)
+	ia := makeArray(arrow.PrimitiveTypes.Int32, len(d.idx), []*memory.Buffer{nil, memory.NewBufferBytes(bytesOf(d.idx))}, nil, 0)
 	defer ia.Release()
 	values := d.values.array(arrow.BinaryTypes.String)
 	defer values.Release()
@@ -195,8 +186,6 @@ func (d *dictCol) array() arrow.Array {
 func (d *dictCol) reset(limit int) {
 	d.idx = truncate(d.idx, limit)
 	clear(d.index)
-	clear(d.keys) // let the strings go
-	d.keys = d.keys[:0]
 	d.values.reset(limit)
 	d.last = -1
 }
@@ -225,14 +214,21 @@ func (m *strMap) array(dt *arrow.MapType) arrow.Array {
 	defer items.Release()
 	entries := array.NewData(dt.Elem(), len(m.items.v), []*memory.Buffer{nil}, []arrow.ArrayData{keys.Data(), items.Data()}, 0, 0)
 	defer entries.Release()
-	off := unsafe.Slice((*byte)(unsafe.Pointer(&m.offsets[0])), len(m.offsets)*4)
-	return makeArray(dt, len(m.offsets)-1, []*memory.Buffer{nil, memory.NewBufferBytes(off)}, []arrow.ArrayData{entries}, 0)
+	return makeArray(dt, len(m.offsets)-1, []*memory.Buffer{nil, memory.NewBufferBytes(bytesOf(m.offsets))}, []arrow.ArrayData{entries}, 0)
 }
 
 func (m *strMap) reset(limit, entries int) {
 	m.offsets = truncate(m.offsets, limit+1)
 	m.keys.reset(entries)
 	m.items.reset(entries)
+}
+
+// bytesOf views s's elements as bytes, for a buffer that shares them.
+func bytesOf[T int32 | int64 | float64](s []T) []byte {
+	if len(s) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&s[0])), len(s)*int(unsafe.Sizeof(s[0])))
 }
 
 func makeArray(dt arrow.DataType, n int, bufs []*memory.Buffer, children []arrow.ArrayData, nulls int) arrow.Array {
