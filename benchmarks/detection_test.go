@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -179,6 +180,36 @@ var issueBaselines = []baseline{
 
 type baseline struct{ name, rule string }
 
+// defaultWith is the default set with change made to each rule (a copy).
+func defaultWith(change func(*rules.Rule)) *rules.Config {
+	cfg := &rules.Config{}
+	for _, r := range rules.Default().Rules {
+		c := *r
+		change(&c)
+		cfg.Rules = append(cfg.Rules, &c)
+	}
+	return cfg
+}
+
+// shiftDrift2 is the default set with the shift rule's drift at 2: the
+// trade DETECTION.md weighs between NAB and the clean signals.
+func shiftDrift2() *rules.Config {
+	return defaultWith(func(r *rules.Rule) {
+		if r.Kind == rules.CUSUM {
+			r.Drift = 2
+		}
+	})
+}
+
+// weeklyCycle is the default set with the cycle rule's season a week.
+func weeklyCycle() *rules.Config {
+	return defaultWith(func(r *rules.Rule) {
+		if r.Kind == rules.Seasonal {
+			r.Season = 168 * time.Hour
+		}
+	})
+}
+
 func (b baseline) config(t testing.TB) *rules.Config {
 	cfg, err := rules.Parse("baseline.yml", []byte("rules:\n  - "+b.rule+"\n"))
 	if err != nil {
@@ -228,6 +259,7 @@ func (d *nabData) detectors(t *testing.T) string {
 		}
 		row(alt.name, cfg)
 	}
+	row("the default set with the shift rule's drift at 2", shiftDrift2())
 	return b.String()
 }
 
