@@ -68,9 +68,9 @@ func (a *Aggregator) Prefetch(id []byte) {
 }
 
 // prefetchPanes asks for the panes of device di's inline series (its
-// first eight) at the offset of its last record. A device's series are usually created
-// together, consecutive in one chunk, so their panes at one offset are
-// adjacent lines: one run.
+// first eight) at the offset of its last record. A device's series are
+// usually created together, consecutive in one chunk, so their panes at
+// one offset are adjacent lines: one run.
 func (a *Aggregator) prefetchPanes(di uint32) {
 	if di >= uint32(len(a.devices)) {
 		return // the devices moved since: a stale index

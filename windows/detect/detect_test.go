@@ -167,8 +167,8 @@ func TestNoveltyRise(t *testing.T) {
 	}
 	near := func(a, b float64) bool { return math.Abs(a-b) < 0.05 }
 	// The first spike passes by 8 either way; the second (window 6)
-	// passes by 7 with the rise bounded (the peak went 2 -> 3), by
-	// to nothing without (the peak decayed from 10 a little).
+	// passes by 7 with the rise bounded (the peak went 2 -> 3), and not
+	// at all without (the peak has decayed from 10 only a little).
 	if !near(gotPlain[2], 8) || !near(gotRise[2], 8) || !near(gotPlain[6], 0) || !near(gotRise[6], 7) {
 		t.Fatalf("without a rise factor %v, with 1.5 %v", gotPlain, gotRise)
 	}
