@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,13 +22,15 @@ import (
 )
 
 // getRecordsResponse is a GetRecords answer of n records of ds, as
-// Kinesis sends it: JSON with base64 payloads.
+// Kinesis sends it: JSON with base64 payloads and arrival times as Java's
+// Double.toString writes them (1.764266400123E9, the API reference's
+// example form; kinesalite writes 1764266400.123).
 func getRecordsResponse(tb testing.TB, ds *Dataset, n int) []byte {
 	type rec struct {
 		Data                        string
 		PartitionKey                string
 		SequenceNumber              string
-		ApproximateArrivalTimestamp float64
+		ApproximateArrivalTimestamp json.Number
 	}
 	resp := struct {
 		Records            []rec
@@ -39,7 +42,7 @@ func getRecordsResponse(tb testing.TB, ds *Dataset, n int) []byte {
 			Data:                        base64.StdEncoding.EncodeToString(ds.Records[i]),
 			PartitionKey:                "dev-" + strconv.Itoa(i%10_000),
 			SequenceNumber:              "4959033827149025660855969253836157109592157598913658" + strconv.Itoa(1000+i),
-			ApproximateArrivalTimestamp: 1764266400.123,
+			ApproximateArrivalTimestamp: javaSeconds(1764266400_123 + int64(i)),
 		})
 	}
 	b, err := json.Marshal(resp)
@@ -47,6 +50,18 @@ func getRecordsResponse(tb testing.TB, ds *Dataset, n int) []byte {
 		tb.Fatal(err)
 	}
 	return b
+}
+
+// javaSeconds is ms in seconds as Java's Double.toString writes a
+// number from 10^7 up: one digit, a point, the rest without trailing
+// zeros (at least one), then the exponent.
+func javaSeconds(ms int64) json.Number {
+	d := strconv.FormatInt(ms, 10)
+	frac := strings.TrimRight(d[1:], "0")
+	if frac == "" {
+		frac = "0"
+	}
+	return json.Number(d[:1] + "." + frac + "E" + strconv.Itoa(len(d)-4))
 }
 
 // inMemory answers every request with body, without a socket.
