@@ -498,11 +498,14 @@ func (d *decoder) text1(p **string) error {
 	return nil
 }
 
-// decimal reads a number as arrival times are written, digits with
-// perhaps a fraction and at most 15 digits in all, in one pass: the value
-// parseFloat gives it (by the same shortcut). For any other number
-// (a sign, an exponent, more digits) it moves nothing and returns false;
-// number and parseFloat read those.
+// decimal reads a number as arrival times are written, in one pass:
+// digits with perhaps a fraction and perhaps an exponent, at most 15
+// digits in all. Kinesis writes them as Java's Double.toString does
+// (1.764266400123E9), kinesalite and the SDKs' encoders as decimals
+// (1764266400.123). It returns the value parseFloat gives (by the same
+// shortcut); for any other number (a sign, more digits, an exponent out
+// of the shortcut's range) it moves nothing and returns false, and
+// number and parseFloat read it.
 func (d *decoder) decimal() (float64, bool) {
 	b, i := d.b, d.i
 	var m uint64
@@ -523,11 +526,43 @@ func (d *decoder) decimal() (float64, bool) {
 			return 0, false
 		}
 	}
-	if digits+decimals > 15 || i < len(b) && (b[i] == 'e' || b[i] == 'E' || b[i] == '.') {
+	exp := -decimals
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		neg := false
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			neg = b[i] == '-'
+			i++
+		}
+		e, n := 0, 0
+		for ; i < len(b) && b[i]-'0' <= 9 && n < 3; i++ {
+			e = e*10 + int(b[i]-'0')
+			n++
+		}
+		if n == 0 || i < len(b) && b[i]-'0' <= 9 {
+			return 0, false
+		}
+		if neg {
+			e = -e
+		}
+		exp += e
+	}
+	if digits+decimals > 15 || i < len(b) && b[i] == '.' {
+		return 0, false
+	}
+	// strconv's exact cases: m and 10^|exp| are exact float64s and one
+	// operation rounds them once; a product stays an exact integer.
+	var f float64
+	switch {
+	case exp <= 0 && exp >= -15:
+		f = float64(m) / pow10[-exp]
+	case exp > 0 && exp <= 15 && m <= 1e15/uint64(pow10[exp]):
+		f = float64(m) * pow10[exp]
+	default:
 		return 0, false
 	}
 	d.i = i
-	return float64(m) / pow10[decimals], true
+	return f, true
 }
 
 // pow10 holds the powers of ten parseFloat's shortcut divides by

@@ -112,6 +112,9 @@ func TestSameAsTheSDK(t *testing.T) {
 		{Data: []byte(`{"device_id":"keg-1","ts":1,"metrics":{"t":4}}`), PartitionKey: "keg-1", SequenceNumber: "49590338271490256608559692538361571095921575989136588898", ApproximateArrivalTimestamp: "1764266400.123"},
 		{Data: []byte{0, 1, 2, 255}, PartitionKey: "", SequenceNumber: "2", ApproximateArrivalTimestamp: "1.7642664001239999e9", EncryptionType: "KMS"},
 		{Data: nil, PartitionKey: "é/ü", SequenceNumber: "3", ApproximateArrivalTimestamp: "-1.5"},
+		// As Kinesis writes them (Java's Double.toString).
+		{Data: []byte("x"), PartitionKey: "k", SequenceNumber: "4", ApproximateArrivalTimestamp: "1.764266400123E9"},
+		{Data: []byte("y"), PartitionKey: "k", SequenceNumber: "5", ApproximateArrivalTimestamp: "1.7642664E9"},
 	}
 	for _, c := range []struct {
 		name string

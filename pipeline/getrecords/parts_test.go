@@ -108,7 +108,8 @@ func FuzzQuoted(f *testing.F) {
 // FuzzDecimal: decimal reads what number and parseFloat read, to the
 // same bit and the same end, or leaves the number to them.
 func FuzzDecimal(f *testing.F) {
-	for _, s := range []string{"1764266400.123,", "0", "0.5}", "01", "1.", "1.5e3", "-2", "123456789012345", "1234567890123456", "1.2.3", "12.x"} {
+	for _, s := range []string{"1764266400.123,", "0", "0.5}", "01", "1.", "1.5e3", "-2", "123456789012345", "1234567890123456", "1.2.3", "12.x",
+		"1.764266400123E9}", "1.76426640E9", "1E15", "1E16", "9.99999999999999E15", "5e-3", "1e-15", "1e-16", "1E+2", "1e0", "1e", "1E-", "1e0001", "1.5E9.5"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
