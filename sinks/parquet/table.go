@@ -83,7 +83,7 @@ func Encode(w io.Writer, rec arrow.RecordBatch, o Options, sortedBy ...string) (
 	if !ok || !schema.Equal(rec.Schema()) {
 		return 0, fmt.Errorf("parquet: Encode wants a record of one of tapline's datasets")
 	}
-	props, err := o.props(dictionary[dataset], sorting(schema, sortedBy))
+	props, err := o.props(dataset, sorting(schema, sortedBy))
 	if err != nil {
 		return 0, err
 	}
