@@ -92,13 +92,15 @@ func (b *balancer) leave(ctx context.Context) error {
 
 // view is one scan of the lease table.
 type view struct {
-	workers []string       // live, sorted
-	held    map[string]int // open leases by owner
-	open    int            // leases not at SHARD_END
+	workers []string             // live, sorted
+	held    map[string]int       // open leases by owner
+	open    int                  // leases not at SHARD_END
+	busy    map[string]time.Time // open leases other workers hold: until when to skip reading them
+	ended   []string             // shards at SHARD_END
 }
 
 func (b *balancer) scan(ctx context.Context) (view, error) {
-	v := view{held: map[string]int{}}
+	v := view{held: map[string]int{}, busy: map[string]time.Time{}}
 	owners := map[string]string{}
 	now := time.Now()
 	var start map[string]types.AttributeValue
@@ -116,10 +118,15 @@ func (b *balancer) scan(ctx context.Context) (view, error) {
 				continue
 			}
 			if str(it[checkpoint.SequenceNumberKey]) == checkpoint.ShardEnd {
+				v.ended = append(v.ended, key)
 				continue
 			}
 			v.open++
-			owners[key] = str(it[checkpoint.LeaseOwnerKey])
+			owner := str(it[checkpoint.LeaseOwnerKey])
+			owners[key] = owner
+			if timeout, err := time.Parse(time.RFC3339Nano, str(it[checkpoint.LeaseTimeoutKey])); err == nil && owner != "" && owner != b.c.opts.WorkerID {
+				v.busy[key] = now.Add(min(timeout.Sub(now), 2*b.interval)) // see fencedCheckpointer.setBusy
+			}
 		}
 		if start = out.LastEvaluatedKey; len(start) == 0 {
 			break
@@ -168,6 +175,7 @@ func (b *balancer) round(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	b.c.ckpt.setBusy(v.busy, v.ended)
 	me := b.c.opts.WorkerID
 	targets := v.targets()
 	mine, ok := targets[me]

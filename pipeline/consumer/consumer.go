@@ -238,6 +238,10 @@ func (c *Consumer) Start(ctx context.Context) error {
 		cfg = cfg.WithMaxLeasesForWorker(o.KCL.MaxLeases)
 	}
 	c.ckpt = newFencedCheckpointer(cfg, o.DynamoDB)
+	if o.Registry != nil {
+		o.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "tapline", Name: "lease_reads_skipped_total",
+			Help: "Shard syncs' reads of a lease another worker holds, skipped (the balancer's scan had it)."}, func() float64 { return float64(c.ckpt.Skipped.Load()) }))
+	}
 	// The library calls Kinesis with context.TODO(): a request that never
 	// answers would hold the shard forever. Bound every call.
 	// Its GetRecords answers are decoded by package getrecords, three

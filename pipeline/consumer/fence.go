@@ -79,6 +79,13 @@ type fencedCheckpointer struct {
 	handoff   map[string]bool
 	handedOff map[string]bool
 	known     map[string]bool // shard id: open (not at SHARD_END)
+
+	// Leases the balancer's last scan found held by another worker, until
+	// when (see skip), and the statuses the library's shard sync offered
+	// to GetLease. Skipped counts the lease reads skipped.
+	busy    map[string]time.Time
+	offered map[*partition.ShardStatus]bool
+	Skipped atomic.Uint64
 }
 
 func newFencedCheckpointer(cfg *config.KinesisClientLibConfiguration, db *dynamodb.Client) *fencedCheckpointer {
@@ -94,18 +101,69 @@ func newFencedCheckpointer(cfg *config.KinesisClientLibConfiguration, db *dynamo
 		handoff:          map[string]bool{},
 		handedOff:        map[string]bool{},
 		known:            map[string]bool{},
+		busy:             map[string]time.Time{},
+		offered:          map[*partition.ShardStatus]bool{},
 		target:           -1,
 		stealing:         cfg.EnableLeaseStealing,
 	}
 }
 
-// FetchCheckpoint is the library's, noting the shards it asks about.
+// FetchCheckpoint is the library's, noting the shards it asks about,
+// except for a lease another worker holds (skip).
 func (c *fencedCheckpointer) FetchCheckpoint(s *partition.ShardStatus) error {
+	if c.skip(s) {
+		return nil
+	}
 	err := c.DynamoCheckpoint.FetchCheckpoint(s)
 	c.mu.Lock()
 	c.known[s.ID] = s.GetCheckpoint() != checkpoint.ShardEnd
 	c.mu.Unlock()
 	return err
+}
+
+// At every shard sync the library reads, for each shard this worker does
+// not hold, its checkpoint (FetchCheckpoint) and then its lease (GetLease,
+// two consistent reads in all) until it takes one: in a settled fleet
+// every worker reads every other worker's leases at every sync, which
+// costs more DynamoDB reads than the leases' renewals and is why the sync
+// could not be frequent. The balancer's scan of the lease table already
+// says who holds what; a shard another worker held there, with its
+// lease's timeout still ahead, is skipped without a read until that
+// timeout or two balancing rounds after the scan, whichever comes first.
+// A skipped shard is one the read would have refused (its lease is held
+// and live); a lease released after the scan waits for the next scan, a
+// round at most, and a crashed owner's lease is read again when it
+// expires, as before. Only the statuses the library's sync offered to
+// GetLease are skipped: its wait for a parent shard's end reads a status
+// of its own at every poll.
+
+// setBusy records the leases held by other workers in a scan, until when
+// each may be skipped, and the shards the scan found at SHARD_END.
+func (c *fencedCheckpointer) setBusy(busy map[string]time.Time, ended []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.busy = busy
+	for _, id := range ended {
+		if _, ok := c.known[id]; ok {
+			c.known[id] = false // skipped shards are not fetched: their end is seen here
+		}
+	}
+	for st := range c.offered { // an ended shard is offered no more
+		if slices.Contains(ended, st.ID) {
+			delete(c.offered, st)
+		}
+	}
+}
+
+// skip reports whether a read of s can be skipped (see setBusy).
+func (c *fencedCheckpointer) skip(s *partition.ShardStatus) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.offered[s] || c.holds[s.ID] || !time.Now().Before(c.busy[s.ID]) {
+		return false
+	}
+	c.Skipped.Add(1)
+	return true
 }
 
 // knownOpen is how many open shards the library has asked about.
@@ -322,7 +380,11 @@ func (c *fencedCheckpointer) GetLease(s *partition.ShardStatus, worker string) e
 	if !renewal && c.stopping.Load() {
 		return checkpoint.ErrLeaseNotAcquired{}
 	}
+	if !renewal && c.skip(s) {
+		return checkpoint.ErrLeaseNotAcquired{}
+	}
 	c.mu.Lock()
+	c.offered[s] = true
 	why := c.failed[s.ID]
 	handedOff := c.handedOff[s.ID]
 	if renewal && handedOff {

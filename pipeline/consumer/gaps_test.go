@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go/middleware"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/checkpoint"
 	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/config"
 	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/partition"
 
@@ -135,6 +136,59 @@ func TestReleasedLeaseStaysReleased(t *testing.T) {
 	}
 	if owners := e.owners(); owners[a.ID] != "" || owners[b.ID] != "" || owners[fresh.ID] != "" {
 		t.Fatalf("owners after releaseAll: %v", owners)
+	}
+}
+
+// A shard sync reads, for each lease this worker does not hold, its
+// checkpoint and its lease: in a settled fleet, every worker every other
+// worker's leases at every sync. A lease the balancer's scan found held
+// elsewhere is skipped without a read while that lease lasts (and the
+// scan is recent); a status the library's sync did not offer (its wait
+// for a parent shard's end) is always read, and so is a lease once the
+// scan's entry for it has run out.
+func TestSyncSkipsLeasesHeldElsewhere(t *testing.T) {
+	e, c := fencedFor(t)
+	const id = "shardId-000000000000"
+	e.setOwner(id, "w2", "100")
+	s := &partition.ShardStatus{ID: id, Mux: &sync.RWMutex{}}
+	shardSync := func() error { // what the library's shard sync does with s
+		if err := c.FetchCheckpoint(s); err != nil {
+			return err
+		}
+		return c.GetLease(s, "w1")
+	}
+	if err := shardSync(); !errors.As(err, &checkpoint.ErrLeaseNotAcquired{}) || s.GetCheckpoint() != "100" {
+		t.Fatalf("first sync: %v, checkpoint %q; want the lease refused after reading checkpoint 100", err, s.GetCheckpoint())
+	}
+	c.setBusy(map[string]time.Time{id: time.Now().Add(time.Hour)}, nil)
+	e.setOwner(id, "w2", "200") // moved on: a read would see it
+	if err := shardSync(); !errors.As(err, &checkpoint.ErrLeaseNotAcquired{}) || s.GetCheckpoint() != "100" || c.Skipped.Load() != 2 {
+		t.Fatalf("sync while held elsewhere: %v, checkpoint %q, %d reads skipped; want refused, 100 (not read), 2", err, s.GetCheckpoint(), c.Skipped.Load())
+	}
+	parent := &partition.ShardStatus{ID: id, Mux: &sync.RWMutex{}}
+	for range 2 {
+		if err := c.FetchCheckpoint(parent); err != nil || parent.GetCheckpoint() != "200" {
+			t.Fatalf("a status the sync did not offer: %v, checkpoint %q; want 200 read", err, parent.GetCheckpoint())
+		}
+	}
+	c.setBusy(map[string]time.Time{id: time.Now().Add(-time.Millisecond)}, nil)
+	if err := shardSync(); !errors.As(err, &checkpoint.ErrLeaseNotAcquired{}) || s.GetCheckpoint() != "200" {
+		t.Fatalf("after the entry ran out: %v, checkpoint %q; want 200 read", err, s.GetCheckpoint())
+	}
+	// Released meanwhile and still listed busy: skipped until the next
+	// scan, which no longer lists it; then taken.
+	if _, err := e.db.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(e.name), Item: map[string]dtypes.AttributeValue{
+		"ShardID": &dtypes.AttributeValueMemberS{Value: id}, "Checkpoint": &dtypes.AttributeValueMemberS{Value: "300"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	c.setBusy(map[string]time.Time{id: time.Now().Add(time.Hour)}, nil)
+	if err := shardSync(); err == nil {
+		t.Fatal("took a lease the last scan had held elsewhere without reading it")
+	}
+	c.setBusy(map[string]time.Time{}, nil)
+	if err := shardSync(); err != nil || e.owners()[id] != "w1" {
+		t.Fatalf("after a scan without it: %v, owner %q; want taken", err, e.owners()[id])
 	}
 }
 
