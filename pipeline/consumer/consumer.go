@@ -104,7 +104,7 @@ type Options struct {
 
 // KCL tunes the Kinesis Client Library.
 type KCL struct {
-	ShardSync     time.Duration `yaml:"shard_sync"`         // how often leases are looked for (one taken per sync); default 5s
+	ShardSync     time.Duration `yaml:"shard_sync"`         // how often leases are looked for (one taken per sync); default 1s
 	FailoverTime  time.Duration `yaml:"failover_time"`      // lease duration; default 10s
 	IdleBetween   time.Duration `yaml:"idle_between_reads"` // wait after an empty GetRecords; default 1s
 	MaxRecords    int           `yaml:"max_records"`        // per GetRecords; default 10,000
@@ -126,7 +126,7 @@ func (o *Options) EnsureDefaults() {
 	for _, d := range []struct {
 		v   *time.Duration
 		def time.Duration
-	}{{&k.ShardSync, 5 * time.Second}, {&k.FailoverTime, 10 * time.Second}, {&k.IdleBetween, time.Second}} {
+	}{{&k.ShardSync, time.Second}, {&k.FailoverTime, 10 * time.Second}, {&k.IdleBetween, time.Second}} {
 		if *d.v == 0 {
 			*d.v = d.def
 		}

@@ -104,7 +104,7 @@ batch: {max_rows: 7}
 		c.Pipeline.Decode.MaxRecordBytes != 1000 || c.Batch.MaxRows != 7 {
 		t.Fatalf("decoded %+v", c.Options)
 	}
-	if c.KCL.ShardSync != 5*time.Second || c.Batch.MaxBytes != 256<<20 || c.Pipeline.Windows.SeriesTTL != time.Hour || c.Pipeline.Decode.MaxMetrics != 256 {
+	if c.KCL.ShardSync != time.Second || c.Batch.MaxBytes != 256<<20 || c.Pipeline.Windows.SeriesTTL != time.Hour || c.Pipeline.Decode.MaxMetrics != 256 {
 		t.Fatalf("package defaults not applied: %+v", c.Options)
 	}
 	os.WriteFile(path, []byte("stream: a\ns3: {bucket: b}\nwindows: [1m, 7x]\n"), 0o644)

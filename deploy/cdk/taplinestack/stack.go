@@ -543,7 +543,7 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 			"TAPLINE_APP": s(p.App), "TAPLINE_STREAM": stream.StreamName(),
 			"TAPLINE_S3_BUCKET": lake.BucketName(), "TAPLINE_S3_PREFIX": s(p.Prefix),
 			"TAPLINE_SNS_TOPIC_ARN": alerts.TopicArn(), "TAPLINE_RULES_FILE": s("/etc/tapline/rules.yml"),
-			"TAPLINE_SHUTDOWN_TIMEOUT": s("100s"), "TAPLINE_KCL_SHARD_SYNC": s("5s"),
+			"TAPLINE_SHUTDOWN_TIMEOUT": s("100s"), "TAPLINE_KCL_SHARD_SYNC": s("1s"),
 		},
 		Secrets:      &map[string]awsecs.Secret{"TAPLINE_SNS_MAC_KEY": awsecs.Secret_FromSecretsManager(macKey, nil)},
 		Logging:      awsecs.LogDriver_AwsLogs(&awsecs.AwsLogDriverProps{StreamPrefix: s("tapline"), LogGroup: logs}),
