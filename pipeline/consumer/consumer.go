@@ -14,8 +14,10 @@
 //   - an expired shard iterator (or any error that ends the library's
 //     shard loop) releases the lease; the shard is taken again at the next
 //     shard sync and resumes from its checkpoint and state;
-//   - the shard sync interval is configurable: the library takes one
-//     lease per sync;
+//   - the library takes one lease per shard sync and, at each, reads
+//     every lease it does not hold: syncs skip the leases the balancer's
+//     last scan found held elsewhere (fence.go), so the sync can be
+//     frequent (default 1 s; configurable);
 //   - a released lease stays released: the library's release races a
 //     renewal already under way, which took the lease back; renewals
 //     here never take an unowned lease, and Stop releases what is left;
