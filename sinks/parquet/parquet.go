@@ -162,7 +162,7 @@ func write(w io.Writer, schema *arrow.Schema, props *pq.WriterProperties, rec ar
 	if err != nil {
 		return cw.n, fmt.Errorf("parquet: %w", err)
 	}
-	if err := fw.Write(rec); err != nil {
+	if err := writeRowGroups(fw, rec, props.MaxRowGroupLength()); err != nil {
 		fw.Close()
 		return cw.n, fmt.Errorf("parquet: write %d rows: %w", rec.NumRows(), err)
 	}
@@ -170,6 +170,27 @@ func write(w io.Writer, schema *arrow.Schema, props *pq.WriterProperties, rec ar
 		return cw.n, fmt.Errorf("parquet: close: %w", err)
 	}
 	return cw.n, nil
+}
+
+// writeRowGroups writes rec in row groups of at most rows, each with its
+// own dictionaries (dict.go).
+func writeRowGroups(fw *pqarrow.FileWriter, rec arrow.RecordBatch, rows int64) error {
+	if rec.NumRows() <= rows || !slices.ContainsFunc(rec.Columns(), func(c arrow.Array) bool { return c.DataType().ID() == arrow.DICTIONARY }) {
+		return fw.Write(rec)
+	}
+	var seen []int32
+	for off := int64(0); off < rec.NumRows(); off += rows {
+		part := rec.NewSlice(off, min(off+rows, rec.NumRows()))
+		group, s := recoded(part, seen)
+		seen = s
+		part.Release()
+		err := fw.Write(group)
+		group.Release()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type countingWriter struct {

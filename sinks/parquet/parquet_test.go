@@ -3,6 +3,7 @@ package parquet
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -245,8 +246,16 @@ func TestReusedEncoderSameBytes(t *testing.T) {
 // rows the encoders were given: strings, nulls and all, for the three
 // datasets; and a sliced column with nulls converts to the same values.
 func TestDictionaryColumnsReadBackAsWritten(t *testing.T) {
-	w1, a1, r1 := fill(t, Options{}, true)
-	w2, a2, r2 := fill(t, Options{}, true)
+	// One row group a file, and row groups of seven rows (each with the
+	// dictionary of its own rows, dict.go).
+	for _, o := range []Options{{}, {RowGroupRows: 7}} {
+		t.Run(fmt.Sprint(o.RowGroupRows), func(t *testing.T) { dictionaryColumnsReadBack(t, o) })
+	}
+}
+
+func dictionaryColumnsReadBack(t *testing.T, o Options) {
+	w1, a1, r1 := fill(t, o, true)
+	w2, a2, r2 := fill(t, o, true)
 	// An alert without metric or window: nulls in two dictionary columns.
 	for _, a := range []*Alerts{a1, a2} {
 		a.Append(&rules.Alert{ID: "x", Incident: "y", Rule: "gone", Kind: "missing", Severity: "warning", Device: "keg-0003", State: rules.Firing})
@@ -267,6 +276,9 @@ func TestDictionaryColumnsReadBackAsWritten(t *testing.T) {
 		got, err := Decode(context.Background(), c.dataset, data)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if groups := ownDictionaries(t, data, "device_id"); o.RowGroupRows > 0 && c.dataset != "alerts" && groups < 2 {
+			t.Errorf("%s: %d row groups", c.dataset, groups)
 		}
 		want := c.want()
 		if !array.RecordEqual(got, want) {
@@ -292,6 +304,47 @@ func TestDictionaryColumnsReadBackAsWritten(t *testing.T) {
 	if strings.Join(vals, ",") != "b,null,a,c,null" {
 		t.Fatalf("sliced column as a dictionary: %v", vals)
 	}
+}
+
+// ownDictionaries checks that each row group's dictionary page for
+// column holds exactly the distinct values of that row group's rows, and
+// returns the number of row groups.
+func ownDictionaries(t *testing.T, data []byte, column string) int {
+	t.Helper()
+	r, err := file.NewParquetReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := r.MetaData().Schema.ColumnIndexByName(column)
+	for g := range r.NumRowGroups() {
+		rg := r.RowGroup(g)
+		pages, err := rg.GetColumnPageReader(col)
+		if err != nil || !pages.Next() {
+			t.Fatalf("row group %d: %v %v", g, err, pages.Err())
+		}
+		dict, ok := pages.Page().(*file.DictionaryPage)
+		if !ok {
+			t.Fatalf("row group %d: %s's first page is not a dictionary", g, column)
+		}
+		cr, err := rg.Column(col)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := int(rg.NumRows())
+		values, defs := make([]pq.ByteArray, n), make([]int16, n)
+		_, read, err := cr.(*file.ByteArrayColumnChunkReader).ReadBatch(int64(n), values, defs, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		distinct := map[string]bool{}
+		for _, v := range values[:read] {
+			distinct[string(v)] = true
+		}
+		if int(dict.NumValues()) != len(distinct) {
+			t.Errorf("row group %d: a dictionary of %d values for %d distinct %s", g, dict.NumValues(), len(distinct), column)
+		}
+	}
+	return r.NumRowGroups()
 }
 
 // plain is cols as a record of schema: dictionary columns as strings.
