@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
+	"github.com/tapline/tapline/deploy/local/memkinesis"
 	"github.com/tapline/tapline/pipeline/getrecords"
 )
 
@@ -42,7 +42,7 @@ func getRecordsResponse(tb testing.TB, ds *Dataset, n int) []byte {
 			Data:                        base64.StdEncoding.EncodeToString(ds.Records[i]),
 			PartitionKey:                "dev-" + strconv.Itoa(i%10_000),
 			SequenceNumber:              "4959033827149025660855969253836157109592157598913658" + strconv.Itoa(1000+i),
-			ApproximateArrivalTimestamp: javaSeconds(1764266400_123 + int64(i)),
+			ApproximateArrivalTimestamp: memkinesis.KinesisTime(1764266400_123 + int64(i)),
 		})
 	}
 	b, err := json.Marshal(resp)
@@ -50,18 +50,6 @@ func getRecordsResponse(tb testing.TB, ds *Dataset, n int) []byte {
 		tb.Fatal(err)
 	}
 	return b
-}
-
-// javaSeconds is ms in seconds as Java's Double.toString writes a
-// number from 10^7 up: one digit, a point, the rest without trailing
-// zeros (at least one), then the exponent.
-func javaSeconds(ms int64) json.Number {
-	d := strconv.FormatInt(ms, 10)
-	frac := strings.TrimRight(d[1:], "0")
-	if frac == "" {
-		frac = "0"
-	}
-	return json.Number(d[:1] + "." + frac + "E" + strconv.Itoa(len(d)-4))
 }
 
 // inMemory answers every request with body, without a socket.

@@ -5,6 +5,11 @@
 // bounds whatever runs against it; this does not, so a benchmark of
 // `tapline run` against it measures tapline.
 //
+// Its answers are shaped as Kinesis's: 56-digit sequence numbers, and
+// arrival times as Kinesis's Java backend writes them (Double.toString:
+// 1.764266400123E9), which cost a decoder more than the decimals
+// kinesalite writes.
+//
 // It answers the calls the KCL makes in polling mode: ListShards,
 // DescribeStream, DescribeStreamSummary, GetShardIterator (TRIM_HORIZON,
 // LATEST, AT/AFTER_SEQUENCE_NUMBER) and GetRecords. Nothing else; no
@@ -44,7 +49,7 @@ type shard struct {
 // batch records at a time, on a loopback port.
 func Start(stream string, shards [][][]byte, batch int) (*Server, error) {
 	s := &Server{stream: stream}
-	arrival := float64(time.Now().UnixMilli()) / 1e3
+	arrival := KinesisTime(time.Now().UnixMilli())
 	for i, recs := range shards {
 		sh := &shard{id: fmt.Sprintf("shardId-%012d", i), n: len(recs)}
 		for from := 0; from < len(recs); from += batch {
@@ -53,7 +58,7 @@ func Start(stream string, shards [][][]byte, batch int) (*Server, error) {
 				Data                        string
 				PartitionKey                string
 				SequenceNumber              string
-				ApproximateArrivalTimestamp float64
+				ApproximateArrivalTimestamp json.Number
 			}
 			var answer struct {
 				Records            []rec
@@ -87,9 +92,25 @@ func Start(stream string, shards [][][]byte, batch int) (*Server, error) {
 // Stop closes the server.
 func (s *Server) Stop() { s.srv.Close() }
 
-// seq is record k of shard i's sequence number: ordered within a shard,
-// and it names its position.
-func seq(i, k int) string { return fmt.Sprintf("4%05d%020d", i, k) }
+// seqPrefix stands for the digits a real shard's sequence numbers share.
+const seqPrefix = "4959033827149025660855969253836157"
+
+// seq is record k of shard i's sequence number: 56 digits as Kinesis's,
+// ordered within a shard, and it names its position.
+func seq(i, k int) string { return fmt.Sprintf("%s%05d%017d", seqPrefix, i, k) }
+
+// KinesisTime is an arrival time of ms (Unix milliseconds) as Kinesis
+// writes it: seconds as Java's Double.toString writes a number from 10^7
+// up, one digit, a point, the rest without trailing zeros (at least one),
+// the exponent.
+func KinesisTime(ms int64) json.Number {
+	d := strconv.FormatInt(ms, 10)
+	frac := strings.TrimRight(d[1:], "0")
+	if frac == "" {
+		frac = "0"
+	}
+	return json.Number(d[:1] + "." + frac + "E" + strconv.Itoa(len(d)-4))
+}
 
 func iterator(i, k int) string { return fmt.Sprintf("it-%d-%d", i, k) }
 
@@ -132,8 +153,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			k = s.shards[i].n
 		case "AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER":
 			sq, _ := in["StartingSequenceNumber"].(string)
-			v, err := strconv.Atoi(sq[min(6, len(sq)):])
-			if err != nil || len(sq) != 26 {
+			v, err := strconv.Atoi(sq[min(len(seqPrefix)+5, len(sq)):])
+			if err != nil || len(sq) != 56 {
 				fail(w, "InvalidArgumentException", "sequence number "+sq)
 				return
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -11,6 +12,14 @@ import (
 
 	"github.com/tapline/tapline/pipeline/getrecords"
 )
+
+func TestKinesisTime(t *testing.T) {
+	for ms, want := range map[int64]string{1764266400123: "1.764266400123E9", 1764266400000: "1.7642664E9", 1000000000000: "1.0E9", 1441215410867: "1.441215410867E9"} {
+		if got := KinesisTime(ms); string(got) != want {
+			t.Errorf("%d: %s, want %s", ms, got, want)
+		}
+	}
+}
 
 // TestReadsEveryRecord reads both shards from TRIM_HORIZON and from a
 // sequence number, as the KCL does, with tapline's decoder: every record
@@ -45,6 +54,9 @@ func TestReadsEveryRecord(t *testing.T) {
 			}
 			for _, r := range out.Records {
 				got = append(got, string(r.Data))
+				if len(*r.SequenceNumber) != 56 || time.Since(*r.ApproximateArrivalTimestamp).Abs() > time.Minute {
+					t.Fatalf("sequence number %s, arrival %v: want 56 digits and about now", *r.SequenceNumber, r.ApproximateArrivalTimestamp)
+				}
 			}
 			if len(out.Records) == 0 {
 				break
