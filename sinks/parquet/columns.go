@@ -67,10 +67,15 @@ func truncate[T any](s []T, limit int) []T {
 
 // push appends x, doubling s when it is full: append grows a large
 // slice by a quarter, which for a column of a fresh encoder (a one-off
-// file of a million rows) meant copying it over again and again.
+// file of a million rows) meant copying it over again and again. The
+// capacities are powers of two from 256 exactly (slices.Grow would round
+// up past them), so a batch of at most maxReserve rows leaves room that
+// truncate keeps.
 func push[T any](s []T, x T) []T {
 	if len(s) == cap(s) {
-		s = slices.Grow(s, max(cap(s), 256))
+		grown := make([]T, len(s), max(2*cap(s), 256))
+		copy(grown, s)
+		s = grown
 	}
 	return append(s, x)
 }

@@ -532,6 +532,17 @@ func TestAppendReusesMemory(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { er.Append(r, 60_005, "shardId-000000000000", "49000") }); n != 0 {
 		t.Errorf("raw: %v allocations an Append", n)
 	}
+	// A batch under maxReserve rows keeps its room for the next (push's
+	// growth stays within the bound: slices.Grow's overshot it, and every
+	// batch past 98k rows regrew its columns from nothing).
+	const rows = 100_000
+	for range rows {
+		er.Append(r, 60_005, "shardId-000000000000", "49000")
+	}
+	mustBytes(t, er)
+	if c := cap(er.sequence.offsets); c < rows {
+		t.Errorf("after %d rows the sequence column keeps room for %d", rows, c)
+	}
 	for range maxReserve + 1 {
 		ew.Append(&w)
 	}
