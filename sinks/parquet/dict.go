@@ -64,18 +64,10 @@ func (d *dictionaryColumns) apply(rec arrow.RecordBatch) arrow.RecordBatch {
 }
 
 func (d *dictionaryColumns) encode(a *array.String) arrow.Array {
-	n := a.Len()
 	clear(d.index)
-	indices := memory.NewResizableBuffer(memory.DefaultAllocator)
-	indices.Resize(n * arrow.Int32SizeBytes)
-	idx := arrow.Int32Traits.CastFromBytes(indices.Bytes())
 	values := array.NewStringBuilder(memory.DefaultAllocator)
 	defer values.Release()
-	for i := range n {
-		if a.IsNull(i) {
-			idx[i] = 0
-			continue
-		}
+	indices := indicesOf(a, func(i int) int32 {
 		v := a.Value(i) // views a's bytes: looked up, not kept
 		k, ok := d.index[v]
 		if !ok {
@@ -83,11 +75,29 @@ func (d *dictionaryColumns) encode(a *array.String) arrow.Array {
 			d.index[strings.Clone(v)] = k
 			values.Append(v)
 		}
-		idx[i] = k
-	}
+		return k
+	})
 	dict := values.NewArray()
 	defer dict.Release()
 	return dictionaryArray(a, indices, dict)
+}
+
+// indicesOf is a new buffer of a's length with each row's dictionary
+// index from index, called in row order for the rows that are not null
+// (a null's is 0).
+func indicesOf(a arrow.Array, index func(i int) int32) *memory.Buffer {
+	n := a.Len()
+	indices := memory.NewResizableBuffer(memory.DefaultAllocator)
+	indices.Resize(n * arrow.Int32SizeBytes)
+	idx := arrow.Int32Traits.CastFromBytes(indices.Bytes())
+	for i := range n {
+		if a.IsNull(i) {
+			idx[i] = 0
+			continue
+		}
+		idx[i] = index(i)
+	}
+	return indices
 }
 
 // dictionaryArray is the dictionary array of indices (n int32s, which it
@@ -159,24 +169,16 @@ func recode(d *array.Dictionary, seen []int32) (arrow.Array, []int32) {
 	}
 	seen = seen[:values.Len()]
 	clear(seen)
-	n := d.Len()
-	indices := memory.NewResizableBuffer(memory.DefaultAllocator)
-	indices.Resize(n * arrow.Int32SizeBytes)
-	idx := arrow.Int32Traits.CastFromBytes(indices.Bytes())
 	used := array.NewStringBuilder(memory.DefaultAllocator)
 	defer used.Release()
-	for i := range n {
-		if d.IsNull(i) {
-			idx[i] = 0
-			continue
-		}
+	indices := indicesOf(d, func(i int) int32 {
 		k := d.GetValueIndex(i)
 		if seen[k] == 0 {
 			used.Append(values.Value(k))
 			seen[k] = int32(used.Len())
 		}
-		idx[i] = seen[k] - 1
-	}
+		return seen[k] - 1
+	})
 	dict := used.NewArray()
 	defer dict.Release()
 	return dictionaryArray(d, indices, dict), seen
