@@ -61,7 +61,10 @@ type winVal struct {
 }
 
 // tumbling runs tapline's loop with 1m windows and no rules, handing each
-// window to fn. devices is the fleet-size hint (windows.Options.ExpectedDevices).
+// window to fn: the records in batches of 10,000, as the service gets
+// them from GetRecords (ProcessBatch, which names each record to
+// Prefetch a few records ahead). devices is the fleet-size hint
+// (windows.Options.ExpectedDevices).
 func tumbling(tb testing.TB, ds *Dataset, devices int, fn func(*windows.Window)) *pipeline.Processor {
 	spec, _ := windows.ParseSpec("1m")
 	p, err := pipeline.NewProcessor(pipeline.Options{Windows: windows.Options{Specs: []windows.Spec{spec}, AllowedLateness: lateness, ExpectedDevices: devices},
@@ -69,8 +72,15 @@ func tumbling(tb testing.TB, ds *Dataset, devices int, fn func(*windows.Window))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	for _, r := range ds.Records {
-		p.Process(r, "", 0)
+	batch := make([]pipeline.Input, 0, 10_000)
+	for from := 0; from < len(ds.Records); from += cap(batch) {
+		batch = batch[:0]
+		for _, r := range ds.Records[from:min(from+cap(batch), len(ds.Records))] {
+			batch = append(batch, pipeline.Input{Data: r})
+		}
+		if err := p.ProcessBatch(batch); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	p.Flush()
 	return p
