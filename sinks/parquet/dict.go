@@ -19,9 +19,10 @@ import (
 // appearance, so the bytes stay a function of the rows.
 //
 // The raw and windows encoders assign the indices as rows arrive
-// (dictCol, columns.go); the alerts encoder converts its builders'
-// strings here. Compaction's files (Encode) do not go this way: they
-// have small row groups, each of which would carry the whole dictionary.
+// (dictCol, columns.go); the alerts encoder and compaction's Encode
+// convert their strings here. A file of several row groups is recoded a
+// row group at a time (recoded, below), so each carries only its own
+// rows' values.
 type dictionaryColumns struct {
 	schema *arrow.Schema // the dataset's, with those columns as dictionaries
 	cols   []int

@@ -87,7 +87,13 @@ func Encode(w io.Writer, rec arrow.RecordBatch, o Options, sortedBy ...string) (
 	if err != nil {
 		return 0, err
 	}
-	return write(w, schema, props, rec)
+	// The dictionary columns as Arrow dictionaries, recoded per row group
+	// by write (dict.go): given strings, arrow-go's encoder allocates for
+	// every value it looks up.
+	d := newDictionaryColumns(schema, dictionary[dataset])
+	dict := d.apply(rec)
+	defer dict.Release()
+	return write(w, d.schema, props, dict)
 }
 
 // sorting names the columns as Parquet sorting columns: leaf column
