@@ -143,13 +143,18 @@ func (c *fencedCheckpointer) setBusy(busy map[string]time.Time, ended []string) 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.busy = busy
+	if len(ended) == 0 {
+		return
+	}
+	done := make(map[string]bool, len(ended))
 	for _, id := range ended {
+		done[id] = true
 		if _, ok := c.known[id]; ok {
 			c.known[id] = false // skipped shards are not fetched: their end is seen here
 		}
 	}
 	for st := range c.offered { // an ended shard is offered no more
-		if slices.Contains(ended, st.ID) {
+		if done[st.ID] {
 			delete(c.offered, st)
 		}
 	}
