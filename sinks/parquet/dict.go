@@ -1,6 +1,7 @@
 package parquet
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -46,18 +47,30 @@ func newDictionaryColumns(schema *arrow.Schema, names []string) dictionaryColumn
 	return dictionaryColumns{schema: arrow.NewSchema(fields, &md), cols: cols, index: map[string]int32{}}
 }
 
-// apply returns rec with the dictionary columns as dictionary arrays;
-// the caller releases it.
+// apply returns rec (or a slice of it: a row group) with the dictionary
+// columns as dictionary arrays; the caller releases it.
 func (d *dictionaryColumns) apply(rec arrow.RecordBatch) arrow.RecordBatch {
+	return replaced(rec, d.schema, func(i int, c arrow.Array) arrow.Array {
+		if !slices.Contains(d.cols, i) {
+			return nil
+		}
+		return d.encode(c.(*array.String))
+	})
+}
+
+// replaced is rec of schema with each column c that fn gives a new array
+// for (nil: c stays) replaced by it; the caller releases it.
+func replaced(rec arrow.RecordBatch, schema *arrow.Schema, fn func(i int, c arrow.Array) arrow.Array) arrow.RecordBatch {
 	cols := make([]arrow.Array, rec.NumCols())
-	copy(cols, rec.Columns())
 	var made []arrow.Array
-	for _, i := range d.cols {
-		a := d.encode(rec.Column(i).(*array.String))
-		cols[i] = a
-		made = append(made, a)
+	for i, c := range rec.Columns() {
+		cols[i] = c
+		if a := fn(i, c); a != nil {
+			cols[i] = a
+			made = append(made, a)
+		}
 	}
-	out := array.NewRecordBatch(d.schema, cols, rec.NumRows())
+	out := array.NewRecordBatch(schema, cols, rec.NumRows())
 	for _, a := range made {
 		a.Release() // out holds them
 	}
@@ -137,28 +150,22 @@ func dictionaryArray(a arrow.Array, indices *memory.Buffer, dict arrow.Array) *a
 // with its dictionary columns recoded to the values its rows use, in the
 // order they first appear (the bytes stay a function of the rows).
 
-// recoded is part with each dictionary column recoded to the values its
-// rows use; seen is scratch, kept between calls. The caller releases the
-// record.
-func recoded(part arrow.RecordBatch, seen []int32) (arrow.RecordBatch, []int32) {
-	cols := make([]arrow.Array, part.NumCols())
-	var made []arrow.Array
-	for i, c := range part.Columns() {
-		d, ok := c.(*array.Dictionary)
-		if !ok {
-			cols[i] = c
-			continue
-		}
-		var a arrow.Array
-		a, seen = recode(d, seen)
-		cols[i] = a
-		made = append(made, a)
+// recoder returns a function that recodes each dictionary column of a
+// row group's rows to the values they use (recode), keeping its scratch
+// between calls. The caller releases what it returns.
+func recoder() func(part arrow.RecordBatch) arrow.RecordBatch {
+	var seen []int32
+	return func(part arrow.RecordBatch) arrow.RecordBatch {
+		return replaced(part, part.Schema(), func(_ int, c arrow.Array) arrow.Array {
+			d, ok := c.(*array.Dictionary)
+			if !ok {
+				return nil
+			}
+			var a arrow.Array
+			a, seen = recode(d, seen)
+			return a
+		})
 	}
-	out := array.NewRecordBatch(part.Schema(), cols, part.NumRows())
-	for _, a := range made {
-		a.Release() // out holds them
-	}
-	return out, seen
 }
 
 // recode is d with a dictionary of the values its rows use, in order of

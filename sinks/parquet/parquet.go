@@ -136,7 +136,7 @@ func (f *batchFile) writeColumns(w io.Writer, cols []arrow.Array) (int64, error)
 	}
 	defer rec.Release()
 	f.rows = 0
-	n, err := write(w, f.schema, f.props, rec)
+	n, err := write(w, f.schema, f.props, rec, nil)
 	f.size = int(n)
 	return n, err
 }
@@ -154,15 +154,18 @@ func (f *batchFile) bytes(writeTo func(io.Writer) (int64, error)) ([]byte, error
 // life.
 const maxReserve = 128 << 10
 
-// write writes rec as one Parquet file with props, returning the bytes
-// written.
-func write(w io.Writer, schema *arrow.Schema, props *pq.WriterProperties, rec arrow.RecordBatch) (int64, error) {
+// write writes rec as one Parquet file of schema with props. group, if
+// not nil, gives each row group's rows schema's columns (as
+// dictionaryColumns.apply does); without it rec has them, and a file of
+// several row groups has its dictionary columns recoded per row group
+// (dict.go).
+func write(w io.Writer, schema *arrow.Schema, props *pq.WriterProperties, rec arrow.RecordBatch, group func(arrow.RecordBatch) arrow.RecordBatch) (int64, error) {
 	cw := &countingWriter{w: w}
 	fw, err := pqarrow.NewFileWriter(schema, cw, props, pqarrow.NewArrowWriterProperties())
 	if err != nil {
 		return cw.n, fmt.Errorf("parquet: %w", err)
 	}
-	if err := writeRowGroups(fw, rec, props.MaxRowGroupLength()); err != nil {
+	if err := writeRowGroups(fw, rec, props.MaxRowGroupLength(), group); err != nil {
 		fw.Close()
 		return cw.n, fmt.Errorf("parquet: write %d rows: %w", rec.NumRows(), err)
 	}
@@ -172,20 +175,21 @@ func write(w io.Writer, schema *arrow.Schema, props *pq.WriterProperties, rec ar
 	return cw.n, nil
 }
 
-// writeRowGroups writes rec in row groups of at most rows, each with its
-// own dictionaries (dict.go).
-func writeRowGroups(fw *pqarrow.FileWriter, rec arrow.RecordBatch, rows int64) error {
-	if rec.NumRows() <= rows || !slices.ContainsFunc(rec.Columns(), func(c arrow.Array) bool { return c.DataType().ID() == arrow.DICTIONARY }) {
-		return fw.Write(rec)
+// writeRowGroups writes rec in row groups of at most rows, each through
+// group (see write).
+func writeRowGroups(fw *pqarrow.FileWriter, rec arrow.RecordBatch, rows int64, group func(arrow.RecordBatch) arrow.RecordBatch) error {
+	if group == nil {
+		if rec.NumRows() <= rows || !slices.ContainsFunc(rec.Columns(), func(c arrow.Array) bool { return c.DataType().ID() == arrow.DICTIONARY }) {
+			return fw.Write(rec)
+		}
+		group = recoder()
 	}
-	var seen []int32
-	for off := int64(0); off < rec.NumRows(); off += rows {
+	for off := int64(0); off == 0 || off < rec.NumRows(); off += rows {
 		part := rec.NewSlice(off, min(off+rows, rec.NumRows()))
-		group, s := recoded(part, seen)
-		seen = s
+		g := group(part)
 		part.Release()
-		err := fw.Write(group)
-		group.Release()
+		err := fw.Write(g)
+		g.Release()
 		if err != nil {
 			return err
 		}

@@ -87,13 +87,11 @@ func Encode(w io.Writer, rec arrow.RecordBatch, o Options, sortedBy ...string) (
 	if err != nil {
 		return 0, err
 	}
-	// The dictionary columns as Arrow dictionaries, recoded per row group
-	// by write (dict.go): given strings, arrow-go's encoder allocates for
-	// every value it looks up.
+	// The dictionary columns as Arrow dictionaries, a row group at a time
+	// (dict.go): given strings, arrow-go's encoder allocates for every
+	// value it looks up.
 	d := newDictionaryColumns(schema, dictionary[dataset])
-	dict := d.apply(rec)
-	defer dict.Release()
-	return write(w, d.schema, props, dict)
+	return write(w, d.schema, props, rec, d.apply)
 }
 
 // sorting names the columns as Parquet sorting columns: leaf column
