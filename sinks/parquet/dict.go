@@ -20,10 +20,10 @@ import (
 // appearance, so the bytes stay a function of the rows.
 //
 // The raw and windows encoders assign the indices as rows arrive
-// (dictCol, columns.go); the alerts encoder and compaction's Encode
-// convert their strings here. A file of several row groups is recoded a
-// row group at a time (recoded, below), so each carries only its own
-// rows' values.
+// (dictCol, columns.go) and recode them per row group when a file has
+// several (recoder, below); the alerts encoder converts its strings here,
+// and compaction's Encode a row group at a time, so each row group
+// carries only its own rows' values.
 type dictionaryColumns struct {
 	schema *arrow.Schema // the dataset's, with those columns as dictionaries
 	cols   []int
