@@ -2,12 +2,17 @@ package getrecords
 
 import "encoding/binary"
 
-// Base64 decoding is a fifth of a GetRecords answer's cost with
+// Base64 decoding was a fifth of a GetRecords answer's cost with
 // encoding/base64, which looks every character up in one table and
-// shifts it into place. Here each position of a quantum has its own
-// table holding the character's six bits already shifted, so a quantum
-// is four loads and three ORs, and a character outside the alphabet sets
-// a bit no valid one does: one test per two quanta.
+// shifts it into place. Where the CPU has AVX2, decodeVector (assembly)
+// decodes 32 characters a step; what it leaves (the last 4-35
+// characters, or all of a short payload) goes to decodeQuanta. On arm64
+// (Graviton tasks) decodeQuanta decodes it all.
+//
+// decodeQuanta gives each position of a quantum its own table holding
+// the character's six bits already shifted, so a quantum is four loads
+// and three ORs, and a character outside the alphabet sets a bit no
+// valid one does: one test per two quanta.
 var b64 [4][256]uint32
 
 // bad marks a character outside the standard alphabet (padding, line
@@ -26,6 +31,10 @@ func init() {
 	}
 }
 
+// vectorMin is the shortest payload handed to decodeVector: below it,
+// its setup costs more than decodeQuanta (BenchmarkDecode64).
+const vectorMin = 64
+
 // decode64 decodes standard, padded base64 into dst, which must hold
 // base64.StdEncoding.DecodedLen(len(src)) bytes, and returns
 // the length decoded. It takes what encoding/base64's StdEncoding takes
@@ -36,6 +45,19 @@ func decode64(dst, src []byte) (n int, ok bool) {
 	if len(src)%4 != 0 {
 		return 0, false
 	}
+	if decodeVector != nil && len(src) >= vectorMin {
+		// The last quantum, perhaps padded, is decodeQuanta's; so is
+		// everything from a step holding a character outside the
+		// alphabet, which it refuses.
+		w, c := decodeVector(dst, src[:len(src)-4])
+		n, ok = decodeQuanta(dst[w:], src[c:])
+		return w + n, ok
+	}
+	return decodeQuanta(dst, src)
+}
+
+// decodeQuanta is decode64 for a payload of whole quanta (len(src)%4 == 0).
+func decodeQuanta(dst, src []byte) (n int, ok bool) {
 	// Every quantum but the last, which may be padded: two at a time,
 	// writing eight bytes for six (the two after are overwritten next;
 	// at least the last quantum's three follow, so they are in dst).

@@ -8,20 +8,31 @@ import (
 	"testing"
 )
 
-// sameAsStd: decode64 decodes what StdEncoding decodes, to the same
-// bytes, and refuses the rest (line breaks too, which StdEncoding skips).
+// sameAsStd: decode64, and decodeQuanta alone whatever the length,
+// decode what StdEncoding decodes, to the same bytes, and refuse the rest
+// (line breaks too, which StdEncoding skips).
 func sameAsStd(t *testing.T, src []byte) {
+	t.Helper()
+	sameAsStdBy(t, "decode64", decode64, src)
+	if len(src)%4 == 0 {
+		sameAsStdBy(t, "decodeQuanta", decodeQuanta, src)
+	}
+}
+
+func sameAsStdBy(t *testing.T, name string, decode func(dst, src []byte) (int, bool), src []byte) {
 	t.Helper()
 	want, err := base64.StdEncoding.DecodeString(string(src))
 	dst := make([]byte, base64.StdEncoding.DecodedLen(len(src)))
-	n, ok := decode64(dst, src)
+	n, ok := decode(dst, src)
 	switch {
+	case ok && bytes.ContainsAny(src, "\r\n"):
+		t.Fatalf("%s %q: decoded a line break, which JSON and the SDK refuse", name, src)
 	case ok && err != nil:
-		t.Fatalf("%q: decoded %q, StdEncoding refuses it: %v", src, dst[:n], err)
+		t.Fatalf("%s %q: decoded %q, StdEncoding refuses it: %v", name, src, dst[:n], err)
 	case ok && !bytes.Equal(dst[:n], want):
-		t.Fatalf("%q: decoded %q, StdEncoding %q", src, dst[:n], want)
+		t.Fatalf("%s %q: decoded %q, StdEncoding %q", name, src, dst[:n], want)
 	case !ok && err == nil && !bytes.ContainsAny(src, "\r\n"):
-		t.Fatalf("%q: refused, StdEncoding decodes %q", src, want)
+		t.Fatalf("%s %q: refused, StdEncoding decodes %q", name, src, want)
 	}
 }
 
@@ -32,12 +43,28 @@ func TestDecode64(t *testing.T) {
 	} {
 		sameAsStd(t, []byte(s))
 	}
-	for n := range 64 { // every length through the two-quanta loop and its tail
+	for n := range 200 { // every length through both decoders' steps and their tails
 		b := make([]byte, n)
 		for i := range b {
 			b[i] = byte(i*37 + n)
 		}
-		sameAsStd(t, []byte(base64.StdEncoding.EncodeToString(b)))
+		enc := []byte(base64.StdEncoding.EncodeToString(b))
+		sameAsStd(t, enc)
+		// Long payloads with what the vector decoder leaves to
+		// encoding/base64: line breaks (four, so the length stays whole
+		// quanta), padding and a character outside the alphabet, early
+		// and in the tail.
+		for _, at := range []int{0, len(enc) / 2, len(enc) - 6} {
+			if at < 0 {
+				continue
+			}
+			for _, bad := range []string{"\n\n\r\n", "====", "QQ==", "\"", "-"} {
+				x := append(append(append([]byte(nil), enc[:at]...), bad...), enc[at:]...)
+				sameAsStd(t, x)
+				y := append(append(append([]byte(nil), enc[:at]...), bad...), enc[min(at+len(bad), len(enc)):]...)
+				sameAsStd(t, y) // over the payload's own characters
+			}
+		}
 	}
 }
 
@@ -50,21 +77,28 @@ func FuzzBase64(f *testing.F) {
 	})
 }
 
+// BenchmarkDecode64 sets simdMin: where the vector decoder overtakes
+// decodeQuanta.
 func BenchmarkDecode64(b *testing.B) {
-	src := []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("tapline payload "), 18))) // 288 bytes
-	dst := make([]byte, base64.StdEncoding.DecodedLen(len(src)))
-	b.Run("stdlib", func(b *testing.B) {
-		b.SetBytes(int64(len(src)))
-		for b.Loop() {
-			base64.StdEncoding.Decode(dst, src)
+	for _, chars := range []int{32, 48, 64, 96, 384} {
+		src := []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("tapline payload "), 18)))[:chars]
+		dst := make([]byte, base64.StdEncoding.DecodedLen(len(src)))
+		for _, c := range []struct {
+			name   string
+			decode func(dst, src []byte) (int, bool)
+		}{
+			{"stdlib", func(dst, src []byte) (int, bool) { n, err := base64.StdEncoding.Decode(dst, src); return n, err == nil }},
+			{"decodeQuanta", decodeQuanta},
+			{"decode64", decode64},
+		} {
+			b.Run(c.name+"/chars="+strconv.Itoa(chars), func(b *testing.B) {
+				b.SetBytes(int64(len(src)))
+				for b.Loop() {
+					c.decode(dst, src)
+				}
+			})
 		}
-	})
-	b.Run("decode64", func(b *testing.B) {
-		b.SetBytes(int64(len(src)))
-		for b.Loop() {
-			decode64(dst, src)
-		}
-	})
+	}
 }
 
 // FuzzParseFloat: parseFloat is strconv.ParseFloat, bit for bit, on

@@ -1,0 +1,19 @@
+package getrecords
+
+import "golang.org/x/sys/cpu"
+
+// decodeAVX2 decodes 32 characters of src into 24 bytes of dst a step
+// while 32 remain, and stops before the first step holding anything but
+// the alphabet (padding included): n bytes written for the first consumed
+// characters. dst must hold len(src)/4*3 bytes. base64_amd64.s.
+//
+//go:noescape
+func decodeAVX2(dst, src []byte) (n, consumed int)
+
+// decodeVector is decodeAVX2 where the CPU has AVX2.
+var decodeVector = func() func(dst, src []byte) (int, int) {
+	if cpu.X86.HasAVX2 {
+		return decodeAVX2
+	}
+	return nil
+}()
