@@ -17,3 +17,18 @@ var decodeVector = func() func(dst, src []byte) (int, int) {
 	}
 	return nil
 }()
+
+// scanAVX2 is the index of b's first quote, backslash or control
+// character among its whole 32-byte blocks, or the end of the last whole
+// block if there is none. scan_amd64.s.
+//
+//go:noescape
+func scanAVX2(b []byte) int
+
+// scanVector is scanAVX2 where the CPU has AVX2.
+var scanVector = func() func(b []byte) int {
+	if cpu.X86.HasAVX2 {
+		return scanAVX2
+	}
+	return nil
+}()

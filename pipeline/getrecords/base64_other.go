@@ -4,3 +4,6 @@ package getrecords
 
 // decodeVector: none on this architecture; decodeQuanta decodes it all.
 var decodeVector func(dst, src []byte) (int, int)
+
+// scanVector: none on this architecture; quoted scans eight bytes a step.
+var scanVector func(b []byte) int

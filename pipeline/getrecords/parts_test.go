@@ -131,12 +131,33 @@ func FuzzQuoted(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s []byte) {
 		end := bytes.IndexFunc(s, func(r rune) bool { return r == '"' || r == '\\' || r < 0x20 })
 		want := end >= 0 && s[end] == '"'
-		d := decoder{b: s}
-		got, ok := d.quoted()
-		if ok != want || ok && (!bytes.Equal(got, s[:end]) || d.i != end+1) {
-			t.Fatalf("quoted(%q) = %q, %v (at %d); want the first %d bytes, %v", s, got, ok, d.i, end, want)
+		for _, long := range []bool{false, true} {
+			d := decoder{b: s}
+			got, ok := d.quoted(long)
+			if ok != want || ok && (!bytes.Equal(got, s[:end]) || d.i != end+1) {
+				t.Fatalf("quoted(%q, %v) = %q, %v (at %d); want the first %d bytes, %v", s, long, got, ok, d.i, end, want)
+			}
 		}
 	})
+}
+
+// TestQuotedLong: the 32-byte steps and the eight-byte ones stop at the
+// same byte, each kind of byte at every position of the first steps.
+func TestQuotedLong(t *testing.T) {
+	for _, c := range []byte{'"', '\\', 0x00, 0x1f} {
+		for at := range 100 {
+			s := append(bytes.Repeat([]byte("7"), at), c)
+			s = append(s, bytes.Repeat([]byte{' ', 0x20, 0x7f, 0x80, 0xff}, 20)...)
+			s = append(s, '"')
+			for _, long := range []bool{false, true} {
+				d := decoder{b: s}
+				got, ok := d.quoted(long)
+				if want := c == '"'; ok != want || ok && (len(got) != at || d.i != at+1) {
+					t.Fatalf("%q at %d, long %v: %d bytes, %v (at %d)", c, at, long, len(got), ok, d.i)
+				}
+			}
+		}
+	}
 }
 
 // FuzzDecimal: decimal reads what number and parseFloat read, to the
