@@ -163,6 +163,9 @@ type decoder struct {
 	times []time.Time
 	data  []byte
 	text  []byte // the current chunk of the strings' bytes, only appended to
+	// after[k] is the key that followed key k in the last record: the
+	// next record's likely order.
+	after [keyNone + 1]int
 }
 
 func (d *decoder) ws() {
@@ -394,84 +397,146 @@ func (d *decoder) records(o *kinesis.GetRecordsOutput) error {
 	}
 }
 
+// recordKeys are a record's keys as Kinesis writes them, quoted, with
+// the colon after.
+var recordKeys = [...]string{`"Data":`, `"PartitionKey":`, `"SequenceNumber":`, `"ApproximateArrivalTimestamp":`, `"EncryptionType":`}
+
+const (
+	keyData = iota
+	keyPartitionKey
+	keySequenceNumber
+	keyApproximateArrivalTimestamp
+	keyEncryptionType
+	keyNone // before a record's first key: after[keyNone] is the first
+)
+
 func (d *decoder) record() error {
 	d.recs = append(d.recs, types.Record{})
 	r := &d.recs[len(d.recs)-1]
-	return d.object(func(k []byte) error {
-		switch string(k) {
-		case "Data":
-			if d.null() {
-				return nil
-			}
-			// The closing quote, then decode64 checks every byte (a
-			// backslash, a quote, a control character are not base64).
-			if !d.byte('"') {
+	if !d.byte('{') {
+		return errUnexpected
+	}
+	if d.byte('}') {
+		return nil
+	}
+	// Every record has its keys in the order the one before had them:
+	// the key expected next is compared whole, which costs less than
+	// scanning it for its end (a third of a record's strings by length).
+	prev := keyNone
+	for {
+		d.ws()
+		k := d.after[prev]
+		if want := recordKeys[k]; len(d.b)-d.i >= len(want) && string(d.b[d.i:d.i+len(want)]) == want {
+			d.i += len(want)
+		} else {
+			name, err := d.str(false)
+			if err != nil || !d.byte(':') {
 				return errUnexpected
 			}
-			j := bytes.IndexByte(d.b[d.i:], '"')
-			if j < 0 {
+			if k = keyOf(name); k == keyNone {
 				return errUnexpected
 			}
-			s := d.b[d.i : d.i+j]
-			d.i += j + 1
-			at := len(d.data)
-			n, ok := decode64(d.data[at:cap(d.data)], s)
-			if !ok {
-				return errUnexpected
-			}
-			d.data = d.data[:at+n]
-			r.Data = d.data[at : at+n : at+n]
-			return nil
-		case "PartitionKey":
-			return d.text1(&r.PartitionKey, false)
-		case "SequenceNumber":
-			return d.text1(&r.SequenceNumber, true)
-		case "ApproximateArrivalTimestamp":
-			if d.null() {
-				return nil
-			}
-			f, ok := d.decimal()
-			var err error
-			if !ok {
-				var s []byte
-				if s, _, err = d.number(); err != nil {
-					return err
-				}
-				f, err = parseFloat(s)
-			}
-			// The SDK makes the time with big.Float: the product rounded
-			// to 53 bits, then truncated, which float64 does alike in
-			// range; outside it, the SDK's.
-			ms := f * 1e3
-			if err != nil || math.IsNaN(ms) || ms >= math.MaxInt64 || ms <= math.MinInt64 {
-				return errUnexpected
-			}
-			if len(d.times) == cap(d.times) {
-				d.times = make([]time.Time, 0, chunk)
-			}
-			d.times = append(d.times, time.Unix(0, int64(ms)*1e6).UTC())
-			r.ApproximateArrivalTimestamp = &d.times[len(d.times)-1]
-			return nil
-		case "EncryptionType":
-			if d.null() {
-				return nil
-			}
-			s, err := d.str(false)
-			if err != nil {
-				return err
-			}
-			switch string(s) {
-			case "NONE":
-				r.EncryptionType = types.EncryptionTypeNone
-			case "KMS":
-				r.EncryptionType = types.EncryptionTypeKms
-			default:
-				return errUnexpected
-			}
+			d.after[prev] = k
+		}
+		if err := d.field(r, k); err != nil {
+			return err
+		}
+		prev = k
+		if d.byte(',') {
+			continue
+		}
+		if d.byte('}') {
 			return nil
 		}
 		return errUnexpected
-	})
+	}
+}
+
+// keyOf is name's index in recordKeys, or keyNone.
+func keyOf(name []byte) int {
+	for k, key := range recordKeys {
+		if string(name) == key[1:len(key)-2] {
+			return k
+		}
+	}
+	return keyNone
+}
+
+// field reads the value of a record's key k into r.
+func (d *decoder) field(r *types.Record, k int) error {
+	switch k {
+	case keyData:
+		if d.null() {
+			return nil
+		}
+		// The closing quote, then decode64 checks every byte (a
+		// backslash, a quote, a control character are not base64).
+		if !d.byte('"') {
+			return errUnexpected
+		}
+		j := bytes.IndexByte(d.b[d.i:], '"')
+		if j < 0 {
+			return errUnexpected
+		}
+		s := d.b[d.i : d.i+j]
+		d.i += j + 1
+		at := len(d.data)
+		n, ok := decode64(d.data[at:cap(d.data)], s)
+		if !ok {
+			return errUnexpected
+		}
+		d.data = d.data[:at+n]
+		r.Data = d.data[at : at+n : at+n]
+		return nil
+	case keyPartitionKey:
+		return d.text1(&r.PartitionKey, false)
+	case keySequenceNumber:
+		return d.text1(&r.SequenceNumber, true)
+	case keyApproximateArrivalTimestamp:
+		if d.null() {
+			return nil
+		}
+		f, ok := d.decimal()
+		var err error
+		if !ok {
+			var s []byte
+			if s, _, err = d.number(); err != nil {
+				return err
+			}
+			f, err = parseFloat(s)
+		}
+		// The SDK makes the time with big.Float: the product rounded
+		// to 53 bits, then truncated, which float64 does alike in
+		// range; outside it, the SDK's.
+		ms := f * 1e3
+		if err != nil || math.IsNaN(ms) || ms >= math.MaxInt64 || ms <= math.MinInt64 {
+			return errUnexpected
+		}
+		if len(d.times) == cap(d.times) {
+			d.times = make([]time.Time, 0, chunk)
+		}
+		d.times = append(d.times, time.Unix(0, int64(ms)*1e6).UTC())
+		r.ApproximateArrivalTimestamp = &d.times[len(d.times)-1]
+		return nil
+	case keyEncryptionType:
+		if d.null() {
+			return nil
+		}
+		s, err := d.str(false)
+		if err != nil {
+			return err
+		}
+		switch string(s) {
+		case "NONE":
+			r.EncryptionType = types.EncryptionTypeNone
+		case "KMS":
+			r.EncryptionType = types.EncryptionTypeKms
+		default:
+			return errUnexpected
+		}
+		return nil
+	}
+	return errUnexpected
 }
 
 // text1 reads a string into the shared text: the strings of an answer

@@ -129,6 +129,14 @@ func TestSameAsTheSDK(t *testing.T) {
 		{"unknown field", []byte(`{"Records":[],"MillisBehindLatest":0,"Later":1}`), false},
 		{"bad base64", []byte(`{"Records":[{"Data":"!!","PartitionKey":"a","SequenceNumber":"1"}]}`), false},
 		{"leading plus", []byte(`{"Records":[],"MillisBehindLatest":+1}`), false},
+		// Keys compared whole in the order the record before had them:
+		// a record in another order, spaces, a key twice, one unknown.
+		{"key order", []byte(`{"Records":[{"Data":"AA==","PartitionKey":"a","SequenceNumber":"1"},{"SequenceNumber":"2","Data":"AQ==","PartitionKey":"b"},` +
+			`{"SequenceNumber":"3","Data":"Ag==","PartitionKey":"c"},{"Data":"Aw==","PartitionKey":"d","SequenceNumber":"4"}]}`), true},
+		{"key spaces", []byte(`{"Records":[{"Data":"AA==","PartitionKey":"a"},{ "Data" :"AQ==", "PartitionKey" : "b"},{"Data":"Ag==","PartitionKey":"c"}]}`), true},
+		{"key twice", []byte(`{"Records":[{"Data":"AA==","PartitionKey":"a","PartitionKey":"b"}]}`), false},
+		{"key prefix", []byte(`{"Records":[{"Data":"AA==","PartitionKey":"a"},{"Data":"AQ==","PartitionKeys":"b"}]}`), false},
+		{"unknown key", []byte(`{"Records":[{"Data":"AA==","PartitionKey":"a"},{"Data":"AQ==","Later":1}]}`), false},
 		{"huge time", []byte(`{"Records":[{"Data":"AA==","PartitionKey":"a","SequenceNumber":"1","ApproximateArrivalTimestamp":1e300}]}`), false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
