@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -236,5 +237,46 @@ func TestHiddenPayloadsPassTheDeaggregator(t *testing.T) {
 		if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) {
 			t.Errorf("hide %v: the record processor reads %q, want %q", hide, got, want)
 		}
+	}
+}
+
+// TestPayloadShare: the payload buffer sized from the answer before
+// holds the same records whatever the guess (one too small takes a
+// second chunk), and allocates less than a buffer sized for a body that
+// is all payload.
+func TestPayloadShare(t *testing.T) {
+	var recs []rec
+	for i := range 2000 {
+		recs = append(recs, rec{Data: bytes.Repeat([]byte{byte(i)}, i%300), PartitionKey: "dev-" + strconv.Itoa(i),
+			SequenceNumber: "4959033827149025660855969253836157109592157598913658" + strconv.Itoa(1000+i), ApproximateArrivalTimestamp: "1.764266400123E9"})
+	}
+	raw := response(recs, "AAAA", 0)
+	var want kinesis.GetRecordsOutput
+	share, err := decode(raw, &want, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if share <= 0.3 || share >= 0.75 {
+		t.Fatalf("payload share %.3f", share)
+	}
+	allocated := func(guess float64) uint64 {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		before := ms.TotalAlloc
+		var got kinesis.GetRecordsOutput
+		if _, err := decode(raw, &got, guess); err != nil {
+			t.Fatal(err)
+		}
+		runtime.ReadMemStats(&ms)
+		if describe(&got, nil) != describe(&want, nil) {
+			t.Fatalf("guess %v: records differ", guess)
+		}
+		return ms.TotalAlloc - before
+	}
+	all, guessed := allocated(0), allocated(share)
+	allocated(share / 3) // short: a second chunk
+	allocated(1e-9)
+	if saved := float64(all-guessed) / float64(len(raw)); saved < 0.1 {
+		t.Errorf("guessing the share saved %.2f bytes a body byte (%d -> %d bytes)", saved, all, guessed)
 	}
 }
