@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
@@ -240,5 +242,55 @@ func TestRowsWithoutRecords(t *testing.T) {
 	}
 	if after, _ := w.State(); after != "49000000000000000000000000000000000000000000000000000042" {
 		t.Fatalf("State after = %q; a batch without records must not move it", after)
+	}
+}
+
+// TestZstdLevel: a batch's files are compressed at zstd_level (default
+// 1, zstd's fastest), which changes their bytes and not their rows, and a
+// level outside zstd's is refused by its key.
+func TestZstdLevel(t *testing.T) {
+	write := func(level int) []byte {
+		t.Helper()
+		store := &memStore{objects: map[string][]byte{}}
+		w, err := New(store, Options{Prefix: "tapline/test", Shard: "shardId-000000000001", ZstdLevel: level})
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := time.Date(2026, 11, 27, 23, 0, 0, 0, time.UTC).UnixMilli() // one hour: one raw file
+		dec := schemas.NewDecoder(schemas.Options{})
+		for i := range 5000 {
+			rec, err := dec.Decode(fmt.Appendf(nil, `{"device_id":"d%d","ts":%d,"metrics":{"t":%d.%d}}`, i%7, base+int64(i)*500, i%9, i*7919%1000), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Record(rec, strconv.Itoa(1_000_000+i), 0)
+		}
+		if _, err := w.Flush(context.Background(), base+3_600_000); err != nil {
+			t.Fatal(err)
+		}
+		for k, b := range store.objects {
+			if strings.Contains(k, "/raw/") {
+				f, err := file.NewParquetReader(bytes.NewReader(b))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if f.NumRows() != 5000 {
+					t.Fatalf("level %d: %d rows", level, f.NumRows())
+				}
+				return b
+			}
+		}
+		t.Fatal("no raw file")
+		return nil
+	}
+	byDefault, fastest, zstds := write(0), write(1), write(3)
+	if !bytes.Equal(byDefault, fastest) {
+		t.Error("the default is not level 1")
+	}
+	if bytes.Equal(fastest, zstds) {
+		t.Error("levels 1 and 3 wrote the same bytes")
+	}
+	if _, err := New(&memStore{}, Options{Prefix: "tapline/test", Shard: "shardId-000000000001", ZstdLevel: 23}); err == nil || !strings.Contains(err.Error(), "batch.zstd_level") {
+		t.Errorf("level 23: %v", err)
 	}
 }

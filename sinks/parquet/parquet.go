@@ -43,6 +43,9 @@ const (
 // Options configure an encoder.
 type Options struct {
 	Compression Compression // default Zstd
+	// ZstdLevel is zstd's level, 1 to 22 (klauspost/compress has four
+	// speeds: 1, 2-3, 4-7, 8 and up). Default 3, zstd's own.
+	ZstdLevel int
 	// RowGroupRows bounds a row group. Default 128k rows: with a flush
 	// every few hundred thousand rows a file has one or a few row groups,
 	// large enough for Athena to skip by statistics.
@@ -68,6 +71,9 @@ func (o Options) props(dataset string, sortedBy []pq.SortingColumn) (*pq.WriterP
 	if rows <= 0 {
 		rows = 128 << 10
 	}
+	if o.ZstdLevel < 0 || o.ZstdLevel > 22 {
+		return nil, fmt.Errorf("parquet: zstd level %d out of 1..22", o.ZstdLevel)
+	}
 	opts := []pq.WriterProperty{
 		pq.WithCompression(codec),
 		pq.WithStats(true),
@@ -75,6 +81,9 @@ func (o Options) props(dataset string, sortedBy []pq.SortingColumn) (*pq.WriterP
 		pq.WithMaxRowGroupLength(rows),
 		pq.WithCreatedBy(createdBy),
 		pq.WithVersion(pq.V2_LATEST),
+	}
+	if o.ZstdLevel != 0 && codec == compress.Codecs.Zstd {
+		opts = append(opts, pq.WithCompressionLevel(o.ZstdLevel))
 	}
 	for _, col := range dictionary[dataset] {
 		opts = append(opts, pq.WithDictionaryFor(col, true))
