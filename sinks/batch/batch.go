@@ -62,7 +62,8 @@ type Options struct {
 	// ZstdLevel compresses the files a batch writes, 1 (zstd's fastest)
 	// to 22. Default 1: compression was half of the files' encoding
 	// and a seventh of the whole process's CPU at zstd's default level
-	// 3, for files 3% smaller; these landing files live until compaction
+	// 3, for raw files 2-4% and windows files 8% smaller (RESULTS.md,
+	// session 14); these landing files live until compaction
 	// rewrites them at level 3 (`tapline compact`), so the service
 	// spends the least CPU on them.
 	ZstdLevel int             `yaml:"zstd_level"`
