@@ -48,12 +48,16 @@ type Protocol struct {
 	HidePayloads   bool
 	bufs           sync.Pool
 	Fast, Fallback atomic.Uint64
-	share          atomic.Uint64 // the last answer's payload share (float64 bits)
+	last           atomic.Pointer[shape] // the last answer with records
 }
 
 // Install is a kinesis.Options function: kinesis.NewFromConfig(cfg,
 // getrecords.Install).
 func Install(o *kinesis.Options) { o.Protocol = &Protocol{ClientProtocol: o.Protocol} }
+
+// maxRecords is the most records GetRecords answers (its Limit's
+// bound); an answer with more is decoded still, by growing its slice.
+const maxRecords = 10_000
 
 // maxBody bounds an answer read here: Kinesis answers at most 10 MiB of
 // payload (base64: 13.4 MiB) plus its JSON.
@@ -81,8 +85,10 @@ func (p *Protocol) DeserializeResponse(ctx context.Context, schema *smithy.Opera
 		return &smithy.DeserializationError{Err: err}
 	}
 	if buf.Len() <= maxBody {
-		if share, err := decode(buf.Bytes(), o, math.Float64frombits(p.share.Load())); err == nil {
-			p.share.Store(math.Float64bits(share))
+		if sh, err := decode(buf.Bytes(), o, p.last.Load()); err == nil {
+			if sh.records > 0 {
+				p.last.Store(&sh)
+			}
 			p.Fast.Add(1)
 			if p.HidePayloads {
 				hide(o.Records)
@@ -135,36 +141,48 @@ var errUnexpected = errors.New("getrecords: not a plain GetRecords answer")
 // sends (see the package doc). The output's slices and strings share a
 // few allocations; nothing aliases b.
 func Decode(b []byte, o *kinesis.GetRecordsOutput) error {
-	_, err := decode(b, o, 0)
+	_, err := decode(b, o, nil)
 	return err
 }
 
-// decode is Decode with the payloads' share of the body (decoded bytes
-// over the body's length) guessed from the answer before (0: no guess),
-// and returns this answer's. The payloads share one buffer, which would
-// otherwise be sized for a body that is all payload: a quarter to a half
-// more memory to zero and then to keep alive with the records, for the
-// keys, sequence numbers and times no payload holds.
-func decode(b []byte, o *kinesis.GetRecordsOutput, share float64) (float64, error) {
+// shape is what an answer held, to size the next one's buffers by.
+type shape struct {
+	body, records, payload int // bytes, records, decoded payload bytes
+}
+
+// decode is Decode with its buffers sized from last, an earlier answer
+// (nil: none), and returns this answer's shape. Without a guess, the
+// records are counted first (a pass over the body) and the payloads'
+// buffer is sized as if the body were all payload: for Kinesis's answers
+// about 40% more memory to zero and then to keep alive with the records,
+// for the keys, sequence numbers and times no payload holds. A guess
+// that falls short costs a second chunk, or (records) a copy.
+func decode(b []byte, o *kinesis.GetRecordsOutput, last *shape) (shape, error) {
 	d := decoder{b: b}
-	// Every record ends with a brace: a bound on their number (SIMD
-	// fast), so the slices are made once.
-	n := bytes.Count(b, []byte{'}'})
+	var n, size int
+	if last != nil && last.records > 0 && last.body > 0 {
+		// Bounded as a count would be: by GetRecords's limit of 10,000
+		// records and by the body, whatever the answer before held.
+		perByte := 1.03 / float64(last.body)
+		n = min(int(float64(len(b)*last.records)*perByte)+16, maxRecords, len(b)/2)
+		size = int(float64(len(b)*last.payload)*perByte) + 4096
+	} else {
+		// Every record ends with a brace: a bound on their number
+		// (SIMD fast), so the slices are made once.
+		n = bytes.Count(b, []byte{'}'})
+		size = base64.StdEncoding.DecodedLen(len(b))
+	}
 	d.recs = make([]types.Record, 0, n)
 	d.strs = make([]string, 0, 2*n)
 	d.times = make([]time.Time, 0, n)
 	d.text = make([]byte, 0, 80*n)
-	size := base64.StdEncoding.DecodedLen(len(b))
-	if share > 0 {
-		size = min(size, int(share*1.03*float64(len(b)))+4096)
-	}
-	d.data = make([]byte, 0, size)
+	d.data = make([]byte, 0, min(size, base64.StdEncoding.DecodedLen(len(b))))
 	var out kinesis.GetRecordsOutput
 	if err := d.output(&out); err != nil {
-		return 0, err
+		return shape{}, err
 	}
 	*o = out
-	return float64(d.payload) / float64(max(len(b), 1)), nil
+	return shape{body: len(b), records: len(out.Records), payload: d.payload}, nil
 }
 
 // chunk is how many more strings or times are allocated at once if the
