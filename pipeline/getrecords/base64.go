@@ -5,8 +5,9 @@ import "encoding/binary"
 // Base64 decoding was a fifth of a GetRecords answer's cost with
 // encoding/base64, which looks every character up in one table and
 // shifts it into place. Where the CPU has AVX2, decodeVector (assembly)
-// decodes 32 characters a step; what it leaves (the last 4-35
-// characters, or all of a short payload) goes to decodeQuanta. On arm64
+// decodes 32 characters a step, the last step overlapping the one before;
+// what it leaves (the last quantum, or all of a short payload) goes to
+// decodeQuanta. On arm64
 // (Graviton tasks) decodeQuanta decodes it all.
 //
 // decodeQuanta gives each position of a quantum its own table holding
@@ -49,7 +50,18 @@ func decode64(dst, src []byte) (n int, ok bool) {
 		// The last quantum, perhaps padded, is decodeQuanta's; so is
 		// everything from a step holding a character outside the
 		// alphabet, which it refuses.
-		w, c := decodeVector(dst, src[:len(src)-4])
+		body := src[:len(src)-4]
+		w, c := decodeVector(dst, body)
+		if left := len(body) - c; left > 0 && left < 32 {
+			// The last whole step again, overlapping the one before (the
+			// bytes it rewrites are the same): only the last quantum is
+			// left. If it holds a character outside the alphabet it takes
+			// nothing, and decodeQuanta refuses it.
+			p := len(body) - 32
+			if _, k := decodeVector(dst[p/4*3:], body[p:]); k == 32 {
+				w, c = p/4*3+24, len(body)
+			}
+		}
 		n, ok = decodeQuanta(dst[w:], src[c:])
 		return w + n, ok
 	}
