@@ -161,20 +161,38 @@ type dictCol struct {
 	index  map[string]int32
 	values varlen // the dictionary: value k is values' k-th string
 	last   int32  // the last row's index, -1 for none: windows come a device at a time
+	// next[k] is the index that followed value k the last time: a
+	// device's windows come in the same order of metrics every time, and
+	// devices in the same order every minute.
+	next []int32
 }
 
 func newDict() dictCol { return dictCol{index: map[string]int32{}, last: -1} }
 
+// addDict appends s's index. The last row's value and the one that
+// followed it before are compared first; only a value neither predicts is
+// looked up (a map lookup hashes it: half of a window row's cost).
 func addDict[S string | []byte](d *dictCol, s S) {
-	if d.last >= 0 && string(d.values.at(d.last)) == string(s) {
-		d.idx = push(d.idx, d.last)
-		return
+	if d.last >= 0 {
+		if string(d.values.at(d.last)) == string(s) {
+			d.idx = push(d.idx, d.last)
+			return
+		}
+		if k := d.next[d.last]; k >= 0 && string(d.values.at(k)) == string(s) {
+			d.last = k
+			d.idx = push(d.idx, k)
+			return
+		}
 	}
 	k, ok := d.index[string(s)]
 	if !ok {
 		k = int32(d.values.rows())
 		d.index[strings.Clone(string(s))] = k
 		addVar(&d.values, s)
+		d.next = append(d.next, -1)
+	}
+	if d.last >= 0 {
+		d.next[d.last] = k
 	}
 	d.last = k
 	d.idx = push(d.idx, k)
@@ -193,6 +211,7 @@ func (d *dictCol) reset(limit int) {
 	clear(d.index)
 	d.values.reset(limit)
 	d.last = -1
+	d.next = d.next[:0]
 }
 
 // strMap is a MAP<string, double> column: each row's entries are
