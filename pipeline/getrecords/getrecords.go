@@ -5,12 +5,13 @@
 // shard loop.
 //
 // Install replaces the Kinesis client's protocol with one that decodes a
-// successful GetRecords answer itself, in one pass over the body, into a
+// successful GetRecords answer itself, in one pass over the body (two for
+// a client's first answer, whose records are counted first), into a
 // handful of allocations per response whatever its length: one buffer
 // for every payload, one the sequence numbers and partition keys are
-// appended to and viewed in place (another if the first estimate falls
-// short), and the slices of records, strings and times the output's
-// pointers point into. Everything else (other operations, error
+// appended to and viewed in place (another of either if the estimate
+// from the answer before falls short), and the slices of records,
+// strings and times the output's pointers point into. Everything else (other operations, error
 // answers, throttling and ExpiredIterator, the retries around them) stays
 // the SDK's, and so does any answer this decoder does not expect:
 // escaped strings, child shards, fields it does not know, numbers out of
