@@ -60,7 +60,7 @@ type Options struct {
 	// how stale, in event time, the data in S3 may be. Default 1m.
 	FlushEvery time.Duration `yaml:"flush_every"`
 	// ZstdLevel compresses the files a batch writes, 1 (zstd's fastest)
-	// to 22. Default 1: compression was half of the files' encoding
+	// to 22. Default 1: compression was nearly half of the files' encoding
 	// and a seventh of the whole process's CPU at zstd's default level
 	// 3, for raw files 2-4% and windows files 8% smaller (RESULTS.md,
 	// session 14); these landing files live until compaction
