@@ -171,7 +171,8 @@ func newDict() dictCol { return dictCol{index: map[string]int32{}, last: -1} }
 
 // addDict appends s's index. The last row's value and the one that
 // followed it before are compared first; only a value neither predicts is
-// looked up (the three dictionaries were 44% of buffering a window row).
+// looked up (the three dictionaries were 37% of buffering a window row
+// in BenchmarkAppendWindows's profile, 33% with this).
 func addDict[S string | []byte](d *dictCol, s S) {
 	if d.last >= 0 {
 		if string(d.values.at(d.last)) == string(s) {
