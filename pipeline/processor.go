@@ -134,7 +134,12 @@ func (p *Processor) newEngine(cfg *rules.Config) (*rules.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	eng.ForgetAfter(p.opts.Windows.SeriesTTL)
+	// Rule state lives as long as its series: a device silent for hours
+	// (a traffic sensor at night, a machine between shifts) keeps its
+	// baselines, as its series wait max_backlog for it. Forgetting at the
+	// series TTL (1h) restarted every detector's warm-up after each such
+	// gap, so sparse devices never scored (benchmarks/DETECTION.md).
+	eng.ForgetAfter(p.opts.Windows.MaxBacklog)
 	return eng, nil
 }
 

@@ -251,3 +251,54 @@ func TestRestoreUnderOtherWindowSpecs(t *testing.T) {
 		t.Fatalf("the kept rule's state: alerts %v after the restore, resets %v", alerts, q.RuleResets())
 	}
 }
+
+// TestRuleStateOutlivesGaps: a device silent for longer than the series
+// TTL but within max_backlog keeps its rules' baselines, so the first
+// spike after the gap alerts; after a silence longer than max_backlog
+// its rules start afresh (warm-up again) and the same spike does not.
+// Forgetting at the TTL kept sparse devices (a traffic sensor at night)
+// from ever finishing a warm-up (benchmarks/DETECTION.md).
+func TestRuleStateOutlivesGaps(t *testing.T) {
+	cfg, err := rules.Parse("gap.yml", []byte(`rules:
+  - {name: spike, kind: robust, metric: v, window: 1m, aggregate: mean, history: 10, warmup: 3, z: 3}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		gap    time.Duration
+		alerts int
+	}{{10 * time.Minute, 1}, {40 * time.Minute, 0}} {
+		spec, _ := windows.ParseSpec("1m")
+		var fired int
+		p, err := NewProcessor(Options{
+			Windows:     windows.Options{Specs: []windows.Spec{spec}, SeriesTTL: 2 * time.Minute, MaxBacklog: 30 * time.Minute},
+			Rules:       cfg,
+			DeadLetters: &letters{},
+			OnAlert: func(a *rules.Alert) {
+				if a.State == rules.Firing {
+					fired++
+				}
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := int64(30_000)
+		send := func(v float64) {
+			if err := p.Process([]byte(fmt.Sprintf(`{"device_id":"a","ts":%d,"v":%g}`, at, v)), "", 0); err != nil {
+				t.Fatal(err)
+			}
+			at += time.Minute.Milliseconds()
+		}
+		for i := range 6 {
+			send(float64(10 + i%2))
+		}
+		at += tc.gap.Milliseconds()
+		send(100) // the spike's window closes with the next record
+		send(10)
+		if fired != tc.alerts {
+			t.Errorf("after a gap of %v: %d alerts, want %d", tc.gap, fired, tc.alerts)
+		}
+	}
+}

@@ -163,9 +163,8 @@ type Engine struct {
 // than d (between the end of one and the start of the next) start its
 // rules afresh (warm-up included), unless one is
 // firing: a baseline learnt before a long silence no longer describes
-// the series. The pipeline sets it to the windows' series TTL, so rule
-// state behaves as when a silent series was evicted at the TTL (now its
-// last window waits for a backlog first). 0, the default, never forgets.
+// the series. The pipeline sets it to the windows' max_backlog, how long
+// a silent device's series are kept. 0, the default, never forgets.
 func (e *Engine) ForgetAfter(d time.Duration) { e.forget = d.Milliseconds() }
 
 // firingInfo is what a RESOLVED alert needs beyond the rule state.
