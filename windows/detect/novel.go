@@ -53,7 +53,14 @@ func (n *Novel) Observe(t int64, v float64) (float64, bool) {
 		out = math.Copysign(a-n.peak, score)
 	}
 	learnt := a
-	if n.rise > 0 && n.peak > 0 && n.scored >= n.warmup {
+	switch {
+	case a == math.MaxFloat64:
+		// A change off a perfectly flat history (a counter at 0, a
+		// sensor stuck) scores the largest float: it is novel, but has no
+		// size the peak could learn. Learnt, it would hold the peak for
+		// a thousand half-lives and the series would never alert again.
+		learnt = 0
+	case n.rise > 0 && n.peak > 0 && n.scored >= n.warmup:
 		learnt = min(a, n.peak*n.rise)
 	}
 	n.peak = max(learnt, n.peak*n.decay)
