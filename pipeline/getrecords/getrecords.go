@@ -47,14 +47,46 @@ type Protocol struct {
 	smithyhttp.ClientProtocol
 	// HidePayloads: see Payload. Set it before the first call.
 	HidePayloads   bool
-	bufs           sync.Pool
+	bufs           chan *bytes.Buffer // answers' bodies, kept across GCs; see body
+	spare          sync.Pool          // more of them, while no GC runs
 	Fast, Fallback atomic.Uint64
 	last           atomic.Pointer[shape] // the last answer with records
 }
 
 // Install is a kinesis.Options function: kinesis.NewFromConfig(cfg,
 // getrecords.Install).
-func Install(o *kinesis.Options) { o.Protocol = &Protocol{ClientProtocol: o.Protocol} }
+func Install(o *kinesis.Options) {
+	o.Protocol = &Protocol{ClientProtocol: o.Protocol, bufs: make(chan *bytes.Buffer, keptBodies)}
+}
+
+// keptBodies is how many answers' body buffers a Protocol keeps for the
+// next answers whatever the GC does. A sync.Pool alone loses them at
+// every second GC, and then an answer's 4-5 MB are read into fresh
+// memory, zeroed first: 2.7% of the whole process's profile
+// (benchmarks/RESULTS.md). Shards past the first few take theirs from
+// the pool. At most keptBodies × maxBody stay allocated.
+const keptBodies = 4
+
+// body returns a buffer for an answer's body; put gives it back.
+func (p *Protocol) body() *bytes.Buffer {
+	select {
+	case b := <-p.bufs:
+		return b
+	default:
+	}
+	if b, _ := p.spare.Get().(*bytes.Buffer); b != nil {
+		return b
+	}
+	return new(bytes.Buffer)
+}
+
+func (p *Protocol) put(b *bytes.Buffer) {
+	select {
+	case p.bufs <- b:
+	default:
+		p.spare.Put(b)
+	}
+}
 
 // maxRecords is the most records GetRecords answers (its Limit's
 // bound); an answer with more is decoded still, by growing its slice.
@@ -71,11 +103,8 @@ func (p *Protocol) DeserializeResponse(ctx context.Context, schema *smithy.Opera
 	if !ok || resp.StatusCode < 200 || resp.StatusCode >= 300 || resp.Body == nil {
 		return p.ClientProtocol.DeserializeResponse(ctx, schema, reg, resp, out)
 	}
-	buf, _ := p.bufs.Get().(*bytes.Buffer)
-	if buf == nil {
-		buf = new(bytes.Buffer)
-	}
-	defer p.bufs.Put(buf)
+	buf := p.body()
+	defer p.put(buf)
 	buf.Reset()
 	if n := resp.ContentLength; n > 0 && n <= maxBody {
 		// ReadFrom wants MinRead bytes free to see the end: without

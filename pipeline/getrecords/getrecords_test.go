@@ -311,3 +311,28 @@ func TestLongPayloads(t *testing.T) {
 		}
 	}
 }
+
+// TestBodiesSurviveGC: the buffers answers are read into outlive GCs
+// (the service runs several an answer), up to keptBodies of them; the
+// rest go to the pool, which a GC may empty.
+func TestBodiesSurviveGC(t *testing.T) {
+	var o kinesis.Options
+	Install(&o)
+	p := o.Protocol.(*Protocol)
+	var kept []*bytes.Buffer
+	for range keptBodies + 2 {
+		kept = append(kept, p.body())
+	}
+	for _, b := range kept {
+		b.Grow(1 << 20)
+		p.put(b)
+	}
+	runtime.GC()
+	runtime.GC()
+	for i := range keptBodies {
+		b := p.body()
+		if b != kept[i] || b.Cap() < 1<<20 {
+			t.Fatalf("body %d after two GCs: a new buffer (capacity %d)", i, b.Cap())
+		}
+	}
+}
