@@ -49,6 +49,12 @@ func (m *memStore) Put(_ context.Context, key string, data []byte) (bool, error)
 // flushing when Due and at the end, and returns the acknowledgements.
 func run(t *testing.T, store Store, retry bool) []string {
 	t.Helper()
+	return runWith(t, store, retry, nil)
+}
+
+// runWith is run with after called after each Flush.
+func runWith(t *testing.T, store Store, retry bool, after func(*Writer)) []string {
+	t.Helper()
 	// Snappy: under -race, sync.Pool drops items and arrow-go's pooled zstd
 	// encoders get rebuilt per page, which makes this test 50x slower; the
 	// codec is not what it tests.
@@ -68,6 +74,9 @@ func run(t *testing.T, store Store, retry bool) []string {
 	flush := func() {
 		for {
 			last, err := w.Flush(context.Background(), p.Watermark())
+			if after != nil {
+				after(w)
+			}
 			if err == nil {
 				if last != "" {
 					acks = append(acks, last)
@@ -96,6 +105,29 @@ func run(t *testing.T, store Store, retry bool) []string {
 	p.Flush()
 	flush()
 	return acks
+}
+
+// TestReusedEncodersWriteTheSameObjects: encoders kept from earlier
+// batches (and other event hours) write byte for byte what fresh ones
+// write, and they are kept: the stream's batches reuse them.
+func TestReusedEncodersWriteTheSameObjects(t *testing.T) {
+	reused, fresh := &memStore{objects: map[string][]byte{}}, &memStore{objects: map[string][]byte{}}
+	kept := 0
+	runWith(t, reused, false, func(w *Writer) { kept = max(kept, len(w.raw.spare)+len(w.windows.spare)) })
+	runWith(t, fresh, false, func(w *Writer) {
+		w.raw.spare, w.windows.spare, w.alerts.spare, w.dead.spare = nil, nil, nil, nil
+	})
+	if kept == 0 {
+		t.Fatal("no encoder was kept between batches")
+	}
+	if len(reused.objects) != len(fresh.objects) || len(fresh.objects) < 10 {
+		t.Fatalf("%d objects reusing encoders, %d with fresh ones", len(reused.objects), len(fresh.objects))
+	}
+	for k, b := range fresh.objects {
+		if !bytes.Equal(reused.objects[k], b) {
+			t.Errorf("%s differs with reused encoders", k)
+		}
+	}
 }
 
 // TestFailedWriteIsRetriedWithSameObjects: a Put fails mid-batch; the
