@@ -201,6 +201,29 @@ func TestNoveltyIgnoresFlatHistoryScores(t *testing.T) {
 	}
 }
 
+// TestNoveltyRestoreForgetsPoisonedPeak: a snapshot whose peak was
+// learnt from a flat history's score (before Observe refused to learn
+// them) restores as a novelty that learns its peak again, warmup
+// included, instead of one that hides every score for years.
+func TestNoveltyRestoreForgetsPoisonedPeak(t *testing.T) {
+	scores := []float64{2, 2, 2, 9}
+	n := NewNovel(&fixed{s: scores}, 72, 3, 1.5)
+	var w wire.Writer
+	w.Float(math.MaxFloat64 * math.Pow(0.5, 100.0/72)) // a hundred windows after it was learnt
+	w.Uint(3)                                          // warmup over
+	w.Uint(0)                                          // fixed's position
+	r := wire.Reader{B: w.B}
+	n.Restore(&r)
+	var got []float64
+	for range scores {
+		s, _ := n.Observe(0, 0)
+		got = append(got, s)
+	}
+	if got[0] != 0 || got[2] != 0 || math.Abs(got[3]-7) > 0.1 {
+		t.Fatalf("after restoring a poisoned peak: %v", got)
+	}
+}
+
 // fixed is a detector that returns the scores it was given, one a window.
 type fixed struct {
 	s []float64

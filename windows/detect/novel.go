@@ -86,8 +86,19 @@ func (n *Novel) Restore(r *wire.Reader) {
 	if n.warmup > 0 {
 		n.scored = int(r.Uint())
 	}
+	if n.peak > poisoned {
+		// Learnt from a flat history's score before Observe refused to:
+		// the peak would hide every score for years. Learn it again.
+		n.peak, n.scored = 0, 0
+	}
 	n.Detector.Restore(r)
 }
+
+// poisoned is a peak no real score reaches (ratio's floor keeps scores
+// under about 1e9 times a relative change) and the largest float, once
+// learnt, stays above for 690 half-lives: over five years of the default
+// set's hourly windows (half-life 72).
+const poisoned = 1e100
 
 // Size implements Detector.
 func (n *Novel) Size() int { return 48 + n.Detector.Size() }
