@@ -59,9 +59,13 @@ func benchMemory(b *testing.B) {
 		if _, err := st.S3Store(b.Context(), "lake"); err != nil {
 			b.Fatal(err)
 		}
+		// pprof (and with it the heap profile's sampling, a few percent of
+		// the process) only when a profile is asked for: the figure is the
+		// production default's.
+		pprofOn := strconv.FormatBool(os.Getenv("TAPLINE_PROFILE_OUT") != "")
 		b.StartTimer()
 		p := startProc(b, bin, "bench", append(st.Env(), "TAPLINE_ENDPOINTS_KINESIS="+mem.URL, "TAPLINE_APP="+app, "TAPLINE_STREAM=mem",
-			"TAPLINE_S3_BUCKET=lake", "TAPLINE_PPROF=true", "TAPLINE_KCL_SHARD_SYNC=200ms", "TAPLINE_KCL_IDLE_BETWEEN_READS=50ms",
+			"TAPLINE_S3_BUCKET=lake", "TAPLINE_PPROF="+pprofOn, "TAPLINE_KCL_SHARD_SYNC=200ms", "TAPLINE_KCL_IDLE_BETWEEN_READS=50ms",
 			"TAPLINE_IDLE_TIMEOUT=10m"))
 		waitFor(b, "every lease", 60*time.Second, func() bool { return p.metric("tapline_leases_taken_total") >= shards })
 		cpu0, began := cpuSeconds(b, p), time.Now()

@@ -161,3 +161,17 @@ func TestDefaultRulesAddTheirWindows(t *testing.T) {
 		t.Fatalf("windows %s, want [1m 1h]", got)
 	}
 }
+
+// TestSampleHeap: the heap profile is sampled only when pprof can serve
+// it.
+func TestSampleHeap(t *testing.T) {
+	defer func(r int) { runtime.MemProfileRate = r }(runtime.MemProfileRate)
+	sampleHeap(false)
+	if runtime.MemProfileRate != 0 {
+		t.Fatalf("pprof off: MemProfileRate %d", runtime.MemProfileRate)
+	}
+	sampleHeap(true)
+	if runtime.MemProfileRate != defaultMemProfileRate {
+		t.Fatalf("pprof on: MemProfileRate %d", runtime.MemProfileRate)
+	}
+}

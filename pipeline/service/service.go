@@ -10,6 +10,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -38,10 +39,26 @@ func Logger(c Config, w interface{ Write([]byte) (int, error) }) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
+// sampleHeap turns the runtime's heap profile off unless pprof serves
+// it: the profile records a stack for every ~512 KiB allocated, and
+// walking the KCL's and the SDK's deep stacks for them was 1.5-4% of
+// the process's CPU in two profiles (benchmarks/RESULTS.md).
+func sampleHeap(pprof bool) {
+	if pprof {
+		runtime.MemProfileRate = defaultMemProfileRate
+	} else {
+		runtime.MemProfileRate = 0
+	}
+}
+
+// defaultMemProfileRate is the runtime's own default.
+const defaultMemProfileRate = 512 * 1024
+
 // Run runs the service until ctx ends (SIGTERM), then stops fetching,
 // cuts and checkpoints every shard, releases the leases, drains the
 // alert queue and returns, all within Config.ShutdownTimeout.
 func Run(ctx context.Context, c Config, log *slog.Logger) error {
+	sampleHeap(c.Pprof)
 	with, err := awsConfigs(ctx, c)
 	if err != nil {
 		return err
