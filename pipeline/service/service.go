@@ -51,8 +51,9 @@ func sampleHeap(pprof bool) {
 	}
 }
 
-// defaultMemProfileRate is the runtime's own default.
-const defaultMemProfileRate = 512 * 1024
+// defaultMemProfileRate is the runtime's own rate, read before
+// sampleHeap changes it.
+var defaultMemProfileRate = runtime.MemProfileRate
 
 // Run runs the service until ctx ends (SIGTERM), then stops fetching,
 // cuts and checkpoints every shard, releases the leases, drains the

@@ -337,12 +337,12 @@ func encode[T any, E interface {
 	Rows() int
 	Bytes() ([]byte, error)
 }](w *Writer, dataset string, hs *hours[T]) error {
-	hours := make([]int64, 0, len(hs.by))
+	keys := make([]int64, 0, len(hs.by))
 	for h := range hs.by {
-		hours = append(hours, h)
+		keys = append(keys, h)
 	}
-	slices.Sort(hours)
-	for _, h := range hours {
+	slices.Sort(keys)
+	for _, h := range keys {
 		e := E(hs.by[h])
 		if e.Rows() == 0 {
 			continue
