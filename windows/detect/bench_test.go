@@ -14,8 +14,8 @@ func BenchmarkObserve(b *testing.B) {
 		name string
 		mk   func() Detector
 	}{
-		{"robust-96", func() Detector { return NewRobust(96, 24, false) }},
-		{"robust-range-96", func() Detector { return NewRobust(96, 24, true) }},
+		{"robust-96", func() Detector { return NewRobust(96, 24, FromMedian) }},
+		{"robust-range-96", func() Detector { return NewRobust(96, 24, FromRange) }},
 		{"seasonal-24", func() Detector { return NewNovel(NewSeasonal(24*hour, hour, 0.05, 0.1, 48), 72, 24, 1.5) }},
 		{"cusum", func() Detector { return NewCUSUM(1.5, 4, 0.02, 24) }},
 		{"forest-20x64x4", func() Detector { return NewForest(1, 4, 20, 64, 0.05, 32, 1) }},

@@ -24,13 +24,14 @@ func signal(n int) []float64 {
 
 func detectors() map[string]func() Detector {
 	return map[string]func() Detector{
-		"robust":       func() Detector { return NewRobust(48, 12, false) },
-		"robust-range": func() Detector { return NewRobust(48, 12, true) },
+		"robust":       func() Detector { return NewRobust(48, 12, FromMedian) },
+		"robust-range": func() Detector { return NewRobust(48, 12, FromRange) },
+		"robust-below": func() Detector { return NewRobust(48, 12, FromBelow) },
 		"seasonal":     func() Detector { return NewSeasonal(24*hour, hour, 0.05, 0.1, 48) },
 		"cusum":        func() Detector { return NewCUSUM(0.5, 5, 0.02, 24) },
 		"forest":       func() Detector { return NewForest(1, 4, 20, 128, 0.05, 32, 7) },
-		"novel":        func() Detector { return NewNovel(NewRobust(48, 12, true), 24, 0, 0) },
-		"novel-warmup": func() Detector { return NewNovel(NewRobust(48, 12, true), 24, 10, 0) },
+		"novel":        func() Detector { return NewNovel(NewRobust(48, 12, FromRange), 24, 0, 0) },
+		"novel-warmup": func() Detector { return NewNovel(NewRobust(48, 12, FromRange), 24, 10, 0) },
 	}
 }
 
@@ -84,6 +85,35 @@ func TestSpike(t *testing.T) {
 		}
 		if !(spike > 2*rest) {
 			t.Errorf("%s: spike scores %.3g, other windows up to %.3g", name, spike, rest)
+		}
+	}
+}
+
+// TestRobustOneSide: FromBelow scores only values below the history's
+// smallest, FromAbove only above its largest, FromRange both, with the
+// same score as the one-sided detector on its side.
+func TestRobustOneSide(t *testing.T) {
+	for _, c := range []struct {
+		v            float64
+		below, above bool
+	}{{-5, true, false}, {20, false, true}, {2, false, false}} {
+		score := map[From]float64{}
+		for _, from := range []From{FromRange, FromBelow, FromAbove} {
+			d := NewRobust(10, 10, from)
+			for i := range 10 {
+				d.Observe(int64(i)*hour, float64(i%5))
+			}
+			s, ok := d.Observe(10*hour, c.v)
+			if !ok {
+				t.Fatalf("from %d: no score after the warm-up", from)
+			}
+			score[from] = s
+		}
+		if (score[FromBelow] != 0) != c.below || (score[FromAbove] != 0) != c.above {
+			t.Errorf("%v: below scores %v, above %v", c.v, score[FromBelow], score[FromAbove])
+		}
+		if score[FromRange] != score[FromBelow]+score[FromAbove] {
+			t.Errorf("%v: range scores %v, below %v and above %v", c.v, score[FromRange], score[FromBelow], score[FromAbove])
 		}
 	}
 }

@@ -13,10 +13,11 @@ const madScale = 1.4826
 
 // Robust scores a window by its distance from the median of the last K
 // windows, in units of their median absolute deviation (MAD), or, made
-// with outside set, by its distance beyond the smallest and largest of
-// them (0 within): a value the series has not reached in K windows. The
-// second is the quieter on bursty series, where values far from the
-// median are routine: only a new extreme scores. When more
+// FromRange, by its distance beyond the smallest and largest of them (0
+// within): a value the series has not reached in K windows. The second
+// is the quieter on bursty series, where values far from the median are
+// routine: only a new extreme scores. FromBelow and FromAbove score one
+// side of the range only. When more
 // than half the history is one value (MAD 0: a flat or quantised signal)
 // the scale falls back to the mean absolute deviation from the median,
 // which is zero only for a perfectly flat history.
@@ -29,14 +30,24 @@ type Robust struct {
 	ring      []float64 // arrival order, ring[next] is the oldest once full
 	sorted    []float64
 	next      int
-	outside   bool // score the distance beyond [min, max], not from the median
+	from      From
 }
 
+// From is what a Robust detector measures a window's distance from.
+type From uint8
+
+// The distances a Robust detector scores.
+const (
+	FromMedian From = iota // from the history's median
+	FromRange              // beyond its smallest or largest value
+	FromBelow              // below its smallest value (0 above it)
+	FromAbove              // above its largest value (0 below it)
+)
+
 // NewRobust returns a robust detector over a history of k windows that
-// scores once it has seen warmup (≤ k) of them; outside selects the
-// distance beyond the history's range.
-func NewRobust(k, warmup int, outside bool) *Robust {
-	return &Robust{k: k, warmup: min(warmup, k), outside: outside}
+// scores once it has seen warmup (≤ k) of them, by the distance from.
+func NewRobust(k, warmup int, from From) *Robust {
+	return &Robust{k: k, warmup: min(warmup, k), from: from}
 }
 
 // Observe implements Detector.
@@ -44,16 +55,14 @@ func (d *Robust) Observe(_ int64, v float64) (float64, bool) {
 	score, ok := 0.0, len(d.sorted) >= d.warmup
 	if ok {
 		med, mad := d.median(), d.mad()
-		if d.outside {
-			lo, hi := d.sorted[0], d.sorted[len(d.sorted)-1]
-			switch {
-			case v > hi:
-				score = finite(ratio(v-hi, mad, med))
-			case v < lo:
-				score = finite(ratio(v-lo, mad, med))
-			}
-		} else {
+		lo, hi := d.sorted[0], d.sorted[len(d.sorted)-1]
+		switch {
+		case d.from == FromMedian:
 			score = finite(ratio(v-med, mad, med))
+		case v > hi && d.from != FromBelow:
+			score = finite(ratio(v-hi, mad, med))
+		case v < lo && d.from != FromAbove:
+			score = finite(ratio(v-lo, mad, med))
 		}
 	}
 	d.learn(v)

@@ -102,7 +102,7 @@ type Rule struct {
 	History   int           // robust: windows in the median's history
 	Season    time.Duration // seasonal: the cycle (24h daily, 168h weekly)
 	Drift     float64       // cusum: allowance k in standard deviations
-	From      string        // robust: "median" (distance from it) or "range" (beyond min/max)
+	From      string        // robust: "median" (distance from it), "range" (beyond min/max), "below" (min) or "above" (max)
 	Novelty   int           // robust, seasonal, cusum, forest: half-life in windows of the peak a score must beat; 0 off
 	// NoveltyWarmup is how many scored windows the novelty peak learns
 	// from before any score passes: a fresh peak of 0 lets a series'
@@ -575,9 +575,9 @@ func parseRule(file string, n *yaml.Node) (*Rule, error) {
 	switch r.From {
 	case "":
 		r.From = "median"
-	case "median", "range":
+	case "median", "range", "below", "above":
 	default:
-		return nil, fail("from", "must be median or range, not %q", r.From)
+		return nil, fail("from", "must be median, range, below or above, not %q", r.From)
 	}
 	if r.Kind == CUSUM {
 		r.Drift = min(0.5, r.Z/2)

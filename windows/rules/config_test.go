@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -94,7 +95,7 @@ func FuzzParse(f *testing.F) {
 				if !(r.Z > 0) || !(r.ClearZ > 0) || r.ClearZ > r.Z || !(r.Alpha > 0 && r.Alpha <= 1) || !(r.Gamma > 0 && r.Gamma <= 1) {
 					t.Fatalf("inconsistent %s rule accepted: %+v", r.Kind, r)
 				}
-				if r.History < 3 || r.History > 1024 || r.Novelty < 0 || (r.From != "median" && r.From != "range") || r.Kind == CUSUM && !(r.Drift >= 0 && r.Drift < r.Z) {
+				if r.History < 3 || r.History > 1024 || r.Novelty < 0 || !slices.Contains([]string{"median", "range", "below", "above"}, r.From) || r.Kind == CUSUM && !(r.Drift >= 0 && r.Drift < r.Z) {
 					t.Fatalf("inconsistent %s options accepted: %+v", r.Kind, r)
 				}
 				if r.Kind == Forest && (r.Shingle < 1 || r.Trees < 1 || r.Sample < 8 || max(1, len(r.Metrics))*r.Shingle > maxForestDims || (r.Metric == "") == (len(r.Metrics) == 0)) {

@@ -224,12 +224,15 @@ func NewEngine(cfg *Config, specs []windows.Spec, quantiles bool, emit AlertFunc
 // of 5-minute windows, 16 KiB.
 const maxPositions = 2016
 
+// robustFrom maps a robust rule's from to its detector's.
+var robustFrom = map[string]detect.From{"median": detect.FromMedian, "range": detect.FromRange, "below": detect.FromBelow, "above": detect.FromAbove}
+
 // newDetector makes the detector of a robust, seasonal or cusum rule for
 // windows of spec.
 func (r *Rule) newDetector(spec *windows.Spec, seed uint64) detect.Detector {
 	switch r.Kind {
 	case Robust:
-		return r.novel(detect.NewRobust(r.History, r.Warmup, r.From == "range"))
+		return r.novel(detect.NewRobust(r.History, r.Warmup, robustFrom[r.From]))
 	case Seasonal:
 		slide := spec.Slide.Milliseconds()
 		warmup := r.Warmup
