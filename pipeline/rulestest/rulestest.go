@@ -286,18 +286,24 @@ var group = regexp.MustCompile(`\(([^()]*)\)x([0-9]+)`)
 // ExpandValues reads a value list: space-separated numbers, "_" for no
 // reading, "vxN" for v repeated N times, "a+bxN" (or "a-bxN") for
 // a, a+b, ..., a+N·b (N+1 values, as promtool writes series), and
-// "(...)xN" for a list repeated N times (a daily cycle: 24 values x days).
+// "(...)xN" for a list repeated N times (a daily cycle: 24 values x days;
+// groups nest, the innermost expanded first).
 func ExpandValues(s string) ([]*float64, error) {
 	var err error
-	s = group.ReplaceAllStringFunc(s, func(g string) string {
-		m := group.FindStringSubmatch(g)
-		n, _ := strconv.Atoi(m[2])
-		if n < 1 || n*len(m[1]) > 10<<20 {
-			err = fmt.Errorf("%q: the count after x must be at least 1, and the list under 10 MB", g)
-			return ""
+	for err == nil && group.MatchString(s) {
+		s = group.ReplaceAllStringFunc(s, func(g string) string {
+			m := group.FindStringSubmatch(g)
+			n, _ := strconv.Atoi(m[2])
+			if n < 1 || n*len(m[1]) > 10<<20 {
+				err = fmt.Errorf("%q: the count after x must be at least 1, and the list under 10 MB", g)
+				return ""
+			}
+			return strings.Repeat(m[1]+" ", n)
+		})
+		if len(s) > 10<<20 {
+			err = fmt.Errorf("the values expand to over 10 MB")
 		}
-		return strings.Repeat(m[1]+" ", n)
-	})
+	}
 	if err != nil {
 		return nil, err
 	}

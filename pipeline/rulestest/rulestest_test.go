@@ -58,13 +58,14 @@ tests:
 
 func TestExpandValues(t *testing.T) {
 	for in, want := range map[string]string{
-		"1 2 _ 3":   "1 2 _ 3",
-		"5x3":       "5 5 5",
-		"1+2x3":     "1 3 5 7",
-		"10-1.5x2":  "10 8.5 7",
-		"-1+1x2":    "-1 0 1",
-		"1e-3x2 -4": "0.001 0.001 -4",
-		"(1 2)x2 3": "1 2 1 2 3",
+		"1 2 _ 3":         "1 2 _ 3",
+		"5x3":             "5 5 5",
+		"1+2x3":           "1 3 5 7",
+		"10-1.5x2":        "10 8.5 7",
+		"-1+1x2":          "-1 0 1",
+		"1e-3x2 -4":       "0.001 0.001 -4",
+		"(1 2)x2 3":       "1 2 1 2 3",
+		"((1 2)x2 3x2)x2": "1 2 1 2 3 3 1 2 1 2 3 3",
 	} {
 		vals, err := ExpandValues(in)
 		if err != nil {
@@ -83,7 +84,7 @@ func TestExpandValues(t *testing.T) {
 			t.Errorf("%q: %v, want %s", in, got, want)
 		}
 	}
-	for _, bad := range []string{"", "a", "1x0", "1xa", "1+ax2", "1x1000001", "(1 2)x0", "(1 2"} {
+	for _, bad := range []string{"", "a", "1x0", "1xa", "1+ax2", "1x1000001", "(1 2)x0", "(1 2", "(((1 2 3 4 5 6 7 8)x1000)x1000)x1000"} {
 		if _, err := ExpandValues(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
