@@ -97,7 +97,7 @@ func cleanTable(t *testing.T) string {
 	sets := []struct {
 		name string
 		cfg  *rules.Config
-	}{{"default set", rules.Default()}, {"drift 1.5", shiftDrift15()}, {"season 168h", weeklyCycle()}}
+	}{{"default set", rules.Default()}, {"three rules", threeRules(t)}, {"season 168h", weeklyCycle()}}
 	for _, set := range issueBaselines {
 		sets = append(sets, struct {
 			name string

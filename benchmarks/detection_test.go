@@ -86,7 +86,7 @@ func (d *nabData) score(t testing.TB, cfg *rules.Config) backtest.Score {
 // scaled returns cfg with every z, clear_z (and CUSUM drift) multiplied
 // by m: the default set's one threshold knob, swept for the plot.
 func scaled(cfg *rules.Config, m float64) *rules.Config {
-	out := &rules.Config{}
+	out := &rules.Config{Route: cfg.Route, Inhibit: cfg.Inhibit}
 	for _, r := range cfg.Rules {
 		c := *r
 		c.Z, c.ClearZ = r.Z*m, r.ClearZ*m
@@ -180,10 +180,12 @@ var issueBaselines = []baseline{
 
 type baseline struct{ name, rule string }
 
-// defaultWith is the default set with change made to each rule (a copy).
+// defaultWith is the default set with change made to each rule (a copy,
+// with the set's inhibitions).
 func defaultWith(change func(*rules.Rule)) *rules.Config {
-	cfg := &rules.Config{}
-	for _, r := range rules.Default().Rules {
+	def := rules.Default()
+	cfg := &rules.Config{Route: def.Route, Inhibit: def.Inhibit}
+	for _, r := range def.Rules {
 		c := *r
 		change(&c)
 		cfg.Rules = append(cfg.Rules, &c)
@@ -191,15 +193,19 @@ func defaultWith(change func(*rules.Rule)) *rules.Config {
 	return cfg
 }
 
-// shiftDrift15 is the default set with the shift rule's drift at 1.5,
-// the default's until 2026-11-30: more windows found on NAB's drifts,
-// more false alarms on signals that wander by nature (clean_test.go).
-func shiftDrift15() *rules.Config {
-	return defaultWith(func(r *rules.Rule) {
-		if r.Kind == rules.CUSUM {
-			r.Drift = 1.5
-		}
-	})
+// threeRules is the default set until 2026-11-30: the extreme, cycle
+// (gamma 0.1) and shift (drift 2.5, h 6) rules, without the low rule
+// and without inhibitions.
+func threeRules(t testing.TB) *rules.Config {
+	b, err := os.ReadFile("testdata/default-three-rules.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := rules.Parse("default-three-rules.yml", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
 
 // weeklyCycle is the default set with the cycle rule's season a week.
@@ -260,7 +266,15 @@ func (d *nabData) detectors(t *testing.T) string {
 		}
 		row(alt.name, cfg)
 	}
-	row("the default set with the shift rule's drift at 1.5", shiftDrift15())
+	noInhibit := defaultWith(func(*rules.Rule) {})
+	noInhibit.Inhibit = nil
+	row("the default set without its inhibition (every rule's alerts notified)", noInhibit)
+	row("the default set with `default-low` on both sides (`from: range`)", defaultWith(func(r *rules.Rule) {
+		if r.Name == "default-low" {
+			r.From = "range"
+		}
+	}))
+	row("the three-rule set it replaced (2026-11-30)", threeRules(t))
 	return b.String()
 }
 
