@@ -15,22 +15,24 @@ FUZZ_KEY    ?= 200000x
 FUZZ_TOPIC  ?= 100000x
 FUZZ_GETRECORDS ?= 30000x
 
-.PHONY: test-faults all test unit fuzz lint bench bench-lake bench-full screenshot demo local-stack stack-up stack-down deploy-check build-check image
+.PHONY: test-faults all test unit arm64 fuzz lint bench bench-lake bench-full screenshot demo local-stack stack-up stack-down deploy-check build-check image
 
 all: test
 
 ## test: every test: lint, unit, golden and integration tests with -race,
 ## brief fuzzing, and the deployment checks
-test: lint local-stack unit fuzz deploy-check
+test: lint local-stack unit arm64 fuzz deploy-check
 
 ## local-stack: install the pinned servers the integration tests start:
 ## kinesalite (Kinesis), dynalite (DynamoDB) and DuckDB (Athena) from
 ## deploy/local/package-lock.json, versitygw (S3) and goaws (SNS) from
 ## deploy/tools/go.mod, built into .tools/bin, and the Lambda Runtime
-## Interface Emulator for the command Lambda, and Debian's Chromium for
-## the dashboard's browser test. Tests start and stop them.
+## Interface Emulator for the command Lambda, Debian's Chromium for the
+## dashboard's browser test and qemu-user for the arm64 tests. Tests
+## start and stop them.
 local-stack:
 	command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	command -v qemu-aarch64 >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user >/dev/null; }
 	npm ci --prefix deploy/local --no-audit --no-fund --loglevel=error
 	$(GO) build -modfile=deploy/tools/go.mod -o .tools/bin/versitygw github.com/versity/versitygw/cmd/versitygw
 	$(GO) build -modfile=deploy/tools/go.mod -o .tools/bin/goaws github.com/Admiral-Piett/goaws/app/cmd
@@ -46,6 +48,15 @@ stack-down:
 
 unit:
 	$(GO) test -race -count=1 -timeout 25m ./...
+
+## arm64: the stack's tasks and Lambda run on Graviton, where the x86
+## assembly gives way to other code (the table base64 decoder, the
+## arm64 prefetch): those packages, and the tests that drive them, built
+## for linux/arm64 and run under qemu-user
+arm64: local-stack
+	GOARCH=arm64 $(GO) vet ./pipeline/getrecords ./windows/internal/prefetch
+	GOARCH=arm64 $(GO) test -count=1 -exec qemu-aarch64 ./pipeline/getrecords ./windows/... ./schemas
+	GOARCH=arm64 $(GO) test -count=1 -exec qemu-aarch64 -run 'TestProcessBatchPrefetches' ./pipeline
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZ_DECODE) ./schemas
