@@ -3,6 +3,7 @@ package detect
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/tapline/tapline/windows/wire"
@@ -114,6 +115,57 @@ func TestRobustOneSide(t *testing.T) {
 		}
 		if score[FromRange] != score[FromBelow]+score[FromAbove] {
 			t.Errorf("%v: range scores %v, below %v and above %v", c.v, score[FromRange], score[FromBelow], score[FromAbove])
+		}
+	}
+}
+
+// TestRobustOrderMatchesSorting: the history kept as slots in value
+// order gives the median, scale and range a sort of the last K values
+// gives, with ties (values from a small set) and without, through the
+// ring's wrap and a restore.
+func TestRobustOrderMatchesSorting(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, distinct := range []int{3, 1 << 30} {
+		d := NewRobust(17, 1, FromMedian)
+		var all []float64
+		for i := range 400 {
+			v := float64(rng.IntN(distinct)) / 4
+			d.learn(v)
+			all = append(all, v)
+			if i == 200 {
+				var w wire.Writer
+				d.Append(&w)
+				d = NewRobust(17, 1, FromMedian)
+				d.Restore(&wire.Reader{B: w.B})
+			}
+			last := slices.Clone(all[max(0, len(all)-17):])
+			slices.Sort(last)
+			n := len(last)
+			med := (last[(n-1)/2] + last[n/2]) / 2
+			if got := d.median(); got != med {
+				t.Fatalf("distinct %d, value %d: median %v, want %v", distinct, i, got, med)
+			}
+			if d.at(0) != last[0] || d.at(n-1) != last[n-1] {
+				t.Fatalf("distinct %d, value %d: range [%v, %v], want [%v, %v]", distinct, i, d.at(0), d.at(n-1), last[0], last[n-1])
+			}
+			if n >= 2 {
+				devs := make([]float64, n)
+				for k, x := range last {
+					devs[k] = math.Abs(x - med)
+				}
+				slices.Sort(devs)
+				want := madScale * (devs[(n-1)/2] + devs[n/2]) / 2
+				if want == 0 {
+					var sum float64
+					for _, x := range devs {
+						sum += x
+					}
+					want = math.Sqrt(math.Pi/2) * sum / float64(n)
+				}
+				if got := d.mad(); math.Abs(got-want) > 1e-12*max(1, want) {
+					t.Fatalf("distinct %d, value %d: scale %v, want %v", distinct, i, got, want)
+				}
+			}
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"cmp"
 	"math"
 	"slices"
 
@@ -22,13 +23,14 @@ const madScale = 1.4826
 // the scale falls back to the mean absolute deviation from the median,
 // which is zero only for a perfectly flat history.
 //
-// State: the last K values twice (arrival order and sorted), 16 bytes a
-// window of history. Cost per window: O(K) for the sorted insert and the
-// MAD, no allocation.
+// State: the last K values in arrival order and, beside them, their
+// slots in value order (two bytes each): 10 bytes a window of history.
+// Cost per window: O(K) for the ordered insert and the MAD, no
+// allocation.
 type Robust struct {
 	k, warmup int
 	ring      []float64 // arrival order, ring[next] is the oldest once full
-	sorted    []float64
+	order     []uint16  // ring's slots by ascending value (k ≤ 1024 fits)
 	next      int
 	from      From
 }
@@ -52,10 +54,10 @@ func NewRobust(k, warmup int, from From) *Robust {
 
 // Observe implements Detector.
 func (d *Robust) Observe(_ int64, v float64) (float64, bool) {
-	score, ok := 0.0, len(d.sorted) >= d.warmup
+	score, ok := 0.0, len(d.order) >= d.warmup
 	if ok {
 		med, mad := d.median(), d.mad()
-		lo, hi := d.sorted[0], d.sorted[len(d.sorted)-1]
+		lo, hi := d.at(0), d.at(len(d.order)-1)
 		switch {
 		case d.from == FromMedian:
 			score = finite(ratio(v-med, mad, med))
@@ -71,45 +73,58 @@ func (d *Robust) Observe(_ int64, v float64) (float64, bool) {
 
 // Baseline returns the median and the scale scores are measured in.
 func (d *Robust) Baseline() (median, scale float64) {
-	if len(d.sorted) == 0 {
+	if len(d.order) == 0 {
 		return 0, 0
 	}
 	return d.median(), d.mad()
 }
 
+// at is the i-th smallest value of the history.
+func (d *Robust) at(i int) float64 { return d.ring[d.order[i]] }
+
+// search is the first position in order whose value is at least v.
+func (d *Robust) search(v float64) int {
+	lo, hi := 0, len(d.order)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if d.ring[d.order[m]] < v {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
 func (d *Robust) learn(v float64) {
 	if d.ring == nil {
-		d.ring, d.sorted = make([]float64, 0, d.k), make([]float64, 0, d.k)
+		d.ring, d.order = make([]float64, 0, d.k), make([]uint16, 0, d.k)
 	}
 	if len(d.ring) < d.k {
+		i := d.search(v)
+		d.order = slices.Insert(d.order, i, uint16(len(d.ring)))
 		d.ring = append(d.ring, v)
-		i, _ := slices.BinarySearch(d.sorted, v)
-		d.sorted = slices.Insert(d.sorted, i, v)
 		return
 	}
-	old := d.ring[d.next]
-	d.ring[d.next] = v
-	d.next = (d.next + 1) % d.k
-	// Replace old by v in sorted order with one shift of the values between.
-	i, _ := slices.BinarySearch(d.sorted, old)
-	j, _ := slices.BinarySearch(d.sorted, v)
-	switch {
-	case j > i:
-		copy(d.sorted[i:j-1], d.sorted[i+1:j])
-		d.sorted[j-1] = v
-	default:
-		copy(d.sorted[j+1:i+1], d.sorted[j:i])
-		d.sorted[j] = v
+	// The oldest slot leaves the order (found among the values equal to
+	// its own) and comes back where v belongs.
+	slot := uint16(d.next)
+	i := d.search(d.ring[slot])
+	for d.order[i] != slot {
+		i++
 	}
+	d.order = slices.Delete(d.order, i, i+1)
+	d.ring[slot] = v
+	d.order = slices.Insert(d.order, d.search(v), slot)
+	d.next = (d.next + 1) % d.k
 }
 
 func (d *Robust) median() float64 {
-	s := d.sorted
-	n := len(s)
+	n := len(d.order)
 	if n%2 == 1 {
-		return s[n/2]
+		return d.at(n / 2)
 	}
-	return (s[n/2-1] + s[n/2]) / 2
+	return (d.at(n/2-1) + d.at(n/2)) / 2
 }
 
 // mad returns the scale: madScale × MAD, or when that is 0, 1.2533 ×
@@ -118,8 +133,7 @@ func (d *Robust) median() float64 {
 // the middle of the sorted history, which yields the deviations in
 // increasing order: O(K) and no scratch memory.
 func (d *Robust) mad() float64 {
-	s := d.sorted
-	n := len(s)
+	n := len(d.order)
 	if n < 2 {
 		return 0
 	}
@@ -128,11 +142,11 @@ func (d *Robust) mad() float64 {
 	var a, b float64     // the two middle deviations
 	for k := 0; k <= n/2; k++ {
 		var dev float64
-		if hi >= n || (lo >= 0 && med-s[lo] <= s[hi]-med) {
-			dev = med - s[lo]
+		if hi >= n || (lo >= 0 && med-d.at(lo) <= d.at(hi)-med) {
+			dev = med - d.at(lo)
 			lo--
 		} else {
-			dev = s[hi] - med
+			dev = d.at(hi) - med
 			hi++
 		}
 		if k == (n-1)/2 {
@@ -146,14 +160,14 @@ func (d *Robust) mad() float64 {
 		return madScale * mad
 	}
 	var sum float64
-	for _, x := range s {
+	for _, x := range d.ring {
 		sum += math.Abs(x - med)
 	}
 	return math.Sqrt(math.Pi/2) * sum / float64(n)
 }
 
 // Append implements Detector. Only the arrival order is written; the
-// sorted copy is rebuilt.
+// value order is rebuilt.
 func (d *Robust) Append(w *wire.Writer) {
 	w.Uint(uint64(len(d.ring)))
 	for i := range d.ring {
@@ -168,13 +182,13 @@ func (d *Robust) Restore(r *wire.Reader) {
 		r.Fail("robust: history of %d windows, want at most %d", n, d.k)
 		return
 	}
-	d.ring, d.sorted, d.next = make([]float64, n, d.k), make([]float64, n, d.k), 0
+	d.ring, d.order, d.next = make([]float64, n, d.k), make([]uint16, n, d.k), 0
 	for i := range d.ring {
 		d.ring[i] = r.Float()
+		d.order[i] = uint16(i)
 	}
-	copy(d.sorted, d.ring)
-	slices.Sort(d.sorted)
+	slices.SortFunc(d.order, func(a, b uint16) int { return cmp.Compare(d.ring[a], d.ring[b]) })
 }
 
 // Size implements Detector.
-func (d *Robust) Size() int { return 64 + 16*d.k }
+func (d *Robust) Size() int { return 64 + 10*d.k }
