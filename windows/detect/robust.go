@@ -30,7 +30,7 @@ const madScale = 1.4826
 type Robust struct {
 	k, warmup int
 	ring      []float64 // arrival order, ring[next] is the oldest once full
-	order     []uint16  // ring's slots by ascending value (k ≤ 1024 fits)
+	order     []uint16  // ring's slots by ascending value
 	next      int
 	from      From
 }
@@ -46,9 +46,13 @@ const (
 	FromAbove              // above its largest value (0 below it)
 )
 
-// NewRobust returns a robust detector over a history of k windows that
-// scores once it has seen warmup (≤ k) of them, by the distance from.
+// NewRobust returns a robust detector over a history of k windows (at
+// most 65,536: the order holds two-byte slots) that scores once it has
+// seen warmup (≤ k) of them, by the distance from.
 func NewRobust(k, warmup int, from From) *Robust {
+	if k > math.MaxUint16+1 {
+		panic("detect: robust history over 65,536 windows")
+	}
 	return &Robust{k: k, warmup: min(warmup, k), from: from}
 }
 
