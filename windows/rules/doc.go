@@ -16,10 +16,11 @@
 // after a warm-up), rate (change of an aggregate between consecutive
 // windows, per unit of time), missing (a device or metric silent for a
 // duration, resolved when data returns), and the detectors of package
-// detect, each a score compared with z: robust (median/MAD or beyond the
-// history's range), seasonal (robust Holt-Winters), cusum (level shifts
-// and drifts) and forest (Random Cut Forest over one metric or several
-// of a device, with per-metric attribution in the alert). novelty makes
+// detect, each a score compared with z: robust (median/MAD, or beyond the
+// history's range: from range, below or above), seasonal (robust
+// Holt-Winters), cusum (level shifts and drifts) and forest (Random Cut
+// Forest over one metric or several of a device, with per-metric
+// attribution in the alert). novelty makes
 // a detector's score count only above the recent peak of its scores,
 // learnt first from novelty_warmup scored windows and rising by at most
 // novelty_rise a window after that.
