@@ -150,6 +150,7 @@ func TestDetectionTable(t *testing.T) {
 		sweep, _ := d.sweep(t)
 		for _, part := range []struct{ name, now string }{
 			{"table", table}, {"baselines", d.baselines(t)}, {"detectors", d.detectors(t)}, {"sweep", sweep}, {"clean", cleanTable(t)},
+			{"injected", injectedTable(t)},
 		} {
 			if got := generated(string(doc), part.name); got != part.now {
 				t.Errorf("DETECTION.md's %s is not what the rules score now (go test ./benchmarks -run TestDetectionTable -update-detection, then review):\n--- now\n%s--- DETECTION.md\n%s", part.name, part.now, got)
@@ -163,6 +164,7 @@ func TestDetectionTable(t *testing.T) {
 	sweep, points := d.sweep(t)
 	out = replaceGenerated(out, "sweep", sweep)
 	out = replaceGenerated(out, "clean", cleanTable(t))
+	out = replaceGenerated(out, "injected", injectedTable(t))
 	if err := os.WriteFile("DETECTION.md", []byte(out), 0o644); err != nil {
 		t.Fatal(err)
 	}
