@@ -81,7 +81,14 @@ func Start(target string, rule Rule) (*Proxy, error) {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		// A client that dies while the server works must not abort the
 		// server's side: kinesalite and dynalite crash on aborted requests.
-		r = r.WithContext(context.WithoutCancel(r.Context()))
+		// The context is cut from the client's and cancellable by this
+		// handler alone, after the exchange: one that can never be
+		// cancelled (no Done channel) makes httputil.ReverseProxy watch
+		// the client's connection instead (CloseNotify) and cancel the
+		// forwarded request when it closes.
+		ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+		defer cancel()
+		r = r.WithContext(ctx)
 		op := r.Method
 		if t := r.Header.Get("X-Amz-Target"); t != "" {
 			op = t[strings.LastIndex(t, ".")+1:]
