@@ -90,20 +90,25 @@ func cleanReadings() []backtest.Reading {
 	return out
 }
 
-// cleanTable replays the clean signals through the default set and the
-// two z-score baselines and counts their alarms per signal.
-func cleanTable(t *testing.T) string {
-	readings := cleanReadings()
-	sets := []struct {
-		name string
-		cfg  *rules.Config
-	}{{"default set", rules.Default()}, {"three rules", threeRules(t)}, {"season 168h", weeklyCycle()}}
+// ruleSet is a rule set scored beside the default one.
+type ruleSet struct {
+	name string
+	cfg  *rules.Config
+}
+
+// comparedSets are the default set, the ones given, and the two z-score
+// baselines: the columns of the tables of unlabelled and injected signals.
+func comparedSets(t *testing.T, more ...ruleSet) []ruleSet {
+	sets := append([]ruleSet{{"default set", rules.Default()}, {"three rules", threeRules(t)}}, more...)
 	for _, set := range issueBaselines {
-		sets = append(sets, struct {
-			name string
-			cfg  *rules.Config
-		}{"z-score, " + set.name, set.config(t)})
+		sets = append(sets, ruleSet{"z-score, " + set.name, set.config(t)})
 	}
+	return sets
+}
+
+// replaySets replays readings through each set and scores them against
+// labels.
+func replaySets(t *testing.T, readings []backtest.Reading, labels backtest.Labels, sets []ruleSet) []backtest.Score {
 	scores := make([]backtest.Score, len(sets))
 	for i, set := range sets {
 		specs, err := set.cfg.Specs()
@@ -114,14 +119,27 @@ func cleanTable(t *testing.T) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		scores[i] = backtest.ScoreAlerts(res, nil)
+		scores[i] = backtest.ScoreAlerts(res, labels)
 	}
-	var b strings.Builder
-	b.WriteString("| signal (two weeks) |")
+	return scores
+}
+
+// writeHeader writes a table's header: first, then a column a set.
+func writeHeader(b *strings.Builder, first string, sets []ruleSet) {
+	b.WriteString("| " + first + " |")
 	for _, set := range sets {
 		b.WriteString(" " + set.name + " |")
 	}
 	b.WriteString("\n|---|" + strings.Repeat("---:|", len(sets)) + "\n")
+}
+
+// cleanTable replays the clean signals through the default set and the
+// two z-score baselines and counts their alarms per signal.
+func cleanTable(t *testing.T) string {
+	sets := comparedSets(t, ruleSet{"season 168h", weeklyCycle()})
+	scores := replaySets(t, cleanReadings(), nil, sets)
+	var b strings.Builder
+	writeHeader(&b, "signal (two weeks)", sets)
 	for _, s := range cleanSignals {
 		fmt.Fprintf(&b, "| `%s`: %s |", s.name, s.shape)
 		for i := range sets {

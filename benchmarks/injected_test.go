@@ -2,63 +2,29 @@ package benchmarks
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/tapline/tapline/pipeline"
 	"github.com/tapline/tapline/pipeline/backtest"
-	"github.com/tapline/tapline/windows"
-	"github.com/tapline/tapline/windows/rules"
 )
 
 // Injected anomalies: series the default set was never tuned on, with
-// labels known by construction. Each base shape (a signal with noise,
-// so there is something to tell an anomaly from) carries one anomaly of
-// each kind on its tenth day at 14:00, scored as NAB is: a FIRING alert
+// labels known by construction. Each base carries one anomaly of each
+// kind on its tenth day at 14:00, scored as NAB is: a FIRING alert
 // between the anomaly's start and two hours after its end finds it, any
 // other is a false alarm. The set was not tuned on these (2026-11-30):
 // they say how its NAB figures carry to shapes NAB does not have.
 
-// injectedBase is a base shape with the spread (sd) the anomalies are
-// sized in.
-type injectedBase struct {
-	name  string
-	sd    float64
-	value func(i int, r *rand.Rand) float64
-}
-
-var injectedBases = []injectedBase{
-	{"noisy", 10, func(_ int, r *rand.Rand) float64 { return 50 + 10*r.NormFloat64() }},
-	{"daily", 2, func(i int, r *rand.Rand) float64 {
-		return 50 + 40*math.Sin(2*math.Pi*float64(i)/perDay) + 2*r.NormFloat64()
-	}},
-	{"working-week", 3, func(i int, r *rand.Rand) float64 {
-		v := 50 + 30*math.Sin(2*math.Pi*float64(i)/perDay) + 3*r.NormFloat64()
-		if (i/perDay)%7 < 5 {
-			v += 30
-		}
-		return v
-	}},
-	{"counts", 2.1, func(_ int, r *rand.Rand) float64 {
-		n := 0
-		for range 50 {
-			if r.Float64() < 0.1 {
-				n++
-			}
-		}
-		return float64(n)
-	}},
-	{"bursts", 0.3, func(_ int, r *rand.Rand) float64 {
-		if r.Float64() < 0.05 {
-			return 5 + math.Pow(1-r.Float64(), -1/2.5)
-		}
-		return 5 + r.Float64()
-	}},
-}
+// injectedBases are the clean signals (clean_test.go) with noise, so
+// there is something to tell an anomaly from, each with the spread (sd)
+// its anomalies are sized in.
+var injectedBases = []struct {
+	signal string
+	sd     float64
+}{{"noisy", 10}, {"daily-small-noise", 2}, {"working-week", 3}, {"counts", 2.1}, {"bursts", 0.3}}
 
 // injectedKind changes the base's value v at reading k of an anomaly n
 // readings long (sd: the base's spread; last: the value before it).
@@ -89,12 +55,13 @@ func injectedReadings() ([]backtest.Reading, backtest.Labels) {
 	var out []backtest.Reading
 	labels := backtest.Labels{}
 	for b, base := range injectedBases {
+		signal := cleanSignalNamed(base.signal)
 		for k, kind := range injectedKinds {
-			dev := "inj-" + base.name + "-" + kind.name
+			dev := "inj-" + base.signal + "-" + kind.name
 			r := rand.New(rand.NewPCG(11, uint64(b*len(injectedKinds)+k)))
-			var last float64
+			var last, state float64
 			for i := range 14 * perDay {
-				v := base.value(i, r)
+				v := signal.value(i, r, &state)
 				if i >= at && i < at+kind.n {
 					v = kind.apply(v, i-at, kind.n, base.sd, last, r)
 				} else {
@@ -117,34 +84,10 @@ func injectedReadings() ([]backtest.Reading, backtest.Labels) {
 // anomaly a set found, and the false alarms it raised on them.
 func injectedTable(t *testing.T) string {
 	readings, labels := injectedReadings()
-	sets := []struct {
-		name string
-		cfg  *rules.Config
-	}{{"default set", rules.Default()}, {"three rules", threeRules(t)}}
-	for _, set := range issueBaselines {
-		sets = append(sets, struct {
-			name string
-			cfg  *rules.Config
-		}{"z-score, " + set.name, set.config(t)})
-	}
+	sets := comparedSets(t)
+	scores := replaySets(t, readings, labels, sets)
 	var b strings.Builder
-	b.WriteString("| anomaly (on each of " + strconv.Itoa(len(injectedBases)) + " bases) |")
-	for _, set := range sets {
-		b.WriteString(" " + set.name + " |")
-	}
-	b.WriteString("\n|---|" + strings.Repeat("---:|", len(sets)) + "\n")
-	scores := make([]backtest.Score, len(sets))
-	for i, set := range sets {
-		specs, err := set.cfg.Specs()
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := backtest.Run(readings, pipeline.Options{Windows: windows.Options{Specs: specs}, Rules: set.cfg})
-		if err != nil {
-			t.Fatal(err)
-		}
-		scores[i] = backtest.ScoreAlerts(res, labels)
-	}
+	writeHeader(&b, "anomaly (on each of "+strconv.Itoa(len(injectedBases))+" bases)", sets)
 	for _, kind := range injectedKinds {
 		fmt.Fprintf(&b, "| `%s`: %s |", kind.name, kind.shape)
 		for i := range sets {
@@ -165,4 +108,14 @@ func injectedTable(t *testing.T) string {
 	}
 	b.WriteString("\n")
 	return b.String()
+}
+
+// cleanSignalNamed is the clean signal called name.
+func cleanSignalNamed(name string) cleanSignal {
+	for _, s := range cleanSignals {
+		if s.name == name {
+			return s
+		}
+	}
+	panic("no clean signal " + name)
 }
