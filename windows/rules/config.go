@@ -572,11 +572,10 @@ func parseRule(file string, n *yaml.Node) (*Rule, error) {
 		}
 		r.NoveltyRise = *noveltyRise
 	}
-	switch r.From {
-	case "":
+	if r.From == "" {
 		r.From = "median"
-	case "median", "range", "below", "above":
-	default:
+	}
+	if _, ok := robustFrom[r.From]; !ok {
 		return nil, fail("from", "must be median, range, below or above, not %q", r.From)
 	}
 	if r.Kind == CUSUM {
