@@ -82,9 +82,7 @@ func cleanReadings() []backtest.Reading {
 		for i := range 14 * perDay {
 			at := start + int64(i)*300_000
 			v := s.value(i, r, &state)
-			data := fmt.Appendf(nil, `{"device_id":"clean-%s","ts":%d,"metrics":{"value":`, s.name, at)
-			data = strconv.AppendFloat(data, v, 'f', 6, 64)
-			out = append(out, backtest.Reading{Device: "clean-" + s.name, At: at, Data: append(data, "}}"...)})
+			out = append(out, valueReading("clean-"+s.name, at, v))
 		}
 	}
 	return out
@@ -131,6 +129,14 @@ func writeHeader(b *strings.Builder, first string, sets []ruleSet) {
 		b.WriteString(" " + set.name + " |")
 	}
 	b.WriteString("\n|---|" + strings.Repeat("---:|", len(sets)) + "\n")
+}
+
+// valueReading is a device's record of one metric, value, at event
+// time at (Unix ms), as devices send it.
+func valueReading(device string, at int64, v float64) backtest.Reading {
+	data := fmt.Appendf(nil, `{"device_id":%q,"ts":%d,"metrics":{"value":`, device, at)
+	data = strconv.AppendFloat(data, v, 'f', 6, 64)
+	return backtest.Reading{Device: device, At: at, Data: append(data, "}}"...)}
 }
 
 // cleanTable replays the clean signals through the default set and the

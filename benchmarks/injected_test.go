@@ -67,10 +67,7 @@ func injectedReadings() ([]backtest.Reading, backtest.Labels) {
 				} else {
 					last = v
 				}
-				ts := start + int64(i)*300_000
-				data := fmt.Appendf(nil, `{"device_id":%q,"ts":%d,"metrics":{"value":`, dev, ts)
-				data = strconv.AppendFloat(data, v, 'f', 6, 64)
-				out = append(out, backtest.Reading{Device: dev, At: ts, Data: append(data, "}}"...)})
+				out = append(out, valueReading(dev, start+int64(i)*300_000, v))
 			}
 			from := start + int64(at)*300_000
 			labels[dev] = []backtest.Window{{Start: from, End: from + int64(kind.n)*300_000 + 2*3_600_000}}
