@@ -198,9 +198,13 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err := srv.broker.Load().Server().Publish(live.Topic(liveApp, "windows"), []byte(batch.String()), false, 0); err != nil {
 		t.Fatal(err)
 	}
-	step("the page keeps at most 5,000 devices", chromedp.Poll[chromedp.Void](
+	kept := `(() => { const d = window.__tapline.devices; return [d.size, d.has('keg-0007'), d.has('flood-5999'), d.has('flood-0000')].join(' ') })()`
+	pollErr := chromedp.Do(tab, chromedp.Poll[chromedp.Void](
 		`window.__tapline.devices.size === 5000 && window.__tapline.devices.has('keg-0007') && window.__tapline.devices.has('flood-5999')`,
 		chromedp.WithPollingTimeout(30*time.Second)))
+	if pollErr != nil {
+		t.Fatalf("the page keeps at most 5,000 devices: %v; size, keg-0007, flood-5999, flood-0000: %v\n%s", pollErr, eval(kept), feed())
+	}
 	cancel()
 	if err := <-done; err != nil && ctx.Err() == nil {
 		t.Fatal(err)
