@@ -316,3 +316,48 @@ func (f *fixed) Observe(int64, float64) (float64, bool) { f.i++; return f.s[f.i-
 func (f *fixed) Append(w *wire.Writer)                  { w.Uint(uint64(f.i)) }
 func (f *fixed) Restore(r *wire.Reader)                 { f.i = int(r.Uint()) }
 func (f *fixed) Size() int                              { return 8 }
+
+// TestStuck: a flat window is stuck only after history varied windows in
+// a row, stays stuck while flat, and a series flat now and then (every
+// night) never is; a detector restored after every window agrees.
+func TestStuck(t *testing.T) {
+	const history = 6
+	cases := []struct {
+		name   string
+		ranges string // one window each: '.' varied, '_' flat
+		stuck  string // '!' where the window is stuck
+	}{
+		{"young series", "___...___", "........."},
+		{"froze after varying", "......___.", "......!!!."},
+		{"one short of history", ".....__", "......."},
+		{"flat every night", "....__....__....__..", "...................."},
+		{"froze twice", "......_......__", "......!......!!"},
+		{"varying again resets", "......._.._", ".......!..."},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			straight, restored := NewStuck(history), NewStuck(history)
+			for i, w := range c.ranges {
+				rng := 0.0
+				if w == '.' {
+					rng = 0.5
+				}
+				s, ok := straight.Observe(int64(i)*hour, rng)
+				if want := c.stuck[i] == '!'; !ok || (s == 1) != want {
+					t.Fatalf("window %d (%s): score %v ok %v, want stuck %v", i, c.ranges[:i+1], s, ok, want)
+				}
+				if r, _ := restored.Observe(int64(i)*hour, rng); r != s {
+					t.Fatalf("window %d: %v after restores, %v straight", i, r, s)
+				}
+				var wr wire.Writer
+				restored.Append(&wr)
+				restored = NewStuck(history)
+				rd := wire.Reader{B: wr.B}
+				restored.Restore(&rd)
+				if rd.Err() != nil || len(rd.B) != 0 {
+					t.Fatalf("window %d: restore: %v, %d bytes left", i, rd.Err(), len(rd.B))
+				}
+			}
+		})
+	}
+}

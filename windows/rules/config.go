@@ -35,16 +35,22 @@ const (
 	Seasonal
 	CUSUM
 	Forest
+	Stuck
 )
 
 var kindNames = map[string]Kind{
 	"threshold": Threshold, "zscore": ZScore, "rate": Rate, "missing": Missing,
-	"robust": Robust, "seasonal": Seasonal, "cusum": CUSUM, "forest": Forest,
+	"robust": Robust, "seasonal": Seasonal, "cusum": CUSUM, "forest": Forest, "stuck": Stuck,
 }
 
 // scored reports whether the kind fires on a score compared with z.
 func (k Kind) scored() bool {
 	return k == ZScore || k == Robust || k == Seasonal || k == CUSUM || k == Forest
+}
+
+// detected reports whether the kind's state is a detect.Detector.
+func (k Kind) detected() bool {
+	return k == Robust || k == Seasonal || k == CUSUM || k == Forest || k == Stuck
 }
 
 // kindFields are the fields each kind reads beyond name, kind, severity,
@@ -58,6 +64,7 @@ var kindFields = map[Kind][]string{
 	CUSUM:     {"z", "clear_z", "alpha", "warmup", "drift", "novelty", "novelty_warmup", "novelty_rise"},
 	Forest:    {"z", "clear_z", "alpha", "warmup", "novelty", "novelty_warmup", "novelty_rise", "shingle", "trees", "sample", "metrics"},
 	Missing:   {"after"},
+	Stuck:     {"history"},
 }
 
 // optionFields are every kind-specific field, in the order errors name them.
@@ -83,7 +90,7 @@ type Rule struct {
 	Devices   string // glob on the device id (path.Match), "*" by default
 	Metric    string // glob on the metric name; empty for a device-level missing rule
 	Window    string // window spec name the rule reads (not for missing)
-	Aggregate string // one of count, sum, min, max, mean, stddev, first, last, p50, p90, p99, duration (seconds, first to last record)
+	Aggregate string // one of count, sum, min, max, mean, stddev, first, last, p50, p90, p99, duration (seconds, first to last record); last for stuck, which reads min and max
 
 	Above, Below  *float64 // threshold and rate
 	Clear         *float64 // hysteresis level; defaults to the threshold
@@ -99,7 +106,7 @@ type Rule struct {
 	Alpha     float64       // zscore, seasonal, cusum: weight of a new window in the baseline
 	Gamma     float64       // seasonal: weight of a new cycle in a position's offset
 	Warmup    int           // scored kinds: windows learnt before evaluating
-	History   int           // robust: windows in the median's history
+	History   int           // robust: windows in the median's history; stuck: varied windows in a row before a flat one is stuck
 	Season    time.Duration // seasonal: the cycle (24h daily, 168h weekly)
 	Drift     float64       // cusum: allowance k in standard deviations
 	From      string        // robust: "median" (distance from it), "range" (beyond min/max), "below" (min) or "above" (max)
@@ -450,6 +457,13 @@ func parseRule(file string, n *yaml.Node) (*Rule, error) {
 	if r.Window == "" {
 		return nil, fail("window", "required for kind %s (the name of a window spec)", r.Kind)
 	}
+	if r.Kind == Stuck {
+		// It reads each window's range, and reports the value held.
+		if r.Aggregate != "" {
+			return nil, fail("aggregate", "not used by kind stuck (it reads each window's min and max)")
+		}
+		r.Aggregate = "last"
+	}
 	if r.Aggregate == "" {
 		r.Aggregate = "mean"
 	}
@@ -479,6 +493,16 @@ func parseRule(file string, n *yaml.Node) (*Rule, error) {
 		return nil, fail("keep_firing_for", "must not be negative")
 	}
 
+	if r.Kind == Stuck {
+		r.History = defaultStuckHistory
+		if history != nil {
+			if *history < 1 || *history > 100000 {
+				return nil, fail("history", "must be 1..100000 windows")
+			}
+			r.History = *history
+		}
+		return r, nil
+	}
 	if !r.Kind.scored() {
 		if err := r.checkLevels(fail); err != nil {
 			return nil, err
@@ -610,6 +634,11 @@ func parseRule(file string, n *yaml.Node) (*Rule, error) {
 	}
 	return r, nil
 }
+
+// defaultStuckHistory is a week of hourly windows: a series flat every
+// weekend (a machine idle) has a flat window within any week, so it never
+// counts as stuck; one that varied all week and then holds a value does.
+const defaultStuckHistory = 168
 
 // Forest bounds: a point has at most maxForestDims values.
 const (

@@ -104,6 +104,10 @@ func FuzzParse(f *testing.F) {
 				if r.Kind != Seasonal && r.Warmup < 2 || r.Kind == Robust && r.Warmup > r.History || r.Kind == Seasonal && r.Season < time.Minute {
 					t.Fatalf("inconsistent %s warm-up accepted: %+v", r.Kind, r)
 				}
+			case Stuck:
+				if r.History < 1 || r.History > 100000 || r.Aggregate != "last" || r.Window == "" || r.Metric == "" {
+					t.Fatalf("inconsistent stuck rule accepted: %+v", r)
+				}
 			default:
 				t.Fatalf("unknown kind accepted: %+v", r)
 			}

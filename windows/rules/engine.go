@@ -244,6 +244,8 @@ func (r *Rule) newDetector(spec *windows.Spec, seed uint64) detect.Detector {
 		return r.novel(detect.NewCUSUM(r.Drift, r.Z, r.Alpha, r.Warmup))
 	case Forest:
 		return r.novel(detect.NewForest(max(1, len(r.Metrics)), r.Shingle, r.Trees, r.Sample, r.Alpha, r.Warmup, seed))
+	case Stuck:
+		return detect.NewStuck(r.History)
 	}
 	return nil
 }
@@ -514,6 +516,15 @@ func (e *Engine) evalWindow(st *ruleState, w *windows.Window) {
 		}
 		level = st.zLevel()
 		bad, value = math.Abs(score) > level, score
+	case Stuck:
+		if w.Count < 2 {
+			return // one reading has no range: it tells nothing
+		}
+		if st.det == nil {
+			st.det = r.newDetector(w.Spec, 0)
+		}
+		score, _ := st.det.Observe(w.Start, w.Max-w.Min)
+		bad, level = score > 0, float64(r.History)
 	}
 	e.step(st, bad, value, level, w.Start, w.End, w.DeviceID, w.Metric, w.Spec.Name, func(s State) string {
 		return windowMessage(r, s, w, v, value, level, st)
@@ -789,6 +800,11 @@ func windowMessage(r *Rule, s State, w *windows.Window, v, value, level float64,
 			return fmt.Sprintf("%s %.4g scores %.2f (%s, limit %.4g) in window %s [%s]", what, v, value, r.Kind, level, w.Spec.Name, r.Name)
 		}
 		return fmt.Sprintf("%s %.4g back within %.4g (%s) [%s]", what, v, level, r.Kind, r.Name)
+	case Stuck:
+		if s == Firing {
+			return fmt.Sprintf("%s %s stuck at %.4g in window %s: %d readings all equal, after at least %d windows that varied [%s]", w.DeviceID, w.Metric, v, w.Spec.Name, w.Count, r.History, r.Name)
+		}
+		return fmt.Sprintf("%s %s varies again [%s]", w.DeviceID, w.Metric, r.Name)
 	case ZScore:
 		if s == Firing {
 			return fmt.Sprintf("%s %.4g is %.2f sd from baseline %.4g in window %s [%s]", what, v, value, st.base.Mean, w.Spec.Name, r.Name)

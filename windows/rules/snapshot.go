@@ -338,7 +338,7 @@ func restoreState(r *wire.Reader, st *ruleState, spec *windows.Spec, v2 bool) bo
 	if r.Bool() {
 		sec := r.Section()
 		if st.rule != nil {
-			if !st.rule.Kind.scored() || st.rule.Kind == ZScore || spec == nil {
+			if !st.rule.Kind.detected() || spec == nil {
 				r.Fail("a detector for rule %q of kind %s", st.rule.Name, st.rule.Kind)
 				return false
 			}
