@@ -20,8 +20,8 @@ var DefaultWindows = []string{"1h"}
 
 var defaultOnce = sync.OnceValues(func() (*Config, error) { return Parse("default.yml", defaultYAML) })
 
-// Default returns the default rule set: robust, seasonal and CUSUM
-// detectors on hourly means of every metric, for signals nobody has
+// Default returns the default rule set: robust, seasonal, CUSUM and
+// stuck-value detectors on hourly windows of every metric, for signals nobody has
 // tuned yet (default.yml; measured in benchmarks/DETECTION.md). The
 // Config is shared: do not modify it.
 func Default() *Config {

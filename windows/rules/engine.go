@@ -517,8 +517,8 @@ func (e *Engine) evalWindow(st *ruleState, w *windows.Window) {
 		level = st.zLevel()
 		bad, value = math.Abs(score) > level, score
 	case Stuck:
-		if w.Count < 2 {
-			return // one reading has no range: it tells nothing
+		if w.Count < minStuckReadings {
+			return
 		}
 		if st.det == nil {
 			st.det = r.newDetector(w.Spec, 0)
@@ -530,6 +530,12 @@ func (e *Engine) evalWindow(st *ruleState, w *windows.Window) {
 		return windowMessage(r, s, w, v, value, level, st)
 	}, nil)
 }
+
+// minStuckReadings is the fewest readings a window must hold for a stuck
+// rule to read its range: one has none, and two equal readings happen by
+// chance in an integer-valued series (travel times in whole seconds,
+// speeds in whole km/h: 4 NAB false alarms at history 48).
+const minStuckReadings = 3
 
 // zLevel is the level a score must exceed: z, or clear_z while firing
 // (hysteresis).
