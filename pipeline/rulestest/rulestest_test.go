@@ -56,6 +56,36 @@ tests:
 	}
 }
 
+// TestRoutine: with routine: 24h, a spike at 03:00 every day is notified
+// the first day and suppressed after; one at another hour is notified,
+// and so is the 03:00 that follows it by 22 hours. Without routine every
+// spike is notified.
+func TestRoutine(t *testing.T) {
+	dir := t.TempDir()
+	day := "1 1 1 9 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1"
+	other := "1 1 1 9 1 9 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1"
+	input := day + " " + day + " " + other + " " + day
+	for _, c := range []struct{ routine, want string }{
+		{"routine: 24h, ", "4h FIRING|5h RESOLVED|28h SUPPRESSED|29h SUPPRESSED|52h SUPPRESSED|53h SUPPRESSED|54h FIRING|55h RESOLVED|76h FIRING|77h RESOLVED"},
+		{"", "4h FIRING|5h RESOLVED|28h FIRING|29h RESOLVED|52h FIRING|53h RESOLVED|54h FIRING|55h RESOLVED|76h FIRING|77h RESOLVED"},
+	} {
+		os.WriteFile(filepath.Join(dir, "r.yml"), []byte("rules:\n  - {name: hot, kind: threshold, metric: t, window: 1h, above: 5, "+c.routine+"severity: warning}\n"), 0o644)
+		var expect []string
+		for _, e := range strings.Split(c.want, "|") {
+			at, state, _ := strings.Cut(e, " ")
+			expect = append(expect, "      - {at: "+at+", state: "+state+", rule: hot, device: d-1}")
+		}
+		os.WriteFile(filepath.Join(dir, "r_test.yml"), []byte("rules: r.yml\ntests:\n  - name: daily spikes\n    interval: 1h\n    input:\n      - {device: d-1, metrics: {t: \""+input+"\"}}\n    expect:\n"+strings.Join(expect, "\n")+"\n"), 0o644)
+		res, err := RunFile(filepath.Join(dir, "r_test.yml"))
+		if err != nil || len(res) != 1 {
+			t.Fatal(res, err)
+		}
+		if res[0].Failure != "" {
+			t.Errorf("%q: %s", c.routine, res[0].Failure)
+		}
+	}
+}
+
 func TestExpandValues(t *testing.T) {
 	for in, want := range map[string]string{
 		"1 2 _ 3":         "1 2 _ 3",

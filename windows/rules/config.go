@@ -101,6 +101,15 @@ type Rule struct {
 	// event time: repeat_interval. A notification setting, like
 	// severity: changing it keeps the rule's state.
 	Repeat time.Duration
+	// Routine, if set, keeps quiet an alert that recurs with the period:
+	// a FIRING whose window ends a whole number of periods after the
+	// rule's last FIRING on the series is routine, a rhythm and not an
+	// incident (a daily rule on a signal with a weekly one fires every
+	// weekend at the same hour), and is kept as SUPPRESSED, not
+	// notified. The first of them is notified: it cannot be known to
+	// recur. Exact: window ends are multiples of the slide, which the
+	// period must be a multiple of. A notification setting, like Repeat.
+	Routine time.Duration
 
 	Z, ClearZ float64       // scored kinds: fire above |score| > Z, clear below ClearZ
 	Alpha     float64       // zscore, seasonal, cusum: weight of a new window in the baseline
@@ -314,7 +323,7 @@ func parseRule(file string, n *yaml.Node) (*Rule, error) {
 	}
 	var alpha, gamma, clearZ, drift, noveltyRise *float64
 	var warmup, history, novelty, noveltyWarmup, shingle, trees, sample *int
-	var per, after, season, repeat string
+	var per, after, season, repeat, routine string
 	fail := func(field, format string, args ...any) error {
 		line := r.Line
 		if l, ok := lines[field]; ok {
@@ -358,6 +367,7 @@ func parseRule(file string, n *yaml.Node) (*Rule, error) {
 		"per":             &per,
 		"after":           &after,
 		"repeat_interval": &repeat,
+		"routine":         &routine,
 	}
 	for i := 0; i < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
@@ -425,8 +435,18 @@ func parseRule(file string, n *yaml.Node) (*Rule, error) {
 		}
 		r.Repeat = d
 	}
+	if routine != "" {
+		d, err := time.ParseDuration(routine)
+		if err != nil || d < time.Minute {
+			return nil, fail("routine", "must be a period of a minute or more, like 168h, not %q", routine)
+		}
+		if r.Repeat > 0 {
+			return nil, fail("routine", "not with repeat_interval: a FIRING is compared with the rule's last notification on the series")
+		}
+		r.Routine = d
+	}
 	if r.Kind == Missing {
-		for _, f := range []string{"window", "aggregate", "for", "m_of_n", "keep_firing_for"} {
+		for _, f := range []string{"window", "aggregate", "for", "m_of_n", "keep_firing_for", "routine"} {
 			if _, set := lines[f]; set {
 				return nil, fail(f, "not used by kind missing")
 			}

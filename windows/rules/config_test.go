@@ -54,6 +54,10 @@ func TestEngineChecksWindowsAndQuantiles(t *testing.T) {
 	if _, err := NewEngine(cfg, []windows.Spec{one}, false, nil); err == nil || !strings.Contains(err.Error(), `no window spec named "5m/1m"`) {
 		t.Fatalf("want an error naming the missing window, got %v", err)
 	}
+	odd, _ := Parse("r.yml", []byte("rules:\n  - {name: r, kind: threshold, metric: v, window: 1m, above: 1, routine: 90s}\n"))
+	if _, err := NewEngine(odd, []windows.Spec{one}, false, nil); err == nil || !strings.Contains(err.Error(), `field "routine": must be a whole number of slides`) {
+		t.Fatalf("want a routine error, got %v", err)
+	}
 	p99, _ := Parse("q.yml", []byte("rules:\n  - {name: q, kind: threshold, metric: v, window: 1m, aggregate: p99, above: 1}\n"))
 	if _, err := NewEngine(p99, []windows.Spec{one}, false, nil); err == nil || !strings.Contains(err.Error(), "quantiles") {
 		t.Fatalf("want a quantiles error, got %v", err)
@@ -78,6 +82,9 @@ func FuzzParse(f *testing.F) {
 		}
 		names := map[string]bool{}
 		for _, r := range cfg.Rules {
+			if r.Routine != 0 && (r.Routine < time.Minute || r.Repeat > 0 || r.Kind == Missing) {
+				t.Fatalf("inconsistent routine accepted: %+v", r)
+			}
 			if !nameRE.MatchString(r.Name) || names[r.Name] {
 				t.Fatalf("bad or duplicate name %q", r.Name)
 			}

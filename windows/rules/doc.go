@@ -28,6 +28,11 @@
 // learnt first from novelty_warmup scored windows and rising by at most
 // novelty_rise a window after that.
 //
+// routine: a period (168h) after which an alert that recurs at the same
+// phase is a rhythm, not an incident: a FIRING whose window ends a whole
+// number of periods after the rule's last FIRING on the series is kept
+// as SUPPRESSED, not notified.
+//
 // Default (default.yml, embedded) is the rule set for signals nobody has
 // tuned; benchmarks/DETECTION.md measures it.
 //

@@ -62,6 +62,9 @@ type Alert struct {
 	// it is out of the process (published, or dead-lettered to S3): the
 	// journal then stops keeping it for a republish after a crash.
 	Done func() `json:"-"`
+	// routine: a FIRING that recurs with its rule's Routine period; the
+	// Router suppresses it.
+	routine bool
 }
 
 // AlertMessage is the alert as programs receive it (the SNS message, a
@@ -149,6 +152,7 @@ type Engine struct {
 	devices  []seriesRules // device-level missing rules, by device handle index
 	fired    uint64
 	resolved uint64
+	routine  bool // the FIRING step is sending recurs with its rule's Routine period
 	// firing describes every FIRING incident (device, metric, window) so
 	// a restore that drops its rule can still resolve it.
 	firing map[string]firingInfo
@@ -204,6 +208,9 @@ func NewEngine(cfg *Config, specs []windows.Spec, quantiles bool, emit AlertFunc
 			}
 			if r.Aggregate[0] == 'p' && !quantiles {
 				return nil, &fieldError{r.File, r.Line, r.Name, "aggregate", r.Aggregate + " needs quantiles enabled in the window options"}
+			}
+			if spec := specs[specIndex(specs, r.Window)]; r.Routine > 0 && (spec.Session() || r.Routine%spec.Slide != 0) {
+				return nil, &fieldError{r.File, r.Line, r.Name, "routine", fmt.Sprintf("must be a whole number of slides (%v) of window %s, which must not be sessions", spec.Slide, r.Window)}
 			}
 			if r.Kind == Seasonal && specs[specIndex(specs, r.Window)].Session() {
 				return nil, &fieldError{r.File, r.Line, r.Name, "window", "a seasonal rule needs windows at regular times, not sessions"}
@@ -583,11 +590,14 @@ func (e *Engine) step(st *ruleState, bad bool, value, level float64, start, end 
 	case ok, pending:
 		switch {
 		case met:
+			routine := r.Routine > 0 && st.notified > 0 && end > st.notified && (end-st.notified)%r.Routine.Milliseconds() == 0
 			st.phase, st.clearRun = firing, 0
 			st.notified, st.repeats = end, 0
 			st.incident = hashID(r.Name, device, metric, window, strconv.FormatInt(end, 10))
 			e.fired++
+			e.routine = routine
 			e.send(st, Firing, value, level, start, end, device, metric, window, msg(Firing), shares)
+			e.routine = false
 		case bad:
 			st.phase = pending
 		default:
@@ -651,6 +661,7 @@ func (e *Engine) send(st *ruleState, s State, value, level float64, start, end i
 		End:         end,
 		At:          end,
 		Message:     msg,
+		routine:     e.routine,
 	})
 }
 

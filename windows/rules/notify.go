@@ -368,6 +368,9 @@ func (r *Router) suppression(a *Alert) string {
 			return why
 		}
 	}
+	if a.State == Firing && a.routine {
+		return "routine: a whole number of periods after the rule's last FIRING on the series"
+	}
 	for i := range r.cfg.Silences {
 		if s := &r.cfg.Silences[i]; s.covers(a) {
 			return "silenced by " + s.ID
