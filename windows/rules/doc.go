@@ -20,11 +20,10 @@
 // history's range: from range, below or above), seasonal (robust
 // Holt-Winters), cusum (level shifts and drifts) and forest (Random Cut
 // Forest over one metric or several of a device, with per-metric
-// attribution in the alert); and stuck (a window whose readings are all
-// equal (three at least), in a series whose last history windows all
-// varied: a frozen
-// sensor, not one that rests now and then). novelty makes
-// a detector's score count only above the recent peak of its scores,
+// attribution in the alert); and stuck (a window of three readings or
+// more, all equal, in a series whose last history windows all varied: a
+// frozen sensor, not one that rests now and then). novelty makes a
+// detector's score count only above the recent peak of its scores,
 // learnt first from novelty_warmup scored windows and rising by at most
 // novelty_rise a window after that.
 //
