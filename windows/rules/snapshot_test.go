@@ -246,3 +246,26 @@ func TestRestoreV2(t *testing.T) {
 		t.Fatalf("repeats after the restart: %v, want one at hour 13 and one at 16", repeats)
 	}
 }
+
+// TestRoutineKeepsState: routine is a notification setting, so adding it
+// to a rule (as the default set did) keeps the rule's definition, and so
+// its state across a restart.
+func TestRoutineKeepsState(t *testing.T) {
+	for _, doc := range []string{
+		"{name: r, kind: robust, metric: v, window: 1h, z: 2, history: 48}",
+		"{name: s, kind: stuck, metric: v, window: 1h}",
+		"{name: t, kind: threshold, metric: v, window: 1h, above: 5}",
+	} {
+		without, err := Parse("a.yml", []byte("rules:\n  - "+doc+"\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		with, err := Parse("b.yml", []byte("rules:\n  - "+strings.Replace(doc, "}", ", routine: 168h}", 1)+"\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if with.Rules[0].Routine != 168*time.Hour || with.Rules[0].definition() != without.Rules[0].definition() {
+			t.Errorf("%s: routine %v changed the definition", doc, with.Rules[0].Routine)
+		}
+	}
+}
