@@ -5,9 +5,9 @@ import "github.com/tapline/tapline/windows/wire"
 // Stuck tells a value that stopped changing from one that never changes.
 // It observes each window's range (max - min of its readings): a window
 // whose readings are all equal (range 0; the rule reads windows of three
-// readings or more) is stuck when the series'
-// windows before it all varied for at least history windows in a row,
-// and the flat windows after it stay stuck until one varies again. A
+// readings or more) is stuck when the series' windows before it all
+// varied for at least history windows in a row, and the flat windows
+// after it stay stuck until one varies again. A
 // series that is flat now and then by nature (a pump off at night, a
 // machine idle at weekends, a quantized sensor at rest) keeps resetting
 // the run, so it never alerts; a sensor that froze, a gateway repeating

@@ -152,7 +152,6 @@ type Engine struct {
 	devices  []seriesRules // device-level missing rules, by device handle index
 	fired    uint64
 	resolved uint64
-	routine  bool // the FIRING step is sending recurs with its rule's Routine period
 	// firing describes every FIRING incident (device, metric, window) so
 	// a restore that drops its rule can still resolve it.
 	firing map[string]firingInfo
@@ -538,6 +537,13 @@ func (e *Engine) evalWindow(st *ruleState, w *windows.Window) {
 	}, nil)
 }
 
+// recurs reports whether a FIRING at end comes a whole number of the
+// rule's Routine periods after its last notification on the series, at
+// prev (0: none).
+func (r *Rule) recurs(prev, end int64) bool {
+	return r.Routine > 0 && prev > 0 && end > prev && (end-prev)%r.Routine.Milliseconds() == 0
+}
+
 // minStuckReadings is the fewest readings a window must hold for a stuck
 // rule to read its range: one has none, and two equal readings happen by
 // chance in an integer-valued series (travel times in whole seconds,
@@ -590,14 +596,12 @@ func (e *Engine) step(st *ruleState, bad bool, value, level float64, start, end 
 	case ok, pending:
 		switch {
 		case met:
-			routine := r.Routine > 0 && st.notified > 0 && end > st.notified && (end-st.notified)%r.Routine.Milliseconds() == 0
+			routine := r.recurs(st.notified, end)
 			st.phase, st.clearRun = firing, 0
 			st.notified, st.repeats = end, 0
 			st.incident = hashID(r.Name, device, metric, window, strconv.FormatInt(end, 10))
 			e.fired++
-			e.routine = routine
-			e.send(st, Firing, value, level, start, end, device, metric, window, msg(Firing), shares)
-			e.routine = false
+			e.send(st, Firing, value, level, start, end, device, metric, window, msg(Firing), shares, routine)
 		case bad:
 			st.phase = pending
 		default:
@@ -612,7 +616,7 @@ func (e *Engine) step(st *ruleState, bad bool, value, level float64, start, end 
 			if r.Repeat > 0 && end-st.notified >= r.Repeat.Milliseconds() {
 				st.notified = end
 				st.repeats++
-				e.send(st, Firing, value, level, start, end, device, metric, window, msg(Firing), shares)
+				e.send(st, Firing, value, level, start, end, device, metric, window, msg(Firing), shares, false)
 			}
 			return
 		}
@@ -620,12 +624,14 @@ func (e *Engine) step(st *ruleState, bad bool, value, level float64, start, end 
 		if st.clearRun > r.KeepFiringFor {
 			st.phase, st.hist = ok, 0
 			e.resolved++
-			e.send(st, Resolved, value, level, start, end, device, metric, window, msg(Resolved), shares)
+			e.send(st, Resolved, value, level, start, end, device, metric, window, msg(Resolved), shares, false)
 		}
 	}
 }
 
-func (e *Engine) send(st *ruleState, s State, value, level float64, start, end int64, device, metric, window, msg string, shares func() []schemas.MetricShare) {
+// send emits an alert of st's incident; routine marks a FIRING that
+// recurs with its rule's Routine period (the Router suppresses it).
+func (e *Engine) send(st *ruleState, s State, value, level float64, start, end int64, device, metric, window, msg string, shares func() []schemas.MetricShare, routine bool) {
 	r := st.rule
 	if s == Firing {
 		e.firing[st.incident] = firingInfo{device, metric, window}
@@ -661,7 +667,7 @@ func (e *Engine) send(st *ruleState, s State, value, level float64, start, end i
 		End:         end,
 		At:          end,
 		Message:     msg,
-		routine:     e.routine,
+		routine:     routine,
 	})
 }
 
@@ -721,11 +727,11 @@ func (e *Engine) evalMissing(st *ruleState, wm, last int64, device, metric strin
 		st.phase = ok
 		e.resolved++
 		msg := fmt.Sprintf("%s reporting again [%s]", what, r.Name)
-		e.send(st, Resolved, float64(silent)/1000, float64(after)/1000, last, wm, device, metric, "", msg, nil)
+		e.send(st, Resolved, float64(silent)/1000, float64(after)/1000, last, wm, device, metric, "", msg, nil, false)
 		return
 	}
 	msg := fmt.Sprintf("%s silent for %s (>= %s) [%s]", what, (time.Duration(silent) * time.Millisecond).Round(time.Second), r.After, r.Name)
-	e.send(st, Firing, float64(silent)/1000, float64(after)/1000, last, wm, device, metric, "", msg, nil)
+	e.send(st, Firing, float64(silent)/1000, float64(after)/1000, last, wm, device, metric, "", msg, nil, false)
 }
 
 // resolveOrphans sends RESOLVED, with its reason, for every FIRING alert
