@@ -57,7 +57,7 @@ func TestCompactDemoDay(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := analystAnswers(t, dir)
-	if !strings.Contains(before, "windows 565640:") || !strings.Contains(before, "alerts 8:") {
+	if !strings.Contains(before, "windows 565640:") || !strings.Contains(before, "alerts 9:") {
 		t.Fatalf("the demo's day changed: %.300s", before)
 	}
 	bin := binary(t, ".")

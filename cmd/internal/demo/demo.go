@@ -85,6 +85,7 @@ var faults = []fleet.Fault{
 	{Kind: fleet.Offline, Device: 20, From: 45 * time.Minute},
 	{Kind: fleet.GasEmpty, Device: 30, From: 60 * time.Minute},
 	{Kind: fleet.SensorGlitch, Device: 40, From: 80 * time.Minute},
+	{Kind: fleet.StuckSensor, Device: 45, From: 90 * time.Minute},
 }
 
 // Start is the simulated start of every demo, fixed so runs repeat.

@@ -40,6 +40,7 @@ func TestDemoCatchesEveryFault(t *testing.T) {
 		"FIRING   warning  cooler-failure    keg-0013",
 		"FIRING   info     temp-anomaly      keg-0041",
 		"RESOLVED warning  cooler-failure    keg-0013", // the cooler boosted
+		"FIRING   warning  probe-stuck       keg-0046",
 	}
 	var got []string
 	for _, a := range sum.Alerts {

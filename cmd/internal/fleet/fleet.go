@@ -265,9 +265,14 @@ func (f *Fleet) report(i int, ts time.Time) []byte {
 		flow = 0 // the shut-off valve stops pours and leaks alike
 	}
 	// The cooler holds 3-4.5 C; a failing one lets it climb 0.1 C a minute;
-	// a boosted one pulls it down 0.5 C a minute whatever the fault.
+	// a boosted one pulls it down 0.5 C a minute whatever the fault, to
+	// 2.5 C, where its probe still reads a few hundredths either way (a
+	// reading that never moves is the stuck-sensor fault's). The jitter
+	// is a Weyl sequence of the report's number, not the random source,
+	// so the rest of the fleet draws what it drew before.
 	if k.coolerBoost {
-		k.temp = math.Max(k.temp-0.5*f.opts.Interval.Minutes(), 2.5)
+		jitter := 0.05 * (2*math.Mod(float64(k.seq)*0.6180339887498949, 1) - 1)
+		k.temp = math.Max(k.temp-0.5*f.opts.Interval.Minutes(), 2.5+jitter)
 	} else if f.faulty(i, CoolerFailure) {
 		k.temp += 0.1 * f.opts.Interval.Minutes()
 	} else {
