@@ -30,7 +30,12 @@
 //     payloads of records that are not KPL-aggregated are hidden from the
 //     library's deaggregator, which formats four bytes of every record
 //     with fmt.Sprintf to look for the KPL's magic number
-//     (getrecords.Payload).
+//     (getrecords.Payload); each shard releases its records as it
+//     returns from ProcessRecords, and the next answer is decoded into
+//     their buffers (getrecords.Protocol.Release): the library asks for
+//     the next answer only after ProcessRecords returns, and nothing in
+//     the pipeline keeps a payload past its record (in a test binary
+//     released buffers are poisoned, so every consumer test checks it).
 package consumer
 
 import (
@@ -41,6 +46,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -177,6 +183,7 @@ type Consumer struct {
 	metrics *metrics
 	ckpt    *fencedCheckpointer
 	worker  *worker.Worker
+	answers *getrecords.Protocol // shards release their records to it
 	ctx     context.Context
 	cancel  context.CancelFunc
 
@@ -252,8 +259,13 @@ func (c *Consumer) Start(ctx context.Context) error {
 	kc := kinesis.New(o.Kinesis.Options(), func(ko *kinesis.Options) {
 		ko.APIOptions = append(ko.APIOptions, callTimeout(30*time.Second))
 		getrecords.Install(ko)
-		ko.Protocol.(*getrecords.Protocol).HidePayloads = true // shard.ProcessRecords reads getrecords.Payload
-		registerGetRecords(ko.Protocol.(*getrecords.Protocol), o.Registry)
+		c.answers = ko.Protocol.(*getrecords.Protocol)
+		c.answers.HidePayloads = true // shard.ProcessRecords reads getrecords.Payload
+		c.answers.Reuse = true        // and releases its records as it returns
+		// A payload read after its release reads garbage in every test of
+		// a consumer: the pipeline must keep none.
+		c.answers.Poison = testing.Testing()
+		registerGetRecords(c.answers, o.Registry)
 	})
 	c.worker = worker.NewWorker(c, cfg).WithKinesis(kc).WithCheckpointer(c.ckpt)
 	if err := c.worker.Start(); err != nil {

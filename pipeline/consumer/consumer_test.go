@@ -284,10 +284,18 @@ func TestCommitsEqualOracle(t *testing.T) {
 	if len(want.Objects) < 4 || len(want.Alerts) == 0 {
 		t.Fatalf("oracle wrote %d objects and %d alerts: the test data is too small", len(want.Objects), len(want.Alerts))
 	}
-	start(t, e.options("w1"))
+	o := e.options("w1")
+	o.KCL.MaxRecords = 50 // answers enough to reuse the buffers of
+	c := start(t, o)
 	e.waitCheckpointed(want.Acked, 60*time.Second)
 	got := e.objects()
 	sameObjects(t, got, want.Objects)
+	// The answers were decoded into released buffers, poisoned in a
+	// test binary on release: the same objects say no payload was read
+	// after its record.
+	if n := c.answers.Reused.Load(); n == 0 {
+		t.Errorf("%d of %d GetRecords answers decoded into released buffers", n, c.answers.Fast.Load())
+	}
 	for id, seq := range e.checkpoints() {
 		key := layout.StateDir(e.prefix, e.name, id, seq) + "base.snap"
 		if _, ok := got[key]; !ok {

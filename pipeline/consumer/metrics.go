@@ -70,5 +70,6 @@ func registerGetRecords(p *getrecords.Protocol, reg prometheus.Registerer) {
 	reg.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "tapline", Name: "getrecords_fast_total", Help: "GetRecords answers decoded by tapline's decoder (package getrecords)."}, func() float64 { return float64(p.Fast.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "tapline", Name: "getrecords_sdk_total", Help: "GetRecords answers left to the SDK's decoder (child shards, escaped strings, anything unexpected)."}, func() float64 { return float64(p.Fallback.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "tapline", Name: "getrecords_reused_total", Help: "GetRecords answers decoded into the buffers of an answer its shard had released."}, func() float64 { return float64(p.Reused.Load()) }),
 	)
 }

@@ -101,6 +101,7 @@ func (s *shard) ack(cp kcl.IRecordProcessorCheckpointer) journal.Ack {
 // batches where they end, then lets it make an idle advance if one is
 // due.
 func (s *shard) ProcessRecords(in *kcl.ProcessRecordsInput) {
+	defer s.c.answers.Release(in.Records)
 	if s.lost.Load() || s.gone {
 		return
 	}

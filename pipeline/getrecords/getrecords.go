@@ -11,7 +11,9 @@
 // for every payload, one the sequence numbers and partition keys are
 // appended to and viewed in place (another of either if the estimate
 // from the answer before falls short), and the slices of records,
-// strings and times the output's pointers point into. Everything else (other operations, error
+// strings and times the output's pointers point into; with Reuse, all
+// but the strings' bytes are those of an answer the caller released
+// (Release). Everything else (other operations, error
 // answers, throttling and ExpiredIterator, the retries around them) stays
 // the SDK's, and so does any answer this decoder does not expect:
 // escaped strings, child shards, fields it does not know, numbers out of
@@ -46,17 +48,28 @@ import (
 type Protocol struct {
 	smithyhttp.ClientProtocol
 	// HidePayloads: see Payload. Set it before the first call.
-	HidePayloads   bool
+	HidePayloads bool
+	// Reuse: see Release; Poison too, for tests. Set them before the
+	// first call.
+	Reuse, Poison  bool
 	bufs           chan *bytes.Buffer // answers' bodies, kept across GCs; see body
 	spare          sync.Pool          // more of them, while no GC runs
 	Fast, Fallback atomic.Uint64
-	last           atomic.Pointer[shape] // the last answer with records
+	// Reused counts the answers decoded into buffers released before.
+	Reused atomic.Uint64
+	last   atomic.Pointer[shape] // the last answer with records
+
+	answers     chan *answer // released answers' buffers, as bufs
+	spareAnswer sync.Pool
+	mu          sync.Mutex
+	lent        [maxLent]*answer // answers out with their records, for Release
+	nextLent    int
 }
 
 // Install is a kinesis.Options function: kinesis.NewFromConfig(cfg,
 // getrecords.Install).
 func Install(o *kinesis.Options) {
-	o.Protocol = &Protocol{ClientProtocol: o.Protocol, bufs: make(chan *bytes.Buffer, keptBodies)}
+	o.Protocol = &Protocol{ClientProtocol: o.Protocol, bufs: make(chan *bytes.Buffer, keptBodies), answers: make(chan *answer, keptBodies)}
 }
 
 // keptBodies is how many answers' body buffers a Protocol keeps for the
@@ -115,9 +128,18 @@ func (p *Protocol) DeserializeResponse(ctx context.Context, schema *smithy.Opera
 		return &smithy.DeserializationError{Err: err}
 	}
 	if buf.Len() <= maxBody {
-		if sh, err := decode(buf.Bytes(), o, p.last.Load()); err == nil {
+		var a *answer
+		if p.Reuse {
+			if a = p.reused(); a != nil {
+				p.Reused.Add(1)
+			}
+		}
+		if sh, err := decode(buf.Bytes(), o, p.last.Load(), a); err == nil {
 			if sh.records > 0 {
 				p.last.Store(&sh)
+				if p.Reuse {
+					p.lend(sh.answer)
+				}
 			}
 			p.Fast.Add(1)
 			if p.HidePayloads {
@@ -171,23 +193,118 @@ var errUnexpected = errors.New("getrecords: not a plain GetRecords answer")
 // sends (see the package doc). The output's slices and strings share a
 // few allocations; nothing aliases b.
 func Decode(b []byte, o *kinesis.GetRecordsOutput) error {
-	_, err := decode(b, o, nil)
+	_, err := decode(b, o, nil, nil)
 	return err
 }
 
 // shape is what an answer held, to size the next one's buffers by.
 type shape struct {
 	body, records, payload int // bytes, records, decoded payload bytes
+	answer                 *answer
+}
+
+// answer holds the buffers an answer's records, their pointers and their
+// payloads live in: about 3 MB for 10,000 records, zeroed when made. The
+// strings' bytes are not among them: sequence numbers outlive the
+// answer (the batch writer and the journal keep them), so text is always
+// fresh, and strs holds only headers that view it.
+type answer struct {
+	recs  []types.Record
+	strs  []string
+	times []time.Time
+	data  []byte // the first chunk: the first record's payload starts it
+}
+
+// maxLent bounds the answers a Protocol remembers for Release: one per
+// shard a worker reads at once would do. An answer forgotten is only
+// never reused.
+const maxLent = 64
+
+// Release hands back the buffers of the answer recs came from (the
+// records the KCL passed to ProcessRecords, deaggregated or not), for the
+// next answers' records to be decoded into: the caller, and the KCL, must
+// be done with every record, payload, arrival time and string pointer of
+// it. The strings themselves (sequence numbers, partition keys) stay
+// valid. Without Reuse, and for records this Protocol did not decode, it
+// does nothing. The KCL's shard loop calls ProcessRecords and then asks
+// for the next answer, so a record processor that keeps no payload calls
+// Release as ProcessRecords returns. Reusing the buffers saves zeroing
+// and collecting 3 MB an answer: a third of the decoder's time.
+//
+// With Poison, released buffers are overwritten first, so a payload kept
+// past Release shows as garbage in a test's output.
+func (p *Protocol) Release(recs []types.Record) {
+	if !p.Reuse || len(recs) == 0 || cap(recs[0].Data) == 0 {
+		return
+	}
+	key := unsafe.SliceData(recs[0].Data)
+	p.mu.Lock()
+	var a *answer
+	for i, l := range p.lent {
+		if l != nil && unsafe.SliceData(l.data) == key {
+			a, p.lent[i] = l, nil
+			break
+		}
+	}
+	p.mu.Unlock()
+	if a == nil {
+		return
+	}
+	if p.Poison {
+		poison(a)
+	}
+	// The headers would keep their answer's text alive in the pool.
+	clear(a.strs[:cap(a.strs)])
+	select {
+	case p.answers <- a:
+	default:
+		p.spareAnswer.Put(a)
+	}
+}
+
+// poison overwrites a released answer: a payload, a time or a record
+// read after Release reads this, not the data it had.
+func poison(a *answer) {
+	d := a.data[:cap(a.data)]
+	for i := range d {
+		d[i] = 0xA5
+	}
+	clear(a.recs[:cap(a.recs)])
+	t := a.times[:cap(a.times)]
+	for i := range t {
+		t[i] = time.Unix(1<<40, 0)
+	}
+}
+
+// lend remembers a for Release, forgetting the oldest if maxLent are
+// out.
+func (p *Protocol) lend(a *answer) {
+	p.mu.Lock()
+	p.lent[p.nextLent] = a
+	p.nextLent = (p.nextLent + 1) % maxLent
+	p.mu.Unlock()
+}
+
+// reused returns a released answer's buffers, or nil.
+func (p *Protocol) reused() *answer {
+	select {
+	case a := <-p.answers:
+		return a
+	default:
+	}
+	a, _ := p.spareAnswer.Get().(*answer)
+	return a
 }
 
 // decode is Decode with its buffers sized from last, an earlier answer
-// (nil: none), and returns this answer's shape. Without a guess, the
+// (nil: none), taken from reuse where they are large enough (nil: all
+// made), and returns this answer's shape and buffers. Without a guess, the
 // records are counted first (a pass over the body) and the payloads'
 // buffer is sized as if the body were all payload: for Kinesis's answers
 // about 40% more memory to zero and then to keep alive with the records,
 // for the keys, sequence numbers and times no payload holds. A guess
 // that falls short costs a second chunk, or (records) a copy.
-func decode(b []byte, o *kinesis.GetRecordsOutput, last *shape) (shape, error) {
+func decode(b []byte, o *kinesis.GetRecordsOutput, last *shape, reuse *answer) (shape, error) {
 	d := decoder{b: b}
 	var n, size int
 	if last != nil && last.records > 0 && last.body > 0 {
@@ -202,17 +319,37 @@ func decode(b []byte, o *kinesis.GetRecordsOutput, last *shape) (shape, error) {
 		n = bytes.Count(b, []byte{'}'})
 		size = base64.StdEncoding.DecodedLen(len(b))
 	}
-	d.recs = make([]types.Record, 0, n)
-	d.strs = make([]string, 0, 2*n)
-	d.times = make([]time.Time, 0, n)
+	size = min(size, base64.StdEncoding.DecodedLen(len(b)))
+	a := reuse
+	if a == nil {
+		a = new(answer)
+	}
+	d.recs = a.recs[:0]
+	if cap(d.recs) < n {
+		d.recs = make([]types.Record, 0, n)
+	}
+	d.strs = a.strs[:0]
+	if cap(d.strs) < 2*n {
+		d.strs = make([]string, 0, 2*n)
+	}
+	d.times = a.times[:0]
+	if cap(d.times) < n {
+		d.times = make([]time.Time, 0, n)
+	}
+	d.data = a.data[:0]
+	if cap(d.data) < size || cap(d.data) == 0 {
+		d.data = make([]byte, 0, max(size, 1))
+	}
+	// The first chunks: what later answers can reuse. A chunk added when
+	// a guess fell short is not kept.
+	a.recs, a.strs, a.times, a.data = d.recs, d.strs, d.times, d.data
 	d.text = make([]byte, 0, 80*n)
-	d.data = make([]byte, 0, min(size, base64.StdEncoding.DecodedLen(len(b))))
 	var out kinesis.GetRecordsOutput
 	if err := d.output(&out); err != nil {
 		return shape{}, err
 	}
 	*o = out
-	return shape{body: len(b), records: len(out.Records), payload: d.payload}, nil
+	return shape{body: len(b), records: len(out.Records), payload: d.payload, answer: a}, nil
 }
 
 // chunk is how many more strings or times are allocated at once if the

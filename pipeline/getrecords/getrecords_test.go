@@ -14,9 +14,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/awslabs/kinesis-aggregation/go/v2/deaggregator"
 	kplrecords "github.com/awslabs/kinesis-aggregation/go/v2/records"
 	"google.golang.org/protobuf/proto"
@@ -77,12 +79,14 @@ func describe(o *kinesis.GetRecordsOutput, err error) string {
 }
 
 // same decodes body with the SDK and with Install, twice (the second
-// time with buffers sized from the first), and reports a difference;
-// fast says which decoder took it.
+// time with buffers sized from the first, and decoded into the first's
+// buffers, released and poisoned), and reports a difference; fast says
+// which decoder took it.
 func same(t *testing.T, raw []byte) (fast bool) {
 	t.Helper()
 	h := &body{b: raw}
 	sdk, mine, p := clients(h)
+	p.Reuse, p.Poison = true, true
 	ctx := context.Background()
 	in := &kinesis.GetRecordsInput{ShardIterator: aws.String("it")}
 	want, werr := sdk.GetRecords(ctx, in)
@@ -90,6 +94,9 @@ func same(t *testing.T, raw []byte) (fast bool) {
 		got, gerr := mine.GetRecords(ctx, in)
 		if w, g := describe(want, werr), describe(got, gerr); w != g {
 			t.Fatalf("body %q\nSDK:  %s (%v)\nmine: %s (%v)", raw, w, werr, g, gerr)
+		}
+		if got != nil {
+			p.Release(got.Records)
 		}
 	}
 	if n := p.Fast.Load(); n == 1 {
@@ -259,7 +266,7 @@ func TestShapeGuess(t *testing.T) {
 	}
 	raw := response(recs, "AAAA", 0)
 	var want kinesis.GetRecordsOutput
-	sh, err := decode(raw, &want, nil)
+	sh, err := decode(raw, &want, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +278,7 @@ func TestShapeGuess(t *testing.T) {
 		runtime.ReadMemStats(&ms)
 		before := ms.TotalAlloc
 		var got kinesis.GetRecordsOutput
-		if _, err := decode(raw, &got, guess); err != nil {
+		if _, err := decode(raw, &got, guess, nil); err != nil {
 			t.Fatal(err)
 		}
 		runtime.ReadMemStats(&ms)
@@ -286,6 +293,65 @@ func TestShapeGuess(t *testing.T) {
 	allocated(&shape{body: 1, records: 1 << 20, payload: 1 << 30}) // long: bounded by the body
 	if saved := float64(all-guessed) / float64(len(raw)); saved < 0.1 {
 		t.Errorf("guessing the shape saved %.2f bytes a body byte (%d -> %d bytes)", saved, all, guessed)
+	}
+}
+
+// TestReleaseReuses: an answer's buffers, released, hold the next
+// answer's records (poisoned first in a test binary: what the first
+// answer's records read after Release), and the next answer allocates a
+// fraction of the first's; without Reuse, or for records from elsewhere,
+// Release does nothing.
+func TestReleaseReuses(t *testing.T) {
+	var recs []rec
+	for i := range 2000 {
+		recs = append(recs, rec{Data: []byte(`{"device_id":"keg-` + strconv.Itoa(i) + `","ts":1,"metrics":{"t":4}}`), PartitionKey: "keg-" + strconv.Itoa(i),
+			SequenceNumber: "4959033827149025660855969253836157109592157598913658" + strconv.Itoa(1000+i), ApproximateArrivalTimestamp: "1.764266400123E9"})
+	}
+	raw := response(recs, "AAAA", 0)
+	for _, reuse := range []bool{false, true} {
+		_, fast, p := clients(&body{b: raw})
+		p.Reuse, p.Poison, p.HidePayloads = reuse, true, true
+		ctx := context.Background()
+		in := &kinesis.GetRecordsInput{ShardIterator: aws.String("it")}
+		get := func() (*kinesis.GetRecordsOutput, uint64) {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			before := ms.TotalAlloc
+			out, err := fast.GetRecords(ctx, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			runtime.ReadMemStats(&ms)
+			return out, ms.TotalAlloc - before
+		}
+		get() // sizes the next answers' buffers, as in service
+		first, _ := get()
+		want := describe(first, nil)
+		seq := *first.Records[7].SequenceNumber
+		p.Release(append([]types.Record(nil), first.Records[1:]...)) // not the answer's first record: not found
+		p.Release(nil)
+		if describe(first, nil) != want {
+			t.Fatalf("reuse %v: records changed by a Release of records that do not start an answer", reuse)
+		}
+		payload := Payload(&first.Records[0])
+		p.Release(first.Records)
+		if poisoned := payload[0] == 0xA5; poisoned != reuse {
+			t.Errorf("reuse %v: the first payload after Release: %q", reuse, payload)
+		}
+		if seq != "4959033827149025660855969253836157109592157598913658"+strconv.Itoa(1007) {
+			t.Errorf("reuse %v: a sequence number changed by Release: %q", reuse, seq)
+		}
+		second, allocated := get()
+		if describe(second, nil) != want {
+			t.Fatalf("reuse %v: the second answer differs", reuse)
+		}
+		same := unsafe.SliceData(Payload(&second.Records[0])) == unsafe.SliceData(payload)
+		if same != reuse {
+			t.Errorf("reuse %v: the second answer in the first's buffers: %v", reuse, same)
+		}
+		if reuse && allocated > uint64(len(raw))/2 {
+			t.Errorf("reuse: the second answer allocated %d bytes, a %d-byte body", allocated, len(raw))
+		}
 	}
 }
 
