@@ -163,13 +163,17 @@ func versusDuckDB(b *testing.B, ds *Dataset, devices int) {
 		b.ReportMetric(ms*1e6/float64(b.N*len(ds.Records)), "ns/record")
 	})
 	b.Run("tapline", func(b *testing.B) {
+		var size int64
 		for b.Loop() {
 			enc, _ := parquet.NewWindows(parquet.Options{ZstdLevel: jobZstdLevel})
 			tumbling(b, ds, devices, enc.Append)
-			if _, err := enc.WriteTo(io.Discard); err != nil {
+			n, err := enc.WriteTo(io.Discard)
+			if err != nil {
 				b.Fatal(err)
 			}
+			size = n
 		}
+		b.ReportMetric(float64(size)/1e6, "file-MB")
 		b.ReportMetric(float64(b.N*len(ds.Records))/b.Elapsed().Seconds(), "records/s")
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(ds.Records)), "ns/record")
 	})
