@@ -15,6 +15,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/tapline/tapline/deploy/local/mqttbroker"
+	"github.com/tapline/tapline/deploy/local/server"
 	"github.com/tapline/tapline/sinks/live"
 	"github.com/tapline/tapline/windows"
 )
@@ -45,6 +46,7 @@ func BenchmarkLiveFanout(b *testing.B) {
 		child.Env = append(os.Environ(), "TAPLINE_FANOUT_URL="+broker.WSURL, fmt.Sprint("TAPLINE_FANOUT_N=", subscribers), fmt.Sprint("TAPLINE_FANOUT_WANT=", want))
 		out, _ := child.StdoutPipe()
 		child.Stderr = os.Stderr
+		server.KillWithParent(child)
 		if err := child.Start(); err != nil {
 			b.Fatal(err)
 		}

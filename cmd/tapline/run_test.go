@@ -56,6 +56,7 @@ func startProc(t testing.TB, bin, name string, env []string) *proc {
 	p.cmd = exec.Command(bin, "run")
 	p.cmd.Env = append(append(os.Environ(), env...), "TAPLINE_WORKER_ID="+name, "TAPLINE_HTTP_ADDR="+addr)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	server.KillWithParent(p.cmd) // a test's timeout runs no cleanup
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,9 @@
 // Package server runs the local stand-ins for AWS services that tapline's
 // tests start: a pinned binary from .tools/bin on a free loopback port,
 // waited for until it accepts connections, and killed by Stop. Each
-// service's package (versitygw, goaws) says how to configure it.
+// service's package (versitygw, goaws) says how to configure it. On
+// Linux a server dies with the process that started it, even one killed
+// by a test's timeout.
 package server
 
 import (
@@ -118,6 +120,7 @@ func StartEnv(bin string, args []string, addr string, env []string) (*Server, er
 		cmd.Env = append(os.Environ(), env...)
 	}
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	KillWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Base(bin), err)
 	}
