@@ -130,16 +130,24 @@ func (p *Protocol) DeserializeResponse(ctx context.Context, schema *smithy.Opera
 	if buf.Len() <= maxBody {
 		var a *answer
 		if p.Reuse {
-			if a = p.reused(); a != nil {
+			a = p.reused()
+		}
+		sh, err := decode(buf.Bytes(), o, p.last.Load(), a)
+		switch {
+		case err == nil && sh.records > 0 && p.Reuse:
+			if a != nil {
 				p.Reused.Add(1)
 			}
+			p.lend(sh.answer)
+		case a != nil:
+			// No record holds them (an empty answer, or one the SDK
+			// decodes): the next answer can have them.
+			p.giveBack(a)
 		}
-		if sh, err := decode(buf.Bytes(), o, p.last.Load(), a); err == nil {
+		if err == nil {
 			if sh.records > 0 {
+				sh.answer = nil // the shape is kept, not the buffers
 				p.last.Store(&sh)
-				if p.Reuse {
-					p.lend(sh.answer)
-				}
 			}
 			p.Fast.Add(1)
 			if p.HidePayloads {
@@ -224,8 +232,8 @@ const maxLent = 64
 // records the KCL passed to ProcessRecords, deaggregated or not), for the
 // next answers' records to be decoded into: the caller, and the KCL, must
 // be done with every record, payload, arrival time and string pointer of
-// it. The strings themselves (sequence numbers, partition keys) stay
-// valid. Without Reuse, and for records this Protocol did not decode, it
+// it, and call it once. The strings themselves (sequence numbers,
+// partition keys) stay valid. Without Reuse, and for records this Protocol did not decode, it
 // does nothing. The KCL's shard loop calls ProcessRecords and then asks
 // for the next answer, so a record processor that keeps no payload calls
 // Release as ProcessRecords returns. Reusing the buffers saves zeroing
@@ -255,6 +263,11 @@ func (p *Protocol) Release(recs []types.Record) {
 	}
 	// The headers would keep their answer's text alive in the pool.
 	clear(a.strs[:cap(a.strs)])
+	p.giveBack(a)
+}
+
+// giveBack keeps a's buffers for the next answer.
+func (p *Protocol) giveBack(a *answer) {
 	select {
 	case p.answers <- a:
 	default:
@@ -581,7 +594,7 @@ func (d *decoder) records(o *kinesis.GetRecordsOutput) error {
 		return errUnexpected
 	}
 	if o.Records == nil {
-		o.Records = d.recs[:0]
+		o.Records = d.recs[:0:0] // not the buffer: an empty answer gives it back
 	}
 	if d.byte(']') {
 		return nil

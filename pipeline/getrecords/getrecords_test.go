@@ -297,10 +297,10 @@ func TestShapeGuess(t *testing.T) {
 }
 
 // TestReleaseReuses: an answer's buffers, released, hold the next
-// answer's records (poisoned first in a test binary: what the first
+// answer's records (poisoned first, with Poison: what the first
 // answer's records read after Release), and the next answer allocates a
-// fraction of the first's; without Reuse, or for records from elsewhere,
-// Release does nothing.
+// fraction of the first's, an empty answer between them notwithstanding;
+// without Reuse, or for records from elsewhere, Release does nothing.
 func TestReleaseReuses(t *testing.T) {
 	var recs []rec
 	for i := range 2000 {
@@ -309,7 +309,8 @@ func TestReleaseReuses(t *testing.T) {
 	}
 	raw := response(recs, "AAAA", 0)
 	for _, reuse := range []bool{false, true} {
-		_, fast, p := clients(&body{b: raw})
+		h := &body{b: raw}
+		_, fast, p := clients(h)
 		p.Reuse, p.Poison, p.HidePayloads = reuse, true, true
 		ctx := context.Background()
 		in := &kinesis.GetRecordsInput{ShardIterator: aws.String("it")}
@@ -341,6 +342,13 @@ func TestReleaseReuses(t *testing.T) {
 		if seq != "4959033827149025660855969253836157109592157598913658"+strconv.Itoa(1007) {
 			t.Errorf("reuse %v: a sequence number changed by Release: %q", reuse, seq)
 		}
+		// An empty answer in between (an idle shard's poll) leaves the
+		// buffers to the next answer with records.
+		h.b = []byte(`{"Records":[],"NextShardIterator":"x","MillisBehindLatest":0}`)
+		if empty, _ := get(); len(empty.Records) != 0 || cap(empty.Records) != 0 {
+			t.Fatalf("reuse %v: an empty answer of %d records, capacity %d", reuse, len(empty.Records), cap(empty.Records))
+		}
+		h.b = raw
 		second, allocated := get()
 		if describe(second, nil) != want {
 			t.Fatalf("reuse %v: the second answer differs", reuse)
@@ -351,6 +359,9 @@ func TestReleaseReuses(t *testing.T) {
 		}
 		if reuse && allocated > uint64(len(raw))/2 {
 			t.Errorf("reuse: the second answer allocated %d bytes, a %d-byte body", allocated, len(raw))
+		}
+		if want := map[bool]uint64{false: 0, true: 1}[reuse]; p.Reused.Load() != want {
+			t.Errorf("reuse %v: %d answers counted as reusing buffers, want %d", reuse, p.Reused.Load(), want)
 		}
 	}
 }
