@@ -253,9 +253,10 @@ func (c *Consumer) Start(ctx context.Context) error {
 	}
 	// The library calls Kinesis with context.TODO(): a request that never
 	// answers would hold the shard forever. Bound every call.
-	// Its GetRecords answers are decoded by package getrecords, three
-	// times the SDK's speed at a 0.04 allocations a record instead of 9;
-	// anything unusual still goes to the SDK's decoder.
+	// Its GetRecords answers are decoded by package getrecords, eight to
+	// ten times the SDK's speed at 0.03 allocations a record instead of
+	// 9 (benchmarks/RESULTS.md); anything unusual still goes to the SDK's
+	// decoder.
 	kc := kinesis.New(o.Kinesis.Options(), func(ko *kinesis.Options) {
 		ko.APIOptions = append(ko.APIOptions, callTimeout(30*time.Second))
 		getrecords.Install(ko)
