@@ -2,6 +2,7 @@ package detect
 
 import (
 	"math"
+	"unsafe"
 
 	"github.com/tapline/tapline/windows/wire"
 )
@@ -77,4 +78,4 @@ func (d *CUSUM) Restore(r *wire.Reader) {
 }
 
 // Size implements Detector.
-func (d *CUSUM) Size() int { return 80 }
+func (d *CUSUM) Size() int { return int(unsafe.Sizeof(*d)) }

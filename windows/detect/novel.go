@@ -2,6 +2,7 @@ package detect
 
 import (
 	"math"
+	"unsafe"
 
 	"github.com/tapline/tapline/windows/wire"
 )
@@ -31,15 +32,15 @@ type Novel struct {
 	decay  float64
 	rise   float64 // 0: unlimited
 	peak   float64
-	warmup int
-	scored int // windows scored, counted up to warmup
+	warmup int32
+	scored int32 // windows scored, counted up to warmup
 }
 
 // NewNovel wraps d with a peak of the given half-life in windows that
 // learns from warmup scored windows before it passes any, and then rises
 // by at most the factor rise a window (0: as high as any score).
 func NewNovel(d Detector, halfLife, warmup int, rise float64) *Novel {
-	return &Novel{Detector: d, decay: math.Pow(0.5, 1/float64(halfLife)), warmup: warmup, rise: rise}
+	return &Novel{Detector: d, decay: math.Pow(0.5, 1/float64(halfLife)), warmup: int32(warmup), rise: rise}
 }
 
 // Observe implements Detector.
@@ -84,7 +85,7 @@ func (n *Novel) Append(w *wire.Writer) {
 func (n *Novel) Restore(r *wire.Reader) {
 	n.peak = r.Float()
 	if n.warmup > 0 {
-		n.scored = int(r.Uint())
+		n.scored = int32(min(r.Uint(), uint64(n.warmup)))
 	}
 	if n.peak > poisoned {
 		// Learnt from a flat history's score before Observe refused to:
@@ -101,4 +102,4 @@ func (n *Novel) Restore(r *wire.Reader) {
 const poisoned = 1e100
 
 // Size implements Detector.
-func (n *Novel) Size() int { return 48 + n.Detector.Size() }
+func (n *Novel) Size() int { return int(unsafe.Sizeof(*n)) + n.Detector.Size() }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"math"
 	"slices"
+	"unsafe"
 
 	"github.com/tapline/tapline/windows/wire"
 )
@@ -28,10 +29,10 @@ const madScale = 1.4826
 // Cost per window: O(K) for the ordered insert and the MAD, no
 // allocation.
 type Robust struct {
-	k, warmup int
 	ring      []float64 // arrival order, ring[next] is the oldest once full
 	order     []uint16  // ring's slots by ascending value
-	next      int
+	k, warmup int32
+	next      int32
 	from      From
 }
 
@@ -53,12 +54,12 @@ func NewRobust(k, warmup int, from From) *Robust {
 	if k > math.MaxUint16+1 {
 		panic("detect: robust history over 65,536 windows")
 	}
-	return &Robust{k: k, warmup: min(warmup, k), from: from}
+	return &Robust{k: int32(k), warmup: int32(min(warmup, k)), from: from}
 }
 
 // Observe implements Detector.
 func (d *Robust) Observe(_ int64, v float64) (float64, bool) {
-	score, ok := 0.0, len(d.order) >= d.warmup
+	score, ok := 0.0, len(d.order) >= int(d.warmup)
 	if ok {
 		med, mad := d.median(), d.mad()
 		lo, hi := d.at(0), d.at(len(d.order)-1)
@@ -104,7 +105,7 @@ func (d *Robust) learn(v float64) {
 	if d.ring == nil {
 		d.ring, d.order = make([]float64, 0, d.k), make([]uint16, 0, d.k)
 	}
-	if len(d.ring) < d.k {
+	if len(d.ring) < int(d.k) {
 		i := d.search(v)
 		d.order = slices.Insert(d.order, i, uint16(len(d.ring)))
 		d.ring = append(d.ring, v)
@@ -175,14 +176,14 @@ func (d *Robust) mad() float64 {
 func (d *Robust) Append(w *wire.Writer) {
 	w.Uint(uint64(len(d.ring)))
 	for i := range d.ring {
-		w.Float(d.ring[(d.next+i)%len(d.ring)])
+		w.Float(d.ring[(int(d.next)+i)%len(d.ring)])
 	}
 }
 
 // Restore implements Detector.
 func (d *Robust) Restore(r *wire.Reader) {
 	n := r.Len(8)
-	if n > d.k {
+	if n > int(d.k) {
 		r.Fail("robust: history of %d windows, want at most %d", n, d.k)
 		return
 	}
@@ -195,4 +196,4 @@ func (d *Robust) Restore(r *wire.Reader) {
 }
 
 // Size implements Detector.
-func (d *Robust) Size() int { return 64 + 10*d.k }
+func (d *Robust) Size() int { return int(unsafe.Sizeof(*d)) + 10*int(d.k) }

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"math"
+	"unsafe"
 
 	"github.com/tapline/tapline/windows/wire"
 )
@@ -114,4 +115,4 @@ func (d *Seasonal) Restore(r *wire.Reader) {
 }
 
 // Size implements Detector.
-func (d *Seasonal) Size() int { return 96 + 8*len(d.offset) }
+func (d *Seasonal) Size() int { return int(unsafe.Sizeof(*d)) + 8*len(d.offset) }

@@ -1,6 +1,10 @@
 package detect
 
-import "github.com/tapline/tapline/windows/wire"
+import (
+	"unsafe"
+
+	"github.com/tapline/tapline/windows/wire"
+)
 
 // Stuck tells a value that stopped changing from one that never changes.
 // It observes each window's range (max - min of its readings): a window
@@ -54,4 +58,4 @@ func (d *Stuck) Restore(r *wire.Reader) {
 }
 
 // Size implements Detector.
-func (d *Stuck) Size() int { return 24 }
+func (d *Stuck) Size() int { return int(unsafe.Sizeof(*d)) }

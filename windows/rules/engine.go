@@ -107,22 +107,33 @@ const (
 	firing
 )
 
-// ruleState is the state of one rule on one series (or device).
+// ruleState is the state of one rule on one series (or device): every
+// series holds one per rule, so its fields are ordered and sized to pack
+// (104 bytes on 64-bit platforms; issue 15 bounds rule state per series).
 type ruleState struct {
 	rule      *Rule
-	spec      int // index of the rule's window spec; -1 for missing
-	phase     phase
 	hist      uint64 // bit i: window i back was bad
-	clearRun  int    // windows in a row below M bad while firing
-	hasPrev   bool
 	prevStart int64
 	prevVal   float64
-	base      detect.Moments  // zscore: EWMA baseline
+	base      *detect.Moments // zscore: EWMA baseline (see moments)
 	det       detect.Detector // robust, seasonal, cusum, forest: made on the first window
 	incident  string
 	vec       *vector // forest over several metrics only
 	notified  int64   // event time of the incident's last FIRING notification
-	repeats   int     // its FIRING notifications after the first
+	spec      int32   // index of the rule's window spec; -1 for missing
+	clearRun  int32   // windows in a row below M bad while firing
+	repeats   int32   // its FIRING notifications after the first
+	phase     phase
+	hasPrev   bool
+}
+
+// moments is a zscore rule's baseline, made at its first use: the other
+// kinds, most rules, keep a nil pointer instead of 24 bytes.
+func (st *ruleState) moments() *detect.Moments {
+	if st.base == nil {
+		st.base = new(detect.Moments)
+	}
+	return st.base
 }
 
 // vector is what a forest over several metrics (a device-level state)
@@ -327,7 +338,7 @@ func (e *Engine) bind(list *[]seriesRules, h, dev windows.Handle, deviceID, metr
 				continue
 			}
 		}
-		st := ruleState{rule: r, spec: specIndex(e.specs, r.Window)}
+		st := ruleState{rule: r, spec: int32(specIndex(e.specs, r.Window))}
 		for k := range kept {
 			if kept[k].rule == r {
 				st = kept[k]
@@ -349,7 +360,7 @@ func (e *Engine) Window(w *windows.Window) {
 	sr := e.bind(&e.series, w.Series, w.Device, w.DeviceID, w.Metric, false)
 	for i := range sr.states {
 		st := &sr.states[i]
-		if st.spec != w.SpecIndex {
+		if int(st.spec) != w.SpecIndex {
 			continue
 		}
 		if e.forget > 0 && st.hasPrev && st.phase != firing && !w.Spec.Session() && w.Start-st.prevStart-w.Spec.Size.Milliseconds() > e.forget {
@@ -363,7 +374,7 @@ func (e *Engine) Window(w *windows.Window) {
 	dr := e.bind(&e.devices, w.Device, w.Device, w.DeviceID, "", true)
 	for i := range dr.states {
 		st := &dr.states[i]
-		if st.spec != w.SpecIndex || st.rule.Kind != Forest {
+		if int(st.spec) != w.SpecIndex || st.rule.Kind != Forest {
 			continue
 		}
 		if k := slices.Index(st.rule.Metrics, w.Metric); k >= 0 {
@@ -493,11 +504,12 @@ func (e *Engine) evalWindow(st *ruleState, w *windows.Window) {
 		value = (v - prevVal) / float64(w.Start-prevStart) * float64(r.Per.Milliseconds())
 		bad, level = r.levelBad(value, st.phase == firing)
 	case ZScore:
-		if st.base.N < r.Warmup {
-			st.base.Learn(v, r.Alpha)
+		base := st.moments()
+		if base.N < r.Warmup {
+			base.Learn(v, r.Alpha)
 			return
 		}
-		sd, mean := math.Sqrt(st.base.Var), st.base.Mean
+		sd, mean := math.Sqrt(base.Var), base.Mean
 		z := 0.0
 		if d := v - mean; sd > 1e-9*math.Max(1, math.Abs(mean)) {
 			z = d / sd
@@ -507,7 +519,7 @@ func (e *Engine) evalWindow(st *ruleState, w *windows.Window) {
 		level = st.zLevel()
 		bad = math.Abs(z) > level
 		if !bad {
-			st.base.Learn(v, r.Alpha) // the baseline learns from normal windows only
+			base.Learn(v, r.Alpha) // the baseline learns from normal windows only
 		}
 		// Off a flat baseline z is infinite; the alert carries the largest
 		// finite value instead, which JSON (SNS, dead letters) can hold.
@@ -621,7 +633,7 @@ func (e *Engine) step(st *ruleState, bad bool, value, level float64, start, end 
 			return
 		}
 		st.clearRun++
-		if st.clearRun > r.KeepFiringFor {
+		if int(st.clearRun) > r.KeepFiringFor {
 			st.phase, st.hist = ok, 0
 			e.resolved++
 			e.send(st, Resolved, value, level, start, end, device, metric, window, msg(Resolved), shares, false)
@@ -644,7 +656,7 @@ func (e *Engine) send(st *ruleState, s State, value, level float64, start, end i
 	}
 	id, repeat := hashID(st.incident, string(s)), 0
 	if s == Firing && st.repeats > 0 {
-		id, repeat = hashID(st.incident, string(s), strconv.Itoa(st.repeats)), st.repeats
+		id, repeat = hashID(st.incident, string(s), strconv.Itoa(int(st.repeats))), int(st.repeats)
 	}
 	e.emit(&Alert{
 		Repeat:      repeat,
@@ -830,9 +842,9 @@ func windowMessage(r *Rule, s State, w *windows.Window, v, value, level float64,
 		return fmt.Sprintf("%s %s varies again [%s]", w.DeviceID, w.Metric, r.Name)
 	case ZScore:
 		if s == Firing {
-			return fmt.Sprintf("%s %.4g is %.2f sd from baseline %.4g in window %s [%s]", what, v, value, st.base.Mean, w.Spec.Name, r.Name)
+			return fmt.Sprintf("%s %.4g is %.2f sd from baseline %.4g in window %s [%s]", what, v, value, st.moments().Mean, w.Spec.Name, r.Name)
 		}
-		return fmt.Sprintf("%s %.4g back within %.2f sd of baseline %.4g [%s]", what, v, level, st.base.Mean, r.Name)
+		return fmt.Sprintf("%s %.4g back within %.2f sd of baseline %.4g [%s]", what, v, level, st.moments().Mean, r.Name)
 	case Rate:
 		if s == Firing {
 			return fmt.Sprintf("%s changed %+.4g per %s (limit %.4g) in window %s [%s]", what, value, r.Per, level, w.Spec.Name, r.Name)

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"slices"
 
 	"github.com/tapline/tapline/windows"
+	"github.com/tapline/tapline/windows/detect"
 	"github.com/tapline/tapline/windows/wire"
 )
 
@@ -140,9 +142,13 @@ func (e *Engine) appendState(w *wire.Writer, st *ruleState) {
 	w.Bool(st.hasPrev)
 	w.Int(st.prevStart)
 	w.Float(st.prevVal)
-	w.Int(int64(st.base.N))
-	w.Float(st.base.Mean)
-	w.Float(st.base.Var)
+	var base detect.Moments // zero for the kinds without one
+	if st.base != nil {
+		base = *st.base
+	}
+	w.Int(int64(base.N))
+	w.Float(base.Mean)
+	w.Float(base.Var)
 	w.String(st.incident)
 	w.Bool(st.det != nil)
 	if st.det != nil {
@@ -261,7 +267,7 @@ func (e *Engine) Restore(b []byte) ([]byte, error) {
 			var st ruleState
 			st.spec = -1
 			if si >= 0 {
-				st.spec = specs[si]
+				st.spec = int32(specs[si])
 			}
 			st.rule = old.now
 			if old.now != nil && old.now.Window != "" && st.spec < 0 {
@@ -366,7 +372,7 @@ func restoreState(r *wire.Reader, st *ruleState, spec *windows.Spec, v2 bool) bo
 		st.vec = &c
 	}
 	if !v2 {
-		st.notified, st.repeats = r.Int(), int(r.Uint())
+		st.notified, st.repeats = r.Int(), int32(min(r.Uint(), math.MaxInt32))
 	}
 	return r.Err() == nil
 }
@@ -376,12 +382,15 @@ func restoreState(r *wire.Reader, st *ruleState, spec *windows.Spec, v2 bool) bo
 func readCore(r *wire.Reader, st *ruleState) {
 	st.phase = phase(r.Uint())
 	st.hist = r.Uint()
-	st.clearRun = int(r.Int())
+	st.clearRun = int32(min(max(r.Int(), math.MinInt32), math.MaxInt32))
 	st.hasPrev = r.Bool()
 	st.prevStart = r.Int()
 	st.prevVal = r.Float()
-	st.base.N = int(r.Int())
-	st.base.Mean, st.base.Var = r.Float(), r.Float()
+	base := detect.Moments{N: int(r.Int())}
+	base.Mean, base.Var = r.Float(), r.Float()
+	if base != (detect.Moments{}) {
+		st.base = &base
+	}
 	st.incident = r.String()
 }
 
@@ -405,10 +414,12 @@ func (e *Engine) restoreV1(r wire.Reader) ([]byte, error) {
 				return
 			}
 			st.rule = e.rules[ri]
-			st.spec = int(r.Int())
-			if st.spec < -1 || st.spec >= len(e.specs) {
-				r.Fail("spec index %d out of range", st.spec)
+			si := r.Int()
+			if si < -1 || si >= int64(len(e.specs)) {
+				r.Fail("spec index %d out of range", si)
+				si = -1
 			}
+			st.spec = int32(si)
 			readCore(&r, st)
 		}
 	})
