@@ -80,7 +80,7 @@ func BenchmarkSnapshotCompress(b *testing.B) {
 
 // BenchmarkSnapshotDefaultRules is the snapshot of a shard whose series
 // run the default rule set (windows/rules/default.yml: hourly windows,
-// six detectors a series) once their histories are full: 200 devices of
+// seven detectors a series) once their histories are full: 200 devices of
 // six metrics after ten days of 5-minute readings. The detectors' state
 // rides in every snapshot, every batch, though it changes only when an
 // hourly window closes. It reports the snapshot's bytes per series
