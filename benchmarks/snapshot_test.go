@@ -1,10 +1,9 @@
 package benchmarks
 
 import (
-	"fmt"
-	"math/rand/v2"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/tapline/tapline/pipeline"
 	"github.com/tapline/tapline/pipeline/journal"
@@ -81,7 +80,7 @@ func BenchmarkSnapshotCompress(b *testing.B) {
 // BenchmarkSnapshotDefaultRules is the snapshot of a shard whose series
 // run the default rule set (windows/rules/default.yml: hourly windows,
 // seven detectors a series) once their histories are full: 200 devices of
-// six metrics after ten days of 5-minute readings. The detectors' state
+// the benchmark dataset's six metrics after ten days of 5-minute readings. The detectors' state
 // rides in every snapshot, every batch, though it changes only when an
 // hourly window closes. It reports the snapshot's bytes per series
 // before and after the service's compression (journal.CompressState).
@@ -95,16 +94,10 @@ func BenchmarkSnapshotDefaultRules(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	r := rand.New(rand.NewPCG(1, 2))
-	start := Start.UnixMilli()
-	var rec []byte
-	for m := range 10 * 24 * 12 {
-		for d := range 200 {
-			rec = fmt.Appendf(rec[:0], `{"device_id":"dev-%04d","ts":%d,"metrics":{"flow_lpm":%.3f,"temp_c":%.2f,"pressure_kpa":%.1f,"battery_v":%.3f,"rssi_dbm":%d,"door_open":%d}}`,
-				d, start+int64(m)*300_000, 4*r.Float64(), 3+r.Float64(), 95+10*r.Float64(), 3.5+0.5*r.Float64(), -90+r.IntN(40), r.IntN(2))
-			if err := p.Process(rec, "", 0); err != nil {
-				b.Fatal(err)
-			}
+	const devices = 200
+	for _, rec := range Generate(devices, devices*10*24*12, 5*time.Minute, 2).Records {
+		if err := p.Process(rec, "", 0); err != nil {
+			b.Fatal(err)
 		}
 	}
 	var snap []byte

@@ -3,7 +3,6 @@ package getrecords
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
@@ -11,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/tapline/tapline/deploy/local/memkinesis"
 )
 
 // sameAsStd: decode64, and decodeQuanta alone whatever the length,
@@ -215,13 +216,6 @@ func BenchmarkQuoted(b *testing.B) {
 	}
 }
 
-// javaTime is an arrival time in ms as Kinesis writes it, in seconds by
-// Java's Double.toString: 1.764266400123E9.
-func javaTime(ms int64) json.Number {
-	s := strconv.FormatInt(ms, 10)
-	return json.Number(s[:1] + "." + strings.TrimRight(s[1:], "0") + "E" + strconv.Itoa(len(s)-4))
-}
-
 // BenchmarkDecodeAnswer: a 10,000-record answer shaped as Kinesis sends
 // them (keg telemetry payloads, 56-digit sequence numbers, arrival times
 // as Java writes them) decoded into the buffers of the one before, as a
@@ -232,7 +226,7 @@ func BenchmarkDecodeAnswer(b *testing.B) {
 	for i := range 10_000 {
 		recs = append(recs, rec{Data: fmt.Appendf(nil, `{"device_id":"keg-%04d","ts":%d,"seq":%d,"metrics":{"temp_c":%d.%d,"flow_lpm":%d.25,"pressure_kpa":101.3,"door_open":0}}`, i%1000, 1764266400000+int64(i)*10, i, 3+i%5, i%10, i%30),
 			PartitionKey: fmt.Sprintf("keg-%04d", i%1000), SequenceNumber: "4959033827149025660855969253836157109592157598913658" + strconv.Itoa(1000+i),
-			ApproximateArrivalTimestamp: javaTime(1764266400_123 + int64(i))})
+			ApproximateArrivalTimestamp: memkinesis.KinesisTime(1764266400_123 + int64(i))})
 	}
 	raw := response(recs, "AAAA", 0)
 	var out kinesis.GetRecordsOutput

@@ -11,11 +11,11 @@ import (
 // whose readings are all equal (range 0; the rule reads windows of three
 // readings or more) is stuck when the series' windows before it all
 // varied for at least history windows in a row, and the flat windows
-// after it stay stuck until one varies again. A
-// series that is flat now and then by nature (a pump off at night, a
-// machine idle at weekends, a quantized sensor at rest) keeps resetting
-// the run, so it never alerts; a sensor that froze, a gateway repeating
-// its last value, a firmware that stopped sampling does. The score is 1
+// after it stay stuck until one varies again. A series that is flat now
+// and then by nature (a pump off at night, a machine idle at weekends, a
+// quantized sensor at rest) keeps resetting the run, so it never alerts;
+// a sensor that froze, a gateway repeating its last value, a firmware
+// that stopped sampling does. The score is 1
 // for a stuck window and 0 otherwise. The robust detector on the stddev
 // from below (DETECTION.md) finds frozen values too but also near-flat
 // hours of a quantized series, and keeps 10 bytes a window of history;
