@@ -128,25 +128,29 @@ func (p *Protocol) DeserializeResponse(ctx context.Context, schema *smithy.Opera
 		return &smithy.DeserializationError{Err: err}
 	}
 	if buf.Len() <= maxBody {
-		var a *answer
+		var a *answer // nil: decode makes the buffers and nobody keeps them
+		pooled := false
 		if p.Reuse {
-			a = p.reused()
+			if a = p.reused(); a != nil {
+				pooled = true
+			} else {
+				a = new(answer)
+			}
 		}
 		sh, err := decode(buf.Bytes(), o, p.last.Load(), a)
 		switch {
 		case err == nil && sh.records > 0 && p.Reuse:
-			if a != nil {
+			if pooled {
 				p.Reused.Add(1)
 			}
-			p.lend(sh.answer)
-		case a != nil:
+			p.lend(a)
+		case pooled:
 			// No record holds them (an empty answer, or one the SDK
 			// decodes): the next answer can have them.
 			p.giveBack(a)
 		}
 		if err == nil {
 			if sh.records > 0 {
-				sh.answer = nil // the shape is kept, not the buffers
 				p.last.Store(&sh)
 			}
 			p.Fast.Add(1)
@@ -208,7 +212,6 @@ func Decode(b []byte, o *kinesis.GetRecordsOutput) error {
 // shape is what an answer held, to size the next one's buffers by.
 type shape struct {
 	body, records, payload int // bytes, records, decoded payload bytes
-	answer                 *answer
 }
 
 // answer holds the buffers an answer's records, their pointers and their
@@ -310,8 +313,9 @@ func (p *Protocol) reused() *answer {
 }
 
 // decode is Decode with its buffers sized from last, an earlier answer
-// (nil: none), taken from reuse where they are large enough (nil: all
-// made), and returns this answer's shape and buffers. Without a guess, the
+// (nil: none), taken from reuse where they are large enough and
+// recorded in it for the next answer (nil: all made, none kept), and
+// returns this answer's shape. Without a guess, the
 // records are counted first (a pass over the body) and the payloads'
 // buffer is sized as if the body were all payload: for Kinesis's answers
 // about 40% more memory to zero and then to keep alive with the records,
@@ -362,7 +366,7 @@ func decode(b []byte, o *kinesis.GetRecordsOutput, last *shape, reuse *answer) (
 		return shape{}, err
 	}
 	*o = out
-	return shape{body: len(b), records: len(out.Records), payload: d.payload, answer: a}, nil
+	return shape{body: len(b), records: len(out.Records), payload: d.payload}, nil
 }
 
 // chunk is how many more strings or times are allocated at once if the

@@ -230,14 +230,14 @@ func BenchmarkDecodeAnswer(b *testing.B) {
 	}
 	raw := response(recs, "AAAA", 0)
 	var out kinesis.GetRecordsOutput
-	sh, err := decode(raw, &out, nil, nil)
+	a := new(answer)
+	sh, err := decode(raw, &out, nil, a)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.SetBytes(int64(len(raw)))
 	b.ReportAllocs()
 	for b.Loop() {
-		a := sh.answer
 		if sh, err = decode(raw, &out, &sh, a); err != nil {
 			b.Fatal(err)
 		}
