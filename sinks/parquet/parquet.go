@@ -23,7 +23,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	pq "github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/tapline/tapline/schemas"
 	"github.com/tapline/tapline/sinks/datasets"
@@ -170,7 +169,7 @@ const maxReserve = 128 << 10
 // (dict.go).
 func write(w io.Writer, schema *arrow.Schema, props *pq.WriterProperties, rec arrow.RecordBatch, group func(arrow.RecordBatch) arrow.RecordBatch) (int64, error) {
 	cw := &countingWriter{w: w}
-	fw, err := pqarrow.NewFileWriter(schema, cw, props, pqarrow.NewArrowWriterProperties())
+	fw, err := newWriter(schema, cw, props)
 	if err != nil {
 		return cw.n, fmt.Errorf("parquet: %w", err)
 	}
@@ -186,7 +185,7 @@ func write(w io.Writer, schema *arrow.Schema, props *pq.WriterProperties, rec ar
 
 // writeRowGroups writes rec in row groups of at most rows, each through
 // group (see write).
-func writeRowGroups(fw *pqarrow.FileWriter, rec arrow.RecordBatch, rows int64, group func(arrow.RecordBatch) arrow.RecordBatch) error {
+func writeRowGroups(fw rowGroupWriter, rec arrow.RecordBatch, rows int64, group func(arrow.RecordBatch) arrow.RecordBatch) error {
 	if group == nil {
 		if rec.NumRows() <= rows || !slices.ContainsFunc(rec.Columns(), func(c arrow.Array) bool { return c.DataType().ID() == arrow.DICTIONARY }) {
 			return fw.Write(rec)

@@ -1,0 +1,130 @@
+package parquet
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/DataDog/sketches-go/ddsketch"
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/tapline/tapline/schemas"
+	"github.com/tapline/tapline/windows"
+)
+
+// TestColumnWriterSameBytes writes random raw and windows rows (nulls,
+// rows without metrics, one to many row groups, empty files) with the
+// columnWriter and with pqarrow.FileWriter, which it replaces for those
+// datasets: the files must be the same bytes. TestPinnedBytes holds both
+// to what the encoders wrote before; this holds them to each other on
+// shapes the pinned rows do not have.
+func TestColumnWriterSameBytes(t *testing.T) {
+	for seed := range uint64(40) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		rows := rng.IntN(1500)
+		o := Options{RowGroupRows: []int64{0, 13, 250}[rng.IntN(3)]}
+		switch seed % 10 {
+		case 0:
+			rows = 0
+		case 1:
+			rows, o.RowGroupRows = rng.IntN(40), 1
+		}
+		if seed%3 == 0 {
+			o.Compression = Snappy
+		}
+		devices := 1 + rng.IntN(50)
+
+		er, err := NewRaw(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range rows {
+			r := &schemas.Record{DeviceID: fmt.Appendf(nil, "d-%d", rng.IntN(devices)), Time: 1_764_000_000_000 + int64(i)*97, Seq: -1, Reading: -1}
+			if rng.IntN(3) == 0 {
+				r.Seq = int64(i)
+			}
+			if rng.IntN(4) == 0 {
+				r.Reading = rng.IntN(10)
+			}
+			for k := range rng.IntN(5) {
+				r.Metrics = append(r.Metrics, schemas.Metric{Name: fmt.Appendf(nil, "m%d", k+rng.IntN(3)), Value: rng.NormFloat64()})
+			}
+			er.Append(r, r.Time+5, fmt.Sprint("shardId-", rng.IntN(3)), fmt.Sprint(1e9+float64(i)))
+		}
+		same(t, fmt.Sprint("raw seed ", seed), &er.batchFile, er.columns(), o)
+
+		ew, err := NewWindows(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec, _ := windows.ParseSpec("1m")
+		sketch, err := ddsketch.NewDefaultDDSketch(0.01)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range rows {
+			w := windows.Window{Spec: &spec, Start: 1_764_000_000_000 + int64(i/100)*60_000, DeviceID: fmt.Sprint("d-", rng.IntN(devices)),
+				Metric: fmt.Sprint("m", rng.IntN(4)), Agg: windows.Agg{Count: 1 + rng.Int64N(9), Sum: rng.Float64(), Min: -1, Max: 1, Mean: rng.Float64(), M2: rng.Float64()}}
+			w.End, w.FirstTS, w.LastTS = w.Start+60_000, w.Start, w.Start+59_000
+			if rng.IntN(2) == 0 {
+				w.Sketch = sketch
+				for range 1 + rng.IntN(5) {
+					w.Sketch.Add(rng.ExpFloat64())
+				}
+			}
+			ew.Append(&w)
+		}
+		same(t, fmt.Sprint("windows seed ", seed), &ew.batchFile, ew.columns(), o)
+	}
+}
+
+// same writes cols through write and through pqarrow.FileWriter and
+// fails unless the bytes match.
+func same(t *testing.T, name string, f *batchFile, cols []arrow.Array, o Options) {
+	t.Helper()
+	if !directly(f.schema) {
+		t.Fatalf("%s: the columnWriter does not write this schema", name)
+	}
+	rec := array.NewRecordBatch(f.schema, cols, int64(cols[0].Len()))
+	for _, c := range cols {
+		c.Release()
+	}
+	defer rec.Release()
+	var got, want bytes.Buffer
+	if _, err := write(&got, f.schema, f.props, rec, nil); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	fw, err := pqarrow.NewFileWriter(f.schema, &want, f.props, pqarrow.NewArrowWriterProperties())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeRowGroups(fw, rec, f.props.MaxRowGroupLength(), nil); err != nil {
+		t.Fatalf("%s: pqarrow: %v", name, err)
+	}
+	if err := fw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Bytes(), want.Bytes()) {
+		t.Fatalf("%s (%d rows, options %+v): %d bytes, pqarrow wrote %d", name, rec.NumRows(), o, got.Len(), want.Len())
+	}
+}
+
+// TestDirectly: the alerts dataset's optional maps are left to pqarrow.
+func TestDirectly(t *testing.T) {
+	for _, c := range []struct {
+		f    arrow.Field
+		want bool
+	}{
+		{arrow.Field{Name: "m", Type: arrow.MapOf(arrow.BinaryTypes.String, arrow.PrimitiveTypes.Float64)}, true},
+		{arrow.Field{Name: "m", Type: arrow.MapOf(arrow.BinaryTypes.String, arrow.PrimitiveTypes.Float64), Nullable: true}, false},
+		{arrow.Field{Name: "l", Type: arrow.ListOf(arrow.PrimitiveTypes.Int64)}, false},
+		{arrow.Field{Name: "d", Type: dictType, Nullable: true}, true},
+	} {
+		if got := directly(arrow.NewSchema([]arrow.Field{c.f}, nil)); got != c.want {
+			t.Errorf("%s: directly %v, want %v", c.f, got, c.want)
+		}
+	}
+}
