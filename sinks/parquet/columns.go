@@ -2,7 +2,6 @@ package parquet
 
 import (
 	"slices"
-	"strings"
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -132,9 +131,6 @@ func (c *varlen) addOptional(s []byte, present bool) {
 
 func (c *varlen) rows() int { return max(len(c.offsets)-1, 0) }
 
-// at is the k-th value's bytes.
-func (c *varlen) at(k int32) []byte { return c.data[c.offsets[k]:c.offsets[k+1]] }
-
 func (c *varlen) array(dt arrow.DataType) arrow.Array {
 	if len(c.offsets) == 0 {
 		c.offsets = append(c.offsets, 0)
@@ -156,47 +152,65 @@ func (c *varlen) reset(limit int) {
 // dictCol is a dictionary-encoded string column (see dictionaryColumns):
 // each value's index in the file's dictionary, which lists the values in
 // order of first appearance.
+//
+// The values it has seen are remembered across files (up to
+// keptValues), each with the value that followed it last time: a
+// device's windows come in the same order of metrics every time, and
+// devices in the same order every minute, so most values are predicted
+// by the last row's and never hashed, and a device's id is not copied
+// and inserted into a map again for every file (a windows file of a
+// minute names each device afresh: a map insert and an allocation per
+// device per file before).
 type dictCol struct {
-	idx    []int32
-	index  map[string]int32
-	values varlen // the dictionary: value k is values' k-th string
-	last   int32  // the last row's index, -1 for none: windows come a device at a time
-	// next[k] is the index that followed value k the last time: a
-	// device's windows come in the same order of metrics every time, and
-	// devices in the same order every minute.
-	next []int32
+	idx    []int32 // each row's index in the file's dictionary
+	values varlen  // the file's dictionary: value k is values' k-th string
+
+	// Across files, by id (order of first sight):
+	ids    map[string]int32
+	known  []string
+	next   []int32 // the id that followed id k the last time, -1 if none yet
+	inFile []int32 // id k's index in the file's dictionary + 1, 0 if not in it
+	file   []int32 // the ids in the file's dictionary, in its order
+	last   int32   // the last row's id, -1 for none
 }
 
-func newDict() dictCol { return dictCol{index: map[string]int32{}, last: -1} }
+// keptValues bounds the values a dictionary column remembers across
+// files: past it, it forgets them at the next file (a file's own values
+// are bounded by its rows).
+const keptValues = 1 << 17
+
+func newDict() dictCol { return dictCol{ids: map[string]int32{}, last: -1} }
 
 // addDict appends s's index. The last row's value and the one that
 // followed it before are compared first; only a value neither predicts is
-// looked up (the three dictionaries were 37% of buffering a window row
-// in BenchmarkAppendWindows's profile, 33% with this).
+// looked up.
 func addDict[S string | []byte](d *dictCol, s S) {
-	if d.last >= 0 {
-		if string(d.values.at(d.last)) == string(s) {
-			d.idx = push(d.idx, d.last)
-			return
+	k := d.last
+	switch {
+	case k >= 0 && d.known[k] == string(s):
+	case k >= 0 && d.next[k] >= 0 && d.known[d.next[k]] == string(s):
+		k = d.next[k]
+	default:
+		var ok bool
+		if k, ok = d.ids[string(s)]; !ok {
+			k = int32(len(d.known))
+			v := string(s) // a copy if s is a []byte: a view of a payload
+			d.ids[v] = k
+			d.known = append(d.known, v)
+			d.next = append(d.next, -1)
+			d.inFile = append(d.inFile, 0)
 		}
-		if k := d.next[d.last]; k >= 0 && string(d.values.at(k)) == string(s) {
-			d.last = k
-			d.idx = push(d.idx, k)
-			return
+		if d.last >= 0 {
+			d.next[d.last] = k
 		}
-	}
-	k, ok := d.index[string(s)]
-	if !ok {
-		k = int32(d.values.rows())
-		d.index[strings.Clone(string(s))] = k
-		addVar(&d.values, s)
-		d.next = append(d.next, -1)
-	}
-	if d.last >= 0 {
-		d.next[d.last] = k
 	}
 	d.last = k
-	d.idx = push(d.idx, k)
+	if d.inFile[k] == 0 {
+		d.file = append(d.file, k)
+		d.inFile[k] = int32(len(d.file))
+		addVar(&d.values, d.known[k])
+	}
+	d.idx = push(d.idx, d.inFile[k]-1)
 }
 
 func (d *dictCol) array() arrow.Array {
@@ -207,12 +221,20 @@ func (d *dictCol) array() arrow.Array {
 	return array.NewDictionaryArray(dictType, ia, values)
 }
 
+// reset empties the file; the values seen are kept unless there are more
+// than keptValues.
 func (d *dictCol) reset(limit int) {
 	d.idx = truncate(d.idx, limit)
-	clear(d.index)
 	d.values.reset(limit)
-	d.last = -1
-	d.next = d.next[:0]
+	for _, k := range d.file {
+		d.inFile[k] = 0
+	}
+	d.file = truncate(d.file, limit)
+	if len(d.known) > keptValues {
+		clear(d.ids)
+		d.known, d.next, d.inFile = d.known[:0], d.next[:0], d.inFile[:0]
+		d.last = -1
+	}
 }
 
 // strMap is a MAP<string, double> column: each row's entries are

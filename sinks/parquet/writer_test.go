@@ -128,3 +128,64 @@ func TestDirectly(t *testing.T) {
 		}
 	}
 }
+
+// TestDictColAcrossFiles: a dictionary column that remembers values
+// across files still gives each file the dictionary of its own rows in
+// order of first appearance, also past keptValues, and keeps no view of
+// a []byte it was given.
+func TestDictColAcrossFiles(t *testing.T) {
+	d := newDict()
+	rng := rand.New(rand.NewPCG(1, 2))
+	scratch := make([]byte, 0, 32)
+	for file := range 12 {
+		rows := 1 + rng.IntN(2000)
+		pool := 1 + rng.IntN(300)
+		base := file * 50
+		if file == 6 {
+			rows, pool = keptValues+500, keptValues+500 // past the bound
+		}
+		var want []string
+		for i := range rows {
+			v := fmt.Sprint("v-", base+rng.IntN(pool))
+			if file == 6 {
+				v = fmt.Sprint("w-", i)
+			}
+			if i%2 == 0 {
+				scratch = append(scratch[:0], v...)
+				addDict(&d, scratch)
+				copy(scratch, "xxxxxxxx") // the caller's buffer moves on
+			} else {
+				addDict(&d, v)
+			}
+			want = append(want, v)
+		}
+		a := d.array().(*array.Dictionary)
+		dict := a.Dictionary().(*array.String)
+		seen := map[string]bool{}
+		var order []string
+		for _, v := range want {
+			if !seen[v] {
+				seen[v] = true
+				order = append(order, v)
+			}
+		}
+		if dict.Len() != len(order) {
+			t.Fatalf("file %d: dictionary of %d values, rows use %d", file, dict.Len(), len(order))
+		}
+		for i, v := range order {
+			if dict.Value(i) != v {
+				t.Fatalf("file %d: dictionary value %d is %q, want %q", file, i, dict.Value(i), v)
+			}
+		}
+		for i, v := range want {
+			if got := dict.Value(a.GetValueIndex(i)); got != v {
+				t.Fatalf("file %d row %d: %q, want %q", file, i, got, v)
+			}
+		}
+		a.Release()
+		d.reset(maxReserve)
+		if file == 6 && len(d.known) != 0 {
+			t.Fatalf("after %d values, %d kept", keptValues+500, len(d.known))
+		}
+	}
+}
