@@ -84,7 +84,9 @@ func benchMemory(b *testing.B) {
 		} else {
 			profile <- nil
 		}
-		scrapes := waitForCount(b, "every record read", 10*time.Minute, float64(len(recs)), func() float64 { return p.metric("tapline_records_total") })
+		// Within go test's default timeout, so a stall fails with the
+		// process's log (startProc) instead of a panic that prints none.
+		scrapes := waitForCount(b, "every record read", 4*time.Minute, float64(len(recs)), func() float64 { return p.metric("tapline_records_total") })
 		took, cpu := time.Since(began), cpuSeconds(b, p)-cpu0
 		b.StopTimer()
 		if prof := <-profile; prof != nil {

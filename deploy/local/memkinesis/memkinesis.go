@@ -31,51 +31,34 @@ import (
 
 // Server serves one stream.
 type Server struct {
-	URL    string
-	stream string
-	shards []*shard
-	srv    *http.Server
-	ln     net.Listener
+	URL     string
+	stream  string
+	batch   int
+	arrival json.Number
+	shards  []*shard
+	srv     *http.Server
+	ln      net.Listener
 }
 
 type shard struct {
 	id      string
-	answers [][]byte // answer i holds records [i*batch, (i+1)*batch)
-	seqs    []string // first sequence number of each answer
+	records [][]byte
+	answers [][]byte // answer a holds records [a*batch, (a+1)*batch)
 	n       int
 }
 
 // Start serves stream with shards[i] as the records of shard i, answered
 // batch records at a time, on a loopback port.
 func Start(stream string, shards [][][]byte, batch int) (*Server, error) {
-	s := &Server{stream: stream}
-	arrival := KinesisTime(time.Now().UnixMilli())
+	s := &Server{stream: stream, batch: batch, arrival: KinesisTime(time.Now().UnixMilli())}
 	for i, recs := range shards {
-		sh := &shard{id: fmt.Sprintf("shardId-%012d", i), n: len(recs)}
+		sh := &shard{id: fmt.Sprintf("shardId-%012d", i), records: recs, n: len(recs)}
 		for from := 0; from < len(recs); from += batch {
-			to := min(from+batch, len(recs))
-			type rec struct {
-				Data                        string
-				PartitionKey                string
-				SequenceNumber              string
-				ApproximateArrivalTimestamp json.Number
-			}
-			var answer struct {
-				Records            []rec
-				NextShardIterator  string
-				MillisBehindLatest int64
-			}
-			for k := from; k < to; k++ {
-				answer.Records = append(answer.Records, rec{base64.StdEncoding.EncodeToString(recs[k]), "pk", seq(i, k), arrival})
-			}
-			answer.NextShardIterator = iterator(i, to)
-			answer.MillisBehindLatest = int64(len(recs) - to)
-			b, err := json.Marshal(answer)
+			b, err := s.answer(i, sh, from)
 			if err != nil {
 				return nil, err
 			}
 			sh.answers = append(sh.answers, b)
-			sh.seqs = append(sh.seqs, seq(i, from))
 		}
 		s.shards = append(s.shards, sh)
 	}
@@ -87,6 +70,29 @@ func Start(stream string, shards [][][]byte, batch int) (*Server, error) {
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second}
 	go s.srv.Serve(ln)
 	return s, nil
+}
+
+// answer encodes shard i's records from from to the end of from's
+// answer (the next multiple of batch).
+func (s *Server) answer(i int, sh *shard, from int) ([]byte, error) {
+	to := min(from-from%s.batch+s.batch, sh.n)
+	type rec struct {
+		Data                        string
+		PartitionKey                string
+		SequenceNumber              string
+		ApproximateArrivalTimestamp json.Number
+	}
+	var answer struct {
+		Records            []rec
+		NextShardIterator  string
+		MillisBehindLatest int64
+	}
+	for k := from; k < to; k++ {
+		answer.Records = append(answer.Records, rec{base64.StdEncoding.EncodeToString(sh.records[k]), "pk", seq(i, k), s.arrival})
+	}
+	answer.NextShardIterator = iterator(i, to)
+	answer.MillisBehindLatest = int64(sh.n - to)
+	return json.Marshal(answer)
 }
 
 // Stop closes the server.
@@ -124,7 +130,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "GetRecords":
 		it, _ := in["ShardIterator"].(string)
 		var i, k int
-		if _, err := fmt.Sscanf(it, "it-%d-%d", &i, &k); err != nil || i < 0 || i >= len(s.shards) {
+		if _, err := fmt.Sscanf(it, "it-%d-%d", &i, &k); err != nil || i < 0 || i >= len(s.shards) || k < 0 {
 			fail(w, "ExpiredIteratorException", "unknown iterator "+it)
 			return
 		}
@@ -133,13 +139,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, `{"Records":[],"NextShardIterator":%q,"MillisBehindLatest":0}`, it)
 			return
 		}
-		for a, first := range sh.seqs {
-			if first == seq(i, k) {
-				w.Write(sh.answers[a])
-				return
-			}
+		if k%s.batch == 0 {
+			w.Write(sh.answers[k/s.batch])
+			return
 		}
-		fail(w, "InvalidArgumentException", "iterator not at an answer boundary: "+it)
+		// A restart from a checkpoint inside an answer (the KCL after a
+		// lease is lost and taken again): encoded now, up to the next
+		// answer's start. Without it such a shard was stuck for good.
+		b, err := s.answer(i, sh, k)
+		if err != nil {
+			fail(w, "InternalFailure", err.Error())
+			return
+		}
+		w.Write(b)
 	case "GetShardIterator":
 		id, _ := in["ShardId"].(string)
 		i := s.index(id)

@@ -66,15 +66,31 @@ func TestReadsEveryRecord(t *testing.T) {
 		if len(got) != len(shards[i]) || got[0] != string(shards[i][0]) || got[len(got)-1] != string(shards[i][len(shards[i])-1]) {
 			t.Fatalf("shard %d: %v", i, got)
 		}
-		// After the 4th record: the KCL's restart from a checkpoint.
-		it, err = k.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String("s"), ShardId: sh.ShardId,
-			ShardIteratorType: ktypes.ShardIteratorTypeAfterSequenceNumber, StartingSequenceNumber: aws.String(seq(i, 3))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := k.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: it.ShardIterator})
-		if err != nil || len(out.Records) == 0 || string(out.Records[0].Data) != string(shards[i][4]) {
-			t.Fatalf("after seq 3: %v %v", out, err)
+		// After each record: the KCL's restart from a checkpoint, at an
+		// answer's boundary or inside one; the rest read once, in order.
+		for after := range shards[i] {
+			it, err = k.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String("s"), ShardId: sh.ShardId,
+				ShardIteratorType: ktypes.ShardIteratorTypeAfterSequenceNumber, StartingSequenceNumber: aws.String(seq(i, after))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rest []string
+			for iter := it.ShardIterator; ; {
+				out, err := k.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter})
+				if err != nil {
+					t.Fatalf("after seq %d: %v", after, err)
+				}
+				if len(out.Records) == 0 {
+					break
+				}
+				for _, r := range out.Records {
+					rest = append(rest, string(r.Data))
+				}
+				iter = out.NextShardIterator
+			}
+			if fmt.Sprint(rest) != fmt.Sprint(got[after+1:]) {
+				t.Fatalf("after seq %d: %v, want %v", after, rest, got[after+1:])
+			}
 		}
 	}
 }
