@@ -161,8 +161,10 @@ func (c *columnWriter) writeLeaf(rgw file.SerialRowGroupWriter, col arrow.Array,
 
 // writeMap writes a required map's keys and values columns: a row with
 // no entries is one level of definition 0; each entry is defined at 1
-// (its key) or 2 (a value present), repeated at 1 after a row's first.
+// (its key, a value that may be null) or 2 (a value of a nullable
+// type present), repeated at 1 after a row's first.
 func (c *columnWriter) writeMap(rgw file.SerialRowGroupWriter, m *array.Map) error {
+	nullable := m.DataType().(*arrow.MapType).ItemField().Nullable
 	n := m.Len()
 	var first, last int64
 	if n > 0 {
@@ -187,7 +189,7 @@ func (c *columnWriter) writeMap(rgw file.SerialRowGroupWriter, m *array.Map) err
 			}
 			for j := s; j < e; j++ {
 				defs[l], reps[l] = 1, 1
-				if pass == 1 && items.IsValid(int(j)) {
+				if pass == 1 && nullable && items.IsValid(int(j)) {
 					defs[l] = 2
 				}
 				if j == s {
@@ -197,7 +199,7 @@ func (c *columnWriter) writeMap(rgw file.SerialRowGroupWriter, m *array.Map) err
 			}
 		}
 		values := array.NewSlice(child, first, last)
-		err = pqarrow.WriteArrowToColumn(c.ctx, cw, values, defs[:l], reps[:l], pass == 1)
+		err = pqarrow.WriteArrowToColumn(c.ctx, cw, values, defs[:l], reps[:l], pass == 1 && nullable)
 		values.Release()
 		if err != nil {
 			return err

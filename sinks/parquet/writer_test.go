@@ -9,6 +9,8 @@ import (
 	"github.com/DataDog/sketches-go/ddsketch"
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	pq "github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/tapline/tapline/schemas"
@@ -85,30 +87,71 @@ func TestColumnWriterSameBytes(t *testing.T) {
 // fails unless the bytes match.
 func same(t *testing.T, name string, f *batchFile, cols []arrow.Array, o Options) {
 	t.Helper()
-	if !directly(f.schema) {
-		t.Fatalf("%s: the columnWriter does not write this schema", name)
-	}
 	rec := array.NewRecordBatch(f.schema, cols, int64(cols[0].Len()))
 	for _, c := range cols {
 		c.Release()
 	}
 	defer rec.Release()
+	sameRecord(t, fmt.Sprintf("%s (%d rows, options %+v)", name, rec.NumRows(), o), f.props, rec)
+}
+
+func sameRecord(t *testing.T, name string, props *pq.WriterProperties, rec arrow.RecordBatch) {
+	t.Helper()
+	if !directly(rec.Schema()) {
+		t.Fatalf("%s: the columnWriter does not write this schema", name)
+	}
 	var got, want bytes.Buffer
-	if _, err := write(&got, f.schema, f.props, rec, nil); err != nil {
+	if _, err := write(&got, rec.Schema(), props, rec, nil); err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
-	fw, err := pqarrow.NewFileWriter(f.schema, &want, f.props, pqarrow.NewArrowWriterProperties())
+	fw, err := pqarrow.NewFileWriter(rec.Schema(), &want, props, pqarrow.NewArrowWriterProperties())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := writeRowGroups(fw, rec, f.props.MaxRowGroupLength(), nil); err != nil {
+	if err := writeRowGroups(fw, rec, props.MaxRowGroupLength(), nil); err != nil {
 		t.Fatalf("%s: pqarrow: %v", name, err)
 	}
 	if err := fw.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got.Bytes(), want.Bytes()) {
-		t.Fatalf("%s (%d rows, options %+v): %d bytes, pqarrow wrote %d", name, rec.NumRows(), o, got.Len(), want.Len())
+		t.Fatalf("%s: %d bytes, pqarrow wrote %d", name, got.Len(), want.Len())
+	}
+}
+
+// TestColumnWriterMaps: maps whose values may be null and maps whose
+// values may not, with and without nulls, rows without entries.
+func TestColumnWriterMaps(t *testing.T) {
+	for _, nullable := range []bool{true, false} {
+		mt := arrow.MapOf(arrow.BinaryTypes.String, arrow.PrimitiveTypes.Int64)
+		mt.SetItemNullable(nullable)
+		schema := arrow.NewSchema([]arrow.Field{{Name: "m", Type: mt}, {Name: "n", Type: arrow.PrimitiveTypes.Int64, Nullable: true}}, nil)
+		b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+		mb := b.Field(0).(*array.MapBuilder)
+		kb, ib := mb.KeyBuilder().(*array.StringBuilder), mb.ItemBuilder().(*array.Int64Builder)
+		for i := range 200 {
+			mb.Append(true)
+			for j := range i % 4 {
+				kb.Append(fmt.Sprint("k", j))
+				if nullable && (i+j)%5 == 0 {
+					ib.AppendNull()
+				} else {
+					ib.Append(int64(i * j))
+				}
+			}
+			if i%3 == 0 {
+				b.Field(1).(*array.Int64Builder).AppendNull()
+			} else {
+				b.Field(1).(*array.Int64Builder).Append(int64(i))
+			}
+		}
+		rec := b.NewRecordBatch()
+		b.Release()
+		for _, rows := range []int64{1 << 20, 7} {
+			props := pq.NewWriterProperties(pq.WithStats(true), pq.WithMaxRowGroupLength(rows))
+			sameRecord(t, fmt.Sprintf("values nullable %v, row groups of %d", nullable, rows), props, rec)
+		}
+		rec.Release()
 	}
 }
 
