@@ -24,9 +24,11 @@ import (
 // for the chunk's min/max statistics by hashing every row's index
 // (compute.UniqueArray): 6% of the whole service's CPU at 10k devices,
 // for device_id, shard_id, window_spec and metric. Our dictionaries hold
-// exactly the values their rows use (dictCol, recoder), and a chunk whose
-// encoder already holds the array's own dictionary takes its statistics
-// from it.
+// exactly the values their rows use (dictCol, recoder, and
+// dictionaryColumns for compaction's files), and a chunk whose encoder
+// already holds the array's own dictionary takes its statistics from it
+// (a value no row used would only widen them: they would still bound
+// the rows).
 //
 // It writes top-level columns, required or optional, and required maps
 // whose keys and values are top-level types (the raw dataset's metrics);
