@@ -162,9 +162,9 @@ func (c *columnWriter) writeLeaf(rgw file.SerialRowGroupWriter, col arrow.Array,
 }
 
 // writeMap writes a required map's keys and values columns: a row with
-// no entries is one level of definition 0; each entry is defined at 1
-// (its key, a value that may be null) or 2 (a value of a nullable
-// type present), repeated at 1 after a row's first.
+// no entries is one level of definition 0; an entry's key is defined at
+// 1, its value at 1 too, or at 2 where the map's values may be null and
+// this one is not; a row's entries after its first repeat at 1.
 func (c *columnWriter) writeMap(rgw file.SerialRowGroupWriter, m *array.Map) error {
 	nullable := m.DataType().(*arrow.MapType).ItemField().Nullable
 	n := m.Len()
