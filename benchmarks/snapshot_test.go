@@ -79,10 +79,10 @@ func BenchmarkSnapshotCompress(b *testing.B) {
 
 // BenchmarkSnapshotDefaultRules is the snapshot of a shard whose series
 // run the default rule set (windows/rules/default.yml: hourly windows,
-// seven detectors a series) once their histories are full: 200 devices of
-// the benchmark dataset's six metrics after ten days of 5-minute readings. The detectors' state
-// rides in every snapshot, every batch, though it changes only when an
-// hourly window closes. It reports the snapshot's bytes per series
+// seven detectors a series) once their histories are full: 200 devices
+// of the benchmark dataset's six metrics after ten days of 5-minute
+// readings. The detectors' state rides in every snapshot, every batch,
+// though it changes only when an hourly window closes. It reports the snapshot's bytes per series
 // before and after the service's compression (journal.CompressState).
 func BenchmarkSnapshotDefaultRules(b *testing.B) {
 	cfg := rules.Default()

@@ -236,11 +236,12 @@ const maxLent = 64
 // next answers' records to be decoded into: the caller, and the KCL, must
 // be done with every record, payload, arrival time and string pointer of
 // it, and call it once. The strings themselves (sequence numbers,
-// partition keys) stay valid. Without Reuse, and for records this Protocol did not decode, it
-// does nothing. The KCL's shard loop calls ProcessRecords and then asks
-// for the next answer, so a record processor that keeps no payload calls
-// Release as ProcessRecords returns. Reusing the buffers saves zeroing
-// and collecting 3 MB an answer: a third of the decoder's time.
+// partition keys) stay valid. Without Reuse, and for records this
+// Protocol did not decode, it does nothing. The KCL's shard loop calls
+// ProcessRecords and then asks for the next answer, so a record
+// processor that keeps no payload calls Release as ProcessRecords
+// returns. Reusing the buffers saves zeroing and collecting 3 MB an
+// answer: a third of the decoder's time.
 //
 // With Poison, released buffers are overwritten first, so a payload kept
 // past Release shows as garbage in a test's output.
@@ -315,12 +316,12 @@ func (p *Protocol) reused() *answer {
 // decode is Decode with its buffers sized from last, an earlier answer
 // (nil: none), taken from reuse where they are large enough and
 // recorded in it for the next answer (nil: all made, none kept), and
-// returns this answer's shape. Without a guess, the
-// records are counted first (a pass over the body) and the payloads'
-// buffer is sized as if the body were all payload: for Kinesis's answers
-// about 40% more memory to zero and then to keep alive with the records,
-// for the keys, sequence numbers and times no payload holds. A guess
-// that falls short costs a second chunk, or (records) a copy.
+// returns this answer's shape. Without a guess, the records are counted
+// first (a pass over the body) and the payloads' buffer is sized as if
+// the body were all payload: for Kinesis's answers about 40% more memory
+// to zero and then to keep alive with the records, for the keys,
+// sequence numbers and times no payload holds. A guess that falls short
+// costs a second chunk, or (records) a copy.
 func decode(b []byte, o *kinesis.GetRecordsOutput, last *shape, reuse *answer) (shape, error) {
 	d := decoder{b: b}
 	var n, size int

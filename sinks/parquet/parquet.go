@@ -185,7 +185,7 @@ func write(w io.Writer, schema *arrow.Schema, props *pq.WriterProperties, rec ar
 
 // writeRowGroups writes rec in row groups of at most rows, each through
 // group (see write).
-func writeRowGroups(fw rowGroupWriter, rec arrow.RecordBatch, rows int64, group func(arrow.RecordBatch) arrow.RecordBatch) error {
+func writeRowGroups(fw fileWriter, rec arrow.RecordBatch, rows int64, group func(arrow.RecordBatch) arrow.RecordBatch) error {
 	if group == nil {
 		if rec.NumRows() <= rows || !slices.ContainsFunc(rec.Columns(), func(c arrow.Array) bool { return c.DataType().ID() == arrow.DICTIONARY }) {
 			return fw.Write(rec)

@@ -41,9 +41,9 @@ type columnWriter struct {
 	reps []int16 // scratch repetition levels
 }
 
-// rowGroupWriter is what write needs of a file writer: pqarrow's or a
+// fileWriter is what write needs of a file writer: pqarrow's or a
 // columnWriter.
-type rowGroupWriter interface {
+type fileWriter interface {
 	// Write writes rec as one or more row groups (more if it has more
 	// rows than the properties allow in one).
 	Write(rec arrow.RecordBatch) error
@@ -79,7 +79,7 @@ func flat(t arrow.DataType) bool {
 }
 
 // newWriter returns the writer of schema's files to w.
-func newWriter(schema *arrow.Schema, w io.Writer, props *pq.WriterProperties) (rowGroupWriter, error) {
+func newWriter(schema *arrow.Schema, w io.Writer, props *pq.WriterProperties) (fileWriter, error) {
 	if !directly(schema) {
 		return pqarrow.NewFileWriter(schema, w, props, pqarrow.NewArrowWriterProperties())
 	}

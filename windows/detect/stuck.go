@@ -15,11 +15,11 @@ import (
 // and then by nature (a pump off at night, a machine idle at weekends, a
 // quantized sensor at rest) keeps resetting the run, so it never alerts;
 // a sensor that froze, a gateway repeating its last value, a firmware
-// that stopped sampling does. The score is 1
-// for a stuck window and 0 otherwise. The robust detector on the stddev
-// from below (DETECTION.md) finds frozen values too but also near-flat
-// hours of a quantized series, and keeps 10 bytes a window of history;
-// this keeps two numbers.
+// that stopped sampling does. The score is 1 for a stuck window and 0
+// otherwise. The robust detector on the stddev from below (DETECTION.md)
+// finds frozen values too but also near-flat hours of a quantized
+// series, and keeps 10 bytes a window of history; this keeps two
+// numbers.
 type Stuck struct {
 	history int
 	varied  int  // windows in a row that varied, counted up to history

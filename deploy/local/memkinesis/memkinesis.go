@@ -44,7 +44,6 @@ type shard struct {
 	id      string
 	records [][]byte
 	answers [][]byte // answer a holds records [a*batch, (a+1)*batch)
-	n       int
 }
 
 // Start serves stream with shards[i] as the records of shard i, answered
@@ -52,7 +51,7 @@ type shard struct {
 func Start(stream string, shards [][][]byte, batch int) (*Server, error) {
 	s := &Server{stream: stream, batch: batch, arrival: KinesisTime(time.Now().UnixMilli())}
 	for i, recs := range shards {
-		sh := &shard{id: fmt.Sprintf("shardId-%012d", i), records: recs, n: len(recs)}
+		sh := &shard{id: fmt.Sprintf("shardId-%012d", i), records: recs}
 		for from := 0; from < len(recs); from += batch {
 			b, err := s.answer(i, sh, from)
 			if err != nil {
@@ -75,7 +74,7 @@ func Start(stream string, shards [][][]byte, batch int) (*Server, error) {
 // answer encodes shard i's records from from to the end of from's
 // answer (the next multiple of batch).
 func (s *Server) answer(i int, sh *shard, from int) ([]byte, error) {
-	to := min(from-from%s.batch+s.batch, sh.n)
+	to := min(from-from%s.batch+s.batch, len(sh.records))
 	type rec struct {
 		Data                        string
 		PartitionKey                string
@@ -91,7 +90,7 @@ func (s *Server) answer(i int, sh *shard, from int) ([]byte, error) {
 		answer.Records = append(answer.Records, rec{base64.StdEncoding.EncodeToString(sh.records[k]), "pk", seq(i, k), s.arrival})
 	}
 	answer.NextShardIterator = iterator(i, to)
-	answer.MillisBehindLatest = int64(sh.n - to)
+	answer.MillisBehindLatest = int64(len(sh.records) - to)
 	return json.Marshal(answer)
 }
 
@@ -135,7 +134,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		sh := s.shards[i]
-		if k >= sh.n { // the tip of an open stream
+		if k >= len(sh.records) { // the tip of an open stream
 			fmt.Fprintf(w, `{"Records":[],"NextShardIterator":%q,"MillisBehindLatest":0}`, it)
 			return
 		}
@@ -162,7 +161,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		k := 0
 		switch in["ShardIteratorType"] {
 		case "LATEST":
-			k = s.shards[i].n
+			k = len(s.shards[i].records)
 		case "AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER":
 			sq, _ := in["StartingSequenceNumber"].(string)
 			v, err := strconv.Atoi(sq[min(len(seqPrefix)+5, len(sq)):])
