@@ -325,12 +325,52 @@ func (p *Processor) AppendSnapshot(b []byte) []byte {
 	return p.router.AppendSnapshot(p.eng.AppendSnapshot(p.agg.AppendSnapshot(b)))
 }
 
+// AppendSnapshotChanges is AppendSnapshot with only the rule states
+// changed since the last AppendRulesBase: the rest are in that base,
+// which the caller stores once for the snapshots after it (the journal:
+// see RulesBaseDue). RestoreChanges takes both.
+func (p *Processor) AppendSnapshotChanges(b []byte) []byte {
+	b = append(b, snapshotMagicChanges...)
+	rec := p.rules.Record()
+	b = binary.AppendUvarint(b, uint64(len(rec)))
+	b = append(b, rec...)
+	return p.router.AppendSnapshot(p.eng.AppendChanges(p.agg.AppendSnapshot(b)))
+}
+
+// AppendRulesBase appends every rule state of the shard, the base the
+// snapshots from AppendSnapshotChanges are written against from now on.
+func (p *Processor) AppendRulesBase(b []byte) []byte { return p.eng.AppendBase(b) }
+
+// Limits on how far the snapshots written against a rules base
+// (AppendSnapshotChanges) reach back to it: a store that expires state
+// by age (the stack's lifecycle rule, 14 days) must not expire a base
+// that a recent snapshot still needs.
+const (
+	MaxRulesBaseStates = 60               // snapshots against one base
+	MaxRulesBaseAge    = int64(3_600_000) // ms of watermark since the base
+)
+
+// RulesBaseDue reports whether the shard's next snapshot should come
+// with a new rules base: when there is no base its changes are relative
+// to (a new, restored-in-full or reloaded Processor), when half of its
+// series' rule states have changed since the base (so a snapshot of
+// changes is at most half of the states), or once states snapshots or
+// an hour of watermark since the base at baseWM have gone by.
+// Hourly rules change every series' states in the hour's first batch:
+// that batch writes a base, the next hour's batches only what changes.
+func (p *Processor) RulesBaseDue(states int, baseWM int64) bool {
+	changed, of, based := p.eng.Changed()
+	return !based || 2*changed > of || states >= MaxRulesBaseStates || p.Watermark()-baseWM >= MaxRulesBaseAge
+}
+
 // Snapshot versions: /2 starts with the rules as recorded (rules.Config.
 // Record; empty for rules not parsed from a document) and ends with the
-// router's state; /1 had neither.
+// router's state; /1 had neither. /3 is /2 with the rule states changed
+// since a base kept apart (AppendSnapshotChanges).
 const (
-	snapshotMagic   = "tapline.pipeline/2\n"
-	snapshotMagicV1 = "tapline.pipeline/1\n"
+	snapshotMagic        = "tapline.pipeline/2\n"
+	snapshotMagicV1      = "tapline.pipeline/1\n"
+	snapshotMagicChanges = "tapline.pipeline/3\n"
 )
 
 // snapshotRules reads the rules a /2 snapshot was taken under; nil when
@@ -357,13 +397,28 @@ func snapshotRules(b []byte) (cfg *rules.Config, rest []byte, err error) {
 // states of the rules that did not change (RuleResets counts the
 // others), except from a snapshot of tapline before that
 // (rules.ErrIncompatible).
-func (p *Processor) Restore(b []byte) error {
+func (p *Processor) Restore(b []byte) error { return p.restore(b, nil) }
+
+// RestoreChanges is Restore from a snapshot of AppendSnapshotChanges and
+// the rules base it was written against.
+func (p *Processor) RestoreChanges(b, rulesBase []byte) error {
+	if !bytes.HasPrefix(b, []byte(snapshotMagicChanges)) {
+		return errors.New("pipeline: not a tapline shard snapshot of changes")
+	}
+	return p.restore(b, rulesBase)
+}
+
+// restore reads a snapshot of any version; rulesBase is for /3.
+func (p *Processor) restore(b, rulesBase []byte) error {
 	var rest []byte
 	v1 := bytes.HasPrefix(b, []byte(snapshotMagicV1))
+	changes := bytes.HasPrefix(b, []byte(snapshotMagicChanges))
 	switch {
 	case v1:
 		rest = b[len(snapshotMagicV1):]
-	case bytes.HasPrefix(b, []byte(snapshotMagic)):
+	case changes && rulesBase == nil:
+		return errors.New("pipeline: a snapshot of changes restores only with its rules base")
+	case bytes.HasPrefix(b, []byte(snapshotMagic)) || changes:
 		cfg, r, err := snapshotRules(b[len(snapshotMagic):])
 		if cfg != nil && !cfg.Same(p.rules) {
 			// Continue under the rules the state was built with; a
@@ -386,7 +441,12 @@ func (p *Processor) Restore(b []byte) error {
 	if err != nil {
 		return err
 	}
-	if rest, err = p.eng.Restore(rest); err != nil {
+	if changes {
+		rest, err = p.eng.RestoreChanges(rest, rulesBase)
+	} else {
+		rest, err = p.eng.Restore(rest)
+	}
+	if err != nil {
 		return err
 	}
 	if !v1 {

@@ -150,6 +150,9 @@ type seriesRules struct {
 	device windows.Handle
 	states []ruleState
 	stale  bool // restored under rules with additions: rebind at the next window
+	// changed: a state written since the engine's last AppendBase
+	// (changes.go).
+	changed bool
 }
 
 // Engine evaluates rules. Create it with NewEngine.
@@ -171,6 +174,7 @@ type Engine struct {
 	orphans []orphan
 	resets  map[string]uint64 // rule states a restore dropped, by reason
 	forget  int64             // ms; see ForgetAfter
+	based   bool              // changes are relative to an AppendBase (changes.go)
 }
 
 // ForgetAfter makes a series whose windows resume after a gap of more
@@ -308,7 +312,7 @@ func (e *Engine) Counts() (fired, resolved uint64) { return e.fired, e.resolved 
 func (e *Engine) bind(list *[]seriesRules, h, dev windows.Handle, deviceID, metric string, deviceLevel bool) *seriesRules {
 	i := int(h.Index())
 	for len(*list) <= i {
-		*list = append(*list, seriesRules{})
+		*list = append(*list, seriesRules{changed: true}) // not in the base
 	}
 	sr := &(*list)[i]
 	if sr.handle == h && sr.states != nil && !sr.stale {
@@ -324,7 +328,7 @@ func (e *Engine) bind(list *[]seriesRules, h, dev windows.Handle, deviceID, metr
 		// it): forget its incidents, so they cannot pile up.
 		delete(e.firing, sr.states[i].incident)
 	}
-	sr.handle, sr.device, sr.stale = h, dev, false
+	sr.handle, sr.device, sr.stale, sr.changed = h, dev, false, true
 	sr.states = sr.states[:0]
 	for _, r := range e.rules {
 		if deviceLevel != r.deviceLevel() {
@@ -363,6 +367,7 @@ func (e *Engine) Window(w *windows.Window) {
 		if int(st.spec) != w.SpecIndex {
 			continue
 		}
+		sr.changed = true
 		if e.forget > 0 && st.hasPrev && st.phase != firing && !w.Spec.Session() && w.Start-st.prevStart-w.Spec.Size.Milliseconds() > e.forget {
 			*st = ruleState{rule: st.rule, spec: st.spec}
 		}
@@ -378,6 +383,7 @@ func (e *Engine) Window(w *windows.Window) {
 			continue
 		}
 		if k := slices.Index(st.rule.Metrics, w.Metric); k >= 0 {
+			dr.changed = true
 			e.collect(st, w, k)
 		}
 	}
@@ -696,31 +702,33 @@ func (e *Engine) Watermark(wm int64, src SeriesSource) {
 			first, lastDevice = false, info.Device
 			dr := e.bind(&e.devices, info.Device, info.Device, info.DeviceID, "", true)
 			for i := range dr.states {
-				if dr.states[i].rule.Kind == Missing {
-					e.evalMissing(&dr.states[i], wm, info.DeviceLast, info.DeviceID, "")
+				if dr.states[i].rule.Kind == Missing && e.evalMissing(&dr.states[i], wm, info.DeviceLast, info.DeviceID, "") {
+					dr.changed = true
 				}
 			}
 		}
 		sr := e.bind(&e.series, info.Series, info.Device, info.DeviceID, info.Metric, false)
 		for i := range sr.states {
-			if sr.states[i].rule.Kind == Missing {
-				e.evalMissing(&sr.states[i], wm, info.Last, info.DeviceID, info.Metric)
+			if sr.states[i].rule.Kind == Missing && e.evalMissing(&sr.states[i], wm, info.Last, info.DeviceID, info.Metric) {
+				sr.changed = true
 			}
 		}
 	})
 }
 
-func (e *Engine) evalMissing(st *ruleState, wm, last int64, device, metric string) {
+// evalMissing reports whether it changed st.
+func (e *Engine) evalMissing(st *ruleState, wm, last int64, device, metric string) bool {
 	r := st.rule
 	after := r.After.Milliseconds()
 	silent := wm - last
 	bad, was := silent >= after, st.phase == firing
-	if bad && was && st.notified == 0 { // restored from a snapshot without it
+	restored := bad && was && st.notified == 0
+	if restored { // from a snapshot without it
 		st.notified = wm
 	}
 	repeat := bad && was && r.Repeat > 0 && wm-st.notified >= r.Repeat.Milliseconds()
 	if bad == was && !repeat {
-		return
+		return restored
 	}
 	what := device
 	if metric != "" {
@@ -740,10 +748,11 @@ func (e *Engine) evalMissing(st *ruleState, wm, last int64, device, metric strin
 		e.resolved++
 		msg := fmt.Sprintf("%s reporting again [%s]", what, r.Name)
 		e.send(st, Resolved, float64(silent)/1000, float64(after)/1000, last, wm, device, metric, "", msg, nil, false)
-		return
+		return true
 	}
 	msg := fmt.Sprintf("%s silent for %s (>= %s) [%s]", what, (time.Duration(silent) * time.Millisecond).Round(time.Second), r.After, r.Name)
 	e.send(st, Firing, float64(silent)/1000, float64(after)/1000, last, wm, device, metric, "", msg, nil, false)
+	return true
 }
 
 // resolveOrphans sends RESOLVED, with its reason, for every FIRING alert

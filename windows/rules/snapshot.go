@@ -75,6 +75,19 @@ func (r *Rule) definition() uint64 {
 // It pairs with the Aggregator's snapshot, whose handles it refers to.
 func (e *Engine) AppendSnapshot(b []byte) []byte {
 	w := wire.Writer{B: b}
+	e.appendHeader(&w)
+	for _, list := range [][]seriesRules{e.series, e.devices} {
+		w.Uint(uint64(len(list)))
+		for i := range list {
+			e.appendEntry(&w, &list[i])
+		}
+	}
+	return w.B
+}
+
+// appendHeader writes what a snapshot holds before the rule states: the
+// counters, rules, specs and incidents.
+func (e *Engine) appendHeader(w *wire.Writer) {
 	w.String(snapshotMagic)
 	w.Uint(e.fired)
 	w.Uint(e.resolved)
@@ -108,31 +121,28 @@ func (e *Engine) AppendSnapshot(b []byte) []byte {
 			w.String(s)
 		}
 	}
-	for _, list := range [][]seriesRules{e.series, e.devices} {
-		w.Uint(uint64(len(list)))
-		for i := range list {
-			sr := &list[i]
-			switch {
-			case sr.states == nil:
-				w.Uint(0)
-				continue
-			case sr.stale: // restored states that have not met the added rules yet
-				w.Uint(2)
-			default:
-				w.Uint(1)
-			}
-			w.Uint(uint64(sr.handle))
-			w.Uint(uint64(sr.device))
-			w.Uint(uint64(len(sr.states)))
-			for j := range sr.states {
-				st := &sr.states[j]
-				w.Uint(uint64(e.ruleIndex(st.rule)))
-				w.Int(int64(st.spec))
-				e.appendState(&w, st)
-			}
-		}
+}
+
+// appendEntry writes one series' or device's rule states.
+func (e *Engine) appendEntry(w *wire.Writer, sr *seriesRules) {
+	switch {
+	case sr.states == nil:
+		w.Uint(0)
+		return
+	case sr.stale: // restored states that have not met the added rules yet
+		w.Uint(2)
+	default:
+		w.Uint(1)
 	}
-	return w.B
+	w.Uint(uint64(sr.handle))
+	w.Uint(uint64(sr.device))
+	w.Uint(uint64(len(sr.states)))
+	for j := range sr.states {
+		st := &sr.states[j]
+		w.Uint(uint64(e.ruleIndex(st.rule)))
+		w.Int(int64(st.spec))
+		e.appendState(w, st)
+	}
 }
 
 func (e *Engine) appendState(w *wire.Writer, st *ruleState) {
