@@ -10,6 +10,11 @@
 // The objects of one acknowledged position live in layout.StateDir:
 //
 //	base.snap        the shard's state after the acknowledged record
+//	base.snap.rules  a rules base (every series' rule states), written
+//	                 with a state when one is due; the states after it
+//	                 hold only the rule states changed since and name it
+//	                 (pipeline.Processor.AppendSnapshotChanges). Any
+//	                 .snap may have one.
 //	idle-{wm}        an idle advance to watermark wm, recorded before it is applied
 //	idle-{wm}.snap   the state after it, once its rows are durable
 //	cut              a batch end chosen by the wall clock (idle shard,
@@ -112,6 +117,13 @@ type Journal struct {
 	// every batch, and growing a fresh buffer to that size each time was
 	// the process's largest memmove (benchmarks/RESULTS.md).
 	snap, scratch []byte
+	// The rules base the states refer to (encode): its key, how many
+	// states have been written against it and the watermark it was
+	// written at; baseSnap is its uncompressed bytes' buffer.
+	rulesBase string
+	sinceBase int
+	baseWM    int64
+	baseSnap  []byte
 }
 
 // New builds the shard's pipeline and batch writer; it touches no store.
@@ -163,6 +175,7 @@ func (j *Journal) build() error {
 	}
 	j.proc, j.w, j.alerts, j.sent, j.restored, j.offered = p, w, j.alerts[:0], nil, false, nil
 	j.ackedStats = pipeline.Stats{}
+	j.rulesBase, j.sinceBase, j.baseWM = "", 0, 0
 	return nil
 }
 
@@ -284,13 +297,14 @@ func (j *Journal) Restore(ctx context.Context, committed string) (reset string, 
 		if err != nil {
 			return "", err
 		}
-		err = j.load(b)
+		err = j.load(ctx, b)
 		if err == nil && len(j.sent) > 0 && !have[snap+".published"] {
 			j.o.Logger.Warn("publishing the last batch's notifications again: their delivery was not confirmed before the restart", "notifications", len(j.sent), "state", snap)
 			j.publish(j.sent, j.dir+snap)
 		}
 		if err != nil {
-			if !errors.Is(err, windows.ErrIncompatible) && !errors.Is(err, rules.ErrIncompatible) {
+			missing := errors.Is(err, errRulesBaseMissing)
+			if !missing && !errors.Is(err, windows.ErrIncompatible) && !errors.Is(err, rules.ErrIncompatible) {
 				return "", err
 			}
 			// The window pane, lateness or quantiles changed between
@@ -298,13 +312,17 @@ func (j *Journal) Restore(ctx context.Context, committed string) (reset string, 
 			// windows/respec.go), or the rules, from a snapshot of a
 			// tapline that keyed rule states by position: the old state
 			// means nothing under the new options.
-			j.o.Logger.Warn("stored state does not match the configured windows: open windows start empty", "err", err)
+			if reset = ResetIncompatible; missing {
+				reset = ResetMissing
+				j.o.Logger.Warn("the stored state's rules base is missing: open windows start empty", "err", err)
+			} else {
+				j.o.Logger.Warn("stored state does not match the configured windows: open windows start empty", "err", err)
+			}
 			if err := j.build(); err != nil {
 				return "", err
 			}
 			j.restored = true
 			j.w.Resume(committed, 0)
-			reset = ResetIncompatible
 		}
 	} else if committed != "" {
 		j.o.Logger.Warn("no state stored for the checkpoint: open windows start empty", "checkpoint", committed)
@@ -549,8 +567,18 @@ func (j *Journal) publish(notes []rules.Alert, stateKey string) {
 	}
 }
 
+// putState stores the state at key, after the rules base it needs when
+// encode wrote a new one.
 func (j *Journal) putState(what, key string) error {
-	state := j.encode()
+	state, base := j.encode(key)
+	if base != nil {
+		if err := j.o.Retry("write rules base", func(ctx context.Context) error {
+			_, err := j.o.Store.Put(ctx, key+rulesSuffix, base)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
 	return j.o.Retry(what, func(ctx context.Context) error {
 		_, err := j.o.Store.Put(ctx, key, state)
 		return err

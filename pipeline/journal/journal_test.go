@@ -20,6 +20,7 @@ import (
 	"github.com/tapline/tapline/sinks/layout"
 	"github.com/tapline/tapline/windows"
 	"github.com/tapline/tapline/windows/rules"
+	"github.com/tapline/tapline/windows/wire"
 )
 
 // memStore is a put-if-absent map that can fail: the failAt-th operation
@@ -157,9 +158,16 @@ rules:
 `
 
 // script is 120 records of 3 devices over 40 minutes of event time, with
-// two idle stretches and hot spells that fire and resolve alerts.
+// two idle stretches and hot spells that fire and resolve alerts. Four
+// more devices report only in the first minutes: their rule states stop
+// changing, so most states are written as changes against an older rules
+// base.
 func script() []step {
 	var s []step
+	for i := range 4 {
+		ts := int64(1_764_000_000_000) + int64(i)*20_000
+		s = append(s, step{seq: strconv.Itoa(900 + i), data: fmt.Appendf(nil, `{"device_id":"still-%d","ts":%d,"metrics":{"temp":4}}`, i, ts)})
+	}
 	for i := range 120 {
 		ts := int64(1_764_000_000_000) + int64(i)*20_000
 		temp := 4 + (i/15%2)*8 // 15 records hot, 15 cool
@@ -278,6 +286,15 @@ func TestCrashAtEveryStep(t *testing.T) {
 	if refAlerts.reasons[rules.ReasonRuleChanged] != 3 || !refAlerts.rules["warm"] {
 		t.Fatalf("the reload did not act: RESOLVED by reason %v, rules alerting %v", refAlerts.reasons, refAlerts.rules)
 	}
+	var states, bases int
+	for k := range ref.o {
+		states += b2i(strings.HasSuffix(k, ".snap"))
+		bases += b2i(strings.HasSuffix(k, ".snap"+rulesSuffix))
+	}
+	if bases < 2 || bases > states/2 {
+		t.Fatalf("%d rules bases for %d states: the script should write most states as changes against an older base", bases, states)
+	}
+	t.Logf("%d states, %d rules bases", states, bases)
 	total := ref.ops
 
 	for failAt := 1; failAt <= total; failAt++ {
@@ -595,5 +612,90 @@ func TestNotificationsRepublishedUntilDelivered(t *testing.T) {
 		case confirm && len(again) != 0:
 			t.Errorf("confirmed: restore published %v again", again)
 		}
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// TestRulesBase: a state restores with the rules base it names, however
+// old; a state whose base is gone resets the shard as a missing state
+// does; a state naming an object that is not one of the shard's bases
+// fails; a state stored before rules bases (journal/2) restores and the
+// next state comes with a base.
+func TestRulesBase(t *testing.T) {
+	store := newMemStore()
+	j, err := New(testOptions(t, store, testRules))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acked string
+	if _, err := run(j, script()[:70], 0, 0, &acked); err != nil || acked == "" {
+		t.Fatalf("run: acked %q, %v", acked, err)
+	}
+	want := j.Processor().AppendSnapshot(nil)
+	key := layout.StateDir("lake", "app", j.o.Shard, acked) + "base.snap"
+	if j.rulesBase == key+rulesSuffix {
+		t.Fatal("the last state has its own base: the test needs one that refers back")
+	}
+	restore := func(s *memStore) (*Journal, string, error) {
+		j, err := New(testOptions(t, s, testRules))
+		if err != nil {
+			t.Fatal(err)
+		}
+		reset, err := j.Restore(context.Background(), acked)
+		return j, reset, err
+	}
+	r, reset, err := restore(store)
+	if err != nil || reset != "" || !bytes.Equal(r.Processor().AppendSnapshot(nil), want) {
+		t.Fatalf("restore: reset %q, %v, same state %v", reset, err, err == nil && bytes.Equal(r.Processor().AppendSnapshot(nil), want))
+	}
+
+	gone := newMemStore()
+	maps.Copy(gone.o, store.o)
+	delete(gone.o, j.rulesBase)
+	if r, reset, err := restore(gone); err != nil || reset != ResetMissing || r.Processor().LiveSeries() != 0 {
+		t.Fatalf("restore without the rules base: reset %q, %v, %d live series", reset, err, r.Processor().LiveSeries())
+	}
+
+	// The state names an object outside the shard's state directories.
+	b, _ := DecompressState(store.o[key])
+	for _, other := range []string{"lake/raw/x.rules", strings.Replace(j.rulesBase, j.o.Shard, "shardId-000000000002", 1), strings.TrimSuffix(layout.StateDir("lake", "app", j.o.Shard, "x"), "x/") + "../../x/base.snap.rules"} {
+		forged := bytes.Replace(b, []byte(j.rulesBase), []byte(other), 1)
+		forged[bytes.Index(forged, []byte(other))-1] = byte(len(other)) // its length prefix (keys under 128 bytes)
+		s := newMemStore()
+		maps.Copy(s.o, store.o)
+		s.o[key] = CompressState(forged)
+		if _, _, err := restore(s); err == nil || !strings.Contains(err.Error(), "not this shard's") {
+			t.Fatalf("state naming %s: %v", other, err)
+		}
+	}
+
+	// A journal/2 state: the whole snapshot, no base.
+	var w wire.Writer
+	w.String(stateMagic)
+	rules.AppendAlerts(&w, nil)
+	after, next := r.w.State()
+	w.String(after)
+	w.Int(next)
+	old := newMemStore()
+	old.o[key] = CompressState(r.Processor().AppendSnapshot(w.B))
+	o, reset, err := restore(old)
+	if err != nil || reset != "" || !bytes.Equal(o.Processor().AppendSnapshot(nil), want) {
+		t.Fatalf("restore from a journal/2 state: reset %q, %v", reset, err)
+	}
+	if _, err := run(o, script()[70:], 0, 0, &acked); err != nil {
+		t.Fatal(err)
+	}
+	var bases int
+	for k := range old.o {
+		bases += b2i(strings.HasSuffix(k, rulesSuffix))
+	}
+	if bases == 0 {
+		t.Fatal("no rules base written after a journal/2 state")
 	}
 }

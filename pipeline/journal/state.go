@@ -2,10 +2,13 @@ package journal
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"slices"
+	"strings"
 
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
@@ -88,27 +91,53 @@ func DecompressState(stored []byte) ([]byte, error) {
 
 // stateMagic starts a state with the notifications of its batch; a state
 // without it (it starts with the writer's position, a sequence number)
-// has none.
-const stateMagic = "tapline.journal/2"
+// has none. stateMagicChanges starts a state whose rule states are those
+// changed since a rules base stored apart (pipeline.Processor.
+// AppendSnapshotChanges): after the writer's position come the base's
+// key and the count and watermark of the states written against it.
+const (
+	stateMagic        = "tapline.journal/2"
+	stateMagicChanges = "tapline.journal/3"
+)
 
-// encode is the stored state of the shard: the notifications of the
-// batch it follows (republished after a crash unless confirmed), the
-// batch writer's position, then the processor's snapshot, compressed.
-func (j *Journal) encode() []byte {
+// rulesSuffix names the rules base written with a state: its key is the
+// state's plus this.
+const rulesSuffix = ".rules"
+
+// encode is the stored state of the shard that putState stores at key:
+// the notifications of the batch it follows (republished after a crash
+// unless confirmed), the batch writer's position, the rules base it
+// needs, then the processor's snapshot, compressed. When a new rules
+// base is due (pipeline.Processor.RulesBaseDue) it is returned too, to
+// be stored at key+rulesSuffix before the state.
+func (j *Journal) encode(key string) (state, base []byte) {
+	if j.rulesBase == "" || j.proc.RulesBaseDue(j.sinceBase, j.baseWM) {
+		j.baseSnap = j.proc.AppendRulesBase(j.baseSnap[:0])
+		base, j.scratch = compressState(j.baseSnap, j.scratch)
+		j.rulesBase, j.sinceBase, j.baseWM = key+rulesSuffix, 0, j.proc.Watermark()
+	}
+	j.sinceBase++
 	after, next := j.w.State()
 	w := wire.Writer{B: j.snap[:0]}
-	w.String(stateMagic)
+	w.String(stateMagicChanges)
 	rules.AppendAlerts(&w, j.sent)
 	w.String(after)
 	w.Int(next)
-	j.snap = j.proc.AppendSnapshot(w.B)
-	var stored []byte
-	stored, j.scratch = compressState(j.snap, j.scratch)
-	return stored
+	w.String(j.rulesBase)
+	w.Int(int64(j.sinceBase))
+	w.Int(j.baseWM)
+	j.snap = j.proc.AppendSnapshotChanges(w.B)
+	state, j.scratch = compressState(j.snap, j.scratch)
+	return state, base
 }
 
-// load restores what encode stored.
-func (j *Journal) load(stored []byte) error {
+// errRulesBaseMissing: a state names a rules base the store does not
+// have (expired, deleted): the shard starts with empty windows, as when
+// the state itself is missing.
+var errRulesBaseMissing = errors.New("journal: the state's rules base is missing")
+
+// load restores what encode stored, reading the rules base it names.
+func (j *Journal) load(ctx context.Context, stored []byte) error {
 	b, err := DecompressState(stored)
 	if err != nil {
 		return err
@@ -116,17 +145,50 @@ func (j *Journal) load(stored []byte) error {
 	r := wire.Reader{B: b}
 	after := r.String()
 	j.sent = nil
-	if after == stateMagic {
+	magic := after
+	if magic == stateMagic || magic == stateMagicChanges {
 		j.sent = rules.ReadAlerts(&r)
 		after = r.String()
 	}
 	next := r.Int()
+	var baseKey string
+	var since, baseWM int64
+	if magic == stateMagicChanges {
+		baseKey, since, baseWM = r.String(), r.Int(), r.Int()
+	}
 	if r.Err() != nil {
 		return fmt.Errorf("journal: shard state: %w", r.Err())
 	}
-	if err := j.proc.Restore(r.B); err != nil {
+	if magic != stateMagicChanges {
+		if err := j.proc.Restore(r.B); err != nil {
+			return err
+		}
+		j.w.Resume(after, next)
+		return nil
+	}
+	// The key is read from the store: it must name a rules base in a
+	// state directory of this shard ({position}/{name}.rules), not any
+	// object.
+	shardDir := strings.TrimSuffix(j.stateDir("x"), "x/")
+	rest, ok := strings.CutPrefix(baseKey, shardDir)
+	if pos, name, _ := strings.Cut(rest, "/"); !ok || pos == "" || pos == ".." || strings.Contains(name, "/") || !strings.HasSuffix(name, rulesSuffix) {
+		return fmt.Errorf("journal: shard state: rules base %q is not this shard's", baseKey)
+	}
+	base, err := j.o.Store.Get(ctx, baseKey)
+	if err != nil {
+		keys, lerr := j.o.Store.List(ctx, baseKey)
+		if lerr == nil && !slices.Contains(keys, baseKey) {
+			return fmt.Errorf("%w: %s", errRulesBaseMissing, baseKey)
+		}
 		return err
 	}
+	if base, err = DecompressState(base); err != nil {
+		return fmt.Errorf("journal: rules base %s: %w", baseKey, err)
+	}
+	if err := j.proc.RestoreChanges(r.B, base); err != nil {
+		return err
+	}
+	j.rulesBase, j.sinceBase, j.baseWM = baseKey, int(since), baseWM
 	j.w.Resume(after, next)
 	return nil
 }
