@@ -77,29 +77,14 @@ func BenchmarkSnapshotCompress(b *testing.B) {
 	}
 }
 
-// BenchmarkSnapshotDefaultRules is the snapshot of a shard whose series
-// run the default rule set (windows/rules/default.yml: hourly windows,
-// seven detectors a series) once their histories are full: 200 devices
-// of the benchmark dataset's six metrics after ten days of 5-minute
-// readings. The detectors' state rides in every snapshot, every batch,
-// though it changes only when an hourly window closes. It reports the snapshot's bytes per series
-// before and after the service's compression (journal.CompressState).
+// BenchmarkSnapshotDefaultRules is the whole snapshot of a shard whose
+// series run the default rule set (windows/rules/default.yml: hourly
+// windows, seven detectors a series) once their histories are full: 200
+// devices of the benchmark dataset's six metrics after ten days of
+// 5-minute readings. It reports the snapshot's bytes per series before
+// and after the service's compression (journal.CompressState).
 func BenchmarkSnapshotDefaultRules(b *testing.B) {
-	cfg := rules.Default()
-	specs, err := cfg.Specs()
-	if err != nil {
-		b.Fatal(err)
-	}
-	p, err := pipeline.NewProcessor(pipeline.Options{Shard: "bench", Windows: windows.Options{Specs: specs}, Rules: cfg, DeadLetters: discard{}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	const devices = 200
-	for _, rec := range Generate(devices, devices*10*24*12, 5*time.Minute, 2).Records {
-		if err := p.Process(rec, "", 0); err != nil {
-			b.Fatal(err)
-		}
-	}
+	p, _, _, _ := defaultRulesShard(b)
 	var snap []byte
 	b.ReportAllocs()
 	for b.Loop() {
@@ -109,4 +94,103 @@ func BenchmarkSnapshotDefaultRules(b *testing.B) {
 	b.ReportMetric(float64(len(snap))/series, "B/series")
 	b.ReportMetric(float64(len(journal.CompressState(snap)))/series, "stored-B/series")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/series, "ns/series")
+}
+
+// BenchmarkStatesDefaultRules is two hours of that shard's batches (one
+// a minute, batch.flush_every's default), each followed by the state the
+// journal stores, the second hour timed: /whole, every rule state in
+// every state, as before rules bases; /changes, the journal's way, the
+// rule states changed since a rules base and a new base when
+// pipeline.Processor.RulesBaseDue says so. Hourly rules change every
+// series' state once an hour, in the batch that closes the hour: that
+// batch brings a base, the hour's others only what changed. It reports
+// the stored bytes a series a batch, the time a batch (encoding and
+// compression; the records' processing is not timed) and the bases an
+// hour.
+func BenchmarkStatesDefaultRules(b *testing.B) {
+	p, opts, records, perMinute := defaultRulesShard(b)
+	series := float64(p.LiveSeries())
+	start := p.AppendSnapshot(nil)
+	for _, mode := range []string{"whole", "changes"} {
+		b.Run(mode, func(b *testing.B) {
+			var snap []byte
+			var stored, bases int
+			for b.Loop() {
+				b.StopTimer()
+				q, err := pipeline.NewProcessor(opts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := q.Restore(start); err != nil {
+					b.Fatal(err)
+				}
+				since, baseWM, based := 0, int64(0), false
+				for m := range 120 {
+					b.StopTimer()
+					for _, rec := range records[m*perMinute : (m+1)*perMinute] {
+						if err := q.Process(rec, "", 0); err != nil {
+							b.Fatal(err)
+						}
+					}
+					timed := m >= 60
+					if timed {
+						b.StartTimer()
+					}
+					var n int
+					if mode == "whole" {
+						snap = q.AppendSnapshot(snap[:0])
+						n = len(journal.CompressState(snap))
+					} else {
+						if !based || q.RulesBaseDue(since, baseWM) {
+							snap = q.AppendRulesBase(snap[:0])
+							n = len(journal.CompressState(snap))
+							since, baseWM, based = 0, q.Watermark(), true
+							bases += b2i(timed)
+						}
+						since++
+						snap = q.AppendSnapshotChanges(snap[:0])
+						n += len(journal.CompressState(snap))
+					}
+					if timed {
+						stored += n
+					}
+				}
+			}
+			batches := float64(60 * b.N)
+			b.ReportMetric(float64(stored)/batches/series, "stored-B/series/batch")
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/batches, "µs/batch")
+			b.ReportMetric(float64(bases)/float64(b.N), "bases/hour")
+		})
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// defaultRulesShard is a processor running the default rule set after
+// ten days of 5-minute readings of 200 devices, with its options and the
+// next two hours of records, perMinute of them a minute.
+func defaultRulesShard(b *testing.B) (p *pipeline.Processor, opts pipeline.Options, next [][]byte, perMinute int) {
+	cfg := rules.Default()
+	specs, err := cfg.Specs()
+	if err != nil {
+		b.Fatal(err)
+	}
+	opts = pipeline.Options{Shard: "bench", Windows: windows.Options{Specs: specs}, Rules: cfg, DeadLetters: discard{}}
+	if p, err = pipeline.NewProcessor(opts); err != nil {
+		b.Fatal(err)
+	}
+	const devices = 200
+	warm := devices * 10 * 24 * 12 // ten days of 5-minute readings
+	ds := Generate(devices, warm+devices*12*2, 5*time.Minute, 2)
+	for _, rec := range ds.Records[:warm] {
+		if err := p.Process(rec, "", 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return p, opts, ds.Records[warm:], devices / 5
 }

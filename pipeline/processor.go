@@ -346,21 +346,18 @@ func (p *Processor) AppendRulesBase(b []byte) []byte { return p.eng.AppendBase(b
 // by age (the stack's lifecycle rule, 14 days) must not expire a base
 // that a recent snapshot still needs.
 const (
-	MaxRulesBaseStates = 60               // snapshots against one base
-	MaxRulesBaseAge    = int64(3_600_000) // ms of watermark since the base
+	MaxRulesBaseStates = 1440                 // snapshots against one base (a day of 1-minute batches)
+	MaxRulesBaseAge    = int64(24 * 3600_000) // ms of watermark since the base
 )
 
 // RulesBaseDue reports whether the shard's next snapshot should come
-// with a new rules base: when there is no base its changes are relative
-// to (a new, restored-in-full or reloaded Processor), when half of its
-// series' rule states have changed since the base (so a snapshot of
-// changes is at most half of the states), or once states snapshots or
-// an hour of watermark since the base at baseWM have gone by.
-// Hourly rules change every series' states in the hour's first batch:
-// that batch writes a base, the next hour's batches only what changes.
+// with a new rules base (AppendRulesBase), given how many snapshots have
+// been written against the last one and the watermark at which it was
+// written: when the rules engine says so (rules.Engine.BaseDue: no base,
+// or the changes written since add up to its size), or at the limits
+// above.
 func (p *Processor) RulesBaseDue(states int, baseWM int64) bool {
-	changed, of, based := p.eng.Changed()
-	return !based || 2*changed > of || states >= MaxRulesBaseStates || p.Watermark()-baseWM >= MaxRulesBaseAge
+	return p.eng.BaseDue() || states >= MaxRulesBaseStates || p.Watermark()-baseWM >= MaxRulesBaseAge
 }
 
 // Snapshot versions: /2 starts with the rules as recorded (rules.Config.

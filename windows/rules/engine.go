@@ -174,7 +174,10 @@ type Engine struct {
 	orphans []orphan
 	resets  map[string]uint64 // rule states a restore dropped, by reason
 	forget  int64             // ms; see ForgetAfter
-	based   bool              // changes are relative to an AppendBase (changes.go)
+	// changes.go: whether changes are relative to an AppendBase, its
+	// size, and the bytes of rule states AppendChanges wrote since.
+	based              bool
+	baseBytes, written int
 }
 
 // ForgetAfter makes a series whose windows resume after a gap of more
