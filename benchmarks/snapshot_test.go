@@ -7,6 +7,7 @@ import (
 
 	"github.com/tapline/tapline/pipeline"
 	"github.com/tapline/tapline/pipeline/journal"
+	"github.com/tapline/tapline/pipeline/service"
 	"github.com/tapline/tapline/windows"
 	"github.com/tapline/tapline/windows/rules"
 )
@@ -84,7 +85,7 @@ func BenchmarkSnapshotCompress(b *testing.B) {
 // 5-minute readings. It reports the snapshot's bytes per series before
 // and after the service's compression (journal.CompressState).
 func BenchmarkSnapshotDefaultRules(b *testing.B) {
-	p, _, _, _ := defaultRulesShard(b)
+	p, _, _, _ := defaultRulesShard(b, nil)
 	var snap []byte
 	b.ReportAllocs()
 	for b.Loop() {
@@ -106,61 +107,69 @@ func BenchmarkSnapshotDefaultRules(b *testing.B) {
 // batch brings a base, the hour's others only what changed. It reports
 // the stored bytes a series a batch, the time a batch (encoding and
 // compression; the records' processing is not timed) and the bases an
-// hour.
+// hour. Windows: the rules' own (1h), and the service's defaults with
+// them (1m and 5m/1m too, so the shard keeps 1-minute panes and an hourly
+// window's sixty of them are in every snapshot).
 func BenchmarkStatesDefaultRules(b *testing.B) {
-	p, opts, records, perMinute := defaultRulesShard(b)
-	series := float64(p.LiveSeries())
-	start := p.AppendSnapshot(nil)
-	for _, mode := range []string{"whole", "changes"} {
-		b.Run(mode, func(b *testing.B) {
-			var snap []byte
-			var stored, bases int
-			for b.Loop() {
-				b.StopTimer()
-				q, err := pipeline.NewProcessor(opts)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := q.Restore(start); err != nil {
-					b.Fatal(err)
-				}
-				since, baseWM, based := 0, int64(0), false
-				for m := range 120 {
+	for _, wins := range []string{"1h", "service"} {
+		var specs []windows.Spec
+		if wins == "service" {
+			specs = rules.AddDefaultWindows(service.Defaults().Pipeline.Windows.Specs)
+		}
+		p, opts, records, perMinute := defaultRulesShard(b, specs)
+		series := float64(p.LiveSeries())
+		start := p.AppendSnapshot(nil)
+		for _, mode := range []string{"whole", "changes"} {
+			b.Run("windows="+wins+"/"+mode, func(b *testing.B) {
+				var snap []byte
+				var stored, bases int
+				for b.Loop() {
 					b.StopTimer()
-					for _, rec := range records[m*perMinute : (m+1)*perMinute] {
-						if err := q.Process(rec, "", 0); err != nil {
-							b.Fatal(err)
+					q, err := pipeline.NewProcessor(opts)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if err := q.Restore(start); err != nil {
+						b.Fatal(err)
+					}
+					since, baseWM, based := 0, int64(0), false
+					for m := range 120 {
+						b.StopTimer()
+						for _, rec := range records[m*perMinute : (m+1)*perMinute] {
+							if err := q.Process(rec, "", 0); err != nil {
+								b.Fatal(err)
+							}
 						}
-					}
-					timed := m >= 60
-					if timed {
-						b.StartTimer()
-					}
-					var n int
-					if mode == "whole" {
-						snap = q.AppendSnapshot(snap[:0])
-						n = len(journal.CompressState(snap))
-					} else {
-						if !based || q.RulesBaseDue(since, baseWM) {
-							snap = q.AppendRulesBase(snap[:0])
+						timed := m >= 60
+						if timed {
+							b.StartTimer()
+						}
+						var n int
+						if mode == "whole" {
+							snap = q.AppendSnapshot(snap[:0])
 							n = len(journal.CompressState(snap))
-							since, baseWM, based = 0, q.Watermark(), true
-							bases += b2i(timed)
+						} else {
+							if !based || q.RulesBaseDue(since, baseWM) {
+								snap = q.AppendRulesBase(snap[:0])
+								n = len(journal.CompressState(snap))
+								since, baseWM, based = 0, q.Watermark(), true
+								bases += b2i(timed)
+							}
+							since++
+							snap = q.AppendSnapshotChanges(snap[:0])
+							n += len(journal.CompressState(snap))
 						}
-						since++
-						snap = q.AppendSnapshotChanges(snap[:0])
-						n += len(journal.CompressState(snap))
-					}
-					if timed {
-						stored += n
+						if timed {
+							stored += n
+						}
 					}
 				}
-			}
-			batches := float64(60 * b.N)
-			b.ReportMetric(float64(stored)/batches/series, "stored-B/series/batch")
-			b.ReportMetric(float64(b.Elapsed().Microseconds())/batches, "µs/batch")
-			b.ReportMetric(float64(bases)/float64(b.N), "bases/hour")
-		})
+				batches := float64(60 * b.N)
+				b.ReportMetric(float64(stored)/batches/series, "stored-B/series/batch")
+				b.ReportMetric(float64(b.Elapsed().Microseconds())/batches, "µs/batch")
+				b.ReportMetric(float64(bases)/float64(b.N), "bases/hour")
+			})
+		}
 	}
 }
 
@@ -171,14 +180,17 @@ func b2i(b bool) int {
 	return 0
 }
 
-// defaultRulesShard is a processor running the default rule set after
-// ten days of 5-minute readings of 200 devices, with its options and the
-// next two hours of records, perMinute of them a minute.
-func defaultRulesShard(b *testing.B) (p *pipeline.Processor, opts pipeline.Options, next [][]byte, perMinute int) {
+// defaultRulesShard is a processor running the default rule set on
+// specs (nil: the rules' own) after ten days of 5-minute readings of 200
+// devices, with its options and the next two hours of records, perMinute
+// of them a minute.
+func defaultRulesShard(b *testing.B, specs []windows.Spec) (p *pipeline.Processor, opts pipeline.Options, next [][]byte, perMinute int) {
 	cfg := rules.Default()
-	specs, err := cfg.Specs()
-	if err != nil {
-		b.Fatal(err)
+	var err error
+	if specs == nil {
+		if specs, err = cfg.Specs(); err != nil {
+			b.Fatal(err)
+		}
 	}
 	opts = pipeline.Options{Shard: "bench", Windows: windows.Options{Specs: specs}, Rules: cfg, DeadLetters: discard{}}
 	if p, err = pipeline.NewProcessor(opts); err != nil {
