@@ -99,12 +99,12 @@ func BenchmarkSnapshotDefaultRules(b *testing.B) {
 
 // BenchmarkStatesDefaultRules is two hours of that shard's batches (one
 // a minute, batch.flush_every's default), each followed by the state the
-// journal stores, the second hour timed: /whole, every rule state in
-// every state, as before rules bases; /changes, the journal's way, the
-// rule states changed since a rules base and a new base when
-// pipeline.Processor.RulesBaseDue says so. Hourly rules change every
-// series' state once an hour, in the batch that closes the hour: that
-// batch brings a base, the hour's others only what changed. It reports
+// journal stores, the second hour timed: /whole, every open pane and rule
+// state in every state, as before; /changes, the journal's way, the panes
+// and rule states that changed since the state before, and a base when
+// pipeline.Processor.BaseDue says so. Hourly rules change every series'
+// states in the few batches that close an hour; between, a state holds
+// the panes that took records. It reports
 // the stored bytes a series a batch, the time a batch (encoding and
 // compression; the records' processing is not timed) and the bases an
 // hour. Windows: the rules' own (1h), and the service's defaults with
@@ -149,13 +149,14 @@ func BenchmarkStatesDefaultRules(b *testing.B) {
 							snap = q.AppendSnapshot(snap[:0])
 							n = len(journal.CompressState(snap))
 						} else {
-							if !based || q.RulesBaseDue(since, baseWM) {
-								snap = q.AppendRulesBase(snap[:0])
+							if !based || q.BaseDue(since, baseWM) {
+								snap = q.AppendBase(snap[:0])
 								n = len(journal.CompressState(snap))
 								since, baseWM, based = 0, q.Watermark(), true
 								bases += b2i(timed)
+							} else {
+								since++
 							}
-							since++
 							snap = q.AppendSnapshotChanges(snap[:0])
 							n += len(journal.CompressState(snap))
 						}

@@ -142,7 +142,8 @@ func runGolden(t *testing.T, file, header, events string, batch bool, restartEve
 	wall := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	p.Tick(wall)
 	seq := 0
-	var rulesBase []byte // the rules base of the restarts
+	var stateBase []byte // the restarts' last base
+	var chain [][]byte   // and the changes since
 	var since int
 	var arrival int64
 	pinned := false // arrival set by an arrive event, not by event times
@@ -160,23 +161,24 @@ func runGolden(t *testing.T, file, header, events string, batch bool, restartEve
 			t.Fatal(err)
 		}
 		if restartEvery > 0 && seq%restartEvery == 0 {
-			// As the journal stores it: the rule states changed since a
-			// base, and a new base now and then (every ninth restart:
-			// RulesBaseDue, whose age limit is an hour, would take one
-			// at almost every restart of these hourly scripts), so a
-			// rule state written without its change mark restores
-			// stale here.
+			// As the journal stores it: the changes since the snapshot
+			// before, and a base now and then (every ninth restart:
+			// BaseDue, whose age limit is a day, would take one at
+			// almost every restart of these scripts, whose windows all
+			// change), and restored from the base and every change
+			// since; so a pane or rule state written without its
+			// change showing restores stale here.
 			whole := p.AppendSnapshot(nil)
 			if since%9 == 0 {
-				rulesBase = p.AppendRulesBase(nil)
+				stateBase, chain = p.AppendBase(nil), nil
 			}
 			since++
-			snap := p.AppendSnapshotChanges(nil)
+			chain = append(chain, p.AppendSnapshotChanges(nil))
 			next := p.AppendSnapshotChanges(nil) // the one after: the restored must write the same
 			if p, err = NewProcessor(opts); err != nil {
 				t.Fatal(err)
 			}
-			if err := p.RestoreChanges(snap, rulesBase); err != nil {
+			if err := p.RestoreParts(stateBase, chain); err != nil {
 				t.Fatalf("%s: restore after record %d: %v", file, seq, err)
 			}
 			if again := p.AppendSnapshot(nil); string(again) != string(whole) {
@@ -185,6 +187,7 @@ func runGolden(t *testing.T, file, header, events string, batch bool, restartEve
 			if again := p.AppendSnapshotChanges(nil); string(again) != string(next) {
 				t.Fatalf("%s: the restored state's changes differ after record %d", file, seq)
 			}
+			chain = append(chain, next)
 		}
 		p.Tick(wall)
 	}

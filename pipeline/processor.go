@@ -11,6 +11,7 @@ import (
 	"github.com/tapline/tapline/schemas"
 	"github.com/tapline/tapline/windows"
 	"github.com/tapline/tapline/windows/rules"
+	"github.com/tapline/tapline/windows/wire"
 )
 
 // DeadLetters stores records that could not be used.
@@ -325,49 +326,64 @@ func (p *Processor) AppendSnapshot(b []byte) []byte {
 	return p.router.AppendSnapshot(p.eng.AppendSnapshot(p.agg.AppendSnapshot(b)))
 }
 
-// AppendSnapshotChanges is AppendSnapshot with only the rule states
-// changed since the last AppendRulesBase: the rest are in that base,
-// which the caller stores once for the snapshots after it (the journal:
-// see RulesBaseDue). RestoreChanges takes both.
+// AppendSnapshotChanges is AppendSnapshot with, of the open panes and
+// the rule states (most of a snapshot), only those that may have changed
+// since the last AppendSnapshotChanges or AppendBase: a chain of them
+// after a base stands for the shard's state at the last
+// (RestoreParts). Each call starts the next changes: call it once for
+// each snapshot stored. The journal stores a base when BaseDue says so.
 func (p *Processor) AppendSnapshotChanges(b []byte) []byte {
 	b = append(b, snapshotMagicChanges...)
 	rec := p.rules.Record()
 	b = binary.AppendUvarint(b, uint64(len(rec)))
 	b = append(b, rec...)
-	return p.router.AppendSnapshot(p.eng.AppendChanges(p.agg.AppendSnapshot(b)))
+	return p.router.AppendSnapshot(p.eng.AppendChanges(p.agg.AppendChanges(b)))
 }
 
-// AppendRulesBase appends every rule state of the shard, the base the
-// snapshots from AppendSnapshotChanges are written against from now on.
-func (p *Processor) AppendRulesBase(b []byte) []byte { return p.eng.AppendBase(b) }
+// AppendBase appends every open pane and rule state of the shard: the
+// base the snapshots of changes after it build on.
+func (p *Processor) AppendBase(b []byte) []byte {
+	w := wire.Writer{B: append(b, baseMagic...)}
+	mark := w.Open()
+	w.B = p.agg.AppendBase(w.B)
+	w.Close(mark)
+	return p.eng.AppendBase(w.B)
+}
 
-// Limits on how far the snapshots written against a rules base
-// (AppendSnapshotChanges) reach back to it: a store that expires state
-// by age (the stack's lifecycle rule, 14 days) must not expire a base
-// that a recent snapshot still needs.
+// Limits on a chain of snapshots of changes after a base: how many a
+// restore reads (MaxChain), and how far back, in watermark, the base may
+// lie, so a store that expires state by age (the stack's lifecycle rule,
+// 14 days) never expires a base that a recent snapshot still needs.
 const (
-	MaxRulesBaseStates = 1440                 // snapshots against one base (a day of 1-minute batches)
-	MaxRulesBaseAge    = int64(24 * 3600_000) // ms of watermark since the base
+	MaxChain   = 64
+	MaxBaseAge = int64(24 * 3600_000) // ms
 )
 
-// RulesBaseDue reports whether the shard's next snapshot should come
-// with a new rules base (AppendRulesBase), given how many snapshots have
-// been written against the last one and the watermark at which it was
-// written: when the rules engine says so (rules.Engine.BaseDue: no base,
-// or the changes written since add up to its size), or at the limits
-// above.
-func (p *Processor) RulesBaseDue(states int, baseWM int64) bool {
-	return p.eng.BaseDue() || states >= MaxRulesBaseStates || p.Watermark()-baseWM >= MaxRulesBaseAge
+// BaseDue reports whether the shard's next snapshot should come with a
+// new base (AppendBase), given how many snapshots of changes have been
+// written since the last and the watermark it was written at: when
+// either part has no base its changes build on (a new, restored-whole or
+// reloaded Processor), when the changes written since add up to the
+// base's size (a base then costs no more than going on: rules whose
+// states all change every batch store about what whole snapshots
+// stored; hourly rules, whose states change in the batches that close
+// an hour, a base after those), or at the limits above.
+func (p *Processor) BaseDue(states int, baseWM int64) bool {
+	ab, aw, an := p.agg.BaseCost()
+	eb, ew, en := p.eng.BaseCost()
+	return !ab || !eb || aw+ew >= an+en || states >= MaxChain || p.Watermark()-baseWM >= MaxBaseAge
 }
 
 // Snapshot versions: /2 starts with the rules as recorded (rules.Config.
 // Record; empty for rules not parsed from a document) and ends with the
-// router's state; /1 had neither. /3 is /2 with the rule states changed
-// since a base kept apart (AppendSnapshotChanges).
+// router's state; /1 had neither. /3 is /2 with the panes and rule
+// states changed since the snapshot before (AppendSnapshotChanges); a
+// base (AppendBase) has the rest.
 const (
 	snapshotMagic        = "tapline.pipeline/2\n"
 	snapshotMagicV1      = "tapline.pipeline/1\n"
 	snapshotMagicChanges = "tapline.pipeline/3\n"
+	baseMagic            = "tapline.pipeline-base/1\n"
 )
 
 // snapshotRules reads the rules a /2 snapshot was taken under; nil when
@@ -394,39 +410,14 @@ func snapshotRules(b []byte) (cfg *rules.Config, rest []byte, err error) {
 // states of the rules that did not change (RuleResets counts the
 // others), except from a snapshot of tapline before that
 // (rules.ErrIncompatible).
-func (p *Processor) Restore(b []byte) error { return p.restore(b, nil) }
-
-// RestoreChanges is Restore from a snapshot of AppendSnapshotChanges and
-// the rules base it was written against.
-func (p *Processor) RestoreChanges(b, rulesBase []byte) error {
-	if !bytes.HasPrefix(b, []byte(snapshotMagicChanges)) {
-		return errors.New("pipeline: not a tapline shard snapshot of changes")
-	}
-	return p.restore(b, rulesBase)
-}
-
-// restore reads a snapshot of any version; rulesBase is for /3.
-func (p *Processor) restore(b, rulesBase []byte) error {
+func (p *Processor) Restore(b []byte) error {
 	var rest []byte
 	v1 := bytes.HasPrefix(b, []byte(snapshotMagicV1))
-	changes := bytes.HasPrefix(b, []byte(snapshotMagicChanges))
 	switch {
 	case v1:
 		rest = b[len(snapshotMagicV1):]
-	case changes && rulesBase == nil:
-		return errors.New("pipeline: a snapshot of changes restores only with its rules base")
-	case bytes.HasPrefix(b, []byte(snapshotMagic)) || changes:
-		cfg, r, err := snapshotRules(b[len(snapshotMagic):])
-		if cfg != nil && !cfg.Same(p.rules) {
-			// Continue under the rules the state was built with; a
-			// change to the configured ones is a reload, made at a
-			// recorded point (journal). Rules that no longer parse or
-			// fit the windows (another tapline, other specs) leave the
-			// configured ones, restored by meaning.
-			if eng, err := p.newEngine(cfg); err == nil {
-				p.use(eng, cfg, 0)
-			}
-		}
+	case bytes.HasPrefix(b, []byte(snapshotMagic)):
+		r, err := p.snapshotRules(b[len(snapshotMagic):])
 		if r == nil {
 			return err
 		}
@@ -438,18 +429,92 @@ func (p *Processor) restore(b, rulesBase []byte) error {
 	if err != nil {
 		return err
 	}
-	if changes {
-		rest, err = p.eng.RestoreChanges(rest, rulesBase)
-	} else {
-		rest, err = p.eng.Restore(rest)
-	}
-	if err != nil {
+	if rest, err = p.eng.Restore(rest); err != nil {
 		return err
 	}
 	if !v1 {
 		if rest, err = p.router.Restore(rest); err != nil {
 			return err
 		}
+	}
+	if len(rest) != 0 {
+		return fmt.Errorf("pipeline: %d bytes after the snapshot", len(rest))
+	}
+	return nil
+}
+
+// snapshotRules reads the rules a /2 or /3 snapshot was taken under
+// and, when they are not the configured ones, continues under them: a
+// change to the configured ones is a reload, made at a recorded point
+// (journal). Rules that no longer parse or fit the windows (another
+// tapline, other specs) leave the configured ones, restored by meaning.
+// It returns the bytes after the rules (nil: an error).
+func (p *Processor) snapshotRules(b []byte) ([]byte, error) {
+	cfg, rest, err := snapshotRules(b)
+	if cfg != nil && !cfg.Same(p.rules) {
+		if eng, err := p.newEngine(cfg); err == nil {
+			p.use(eng, cfg, 0)
+		}
+	}
+	return rest, err
+}
+
+// RestoreParts is Restore from a base (AppendBase) and the snapshots of
+// changes written after it (AppendSnapshotChanges), in order: the state
+// the last of them was written at.
+func (p *Processor) RestoreParts(base []byte, changes [][]byte) error {
+	if !bytes.HasPrefix(base, []byte(baseMagic)) {
+		return errors.New("pipeline: not a tapline shard base")
+	}
+	if len(changes) == 0 {
+		return errors.New("pipeline: a base restores only with the changes after it")
+	}
+	r := wire.Reader{B: base[len(baseMagic):]}
+	aggBase := r.Section()
+	if r.Err() != nil {
+		return errors.New("pipeline: base: truncated")
+	}
+	engBase := r.B
+	parts := make([][]byte, len(changes))
+	for i, c := range changes {
+		if !bytes.HasPrefix(c, []byte(snapshotMagicChanges)) {
+			return fmt.Errorf("pipeline: changes %d of %d: not a tapline shard snapshot of changes", i+1, len(changes))
+		}
+		var err error
+		if i < len(changes)-1 {
+			_, parts[i], err = snapshotRules(c[len(snapshotMagicChanges):])
+		} else {
+			parts[i], err = p.snapshotRules(c[len(snapshotMagicChanges):])
+		}
+		if parts[i] == nil {
+			return fmt.Errorf("pipeline: changes %d of %d: %w", i+1, len(changes), err)
+		}
+	}
+	ap, err := p.agg.Parts(aggBase.B)
+	if err != nil {
+		return err
+	}
+	ep, err := p.eng.Parts(engBase)
+	if err != nil {
+		return err
+	}
+	var rest []byte
+	for i, c := range parts {
+		if rest, err = ap.Apply(c); err == nil {
+			rest, err = ep.Apply(rest)
+		}
+		if err != nil {
+			return fmt.Errorf("pipeline: changes %d of %d: %w", i+1, len(parts), err)
+		}
+	}
+	if err := ap.Restore(); err != nil {
+		return err
+	}
+	if err := ep.Restore(); err != nil {
+		return err
+	}
+	if rest, err = p.router.Restore(rest); err != nil {
+		return err
 	}
 	if len(rest) != 0 {
 		return fmt.Errorf("pipeline: %d bytes after the snapshot", len(rest))

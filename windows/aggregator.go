@@ -267,7 +267,11 @@ func (d *device) truncate(n int) {
 // seriesMeta is what a series needs beyond its slot in its device: the
 // generation of its handle and its last event time.
 type seriesMeta struct {
-	gen  uint32
+	gen uint32
+	// from is the pane number (low 32 bits) before which none of the
+	// series' panes has changed since the last snapshot of changes: its
+	// device's closed panes then (changes.go).
+	from uint32
 	last int64 // largest event time in closed panes
 }
 
@@ -312,8 +316,15 @@ type Aggregator struct {
 	backlog int64 // Options.MaxBacklog, ms
 
 	lateBound int64 // for the last Late record: its device's windows were closed up to here
-	active    bool  // records arrived since the last Tick
-	lastTick  time.Time
+
+	// Snapshots in parts (changes.go): series evicted since the last
+	// snapshot of changes (a bitset), whether there is a base, its size
+	// and the bytes of panes the changes wrote since.
+	reset              []uint64
+	based              bool
+	baseBytes, written int
+	active             bool // records arrived since the last Tick
+	lastTick           time.Time
 
 	win Window
 	sis []uint32 // scratch: the series of a record with many metrics

@@ -222,6 +222,7 @@ func (a *Aggregator) evictSeries(sl slot) {
 	si := sl.series
 	s := &a.series[si]
 	s.gen++
+	a.markReset(si)
 	for off := int64(0); off < a.ring; off++ {
 		*a.paneOf(si, off) = pane{}
 		if a.sketches != nil {

@@ -29,7 +29,22 @@ var ErrIncompatible = errors.New("windows: snapshot was taken with different win
 func (a *Aggregator) AppendSnapshot(b []byte) []byte {
 	w := wire.Writer{B: b}
 	w.String(snapshotMagic)
-	a.fingerprint(&w)
+	a.appendHead(&w)
+	w.Uint(uint64(len(a.series)))
+	for si := range a.series {
+		s := &a.series[si]
+		w.Uint(uint64(s.gen))
+		w.Int(s.last)
+		a.appendPanes(&w, uint32(si), false)
+	}
+	a.appendTail(&w)
+	return w.B
+}
+
+// appendHead writes what a snapshot holds before the series: options,
+// watermarks, metric names and devices.
+func (a *Aggregator) appendHead(w *wire.Writer) {
+	a.fingerprint(w)
 	w.Int(a.maxTS)
 	w.Int(a.wm)
 	w.Int(a.closed)
@@ -66,39 +81,45 @@ func (a *Aggregator) AppendSnapshot(b []byte) []byte {
 			w.Uint(uint64(v))
 		}
 	}
-	w.Uint(uint64(len(a.series)))
-	var sk []byte
-	for si := range a.series {
-		s := &a.series[si]
-		w.Uint(uint64(s.gen))
-		w.Int(s.last)
-		n := 0
-		for off := range a.ring {
-			if a.paneOf(uint32(si), off).count > 0 {
-				n++
-			}
-		}
-		w.Uint(uint64(n))
-		for off := range a.ring {
-			p := a.paneOf(uint32(si), off)
-			if p.count == 0 {
-				continue
-			}
-			w.Uint(uint64(off))
-			w.Uint(uint64(p.epoch))
-			w.Uint(uint64(p.count))
-			for _, v := range [...]float64{p.sum, p.min, p.max, p.m2, p.first, p.last} {
-				w.Float(v)
-			}
-			w.Int(int64(p.firstAt))
-			w.Int(int64(p.lastAt))
-			if a.sketches != nil {
-				sk = sk[:0]
-				a.sketches[int64(si)*a.ring+off].Encode(&sk, true)
-				w.Bytes(sk)
-			}
+}
+
+// appendPanes writes series si's open panes: all of them, or with
+// changed only those that may have changed since the last snapshot of
+// changes (changes.go).
+func (a *Aggregator) appendPanes(w *wire.Writer, si uint32, changed bool) {
+	from := a.series[si].from
+	n := 0
+	for off := range a.ring {
+		if p := a.paneOf(si, off); p.count > 0 && (!changed || int32(p.epoch-from) >= 0) {
+			n++
 		}
 	}
+	w.Uint(uint64(n))
+	var sk []byte
+	for off := range a.ring {
+		p := a.paneOf(si, off)
+		if p.count == 0 || changed && int32(p.epoch-from) < 0 {
+			continue
+		}
+		w.Uint(uint64(off))
+		w.Uint(uint64(p.epoch))
+		w.Uint(uint64(p.count))
+		for _, v := range [...]float64{p.sum, p.min, p.max, p.m2, p.first, p.last} {
+			w.Float(v)
+		}
+		w.Int(int64(p.firstAt))
+		w.Int(int64(p.lastAt))
+		if a.sketches != nil {
+			sk = sk[:0]
+			a.sketches[int64(si)*a.ring+off].Encode(&sk, true)
+			w.Bytes(sk)
+		}
+	}
+}
+
+// appendTail writes what a snapshot holds after the series: the free
+// series, open sessions and pending windows.
+func (a *Aggregator) appendTail(w *wire.Writer) {
 	w.Uint(uint64(len(a.freeSeries)))
 	for _, v := range a.freeSeries {
 		w.Uint(uint64(v))
@@ -135,7 +156,6 @@ func (a *Aggregator) AppendSnapshot(b []byte) []byte {
 		w.Int(ag.FirstTS)
 		w.Int(ag.LastTS)
 	}
-	return w.B
 }
 
 // fingerprint writes what a snapshot's meaning depends on.

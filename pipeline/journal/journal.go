@@ -10,11 +10,12 @@
 // The objects of one acknowledged position live in layout.StateDir:
 //
 //	base.snap        the shard's state after the acknowledged record
-//	base.snap.rules  a rules base (every series' rule states), written
-//	                 with a state when one is due; the states after it
-//	                 hold only the rule states changed since and name it
-//	                 (pipeline.Processor.AppendSnapshotChanges). Any
-//	                 .snap may have one.
+//	base.snap.full   a base (every open pane and rule state), written
+//	                 with a state when one is due (pipeline.Processor.
+//	                 BaseDue): each state holds only what changed since
+//	                 the state before and names the base and the states
+//	                 between, which a restore reads too. Any .snap may
+//	                 have one.
 //	idle-{wm}        an idle advance to watermark wm, recorded before it is applied
 //	idle-{wm}.snap   the state after it, once its rows are durable
 //	cut              a batch end chosen by the wall clock (idle shard,
@@ -117,13 +118,15 @@ type Journal struct {
 	// every batch, and growing a fresh buffer to that size each time was
 	// the process's largest memmove (benchmarks/RESULTS.md).
 	snap, scratch []byte
-	// The rules base the states refer to (encode): its key, how many
-	// states have been written against it and the watermark it was
-	// written at; baseSnap is its uncompressed bytes' buffer.
-	rulesBase string
-	sinceBase int
-	baseWM    int64
-	baseSnap  []byte
+	// What the next state builds on (encode): the base's key, the keys
+	// of the states written since it but the last, the last's key, and
+	// the watermark at the base; baseSnap is the base's uncompressed
+	// bytes' buffer.
+	baseKey  string
+	chain    []string
+	lastKey  string
+	baseWM   int64
+	baseSnap []byte
 }
 
 // New builds the shard's pipeline and batch writer; it touches no store.
@@ -175,7 +178,7 @@ func (j *Journal) build() error {
 	}
 	j.proc, j.w, j.alerts, j.sent, j.restored, j.offered = p, w, j.alerts[:0], nil, false, nil
 	j.ackedStats = pipeline.Stats{}
-	j.rulesBase, j.sinceBase, j.baseWM = "", 0, 0
+	j.baseKey, j.chain, j.lastKey, j.baseWM = "", nil, "", 0
 	return nil
 }
 
@@ -297,13 +300,13 @@ func (j *Journal) Restore(ctx context.Context, committed string) (reset string, 
 		if err != nil {
 			return "", err
 		}
-		err = j.load(ctx, b)
+		err = j.load(ctx, j.dir+snap, b)
 		if err == nil && len(j.sent) > 0 && !have[snap+".published"] {
 			j.o.Logger.Warn("publishing the last batch's notifications again: their delivery was not confirmed before the restart", "notifications", len(j.sent), "state", snap)
 			j.publish(j.sent, j.dir+snap)
 		}
 		if err != nil {
-			missing := errors.Is(err, errRulesBaseMissing)
+			missing := errors.Is(err, errPartMissing)
 			if !missing && !errors.Is(err, windows.ErrIncompatible) && !errors.Is(err, rules.ErrIncompatible) {
 				return "", err
 			}
@@ -314,7 +317,7 @@ func (j *Journal) Restore(ctx context.Context, committed string) (reset string, 
 			// means nothing under the new options.
 			if reset = ResetIncompatible; missing {
 				reset = ResetMissing
-				j.o.Logger.Warn("the stored state's rules base is missing: open windows start empty", "err", err)
+				j.o.Logger.Warn("a part of the stored state is missing: open windows start empty", "err", err)
 			} else {
 				j.o.Logger.Warn("stored state does not match the configured windows: open windows start empty", "err", err)
 			}
@@ -567,13 +570,13 @@ func (j *Journal) publish(notes []rules.Alert, stateKey string) {
 	}
 }
 
-// putState stores the state at key, after the rules base it needs when
-// encode wrote a new one.
+// putState stores the state at key, after the base it needs when encode
+// wrote a new one.
 func (j *Journal) putState(what, key string) error {
 	state, base := j.encode(key)
 	if base != nil {
-		if err := j.o.Retry("write rules base", func(ctx context.Context) error {
-			_, err := j.o.Store.Put(ctx, key+rulesSuffix, base)
+		if err := j.o.Retry("write state base", func(ctx context.Context) error {
+			_, err := j.o.Store.Put(ctx, key+fullSuffix, base)
 			return err
 		}); err != nil {
 			return err

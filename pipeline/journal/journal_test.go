@@ -289,12 +289,12 @@ func TestCrashAtEveryStep(t *testing.T) {
 	var states, bases int
 	for k := range ref.o {
 		states += b2i(strings.HasSuffix(k, ".snap"))
-		bases += b2i(strings.HasSuffix(k, ".snap"+rulesSuffix))
+		bases += b2i(strings.HasSuffix(k, ".snap"+fullSuffix))
 	}
 	if bases < 2 || bases > states/2 {
-		t.Fatalf("%d rules bases for %d states: the script should write most states as changes against an older base", bases, states)
+		t.Fatalf("%d bases for %d states: the script should write most states as changes after an older one", bases, states)
 	}
-	t.Logf("%d states, %d rules bases", states, bases)
+	t.Logf("%d states, %d bases", states, bases)
 	total := ref.ops
 
 	for failAt := 1; failAt <= total; failAt++ {
@@ -622,12 +622,12 @@ func b2i(b bool) int {
 	return 0
 }
 
-// TestRulesBase: a state restores with the rules base it names, however
-// old; a state whose base is gone resets the shard as a missing state
-// does; a state naming an object that is not one of the shard's bases
-// fails; a state stored before rules bases (journal/2) restores and the
-// next state comes with a base.
-func TestRulesBase(t *testing.T) {
+// TestStateParts: a state restores with the base and the states before
+// it that it builds on; a state whose base or earlier state is gone
+// resets the shard as a missing state does; a state naming an object
+// that is not a part of the shard's state fails; a state stored before
+// parts (journal/2) restores and the next state comes with a base.
+func TestStateParts(t *testing.T) {
 	store := newMemStore()
 	j, err := New(testOptions(t, store, testRules))
 	if err != nil {
@@ -639,8 +639,8 @@ func TestRulesBase(t *testing.T) {
 	}
 	want := j.Processor().AppendSnapshot(nil)
 	key := layout.StateDir("lake", "app", j.o.Shard, acked) + "base.snap"
-	if j.rulesBase == key+rulesSuffix {
-		t.Fatal("the last state has its own base: the test needs one that refers back")
+	if len(j.chain) == 0 {
+		t.Fatal("the last state comes with its own base: the test needs one built on earlier states")
 	}
 	restore := func(s *memStore) (*Journal, string, error) {
 		j, err := New(testOptions(t, s, testRules))
@@ -652,26 +652,36 @@ func TestRulesBase(t *testing.T) {
 	}
 	r, reset, err := restore(store)
 	if err != nil || reset != "" || !bytes.Equal(r.Processor().AppendSnapshot(nil), want) {
-		t.Fatalf("restore: reset %q, %v, same state %v", reset, err, err == nil && bytes.Equal(r.Processor().AppendSnapshot(nil), want))
+		t.Fatalf("restore: reset %q, %v", reset, err)
 	}
 
-	gone := newMemStore()
-	maps.Copy(gone.o, store.o)
-	delete(gone.o, j.rulesBase)
-	if r, reset, err := restore(gone); err != nil || reset != ResetMissing || r.Processor().LiveSeries() != 0 {
-		t.Fatalf("restore without the rules base: reset %q, %v, %d live series", reset, err, r.Processor().LiveSeries())
+	for _, part := range []string{j.baseKey, j.chain[0]} {
+		gone := newMemStore()
+		maps.Copy(gone.o, store.o)
+		delete(gone.o, part)
+		if r, reset, err := restore(gone); err != nil || reset != ResetMissing || r.Processor().LiveSeries() != 0 {
+			t.Fatalf("restore without %s: reset %q, %v, %d live series", part, reset, err, r.Processor().LiveSeries())
+		}
 	}
 
 	// The state names an object outside the shard's state directories.
 	b, _ := DecompressState(store.o[key])
-	for _, other := range []string{"lake/raw/x.rules", strings.Replace(j.rulesBase, j.o.Shard, "shardId-000000000002", 1), strings.TrimSuffix(layout.StateDir("lake", "app", j.o.Shard, "x"), "x/") + "../../x/base.snap.rules"} {
-		forged := bytes.Replace(b, []byte(j.rulesBase), []byte(other), 1)
-		forged[bytes.Index(forged, []byte(other))-1] = byte(len(other)) // its length prefix (keys under 128 bytes)
+	shardDir := strings.TrimSuffix(layout.StateDir("lake", "app", j.o.Shard, "x"), "x/")
+	for _, forge := range []struct{ part, other string }{
+		{j.baseKey, "lake/raw/x.full"},
+		{j.baseKey, strings.Replace(j.baseKey, j.o.Shard, "shardId-000000000002", 1)},
+		{j.baseKey, shardDir + "../../x/base.snap.full"},
+		{j.baseKey, j.chain[0]}, // a state as the base
+		{j.chain[0], shardDir + "1/notes.txt"},
+	} {
+		// The string as written: its length (keys under 128 bytes), then it.
+		str := func(k string) []byte { return append([]byte{byte(len(k))}, k...) }
+		forged := bytes.Replace(b, str(forge.part), str(forge.other), 1)
 		s := newMemStore()
 		maps.Copy(s.o, store.o)
 		s.o[key] = CompressState(forged)
-		if _, _, err := restore(s); err == nil || !strings.Contains(err.Error(), "not this shard's") {
-			t.Fatalf("state naming %s: %v", other, err)
+		if _, _, err := restore(s); err == nil || !strings.Contains(err.Error(), "not a part of this shard's state") {
+			t.Fatalf("state naming %s for %s: %v", forge.other, forge.part, err)
 		}
 	}
 
@@ -693,9 +703,9 @@ func TestRulesBase(t *testing.T) {
 	}
 	var bases int
 	for k := range old.o {
-		bases += b2i(strings.HasSuffix(k, rulesSuffix))
+		bases += b2i(strings.HasSuffix(k, fullSuffix))
 	}
 	if bases == 0 {
-		t.Fatal("no rules base written after a journal/2 state")
+		t.Fatal("no base written after a journal/2 state")
 	}
 }

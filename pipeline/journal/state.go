@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
@@ -91,104 +92,181 @@ func DecompressState(stored []byte) ([]byte, error) {
 
 // stateMagic starts a state with the notifications of its batch; a state
 // without it (it starts with the writer's position, a sequence number)
-// has none. stateMagicChanges starts a state whose rule states are those
-// changed since a rules base stored apart (pipeline.Processor.
-// AppendSnapshotChanges): after the writer's position come the base's
-// key and the count and watermark of the states written against it.
+// has none. stateMagicChanges starts a state whose snapshot holds only
+// what changed since the state before (pipeline.Processor.
+// AppendSnapshotChanges): after the writer's position come the key of
+// the base it builds on, the keys of the states between (the chain), and
+// the watermark at the base.
 const (
 	stateMagic        = "tapline.journal/2"
 	stateMagicChanges = "tapline.journal/3"
 )
 
-// rulesSuffix names the rules base written with a state: its key is the
+// fullSuffix names the base written with a state: its key is the
 // state's plus this.
-const rulesSuffix = ".rules"
+const fullSuffix = ".full"
 
 // encode is the stored state of the shard that putState stores at key:
 // the notifications of the batch it follows (republished after a crash
-// unless confirmed), the batch writer's position, the rules base it
-// needs, then the processor's snapshot, compressed. When a new rules
-// base is due (pipeline.Processor.RulesBaseDue) it is returned too, to
-// be stored at key+rulesSuffix before the state.
+// unless confirmed), the batch writer's position, the base and chain it
+// builds on, then the processor's snapshot of changes, compressed. When
+// a new base is due (pipeline.Processor.BaseDue) it is returned too, to
+// be stored at key+fullSuffix before the state.
 func (j *Journal) encode(key string) (state, base []byte) {
-	if j.rulesBase == "" || j.proc.RulesBaseDue(j.sinceBase, j.baseWM) {
-		j.baseSnap = j.proc.AppendRulesBase(j.baseSnap[:0])
+	if j.baseKey == "" || j.proc.BaseDue(len(j.chain), j.baseWM) {
+		j.baseSnap = j.proc.AppendBase(j.baseSnap[:0])
 		base, j.scratch = compressState(j.baseSnap, j.scratch)
-		j.rulesBase, j.sinceBase, j.baseWM = key+rulesSuffix, 0, j.proc.Watermark()
+		j.baseKey, j.chain, j.baseWM = key+fullSuffix, j.chain[:0], j.proc.Watermark()
+	} else {
+		j.chain = append(j.chain, j.lastKey)
 	}
-	j.sinceBase++
+	j.lastKey = key
 	after, next := j.w.State()
 	w := wire.Writer{B: j.snap[:0]}
 	w.String(stateMagicChanges)
 	rules.AppendAlerts(&w, j.sent)
 	w.String(after)
 	w.Int(next)
-	w.String(j.rulesBase)
-	w.Int(int64(j.sinceBase))
+	w.String(j.baseKey)
+	w.Uint(uint64(len(j.chain)))
+	for _, k := range j.chain {
+		w.String(k)
+	}
 	w.Int(j.baseWM)
 	j.snap = j.proc.AppendSnapshotChanges(w.B)
 	state, j.scratch = compressState(j.snap, j.scratch)
 	return state, base
 }
 
-// errRulesBaseMissing: a state names a rules base the store does not
-// have (expired, deleted): the shard starts with empty windows, as when
-// the state itself is missing.
-var errRulesBaseMissing = errors.New("journal: the state's rules base is missing")
+// errPartMissing: a state builds on a base or an earlier state the store
+// does not have (expired, deleted): the shard starts with empty windows,
+// as when the state itself is missing.
+var errPartMissing = errors.New("journal: a part of the stored state is missing")
 
-// load restores what encode stored, reading the rules base it names.
-func (j *Journal) load(ctx context.Context, stored []byte) error {
+// stateHead is what a state holds before the processor's snapshot.
+type stateHead struct {
+	magic, after string
+	next         int64
+	sent         []rules.Alert
+	base         string
+	chain        []string
+	baseWM       int64
+}
+
+// readHead reads a decompressed state's head; r is left at the
+// processor's snapshot.
+func readHead(r *wire.Reader) stateHead {
+	var h stateHead
+	h.after = r.String()
+	h.magic = h.after
+	if h.magic == stateMagic || h.magic == stateMagicChanges {
+		h.sent = rules.ReadAlerts(r)
+		h.after = r.String()
+	}
+	h.next = r.Int()
+	if h.magic == stateMagicChanges {
+		h.base = r.String()
+		for range r.Len(1) {
+			h.chain = append(h.chain, r.String())
+		}
+		h.baseWM = r.Int()
+	}
+	return h
+}
+
+// load restores the state stored at key, reading the base and the states
+// it builds on.
+func (j *Journal) load(ctx context.Context, key string, stored []byte) error {
 	b, err := DecompressState(stored)
 	if err != nil {
 		return err
 	}
 	r := wire.Reader{B: b}
-	after := r.String()
-	j.sent = nil
-	magic := after
-	if magic == stateMagic || magic == stateMagicChanges {
-		j.sent = rules.ReadAlerts(&r)
-		after = r.String()
-	}
-	next := r.Int()
-	var baseKey string
-	var since, baseWM int64
-	if magic == stateMagicChanges {
-		baseKey, since, baseWM = r.String(), r.Int(), r.Int()
-	}
+	h := readHead(&r)
 	if r.Err() != nil {
 		return fmt.Errorf("journal: shard state: %w", r.Err())
 	}
-	if magic != stateMagicChanges {
+	j.sent = h.sent
+	if h.magic != stateMagicChanges {
 		if err := j.proc.Restore(r.B); err != nil {
 			return err
 		}
-		j.w.Resume(after, next)
+		j.w.Resume(h.after, h.next)
 		return nil
 	}
-	// The key is read from the store: it must name a rules base in a
-	// state directory of this shard ({position}/{name}.rules), not any
-	// object.
-	shardDir := strings.TrimSuffix(j.stateDir("x"), "x/")
-	rest, ok := strings.CutPrefix(baseKey, shardDir)
-	if pos, name, _ := strings.Cut(rest, "/"); !ok || pos == "" || pos == ".." || strings.Contains(name, "/") || !strings.HasSuffix(name, rulesSuffix) {
-		return fmt.Errorf("journal: shard state: rules base %q is not this shard's", baseKey)
+	// The keys are read from the store: each must name a base or a state
+	// in a state directory of this shard, not any object.
+	if err := j.ownKey(h.base, fullSuffix); err != nil {
+		return err
 	}
-	base, err := j.o.Store.Get(ctx, baseKey)
-	if err != nil {
-		keys, lerr := j.o.Store.List(ctx, baseKey)
-		if lerr == nil && !slices.Contains(keys, baseKey) {
-			return fmt.Errorf("%w: %s", errRulesBaseMissing, baseKey)
+	for _, k := range h.chain {
+		if err := j.ownKey(k, ".snap"); err != nil {
+			return err
 		}
+	}
+	parts, err := j.getAll(ctx, append([]string{h.base}, h.chain...))
+	if err != nil {
 		return err
 	}
-	if base, err = DecompressState(base); err != nil {
-		return fmt.Errorf("journal: rules base %s: %w", baseKey, err)
+	changes := make([][]byte, 0, len(h.chain)+1)
+	for i, k := range h.chain {
+		cr := wire.Reader{B: parts[i+1]}
+		ch := readHead(&cr)
+		if cr.Err() != nil || ch.magic != stateMagicChanges || ch.base != h.base {
+			return fmt.Errorf("journal: state %s, before %s: not a state of the same base (%v)", k, key, cr.Err())
+		}
+		changes = append(changes, cr.B)
 	}
-	if err := j.proc.RestoreChanges(r.B, base); err != nil {
+	changes = append(changes, r.B)
+	if err := j.proc.RestoreParts(parts[0], changes); err != nil {
 		return err
 	}
-	j.rulesBase, j.sinceBase, j.baseWM = baseKey, int(since), baseWM
-	j.w.Resume(after, next)
+	j.baseKey, j.chain, j.baseWM, j.lastKey = h.base, h.chain, h.baseWM, key
+	j.w.Resume(h.after, h.next)
 	return nil
+}
+
+// ownKey checks that key names an object in one of the shard's state
+// directories ({position}/{name}) whose name ends with suffix.
+func (j *Journal) ownKey(key, suffix string) error {
+	shardDir := strings.TrimSuffix(j.stateDir("x"), "x/")
+	rest, ok := strings.CutPrefix(key, shardDir)
+	if pos, name, _ := strings.Cut(rest, "/"); !ok || pos == "" || pos == ".." || strings.Contains(name, "/") || !strings.HasSuffix(name, suffix) {
+		return fmt.Errorf("journal: shard state: %q is not a part of this shard's state", key)
+	}
+	return nil
+}
+
+// getAll reads and decompresses keys, a few at a time (a restore reads
+// up to pipeline.MaxChain states).
+func (j *Journal) getAll(ctx context.Context, keys []string) ([][]byte, error) {
+	out := make([][]byte, len(keys))
+	errs := make([]error, len(keys))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i, k := range keys {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			b, err := j.o.Store.Get(ctx, k)
+			if err != nil {
+				if list, lerr := j.o.Store.List(ctx, k); lerr == nil && !slices.Contains(list, k) {
+					err = fmt.Errorf("%w: %s", errPartMissing, k)
+				}
+				errs[i] = err
+				return
+			}
+			if out[i], err = DecompressState(b); err != nil {
+				errs[i] = fmt.Errorf("journal: %s: %w", k, err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }

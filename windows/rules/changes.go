@@ -8,17 +8,18 @@ import (
 	"github.com/tapline/tapline/windows/wire"
 )
 
-// Rule states in two parts. A detector's state is kilobytes a series
-// (the default set's, 4 KiB) and changes only when a window of its spec
+// Rule states in parts. A detector's state is kilobytes a series (the
+// default set's, 4 KiB) and changes only when a window of its spec
 // closes: an hourly rule's, once an hour. Written in full with every
 // batch's snapshot, it was most of the snapshot and of its cost
 // (benchmarks/CAPACITY.md). So the engine can write its rule states as a
 // base (AppendBase: every series' and device's states) and, for each
 // snapshot after it, the changes (AppendChanges: the counters, rules and
 // incidents, and the states of only the series and devices changed since
-// the base). RestoreChanges puts the two together into what
-// AppendSnapshot would have written and restores that, so a restore
-// from the parts is a restore from the whole.
+// the snapshot before). Parts puts a base and the changes after it, in
+// order, back together into what AppendSnapshot would have written with
+// the last of them, and restores that: restoring from the parts is
+// restoring from the whole.
 //
 // "Changed" is marked where the engine writes a state: a series bound or
 // rebound, a window its rules evaluate, a missing-data transition. A
@@ -50,9 +51,9 @@ func (e *Engine) AppendBase(b []byte) []byte {
 }
 
 // AppendChanges appends the engine's state but the rule states of the
-// series and devices unchanged since the last AppendBase, which
-// RestoreChanges takes from that base. It counts what it writes toward
-// BaseDue: call it once for each snapshot stored.
+// series and devices unchanged since the last AppendChanges or
+// AppendBase. It counts what it writes toward BaseCost and starts the
+// next changes: call it once for each snapshot stored.
 func (e *Engine) AppendChanges(b []byte) []byte {
 	w := wire.Writer{B: b}
 	w.String(changesMagic)
@@ -77,103 +78,133 @@ func (e *Engine) AppendChanges(b []byte) []byte {
 			e.appendEntry(&w, &list[i])
 			w.Close(mark)
 			e.written += len(w.B) - mark
+			list[i].changed = false
 		}
 	}
 	w.Uint(uint64(e.written))
 	return w.B
 }
 
-// BaseDue reports whether the next snapshot should come with a new base
-// rather than changes against the last: when there is no base the
-// changes are relative to (after NewEngine or Restore), or once the
-// rule states AppendChanges wrote since the base add up to half its
-// size. Rules whose states all change every snapshot then store a base
-// every other snapshot, about what whole snapshots stored; hourly rules,
-// whose states change in the few batches that close an hour, store a
-// base or two an hour and small changes between (BenchmarkStatesDefault
-// Rules: half of the base was 152 bytes a series a batch, the whole
-// base 183, twice it 172, a quarter 152).
-func (e *Engine) BaseDue() bool { return !e.based || 2*e.written >= e.baseBytes }
+// BaseCost says whether there is a base the engine's changes build on
+// (none after NewEngine or Restore), and the bytes of rule states its
+// changes have written since it against the base's size: the pipeline
+// writes a new base when the changes add up to about the base
+// (pipeline.Processor.BaseDue).
+func (e *Engine) BaseCost() (based bool, written, base int) { return e.based, e.written, e.baseBytes }
 
-// RestoreChanges restores a new Engine from changes (AppendChanges) and
-// the base they were written against (AppendBase), as Restore restores
-// the snapshot AppendSnapshot would have written at the time, and
-// returns the bytes after changes. The restored engine's changes are
-// relative to the same base.
-func (e *Engine) RestoreChanges(changes, base []byte) ([]byte, error) {
+// Parts joins a base (AppendBase) and the changes written after it
+// (AppendChanges), applied in order, into a new Engine.
+type Parts struct {
+	e         *Engine
+	baseBytes int
+	header    []byte
+	lists     [2][][]byte // each entry's bytes, by index
+	written   uint64
+	applied   bool
+}
+
+// Parts starts restoring a new Engine from base.
+func (e *Engine) Parts(base []byte) (*Parts, error) {
+	if len(e.series) > 0 || len(e.devices) > 0 {
+		return nil, errors.New("rules: restoring from parts needs a new Engine")
+	}
+	r := wire.Reader{B: base}
+	if m := r.String(); m != baseMagic {
+		return nil, fmt.Errorf("rules: not a rules base (%q)", m)
+	}
+	p := &Parts{e: e, baseBytes: len(base)}
+	for k := range p.lists {
+		p.lists[k] = make([][]byte, r.Len(5))
+		for i := range p.lists[k] {
+			s := r.Section()
+			p.lists[k][i] = s.B
+		}
+	}
+	if err := r.Err(); err != nil {
+		return nil, fmt.Errorf("rules: base: %w", err)
+	}
+	if len(r.B) != 0 {
+		return nil, fmt.Errorf("rules: base: %d bytes after it", len(r.B))
+	}
+	return p, nil
+}
+
+// Apply reads the next changes and returns the bytes after them.
+func (p *Parts) Apply(changes []byte) ([]byte, error) {
 	r := wire.Reader{B: changes}
 	if m := r.String(); m != changesMagic {
 		return nil, fmt.Errorf("rules: not a rules changes snapshot (%q)", m)
 	}
 	head := r.Section()
-	br := wire.Reader{B: base}
-	if m := br.String(); m != baseMagic {
-		return nil, fmt.Errorf("rules: not a rules base (%q)", m)
-	}
-	full := wire.Writer{B: append([]byte(nil), head.B...)}
-	type entry struct {
-		i int
-		b []byte
-	}
-	var marked [2][]int
-	for k := range marked {
-		// The list's length is checked below: its entries are in the
-		// base or among the changed.
-		n, nb := r.Uint(), br.Len(1)
-		inBase := make([][]byte, nb)
-		for i := range inBase {
-			s := br.Section()
-			inBase[i] = s.B
-		}
-		changed := make([]entry, 0, r.Len(5))
-		if n > uint64(nb+cap(changed)) {
-			r.Fail("%d entries, %d in the base and %d changed", n, nb, cap(changed))
+	for k := range p.lists {
+		// The list's length is checked below: its entries are the ones
+		// held or among the changed.
+		n := r.Uint()
+		m := r.Len(5)
+		if n > uint64(len(p.lists[k])+m) {
+			r.Fail("%d entries, %d held and %d changed", n, len(p.lists[k]), m)
 			break
 		}
-		for range cap(changed) {
+		list := p.lists[k]
+		for len(list) < int(n) {
+			list = append(list, nil) // each must be among the changed
+		}
+		list = list[:n]
+		prev := -1
+		for range m {
 			i, s := r.Uint(), r.Section()
-			if i >= uint64(n) || len(changed) > 0 && int(i) <= changed[len(changed)-1].i {
+			if i >= n || int(i) <= prev {
 				r.Fail("changed entry %d out of order or past %d", i, n)
 				break
 			}
-			changed = append(changed, entry{int(i), s.B})
+			prev = int(i)
+			list[i] = s.B
 		}
-		if r.Err() != nil || br.Err() != nil {
+		if r.Err() != nil {
 			break
 		}
-		full.Uint(n)
-		for i := range int(n) {
-			switch {
-			case len(changed) > 0 && changed[0].i == i:
-				full.B = append(full.B, changed[0].b...)
-				changed = changed[1:]
-				marked[k] = append(marked[k], i)
-			case i < nb:
-				full.B = append(full.B, inBase[i]...)
-			default:
-				r.Fail("entry %d is neither changed nor in the base", i)
+		for i, b := range list {
+			if b == nil {
+				r.Fail("entry %d is neither held nor changed", i)
+				break
 			}
 		}
-	}
-	if err := errors.Join(r.Err(), br.Err()); err != nil {
-		return nil, fmt.Errorf("rules: restore from changes: %w", err)
-	}
-	rest, err := e.Restore(full.B)
-	if err != nil {
-		return nil, err
-	}
-	if len(rest) != 0 {
-		return nil, fmt.Errorf("rules: restore from changes: %d bytes after the states", len(rest))
+		p.lists[k] = list
 	}
 	written := r.Uint()
 	if err := r.Err(); err != nil {
-		return nil, fmt.Errorf("rules: restore from changes: %w", err)
+		return nil, fmt.Errorf("rules: changes: %w", err)
 	}
-	for k, list := range []*[]seriesRules{&e.series, &e.devices} {
-		for _, i := range marked[k] {
-			(*list)[i].changed = true
+	p.header, p.written, p.applied = head.B, written, true
+	return r.B, nil
+}
+
+// Restore restores the Engine from the base and the changes applied: the
+// snapshot the last of them stands for. Its next changes are relative to
+// that one.
+func (p *Parts) Restore() error {
+	if !p.applied {
+		return errors.New("rules: restoring from parts needs the changes after the base")
+	}
+	full := wire.Writer{B: append([]byte(nil), p.header...)}
+	for _, list := range p.lists {
+		full.Uint(uint64(len(list)))
+		for _, b := range list {
+			full.B = append(full.B, b...)
 		}
 	}
-	e.based, e.baseBytes, e.written = true, len(base), int(min(written, math.MaxInt32))
-	return r.B, nil
+	e := p.e
+	rest, err := e.Restore(full.B)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 0 {
+		return fmt.Errorf("rules: restore from parts: %d bytes after the states", len(rest))
+	}
+	// Restored under other rules (a state dropped, a series to rebind),
+	// the states are not the parts' any more: the next snapshot needs a
+	// base.
+	e.based = string(e.AppendSnapshot(nil)) == string(full.B)
+	e.baseBytes, e.written = p.baseBytes, int(min(p.written, math.MaxInt32))
+	return nil
 }

@@ -51,6 +51,7 @@ func TestChangesRestoreAsWhole(t *testing.T) {
 	e := newEngine()
 	gen := make([]uint32, 6) // each slot's current series generation
 	var base []byte
+	var chain [][]byte // the changes since base
 	var live series
 	for step := range 2_000 {
 		// A window of a random slot, sometimes a new series in it.
@@ -78,28 +79,49 @@ func TestChangesRestoreAsWhole(t *testing.T) {
 			}
 			e.Watermark(min*60_000, live)
 		}
-		if step%5 == 0 {
-			base = e.AppendBase(nil)
+		if step%11 == 0 {
+			base, chain = e.AppendBase(nil), nil
 		}
-		changes, whole, next := e.AppendChanges(nil), e.AppendSnapshot(nil), e.AppendChanges(nil)
-		r := newEngine()
-		if rest, err := r.RestoreChanges(changes, base); err != nil || len(rest) != 0 {
-			t.Fatalf("step %d: restore: %v (%d bytes left)", step, err, len(rest))
-		}
+		chain = append(chain, e.AppendChanges(nil))
+		whole := e.AppendSnapshot(nil)
+		r := restoreParts(t, newEngine(), base, chain)
 		if !bytes.Equal(r.AppendSnapshot(nil), whole) {
-			t.Fatalf("step %d: restored from changes, the engine snapshots differently", step)
+			t.Fatalf("step %d: restored from a base and %d changes, the engine snapshots differently", step, len(chain))
 		}
-		if !bytes.Equal(r.AppendChanges(nil), next) {
-			t.Fatalf("step %d: restored from changes, the engine's changes differ", step)
+		eb, ew, en := e.BaseCost()
+		if rb, rw, rn := r.BaseCost(); rb != eb || rw != ew || rn != en || !rb {
+			t.Fatalf("step %d: restored base cost %v %d %d, the original's %v %d %d", step, rb, rw, rn, eb, ew, en)
 		}
-		if r.BaseDue() != e.BaseDue() {
-			t.Fatalf("step %d: restored engine: base due %v, the original's %v", step, r.BaseDue(), e.BaseDue())
+		if step%2 == 0 { // go on with the restored one: it must write what the original would
+			next := e.AppendChanges(nil)
+			if !bytes.Equal(r.AppendChanges(nil), next) {
+				t.Fatalf("step %d: restored from changes, the engine's next changes differ", step)
+			}
+			chain = append(chain, next)
+			e = r
 		}
-		e = r
 	}
 	if len(alerts) < 20 {
 		t.Fatalf("only %d alerts: the rules hardly ran", len(alerts))
 	}
+}
+
+// restoreParts restores e from base and the changes after it.
+func restoreParts(t *testing.T, e *Engine, base []byte, changes [][]byte) *Engine {
+	t.Helper()
+	p, err := e.Parts(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range changes {
+		if rest, err := p.Apply(c); err != nil || len(rest) != 0 {
+			t.Fatalf("changes %d of %d: %v (%d bytes left)", i, len(changes), err, len(rest))
+		}
+	}
+	if err := p.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
 
 // TestChangesRejectCorrupt: changes that do not fit their base fail
@@ -111,24 +133,35 @@ func TestChangesRejectCorrupt(t *testing.T) {
 	base := e.AppendBase(nil)
 	f.window(e, 1, 60)
 	changes := e.AppendChanges(nil)
-	if _, err := f.engine(before).RestoreChanges(changes, base); err != nil {
-		t.Fatal(err)
+	restoreParts(t, f.engine(before), base, [][]byte{changes})
+	apply := func(base, changes []byte) error {
+		p, err := f.engine(before).Parts(base)
+		if err != nil {
+			return err
+		}
+		if _, err := p.Apply(changes); err != nil {
+			return err
+		}
+		return p.Restore()
 	}
-	if _, err := f.engine(before).RestoreChanges(changes, nil); err == nil || !strings.Contains(err.Error(), "base") {
-		t.Errorf("without a base: %v", err)
+	if p, err := f.engine(before).Parts(base); err != nil || p.Restore() == nil {
+		t.Errorf("a base without its changes restored: %v", err)
 	}
-	if _, err := f.engine(before).RestoreChanges(base, base); err == nil {
+	if err := apply(base, base); err == nil {
 		t.Error("a base restored as changes")
 	}
-	empty := f.engine(before).AppendBase(nil) // no entries: the series is neither changed nor in it
+	if err := apply(changes, changes); err == nil {
+		t.Error("changes restored as a base")
+	}
+	empty := f.engine(before).AppendBase(nil) // no entries: the series is neither held nor changed
 	unchanged := f.engine(before)
 	f.window(unchanged, 0, 1)
 	unchanged.AppendBase(nil) // marks it unchanged
-	if _, err := f.engine(before).RestoreChanges(unchanged.AppendChanges(nil), empty); err == nil {
+	if err := apply(empty, unchanged.AppendChanges(nil)); err == nil || !strings.Contains(err.Error(), "entries") {
 		t.Errorf("changes against another base: %v", err)
 	}
 	for n := range len(changes) {
-		if _, err := f.engine(before).RestoreChanges(changes[:n], base); err == nil {
+		if err := apply(base, changes[:n]); err == nil {
 			t.Fatalf("changes cut at %d of %d bytes restored", n, len(changes))
 		}
 	}
