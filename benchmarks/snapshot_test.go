@@ -85,7 +85,7 @@ func BenchmarkSnapshotCompress(b *testing.B) {
 // 5-minute readings. It reports the snapshot's bytes per series before
 // and after the service's compression (journal.CompressState).
 func BenchmarkSnapshotDefaultRules(b *testing.B) {
-	p, _, _, _ := defaultRulesShard(b, nil)
+	p, _, _, _ := stateShard(b, rules.Default(), nil)
 	var snap []byte
 	b.ReportAllocs()
 	for b.Loop() {
@@ -97,9 +97,9 @@ func BenchmarkSnapshotDefaultRules(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/series, "ns/series")
 }
 
-// BenchmarkStatesDefaultRules is two hours of that shard's batches (one
-// a minute, batch.flush_every's default), each followed by the state the
-// journal stores, the second hour timed: /whole, every open pane and rule
+// BenchmarkStates is two hours of such a shard's batches (one a minute,
+// batch.flush_every's default), each followed by the state the journal
+// stores, the second hour timed: /whole, every open pane and rule
 // state in every state, as before; /changes, the journal's way, the panes
 // and rule states that changed since the state before, and a base when
 // pipeline.Processor.BaseDue says so. Hourly rules change every series'
@@ -107,20 +107,30 @@ func BenchmarkSnapshotDefaultRules(b *testing.B) {
 // the panes that took records. It reports
 // the stored bytes a series a batch, the time a batch (encoding and
 // compression; the records' processing is not timed) and the bases an
-// hour. Windows: the rules' own (1h), and the service's defaults with
-// them (1m and 5m/1m too, so the shard keeps 1-minute panes and an hourly
-// window's sixty of them are in every snapshot).
-func BenchmarkStatesDefaultRules(b *testing.B) {
-	for _, wins := range []string{"1h", "service"} {
-		var specs []windows.Spec
-		if wins == "service" {
-			specs = rules.AddDefaultWindows(service.Defaults().Pipeline.Windows.Specs)
-		}
-		p, opts, records, perMinute := defaultRulesShard(b, specs)
+// hour. Rules and windows: the default set on its own windows (1h); the
+// default set on the service's windows with its own (1m and 5m/1m too,
+// so the shard keeps 1-minute panes and an hourly window's sixty of them
+// are in every snapshot); the demo's rules on the service's windows.
+func BenchmarkStates(b *testing.B) {
+	demo, err := rules.Load(rulesFile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	serviceSpecs := service.Defaults().Pipeline.Windows.Specs
+	for _, c := range []struct {
+		name  string
+		cfg   *rules.Config
+		specs []windows.Spec
+	}{
+		{"rules=default/windows=1h", rules.Default(), nil},
+		{"rules=default/windows=service", rules.Default(), rules.AddDefaultWindows(serviceSpecs)},
+		{"rules=demo/windows=service", demo, serviceSpecs},
+	} {
+		p, opts, records, perMinute := stateShard(b, c.cfg, c.specs)
 		series := float64(p.LiveSeries())
 		start := p.AppendSnapshot(nil)
 		for _, mode := range []string{"whole", "changes"} {
-			b.Run("windows="+wins+"/"+mode, func(b *testing.B) {
+			b.Run(c.name+"/"+mode, func(b *testing.B) {
 				var snap []byte
 				var stored, bases int
 				for b.Loop() {
@@ -181,19 +191,19 @@ func b2i(b bool) int {
 	return 0
 }
 
-// defaultRulesShard is a processor running the default rule set on
-// specs (nil: the rules' own) after ten days of 5-minute readings of 200
-// devices, with its options and the next two hours of records, perMinute
-// of them a minute.
-func defaultRulesShard(b *testing.B, specs []windows.Spec) (p *pipeline.Processor, opts pipeline.Options, next [][]byte, perMinute int) {
-	cfg := rules.Default()
+// stateShard is a processor running cfg on specs (nil: the rules' own),
+// with the service's allowed lateness, after ten days of 5-minute
+// readings of 200 devices, with its options and the next two hours of
+// records, perMinute of them a minute.
+func stateShard(b *testing.B, cfg *rules.Config, specs []windows.Spec) (p *pipeline.Processor, opts pipeline.Options, next [][]byte, perMinute int) {
 	var err error
 	if specs == nil {
 		if specs, err = cfg.Specs(); err != nil {
 			b.Fatal(err)
 		}
 	}
-	opts = pipeline.Options{Shard: "bench", Windows: windows.Options{Specs: specs}, Rules: cfg, DeadLetters: discard{}}
+	lateness := service.Defaults().Pipeline.Windows.AllowedLateness
+	opts = pipeline.Options{Shard: "bench", Windows: windows.Options{Specs: specs, AllowedLateness: lateness}, Rules: cfg, DeadLetters: discard{}}
 	if p, err = pipeline.NewProcessor(opts); err != nil {
 		b.Fatal(err)
 	}

@@ -31,15 +31,14 @@
 //     named after the shard and its first and last sequence numbers, with
 //     bytes that are a function of its rows.
 //  2. At the end of a batch the shard writes its objects (put-if-absent:
-//     a replay's second write is a no-op), then its state snapshot
-//     (AppendSnapshotChanges: open panes, live series, and the rule
-//     states, with their baselines and hysteresis, changed since a rules
-//     base written with an earlier snapshot, which it names; the base
-//     first when a new one is due: RulesBaseDue), then the checkpoint,
-//     in that order. The checkpoint write is conditional on the lease
-//     owner.
-//  3. A new owner restores the snapshot stored with the checkpoint (and
-//     its rules base: RestoreChanges) and continues from the record after it: same state, same records, so
+//     a replay's second write is a no-op), then its state (a snapshot of
+//     what changed since the state before, AppendSnapshotChanges, which
+//     names the base of everything it builds on and the states between;
+//     a new base first when one is due: BaseDue), then the checkpoint, in
+//     that order. The checkpoint write is conditional on the lease owner.
+//  3. A new owner restores the state stored with the checkpoint (with
+//     its base and the states between: RestoreParts) and continues from
+//     the record after it: same state, same records, so
 //     the same batches, bytes and alerts (alerts are published to SNS
 //     only after their batch is durable; a replay may publish one again,
 //     with the same id; the state keeps its batch's notifications until
@@ -58,8 +57,9 @@
 // an alert firing for an hour), and would cut different batches around
 // the replayed records, duplicating them in S3. A snapshot holds the open
 // panes, a few hundred bytes per live series (BenchmarkSnapshot; figures
-// in benchmarks/RESULTS.md), and is written once per batch; detectors'
-// states, kilobytes a series but changed only when their windows close,
-// go into the rules bases and only their changes into each snapshot
-// (BenchmarkStatesDefaultRules).
+// in benchmarks/RESULTS.md), and the rule states, kilobytes a series for
+// detectors; most of both do not change in a batch (a pane before its
+// device's closed point takes no record, a detector changes when its
+// window closes), so each batch stores what changed and a base now and
+// then (BenchmarkStates).
 package pipeline
