@@ -317,14 +317,15 @@ type Aggregator struct {
 
 	lateBound int64 // for the last Late record: its device's windows were closed up to here
 
+	active   bool // records arrived since the last Tick
+	lastTick time.Time
+
 	// Snapshots in parts (changes.go): series evicted since the last
 	// snapshot of changes (a bitset), whether there is a base, its size
 	// and the bytes of panes the changes wrote since.
 	reset              []uint64
 	based              bool
 	baseBytes, written int
-	active             bool // records arrived since the last Tick
-	lastTick           time.Time
 
 	win Window
 	sis []uint32 // scratch: the series of a record with many metrics

@@ -150,8 +150,8 @@ type seriesRules struct {
 	device windows.Handle
 	states []ruleState
 	stale  bool // restored under rules with additions: rebind at the next window
-	// changed: a state written since the engine's last AppendBase
-	// (changes.go).
+	// changed: a state written since the engine's last AppendChanges
+	// or AppendBase (changes.go).
 	changed bool
 }
 
