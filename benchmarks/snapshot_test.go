@@ -51,6 +51,42 @@ func BenchmarkRestore(b *testing.B) {
 	}
 }
 
+// BenchmarkRestoreParts is BenchmarkRestore from parts, the way a new
+// lease owner restores now: a base and the longest chain of states after
+// it (pipeline.MaxChain of them, a pass over the dataset cut into as many
+// batches), the restore the journal does after reading them.
+func BenchmarkRestoreParts(b *testing.B) {
+	for _, f := range fleets[:2] {
+		b.Run(f.name, func(b *testing.B) {
+			p := warmProcessor(b, f.devices)
+			base := p.AppendBase(nil)
+			ds := dataset(f.devices)
+			ds.Shift()
+			var chain [][]byte
+			per := len(ds.Records)/pipeline.MaxChain + 1
+			for i, r := range ds.Records {
+				p.Process(r, "", 0)
+				if (i+1)%per == 0 || i == len(ds.Records)-1 {
+					chain = append(chain, p.AppendSnapshotChanges(nil))
+				}
+			}
+			var stored int
+			for _, c := range chain {
+				stored += len(c)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				q := newProcessor(b, nil)
+				if err := q.RestoreParts(base, chain); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(chain)), "states")
+			b.ReportMetric(float64(len(base)+stored)/(1<<20), "MiB")
+		})
+	}
+}
+
 // warmProcessor is a processor after one pass over the fleet's dataset:
 // every series live, windows open.
 func warmProcessor(b *testing.B, devices int) *pipeline.Processor {

@@ -172,9 +172,11 @@ func (a *Aggregator) readPanes(r *wire.Reader, recs []paneRec) []paneRec {
 		off := r.Uint()
 		r.Uint() // epoch
 		r.Uint() // count
-		for range 6 {
-			r.Float()
+		if len(r.B) < 6*8 { // six floats: not read, only passed over
+			r.Fail("short pane")
+			break
 		}
+		r.B = r.B[6*8:]
 		r.Int()
 		r.Int()
 		if a.opts.Quantiles {
@@ -230,11 +232,25 @@ func (p *Parts) Apply(changes []byte) ([]byte, error) {
 }
 
 // mergePanes returns have with the panes of changed in place of those at
-// the same offsets, both in offset order.
+// the same offsets, both in offset order. Most changed panes take a ring
+// slot a pane held before: those are overwritten in place.
 func mergePanes(have, changed []paneRec) []paneRec {
-	if len(changed) == 0 {
-		return have
+	i := 0
+	for _, c := range changed {
+		for i < len(have) && have[i].off < c.off {
+			i++
+		}
+		if i == len(have) || have[i].off != c.off {
+			return insertPanes(have, changed)
+		}
+		have[i] = c
+		i++
 	}
+	return have
+}
+
+// insertPanes is mergePanes when changed holds offsets have does not.
+func insertPanes(have, changed []paneRec) []paneRec {
 	out := make([]paneRec, 0, len(have)+len(changed))
 	i := 0
 	for _, c := range changed {
