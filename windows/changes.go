@@ -170,8 +170,8 @@ func (a *Aggregator) readPanes(r *wire.Reader, recs []paneRec) []paneRec {
 	for range r.Len(12) {
 		at := r.B
 		off := r.Uint()
-		r.Uint() // epoch
-		r.Uint() // count
+		r.Uint()            // epoch
+		r.Uint()            // count
 		if len(r.B) < 6*8 { // six floats: not read, only passed over
 			r.Fail("short pane")
 			break
