@@ -319,11 +319,15 @@ func (p *Processor) reject(data []byte, seq string, arrival int64, reason schema
 // b. Taken after a batch is durable, it lets a new Processor continue as
 // if this one had never stopped: see Restore and the package doc.
 func (p *Processor) AppendSnapshot(b []byte) []byte {
-	b = append(b, snapshotMagic...)
+	return p.router.AppendSnapshot(p.eng.AppendSnapshot(p.agg.AppendSnapshot(p.appendRules(b, snapshotMagic))))
+}
+
+// appendRules starts a snapshot: its magic, then the rules as recorded.
+func (p *Processor) appendRules(b []byte, magic string) []byte {
+	b = append(b, magic...)
 	rec := p.rules.Record()
 	b = binary.AppendUvarint(b, uint64(len(rec)))
-	b = append(b, rec...)
-	return p.router.AppendSnapshot(p.eng.AppendSnapshot(p.agg.AppendSnapshot(b)))
+	return append(b, rec...)
 }
 
 // AppendSnapshotChanges is AppendSnapshot with, of the open panes and
@@ -333,11 +337,7 @@ func (p *Processor) AppendSnapshot(b []byte) []byte {
 // (RestoreParts). Each call starts the next changes: call it once for
 // each snapshot stored. The journal stores a base when BaseDue says so.
 func (p *Processor) AppendSnapshotChanges(b []byte) []byte {
-	b = append(b, snapshotMagicChanges...)
-	rec := p.rules.Record()
-	b = binary.AppendUvarint(b, uint64(len(rec)))
-	b = append(b, rec...)
-	return p.router.AppendSnapshot(p.eng.AppendChanges(p.agg.AppendChanges(b)))
+	return p.router.AppendSnapshot(p.eng.AppendChanges(p.agg.AppendChanges(p.appendRules(b, snapshotMagicChanges))))
 }
 
 // AppendBase appends every open pane and rule state of the shard: the
