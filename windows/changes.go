@@ -1,6 +1,7 @@
 package windows
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/tapline/tapline/windows/wire"
@@ -47,7 +48,7 @@ func (a *Aggregator) AppendBase(b []byte) []byte {
 
 // AppendChanges appends the Aggregator's snapshot with, of each series'
 // panes, only those that may have changed since the last AppendChanges
-// or AppendBase; it counts what it writes toward BaseDue. Each call
+// or AppendBase; it counts what it writes toward BaseCost. Each call
 // starts the next changes: call it once for each snapshot stored.
 func (a *Aggregator) AppendChanges(b []byte) []byte {
 	w := wire.Writer{B: b}
@@ -108,7 +109,6 @@ func (a *Aggregator) markReset(si uint32) {
 		a.reset = append(a.reset, 0)
 	}
 	a.reset[si/64] |= 1 << (si % 64)
-	a.series[si].from = 0
 }
 
 func (a *Aggregator) isReset(si int) bool {
@@ -137,7 +137,7 @@ type Parts struct {
 // from base.
 func (a *Aggregator) Parts(base []byte) (*Parts, error) {
 	if a.maxTS != noData || len(a.devices) > 0 {
-		return nil, fmt.Errorf("windows: restoring from parts needs a new Aggregator")
+		return nil, errors.New("windows: restoring from parts needs a new Aggregator")
 	}
 	r := wire.Reader{B: base}
 	if m := r.String(); m != baseMagic {
@@ -271,7 +271,7 @@ func insertPanes(have, changed []paneRec) []paneRec {
 // relative to that one.
 func (p *Parts) Restore() error {
 	if !p.applied {
-		return fmt.Errorf("windows: restoring from parts needs the changes after the base")
+		return errors.New("windows: restoring from parts needs the changes after the base")
 	}
 	w := wire.Writer{}
 	w.String(snapshotMagic)
