@@ -43,7 +43,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		checkpoints:   c("checkpoints_total", "Checkpoints written (each after its batch and state were durable)."),
 		leasesTaken:   c("leases_taken_total", "Shard leases taken by this worker."),
 		leasesLost:    c("leases_lost_total", "Shard leases lost or given up; the shard's state was dropped."),
-		stateResets:   cv("state_resets_total", "Shards started without their stored state, by cause: state_missing, state_incompatible (another window pane, lateness or quantiles).", "cause"),
+		stateResets:   cv("state_resets_total", "Shards started without their stored state, by cause: state_missing (the state, or a base or earlier state it builds on), state_incompatible (another window pane, lateness or quantiles).", "cause"),
 		ruleResets:    cv("rule_state_resets_total", "Rule states a restore or a rules reload dropped because their rule changed or was removed, by reason.", "reason"),
 		shardFailures: c("shard_failures_total", "Shards restarted from their checkpoint after an error or panic."),
 		behind:        gv("millis_behind_latest", "How far the shard's reader is behind the stream's tip (GetRecords MillisBehindLatest)."),

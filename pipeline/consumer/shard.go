@@ -65,6 +65,7 @@ func (s *shard) Initialize(in *kcl.InitializationInput) {
 		return
 	}
 	s.j = j
+	began := time.Now()
 	err = s.retry("restore state", func(ctx context.Context) error {
 		reset, err := j.Restore(ctx, committed)
 		if reset != "" {
@@ -78,7 +79,8 @@ func (s *shard) Initialize(in *kcl.InitializationInput) {
 		s.markLost(err)
 		return
 	}
-	s.log.Info("shard started", "checkpoint", committed, "live_series", j.Processor().LiveSeries())
+	s.log.Info("shard started", "checkpoint", committed, "live_series", j.Processor().LiveSeries(),
+		"state_parts", j.RestoredParts(), "restore_took", time.Since(began).Round(time.Millisecond))
 }
 
 // ack checkpoints seq through the KCL's (fenced) checkpointer.

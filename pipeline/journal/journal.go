@@ -127,6 +127,7 @@ type Journal struct {
 	lastKey  string
 	baseWM   int64
 	baseSnap []byte
+	parts    int // objects the last Restore read the state from
 }
 
 // New builds the shard's pipeline and batch writer; it touches no store.
@@ -178,12 +179,17 @@ func (j *Journal) build() error {
 	}
 	j.proc, j.w, j.alerts, j.sent, j.restored, j.offered = p, w, j.alerts[:0], nil, false, nil
 	j.ackedStats = pipeline.Stats{}
-	j.baseKey, j.chain, j.lastKey, j.baseWM = "", nil, "", 0
+	j.baseKey, j.chain, j.lastKey, j.baseWM, j.parts = "", nil, "", 0, 0
 	return nil
 }
 
 // Processor is the shard's pipeline, for its counters and gauges.
 func (j *Journal) Processor() *pipeline.Processor { return j.proc }
+
+// RestoredParts returns how many objects the last Restore read the
+// shard's state from: the state, and the base and earlier states it
+// builds on (0: none stored).
+func (j *Journal) RestoredParts() int { return j.parts }
 
 // Committed returns the last acknowledged sequence number, "" before the
 // first.

@@ -654,12 +654,15 @@ func TestStateParts(t *testing.T) {
 	if err != nil || reset != "" || !bytes.Equal(r.Processor().AppendSnapshot(nil), want) {
 		t.Fatalf("restore: reset %q, %v", reset, err)
 	}
+	if n := r.RestoredParts(); n != len(j.chain)+2 {
+		t.Fatalf("restored from %d objects, want the state, its base and %d between", n, len(j.chain))
+	}
 
 	for _, part := range []string{j.baseKey, j.chain[0]} {
 		gone := newMemStore()
 		maps.Copy(gone.o, store.o)
 		delete(gone.o, part)
-		if r, reset, err := restore(gone); err != nil || reset != ResetMissing || r.Processor().LiveSeries() != 0 {
+		if r, reset, err := restore(gone); err != nil || reset != ResetMissing || r.Processor().LiveSeries() != 0 || r.RestoredParts() != 0 {
 			t.Fatalf("restore without %s: reset %q, %v, %d live series", part, reset, err, r.Processor().LiveSeries())
 		}
 	}
@@ -695,7 +698,7 @@ func TestStateParts(t *testing.T) {
 	old := newMemStore()
 	old.o[key] = CompressState(r.Processor().AppendSnapshot(w.B))
 	o, reset, err := restore(old)
-	if err != nil || reset != "" || !bytes.Equal(o.Processor().AppendSnapshot(nil), want) {
+	if err != nil || reset != "" || !bytes.Equal(o.Processor().AppendSnapshot(nil), want) || o.RestoredParts() != 1 {
 		t.Fatalf("restore from a journal/2 state: reset %q, %v", reset, err)
 	}
 	if _, err := run(o, script()[70:], 0, 0, &acked); err != nil {

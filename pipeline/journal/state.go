@@ -191,6 +191,7 @@ func (j *Journal) load(ctx context.Context, key string, stored []byte) error {
 		if err := j.proc.Restore(r.B); err != nil {
 			return err
 		}
+		j.parts = 1
 		j.w.Resume(h.after, h.next)
 		return nil
 	}
@@ -222,6 +223,7 @@ func (j *Journal) load(ctx context.Context, key string, stored []byte) error {
 		return err
 	}
 	j.baseKey, j.chain, j.baseWM, j.lastKey = h.base, h.chain, h.baseWM, key
+	j.parts = len(parts) + 1
 	j.w.Resume(h.after, h.next)
 	return nil
 }
