@@ -307,7 +307,9 @@ func (j *Journal) Restore(ctx context.Context, committed string) (reset string, 
 			return "", err
 		}
 		err = j.load(ctx, j.dir+snap, b)
-		if err == nil && len(j.sent) > 0 && !have[snap+".published"] {
+		// A state whose base or earlier state is gone still has its
+		// batch's notifications: they go out again too.
+		if (err == nil || errors.Is(err, errPartMissing)) && len(j.sent) > 0 && !have[snap+".published"] {
 			j.o.Logger.Warn("publishing the last batch's notifications again: their delivery was not confirmed before the restart", "notifications", len(j.sent), "state", snap)
 			j.publish(j.sent, j.dir+snap)
 		}

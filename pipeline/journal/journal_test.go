@@ -642,15 +642,23 @@ func TestStateParts(t *testing.T) {
 	if len(j.chain) == 0 {
 		t.Fatal("the last state comes with its own base: the test needs one built on earlier states")
 	}
+	var republished int
 	restore := func(s *memStore) (*Journal, string, error) {
-		j, err := New(testOptions(t, s, testRules))
+		o := testOptions(t, s, testRules)
+		o.Publish = func(*rules.Alert) { republished++ }
+		j, err := New(o)
 		if err != nil {
 			t.Fatal(err)
 		}
+		republished = 0
 		reset, err := j.Restore(context.Background(), acked)
 		return j, reset, err
 	}
 	r, reset, err := restore(store)
+	sent := republished
+	if sent == 0 {
+		t.Fatal("the state holds no unconfirmed notifications: the test needs some")
+	}
 	if err != nil || reset != "" || !bytes.Equal(r.Processor().AppendSnapshot(nil), want) {
 		t.Fatalf("restore: reset %q, %v", reset, err)
 	}
@@ -664,6 +672,9 @@ func TestStateParts(t *testing.T) {
 		delete(gone.o, part)
 		if r, reset, err := restore(gone); err != nil || reset != ResetMissing || r.Processor().LiveSeries() != 0 || r.RestoredParts() != 0 {
 			t.Fatalf("restore without %s: reset %q, %v, %d live series", part, reset, err, r.Processor().LiveSeries())
+		}
+		if republished != sent {
+			t.Fatalf("restore without %s: %d of the state's %d unconfirmed notifications published again", part, republished, sent)
 		}
 	}
 
